@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what ctfgen needs on this machine and builds it: Debian packages (OpenBLAS always; PyTorch
+# with CTFGEN_TORCH=1, for the oracle and the benchmark peers), npm dependencies, the native addon and
+# the TypeScript. Each step is skipped when already done. Nothing is fetched outside npm and Debian.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=(libopenblas-dev g++ make python3)
+if [[ "${CTFGEN_TORCH:-0}" == 1 ]]; then need+=(python3-torch python3-numpy python3-scipy); fi
+missing=()
+for p in "${need[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) == 0 ]]; then
+    echo "ctfgen setup: installing Debian packages: ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "ctfgen setup: missing Debian packages: ${missing[*]}" >&2
+    echo "  install them as root: apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+if [[ ! -d node_modules/node-addon-api || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  echo "ctfgen setup: npm ci" >&2
+  npm ci --no-audit --no-fund >/dev/null
+fi
+
+addon=build/Release/ctfgen_native.node
+if [[ ! -f $addon || -n "$(find native binding.gyp -newer "$addon" 2>/dev/null | head -1)" ]]; then
+  echo "ctfgen setup: building the native addon" >&2
+  # Build against this machine's Node headers (never downloaded): <prefix>/include/node.
+  nodedir="$(dirname "$(dirname "$(command -v node)")")"
+  [[ -f "$nodedir/include/node/node_api.h" ]] || { echo "ctfgen setup: Node headers not found under $nodedir/include/node" >&2; exit 1; }
+  node_modules/.bin/node-gyp rebuild --nodedir="$nodedir" >build-native.log 2>&1 || { tail -40 build-native.log >&2; exit 1; }
+fi
+
+echo "ctfgen setup: compiling TypeScript" >&2
+node_modules/.bin/tsc -p tsconfig.json
