@@ -4,6 +4,9 @@
 # the TypeScript. Each step is skipped when already done. Nothing is fetched outside npm and Debian.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# One build at a time per checkout (tests and benchmarks may start in parallel).
+exec 9>"${TMPDIR:-/tmp}/ctfgen-setup-$(pwd | cksum | cut -d' ' -f1).lock"
+flock 9
 
 need=(libopenblas-dev g++ make python3)
 if [[ "${CTFGEN_TORCH:-0}" == 1 ]]; then need+=(python3-torch python3-numpy python3-scipy); fi
