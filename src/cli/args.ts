@@ -1,0 +1,63 @@
+// One validation path from kebab-case flags to typed options, shared by every command.
+import { parseArgs } from 'node:util';
+
+/** Bad usage: the CLI prints the message and the command's help, and exits with code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export interface FlagSpec {
+  type: 'string' | 'number' | 'boolean' | 'int';
+  default?: string | number | boolean;
+  help: string;
+  short?: string;
+  min?: number;
+}
+
+export interface CommandSpec {
+  name: string;          // "bench engine"
+  summary: string;
+  usage: string;         // "ctfgen bench engine [options]"
+  flags: Record<string, FlagSpec>;  // camelCase keys; the flag is the kebab-case form
+  positionals?: string[];
+}
+
+export function kebab(camel: string): string {
+  return camel.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+export type ParsedFlags = Record<string, string | number | boolean | undefined>;
+
+export function parseCommand(spec: CommandSpec, argv: string[]): { flags: ParsedFlags; positionals: string[] } {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
+  for (const [key, f] of Object.entries(spec.flags))
+    options[kebab(key)] = { type: f.type === 'boolean' ? 'boolean' : 'string', ...(f.short ? { short: f.short } : {}) };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/^.*?: /, ''));
+  }
+  const flags: ParsedFlags = { help: parsed.values['help'] as boolean | undefined };
+  for (const [key, f] of Object.entries(spec.flags)) {
+    const raw = parsed.values[kebab(key)] as string | boolean | undefined;
+    if (raw === undefined) { flags[key] = f.default; continue; }
+    if (f.type === 'number' || f.type === 'int') {
+      const v = Number(raw);
+      if (raw === '' || !Number.isFinite(v) || (f.type === 'int' && !Number.isInteger(v)))
+        throw new UsageError(`--${kebab(key)}: expected ${f.type === 'int' ? 'an integer' : 'a number'}, got "${raw}"`);
+      if (f.min !== undefined && v < f.min) throw new UsageError(`--${kebab(key)}: must be ≥ ${f.min}, got ${v}`);
+      flags[key] = v;
+    } else flags[key] = raw;
+  }
+  return { flags, positionals: parsed.positionals };
+}
+
+export function helpText(spec: CommandSpec): string {
+  const rows = Object.entries(spec.flags).map(([key, f]) => {
+    const name = `  ${f.short ? `-${f.short}, ` : ''}--${kebab(key)}${f.type === 'boolean' ? '' : ` <${f.type === 'string' ? 'value' : f.type}>`}`;
+    const def = f.default !== undefined && f.type !== 'boolean' ? ` (default: ${f.default})` : '';
+    return `${name.padEnd(30)} ${f.help}${def}`;
+  });
+  return `${spec.usage}\n\n${spec.summary}\n\nOptions:\n${rows.join('\n')}\n  -h, --help                   show this help\n`;
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+// The `ctfgen` command: finds the subcommand, parses its flags, renders events. No numerics here.
+import { readFileSync } from 'node:fs';
+import { CtfError } from '../errors.js';
+import { UsageError, helpText, parseCommand, type CommandSpec, type ParsedFlags } from './args.js';
+import { benchEngineCommand } from './bench.js';
+
+export interface Command { spec: CommandSpec; run: (flags: ParsedFlags, positionals: string[]) => Promise<void> }
+
+const COMMANDS: Command[] = [benchEngineCommand];
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function overview(): string {
+  const rows = COMMANDS.map((c) => `  ctfgen ${c.spec.name.padEnd(22)} ${c.spec.summary.split('\n')[0]}`);
+  return `ctfgen ${version()} — coarse-to-fine autoregressive image generation on a CPU\n\nUsage: ctfgen <command> [options]\n\nCommands:\n${rows.join('\n')}\n\nRun \`ctfgen <command> --help\` for a command's options.\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    process.stdout.write(overview());
+    return argv.length === 0 ? 2 : 0;
+  }
+  if (argv[0] === '--version' || argv[0] === '-v') { process.stdout.write(version() + '\n'); return 0; }
+  // Longest matching command name ("bench engine" before "bench").
+  const cmd = [...COMMANDS]
+    .sort((a, b) => b.spec.name.split(' ').length - a.spec.name.split(' ').length)
+    .find((c) => c.spec.name.split(' ').every((w, i) => argv[i] === w));
+  if (!cmd) {
+    process.stderr.write(`ctfgen: unknown command "${argv.slice(0, 2).join(' ')}"\n\n${overview()}`);
+    return 2;
+  }
+  const rest = argv.slice(cmd.spec.name.split(' ').length);
+  try {
+    const { flags, positionals } = parseCommand(cmd.spec, rest);
+    if (flags['help']) { process.stdout.write(helpText(cmd.spec)); return 0; }
+    await cmd.run(flags, positionals);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`ctfgen ${cmd.spec.name}: ${e.message}\n\n${helpText(cmd.spec)}`);
+      return 2;
+    }
+    if (e instanceof CtfError) {
+      process.stderr.write(`ctfgen ${cmd.spec.name}: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (e: unknown) => {
+    process.stderr.write(`ctfgen: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exitCode = 1;
+  },
+);
