@@ -10,6 +10,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import gpt_fixtures  # noqa: E402
+import ops_fixtures  # noqa: E402
 import st_fixture  # noqa: E402
 
 
@@ -18,6 +20,8 @@ def main(outdir: str) -> None:
     os.makedirs(outdir, exist_ok=True)
     sizes = {}
     sizes["safetensors_torch.safetensors"] = st_fixture.make(os.path.join(outdir, "safetensors_torch.safetensors"))
+    sizes.update(ops_fixtures.make_all(outdir))
+    sizes.update(gpt_fixtures.make_all(outdir))
     total = sum(sizes.values())
     for name, n in sizes.items():
         print(f"{n:9d}  {name}")
