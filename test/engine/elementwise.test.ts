@@ -29,16 +29,20 @@ function naiveBinary(a: Tensor, b: Tensor, f: (x: number, y: number) => number):
   return { shape, data };
 }
 
-// Abramowitz-Stegun would be too coarse; the Maclaurin series in float64 is exact enough for |x| < 4.
-function erf(x: number): number {
-  if (Math.abs(x) >= 4) return Math.sign(x);
-  let term = x, s = x;
-  for (let k = 1; k < 80; k++) {
-    term *= (-x * x) / k;
-    s += term / (2 * k + 1);
+/** erfc in float64: Maclaurin series of erf below 2.5, the Laplace continued fraction above. */
+function erfc(z: number): number {
+  if (z < 0) return 2 - erfc(-z);
+  if (z < 2.5) {
+    let term = z, s = z;
+    for (let k = 1; k < 100; k++) { term *= (-z * z) / k; s += term / (2 * k + 1); }
+    return 1 - (2 / Math.sqrt(Math.PI)) * s;
   }
-  return (2 / Math.sqrt(Math.PI)) * s;
+  let K = z;
+  for (let k = 80; k >= 1; k--) K = z + k / 2 / K;
+  return Math.exp(-z * z) / Math.sqrt(Math.PI) / K;
 }
+
+const geluRef = (x: number): number => 0.5 * x * erfc(-x / Math.SQRT2);
 
 /** Keeps values away from 0 (for div, log, sqrt, relu's kink). */
 function awayFromZero(t: Tensor, min: number, positive = false): Tensor {
@@ -110,7 +114,7 @@ const UNARY = [
   { name: 'sqrt', f: sqrt, ref: Math.sqrt, positive: true },
   { name: 'relu', f: relu, ref: (x: number) => Math.max(x, 0), positive: false },
   { name: 'silu', f: silu, ref: (x: number) => x / (1 + Math.exp(-x)), positive: false },
-  { name: 'gelu', f: gelu, ref: (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2)), positive: false },
+  { name: 'gelu', f: gelu, ref: geluRef, positive: false },
 ];
 
 for (const u of UNARY)
@@ -128,6 +132,19 @@ test('silu and gelu match torch at known points and stay finite at extremes', ()
   assertClose(silu(x).f32.slice(0, 3), [-0.26894142, 0.73105858, 2.85772238], { atol: 1e-6 });
   assertClose(silu(x).f32.slice(3), [0, 100, 0], { atol: 1e-6 });
   assertClose(gelu(x).f32.slice(3), [0, 100, 0], { atol: 1e-6 });
+});
+
+test('gelu keeps its relative accuracy in the negative tail (vectorised erfc)', () => {
+  const xs = tensor(Array.from({ length: 4001 }, (_, i) => -10 + i * 0.005), [4001]);
+  assertClose(gelu(xs).f32, Array.from(xs.f32, geluRef), { atol: 1e-30, rtol: 2e-5 });
+});
+
+test('exp is accurate over the whole float range, underflows to 0 and overflows to inf', () => {
+  const xs = tensor(Array.from({ length: 1901 }, (_, i) => -87 + i * 0.0924), [1901]);
+  assertClose(exp(xs).f32, Array.from(xs.f32, Math.exp), { atol: 0, rtol: 2e-7 });
+  const y = exp(tensor([-104, 89, -Infinity, Infinity, NaN], [5])).f32;
+  assert.deepEqual(Array.from(y.slice(0, 4)), [0, Infinity, 0, Infinity]);
+  assert.ok(Number.isNaN(y[4]));
 });
 
 test('dropout: fraction zeroed ≈ p, mean preserved, kept values scaled by 1/(1-p)', () => {
