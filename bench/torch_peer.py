@@ -25,48 +25,93 @@ def blas_info():
         return 'unknown (not OpenBLAS)', 0
 
 
+def gpt_config(c):
+    from llamagen_gpt import GptConfig  # our faithful re-implementation of LlamaGen's GPT (oracle/)
+    return GptConfig(vocab_size=c['vocab'], n_layer=c['layers'], n_head=c['heads'], dim=c['dim'],
+                     num_classes=c['numClasses'], block_size=c['grid'] * c['grid'], multiple_of=c['ffnMultipleOf'])
+
+
+def train_model(c, p=0.1):
+    """LlamaGen's GPT in training mode: its dropouts (token 0.1 on the embeddings, residual 0.1 after the
+    attention output, FFN 0.1 after w2) and class dropout 0.1, hooked onto the oracle's modules."""
+    from llamagen_gpt import Gpt
+    model = Gpt(gpt_config(c))
+    for layer in model.layers:
+        layer.attention.wo.register_forward_hook(lambda m, i, out: F.dropout(out, p, m.training))
+        layer.feed_forward.w2.register_forward_hook(lambda m, i, out: F.dropout(out, p, m.training))
+    model.tok_embeddings.register_forward_hook(lambda m, i, out: F.dropout(out, p, m.training))
+    model.cls_embedding.embedding_table.register_forward_hook(lambda m, i, out: F.dropout(out, p, m.training))
+    return model
+
+
 class TrainCase:
     def __init__(self, c):
-        from llamagen_gpt import GPT, GPTConfig  # our faithful re-implementation of LlamaGen's GPT
         torch.manual_seed(0)
-        self.T = c['grid'] * c['grid']
-        self.model = GPT(GPTConfig(vocab_size=c['vocab'], n_layer=c['layers'], n_head=c['heads'], dim=c['dim'],
-                                   num_classes=c['numClasses'], block_size=self.T, multiple_of=c['ffnMultipleOf'],
-                                   causal=True))
+        self.c = c
+        self.model = train_model(c)
         self.model.train()
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
         self.opt = torch.optim.AdamW([{'params': decay, 'weight_decay': 0.05}, {'params': no_decay, 'weight_decay': 0.0}],
                                      lr=1e-4, betas=(0.9, 0.95))
         g = torch.Generator().manual_seed(1)
-        self.tokens = torch.randint(0, c['vocab'], (c['batch'], self.T), generator=g)
+        T = c['grid'] * c['grid']
+        self.tokens = torch.randint(0, c['vocab'], (c['batch'], T), generator=g)
         self.classes = torch.randint(0, c['numClasses'], (c['batch'],), generator=g)
 
     def step(self):
-        logits, loss = self.model.training_loss(self.classes, self.tokens)
+        # class dropout as LlamaGen's LabelEmbedder.token_drop: label -> null class with p = 0.1
+        drop = torch.rand(self.classes.shape[0]) < 0.1
+        labels = torch.where(drop, torch.full_like(self.classes, self.c['numClasses']), self.classes)
+        logits = self.model(labels, self.tokens[:, :-1])  # (B, T, V): [class, t_0 … t_{T-2}] predicts t_0 … t_{T-1}
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), self.tokens.reshape(-1))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
 
 
+def sample_logits(logits, temperature, top_k, top_p):
+    """LlamaGen's sample(): temperature, top-k / top-p filtering, softmax, multinomial."""
+    logits = logits / max(temperature, 1e-5)
+    if top_k > 0:
+        kth = torch.topk(logits, top_k)[0][..., -1, None]
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    if top_p < 1.0:
+        sorted_logits, idx = torch.sort(logits, descending=True)
+        cum = torch.softmax(sorted_logits, -1).cumsum(-1)
+        remove = cum > top_p
+        remove[..., 1:] = remove[..., :-1].clone()
+        remove[..., 0] = False
+        logits = logits.masked_fill(remove.scatter(1, idx, remove), -math.inf)
+    return torch.multinomial(torch.softmax(logits, -1), 1)[:, 0]
+
+
 class DecodeCase:
     def __init__(self, c):
-        from llamagen_gpt import GPT, GPTConfig
+        from llamagen_gpt import Gpt
         torch.manual_seed(0)
         self.c = c
-        self.model = GPT(GPTConfig(vocab_size=c['vocab'], n_layer=c['layers'], n_head=c['heads'], dim=c['dim'],
-                                   num_classes=c['numClasses'], block_size=c['grid'] * c['grid'],
-                                   multiple_of=c['ffnMultipleOf'], causal=True))
-        with torch.no_grad():  # a random head so sampling is not uniform
-            self.model.output.weight.normal_(0, 0.02)
+        self.model = Gpt(gpt_config(c))
+        with torch.no_grad():  # random weights, like a trained model's, so sampling is not uniform
+            for p in self.model.parameters():
+                if p.dim() >= 2:
+                    p.normal_(0, 0.02)
         self.model.eval()
-        self.classes = torch.arange(c['batch']) % c['numClasses']
+        self.labels = torch.arange(c['batch']) % c['numClasses']
 
+    @torch.no_grad()
     def step(self):
-        with torch.no_grad():
-            self.model.generate(self.classes, self.c['grid'] * self.c['grid'], cfg_scale=self.c['cfg'],
-                                temperature=1.0, top_k=0, top_p=1.0)
+        """KV-cached generation with CFG by batch doubling, LlamaGen's generate() loop."""
+        m, B, T, s = self.model, self.c['batch'], self.c['grid'] * self.c['grid'], self.c['cfg']
+        both = torch.cat([self.labels, torch.full_like(self.labels, self.c['numClasses'])])
+        cache = m.new_cache(2 * B, T)
+        x = m.cls_embedding(both)
+        for pos in range(T):
+            logits = m.step(x, cache, pos)[:, -1]
+            cond, uncond = logits[:B], logits[B:]
+            nxt = sample_logits(uncond + (cond - uncond) * s, 1.0, 0, 1.0)
+            x = m.tok_embeddings(torch.cat([nxt, nxt]))[:, None, :]
 
 
 class ConvCase:
