@@ -28,10 +28,11 @@ float* f32_or_null(const Napi::CallbackInfo& info, size_t i, const char* what) {
   return ctf::f32(info, i, what);
 }
 
-// Largest element offset the strides reach, +1 (the buffer length they need).
-int64_t extent(const Geom& g, const int64_t* s) {
-  int64_t last = 0;
-  for (int k = 0; k < g.n; k++) last += (g.d[k] - 1) * s[k];
+// Largest element offset the strides reach, +1 (the buffer length they need). In double so that a hostile
+// geometry cannot overflow past the check.
+double extent(const Geom& g, const int64_t* s) {
+  double last = 0;
+  for (int k = 0; k < g.n; k++) last += (double)(g.d[k] - 1) * (double)s[k];
   return last + 1;
 }
 
@@ -45,12 +46,14 @@ Geom read_geom(const Napi::CallbackInfo& info, size_t i, const char* op, size_t 
   for (int k = 0; k < g.n; k++) {
     g.d[k] = v[1 + k]; g.sa[k] = v[1 + g.n + k]; g.sb[k] = v[1 + 2 * g.n + k];
     if (g.d[k] < 1 || g.sa[k] < 0 || g.sb[k] < 0) ctf::fail(info, std::string(op) + ": bad broadcast geometry");
+    if ((double)g.total * (double)g.d[k] > (double)lenOut)  // checked before multiplying: no overflow
+      ctf::fail(info, std::string(op) + ": output length does not match the geometry");
     g.total *= g.d[k];
   }
   int m = g.n - 1;
   if (g.sa[m] > 1 || g.sb[m] > 1) ctf::fail(info, std::string(op) + ": innermost strides must be 0 or 1");
   if ((size_t)g.total != lenOut) ctf::fail(info, std::string(op) + ": output length does not match the geometry");
-  if ((size_t)extent(g, g.sa) > lenA || (size_t)extent(g, g.sb) > lenB)
+  if (extent(g, g.sa) > (double)lenA || extent(g, g.sb) > (double)lenB)
     ctf::fail(info, std::string(op) + ": geometry reads past the end of an input");
   return g;
 }

@@ -21,17 +21,18 @@ CTF_KERNEL(sumAxes) {
   int n = lv > 0 ? v[0] : 0;
   if (n < 1 || n > MAX_DIMS || lv != (size_t)(1 + 2 * n))
     ctf::fail(info, "sumAxes: geometry must be [n, dims(n), outStrides(n)] with 1 ≤ n ≤ 8");
-  int64_t d[MAX_DIMS], so[MAX_DIMS], total = 1, extent = 1;
+  int64_t d[MAX_DIMS], so[MAX_DIMS];
+  double total = 1, extent = 1;  // double: a hostile geometry cannot overflow past the checks
   for (int k = 0; k < n; k++) {
     d[k] = v[1 + k]; so[k] = v[1 + n + k];
     if (d[k] < 1 || so[k] < 0) ctf::fail(info, "sumAxes: bad geometry");
-    total *= d[k]; extent += (d[k] - 1) * so[k];
+    total *= (double)d[k]; extent += (double)(d[k] - 1) * (double)so[k];
   }
-  if ((size_t)total != ctf::len(info, 0)) ctf::fail(info, "sumAxes: x length does not match the geometry");
-  if ((size_t)extent > ctf::len(info, 1)) ctf::fail(info, "sumAxes: geometry writes past the end of out");
+  if (total != (double)ctf::len(info, 0)) ctf::fail(info, "sumAxes: x length does not match the geometry");
+  if (extent > (double)ctf::len(info, 1)) ctf::fail(info, "sumAxes: geometry writes past the end of out");
   if (so[n - 1] > 1) ctf::fail(info, "sumAxes: innermost out stride must be 0 or 1");
 
-  int64_t inner = d[n - 1], rows = total / inner;
+  int64_t inner = d[n - 1], rows = (int64_t)total / inner;
   int64_t idx[MAX_DIMS] = {0}, oo = 0;
   bool keepInner = so[n - 1] == 1;
   float a = (float)alpha;

@@ -12,41 +12,42 @@ namespace {
 constexpr int MAX_DIMS = 8;
 constexpr int64_t TILE = 16;  // a 16x16 float tile: 16 cache lines read, 16 written
 
-// dst (n) (+)= alpha * src (n, stride s)
-template <bool ACC>
+// How a copy combines: a bit-exact move (also used for i32 data viewed as f32), a scaled set, or +=.
+enum Mode { MOVE, SCALE, ACCUMULATE };
+
+template <Mode M>
+inline void put(float& d, float s, float alpha) {
+  if constexpr (M == MOVE) d = s;
+  else if constexpr (M == SCALE) d = alpha * s;
+  else d += alpha * s;
+}
+
+// dst (n) <- src (n, stride s)
+template <Mode M>
 void row_copy(const float* __restrict src, int64_t s, float* __restrict dst, int64_t n, float alpha) {
   if (s == 1) {
 #pragma omp simd
-    for (int64_t j = 0; j < n; j++) {
-      if constexpr (ACC) dst[j] += alpha * src[j];
-      else dst[j] = alpha * src[j];
-    }
+    for (int64_t j = 0; j < n; j++) put<M>(dst[j], src[j], alpha);
   } else {
 #pragma omp simd
-    for (int64_t j = 0; j < n; j++) {
-      if constexpr (ACC) dst[j] += alpha * src[j * s];
-      else dst[j] = alpha * src[j * s];
-    }
+    for (int64_t j = 0; j < n; j++) put<M>(dst[j], src[j * s], alpha);
   }
 }
 
-// 2-D transpose block: dst (rows, cols; row stride dr) (+)= alpha * src (rows, cols) read at a + b*sc.
+// 2-D transpose block: dst (rows, cols; row stride dr) <- src (rows, cols) read at a + b*sc.
 // Tiled so both the strided reads and the contiguous writes stay in cache.
-template <bool ACC>
+template <Mode M>
 void tile_copy(const float* __restrict src, int64_t sc, float* __restrict dst, int64_t dr, int64_t rows,
                int64_t cols, float alpha) {
   for (int64_t a0 = 0; a0 < rows; a0 += TILE)
     for (int64_t b0 = 0; b0 < cols; b0 += TILE) {
       int64_t a1 = std::min(rows, a0 + TILE), b1 = std::min(cols, b0 + TILE);
       for (int64_t a = a0; a < a1; a++)
-        for (int64_t b = b0; b < b1; b++) {
-          if constexpr (ACC) dst[a * dr + b] += alpha * src[a + b * sc];
-          else dst[a * dr + b] = alpha * src[a + b * sc];
-        }
+        for (int64_t b = b0; b < b1; b++) put<M>(dst[a * dr + b], src[a + b * sc], alpha);
     }
 }
 
-template <bool ACC>
+template <Mode M>
 void strided_copy(const float* src, float* dst, int n, const int64_t* d, const int64_t* ss, float alpha) {
   int64_t ds[MAX_DIMS];  // contiguous strides of dst
   ds[n - 1] = 1;
@@ -65,8 +66,8 @@ void strided_copy(const float* src, float* dst, int n, const int64_t* d, const i
   for (int i = 0; i < no; i++) count *= d[outer[i]];
   int64_t idx[MAX_DIMS] = {0}, so = 0, dof = 0;
   for (int64_t r = 0; r < count; r++) {
-    if (k2 >= 0) tile_copy<ACC>(src + so, ss[last], dst + dof, ds[k2], d[k2], d[last], alpha);
-    else row_copy<ACC>(src + so, ss[last], dst + dof, d[last], alpha);
+    if (k2 >= 0) tile_copy<M>(src + so, ss[last], dst + dof, ds[k2], d[k2], d[last], alpha);
+    else row_copy<M>(src + so, ss[last], dst + dof, d[last], alpha);
     for (int i = no - 1; i >= 0; i--) {
       int k = outer[i];
       so += ss[k]; dof += ds[k];
@@ -78,7 +79,8 @@ void strided_copy(const float* src, float* dst, int n, const int64_t* d, const i
 
 }  // namespace
 
-// dst[i] = alpha * src[off(i)], or += with accumulate. args: src, dst (Π d), geom, alpha, accumulate
+// dst[i] = alpha * src[off(i)], or += with accumulate; alpha = 1 without accumulate moves bits unchanged.
+// args: src, dst (Π d), geom, alpha, accumulate
 CTF_KERNEL(stridedCopy) {
   const float* src = ctf::f32(info, 0, "src");
   float* dst = ctf::f32(info, 1, "dst");
@@ -89,21 +91,24 @@ CTF_KERNEL(stridedCopy) {
   int n = lv > 0 ? v[0] : 0;
   if (n < 1 || n > MAX_DIMS || lv != (size_t)(1 + 2 * n))
     ctf::fail(info, "stridedCopy: geometry must be [n, dims(n), srcStrides(n)] with 1 ≤ n ≤ 8");
-  int64_t d[MAX_DIMS], ss[MAX_DIMS], total = 1, extent = 1;
+  int64_t d[MAX_DIMS], ss[MAX_DIMS];
+  double total = 1, extent = 1;  // double: a hostile geometry cannot overflow past the checks
   for (int k = 0; k < n; k++) {
     d[k] = v[1 + k]; ss[k] = v[1 + n + k];
     if (d[k] < 1 || ss[k] < 0) ctf::fail(info, "stridedCopy: bad geometry");
-    total *= d[k]; extent += (d[k] - 1) * ss[k];
+    total *= (double)d[k]; extent += (double)(d[k] - 1) * (double)ss[k];
   }
-  if ((size_t)total != ctf::len(info, 1)) ctf::fail(info, "stridedCopy: dst length does not match the geometry");
-  if ((size_t)extent > ctf::len(info, 0)) ctf::fail(info, "stridedCopy: geometry reads past the end of src");
-  if (acc) strided_copy<true>(src, dst, n, d, ss, alpha);
-  else strided_copy<false>(src, dst, n, d, ss, alpha);
+  if (total != (double)ctf::len(info, 1)) ctf::fail(info, "stridedCopy: dst length does not match the geometry");
+  if (extent > (double)ctf::len(info, 0)) ctf::fail(info, "stridedCopy: geometry reads past the end of src");
+  if (acc) strided_copy<ACCUMULATE>(src, dst, n, d, ss, alpha);
+  else if (alpha == 1.0f) strided_copy<MOVE>(src, dst, n, d, ss, alpha);
+  else strided_copy<SCALE>(src, dst, n, d, ss, alpha);
   return info.Env().Undefined();
 }
 
 // For r < rows: dst[dstOff + r*dstStride + j] (+)= src[srcOff + r*srcStride + j], j < rowLen.
 // Slice is one call (rows = product of the dims before the axis); concat is one call per input.
+// Without accumulate it moves bits unchanged, so i32 data viewed as f32 copies exactly.
 // args: src, srcOff, srcStride, dst, dstOff, dstStride, rows, rowLen, accumulate
 CTF_KERNEL(copyBlocks) {
   const float* src = ctf::f32(info, 0, "src");
@@ -115,9 +120,10 @@ CTF_KERNEL(copyBlocks) {
   if (rows < 0 || rowLen < 0 || srcOff < 0 || dstOff < 0 || srcStride < 0 || dstStride < 0)
     ctf::fail(info, "copyBlocks: negative offset, stride or size");
   if (rows == 0 || rowLen == 0) return info.Env().Undefined();
-  if (srcOff + (rows - 1) * srcStride + rowLen > (int64_t)ctf::len(info, 0))
+  // In double: offsets and strides come from JS numbers, their products must not overflow past the check.
+  if ((double)srcOff + (double)(rows - 1) * (double)srcStride + (double)rowLen > (double)ctf::len(info, 0))
     ctf::fail(info, "copyBlocks: blocks run past the end of src");
-  if (dstOff + (rows - 1) * dstStride + rowLen > (int64_t)ctf::len(info, 3))
+  if ((double)dstOff + (double)(rows - 1) * (double)dstStride + (double)rowLen > (double)ctf::len(info, 3))
     ctf::fail(info, "copyBlocks: blocks run past the end of dst");
   for (int64_t r = 0; r < rows; r++) {
     const float* s = src + srcOff + r * srcStride;  // (rowLen)

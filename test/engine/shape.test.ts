@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { noGrad } from '../../src/engine/autograd.js';
 import { mul } from '../../src/engine/ops/elementwise.js';
 import { concat, permute, reshape, slice, transpose } from '../../src/engine/ops/shape.js';
-import { Tensor, intTensor } from '../../src/engine/tensor.js';
+import { Tensor, intTensor, tensor } from '../../src/engine/tensor.js';
 import { assertClose, gradcheck, randn } from '../helpers.js';
 
 function naivePermute(x: Tensor, perm: number[]): number[] {
@@ -90,6 +90,20 @@ test('concat along an inner axis, and its gradient splits back', () => {
   assert.deepEqual(Array.from(noGrad(() => slice(y, 1, 4)).f32), Array.from(c.f32));
   gradcheck((xs) => concat(xs, -2), [a, b, c]);
   gradcheck(([p, q]) => concat([p!, q!], 0), [a, randn([3, 3, 4], 8, { requiresGrad: true })]);
-  assert.throws(() => concat([a, c], 2), /concat: tensor f32\[2,2,4\] does not match tensor f32\[2,3,4\] outside axis 2/);
+  assert.throws(() => concat([a, c], 2), /concat: tensor f32\[2,2,4\] does not match tensor f32\[2,3,4\] \(the dtype and every dim but axis 2 must agree\)/);
   assert.throws(() => concat([], 0), /concat: needs at least one tensor/);
+});
+
+test('slice, concat and permute copy i32 tensors bit for bit', () => {
+  // Values whose bits are float NaNs (signalling and quiet) and denormals must survive the f32 kernels.
+  const vals = [0x7f800001, -1, -2147483648, 1, 0x00000003, 0x7fc00000, 42, -7];
+  const ids = intTensor(vals, [2, 4], 'ids');
+  const t = noGrad(() => permute(ids, [1, 0]));
+  assert.equal(t.dtype, 'i32');
+  assert.deepEqual(Array.from(t.i32), [vals[0], vals[4], vals[1], vals[5], vals[2], vals[6], vals[3], vals[7]]);
+  assert.deepEqual(Array.from(slice(ids, 1, 1, 3).i32), [vals[1], vals[2], vals[5], vals[6]]);
+  const c = concat([ids, slice(ids, 0, 0, 1)], 0);
+  assert.equal(c.dtype, 'i32');
+  assert.deepEqual(Array.from(c.i32), [...vals, ...vals.slice(0, 4)]);
+  assert.throws(() => concat([ids, tensor(vals, [2, 4])], 0), /concat: tensor f32\[2,4\] does not match ids i32\[2,4\]/);
 });

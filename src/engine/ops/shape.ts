@@ -1,5 +1,5 @@
 // Shape ops: reshape (a view on the same buffer), transpose/permute (a native strided copy), slice and
-// concat along one axis (native block copies). Also the stride bookkeeping that the broadcasting and
+// concat along one axis (native block copies). They work on f32 and i32 tensors alike (token ids too). Also the stride bookkeeping that the broadcasting and
 // reduction ops share: contiguous strides and dimension coalescing.
 import { CtfError } from '../../errors.js';
 import { gradOf, record } from '../autograd.js';
@@ -72,8 +72,17 @@ function normAxis(x: Tensor, axis: number, op: string, extra = 0): number {
   return a;
 }
 
-function expectF32(x: Tensor, op: string): void {
-  if (x.dtype !== 'f32') throw new CtfError(`${op}: ${x.describe()} is ${x.dtype}, expected f32`);
+/** The data as f32 for the copy kernels; an i32 tensor is viewed bit for bit (copies move bits unchanged). */
+function bits(x: Tensor): Float32Array {
+  const d = x.data;
+  return d instanceof Float32Array ? d : new Float32Array(d.buffer, d.byteOffset, d.length);
+}
+
+/** A fresh tensor of x's dtype with the given shape, and its data as f32 bits. */
+function emptyLike(x: Tensor, shape: number[]): { out: Tensor; dst: Float32Array } {
+  const n = sizeOf(shape);
+  const out = new Tensor(x.dtype === 'f32' ? new Float32Array(n) : new Int32Array(n), shape);
+  return { out, dst: bits(out) };
 }
 
 /** Same data, new shape (one dim may be -1). The output shares x's buffer; its gradient does not. */
@@ -100,14 +109,13 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
 
 /** Reorders dimensions: out.shape[i] = x.shape[dims[i]]. Copies (a tiled transpose when needed). */
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
-  expectF32(x, 'permute');
   if (dims.length !== x.ndim) throw new CtfError(`permute: ${x.describe()} needs ${x.ndim} dims, got [${dims.join(',')}]`);
   const perm = dims.map((d) => normAxis(x, d, 'permute'));
   if (new Set(perm).size !== perm.length) throw new CtfError(`permute: [${dims.join(',')}] is not a permutation for ${x.describe()}`);
   const outShape = perm.map((p) => x.shape[p]!);
   const xs = contiguousStrides(x.shape);
-  const out = new Tensor(new Float32Array(x.size), outShape);
-  stridedCopyInto('permute', x.f32, out.f32, outShape, perm.map((p) => xs[p]!));
+  const { out, dst } = emptyLike(x, outShape);
+  stridedCopyInto('permute', bits(x), dst, outShape, perm.map((p) => xs[p]!));
   return record('permute', out, [x], (g) => {
     const gx = gradOf(x);
     if (!gx) return;
@@ -129,7 +137,6 @@ export function transpose(x: Tensor, d0: number, d1: number): Tensor {
 
 /** x[..., start:end, ...] along axis (negative start/end count from the end; end defaults to the size). */
 export function slice(x: Tensor, axis: number, start: number, end?: number): Tensor {
-  expectF32(x, 'slice');
   const ax = normAxis(x, axis, 'slice');
   const D = x.shape[ax]!;
   const s = start < 0 ? start + D : start, e = end === undefined ? D : end < 0 ? end + D : end;
@@ -138,8 +145,8 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
   const inner = sizeOf(x.shape.slice(ax + 1)), outer = sizeOf(x.shape.slice(0, ax)), L = e - s;
   const outShape = [...x.shape];
   outShape[ax] = L;
-  const out = new Tensor(new Float32Array(outer * L * inner), outShape);
-  copyBlocks(x.f32, s * inner, D * inner, out.f32, 0, L * inner, outer, L * inner, false);
+  const { out, dst } = emptyLike(x, outShape);
+  copyBlocks(bits(x), s * inner, D * inner, dst, 0, L * inner, outer, L * inner, false);
   return record('slice', out, [x], (g) => {
     const gx = gradOf(x);
     if (gx) copyBlocks(g, 0, L * inner, gx, s * inner, D * inner, outer, L * inner, true);
@@ -150,22 +157,21 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
 export function concat(xs: readonly Tensor[], axis: number): Tensor {
   const first = xs[0];
   if (first === undefined) throw new CtfError('concat: needs at least one tensor');
-  for (const x of xs) expectF32(x, 'concat');
   const ax = normAxis(first, axis, 'concat');
   for (const x of xs)
-    if (x.ndim !== first.ndim || x.shape.some((d, i) => i !== ax && d !== first.shape[i]))
-      throw new CtfError(`concat: ${x.describe()} does not match ${first.describe()} outside axis ${axis}`);
+    if (x.dtype !== first.dtype || x.ndim !== first.ndim || x.shape.some((d, i) => i !== ax && d !== first.shape[i]))
+      throw new CtfError(`concat: ${x.describe()} does not match ${first.describe()} (the dtype and every dim but axis ${axis} must agree)`);
   const inner = sizeOf(first.shape.slice(ax + 1)), outer = sizeOf(first.shape.slice(0, ax));
   const total = xs.reduce((p, x) => p + x.shape[ax]!, 0);
   const outShape = [...first.shape];
   outShape[ax] = total;
-  const out = new Tensor(new Float32Array(outer * total * inner), outShape);
+  const { out, dst } = emptyLike(first, outShape);
   const offsets: number[] = [];
   let off = 0;
   for (const x of xs) {
     const L = x.shape[ax]!;
     offsets.push(off);
-    copyBlocks(x.f32, 0, L * inner, out.f32, off * inner, total * inner, outer, L * inner, false);
+    copyBlocks(bits(x), 0, L * inner, dst, off * inner, total * inner, outer, L * inner, false);
     off += L;
   }
   return record('concat', out, [...xs], (g) => {
