@@ -2,15 +2,96 @@
 // threads. q, k, v and the output are strided views, so the GPT reads q/k/v straight out of its fused
 // qkv projection (B, T, 3·D) and writes the output as (B, T, D) — no permutes. Optional 2D RoPE is
 // applied to q and k on the fly (tables (T, hd/2)); the backward rotates dq, dk back.
-// The kernel keeps the probabilities P (B, H, T, T) for the backward.
-#include <cblas.h>
+// The forward keeps the probabilities P (B, H, T, T) for the backward.
+//
+// The per-pair products are small (T×T×hd, e.g. 64×64×32), where a BLAS call costs more in overhead
+// than in arithmetic; they run in a register-blocked micro-kernel below (4 rows × up to 64 columns of
+// accumulators), and causal attention skips the blocks above the diagonal.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <thread>
 #include <vector>
 #include "common.h"
 
 namespace {
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4), __may_alias__));
+
+inline v16 load16(const float* p) { return *reinterpret_cast<const v16u*>(p); }
+inline void store16(float* p, v16 v) { *reinterpret_cast<v16u*>(p) = v; }
+inline int64_t round16(int64_t n) { return (n + 15) & ~int64_t(15); }
+
+// Vectorisable expf (Cephes range reduction + degree-6 polynomial, max relative error ~1e-7); libm's
+// expf is a scalar call per element. Same algorithm as exp_vec in elementwise.cc.
+inline float exp_vec(float x) {
+  constexpr float LO = -103.97f, HI = 88.7228394f;
+  float xc = x < LO ? LO : (x > HI ? HI : x);
+  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t n1 = (int32_t)n >> 1, n2 = (int32_t)n - n1;
+  int32_t b1 = (n1 + 127) << 23, b2 = (n2 + 127) << 23;
+  float s1, s2;
+  std::memcpy(&s1, &b1, 4);
+  std::memcpy(&s2, &b2, 4);
+  float y = p * s1 * s2;
+  return x < LO ? 0.0f : (x > HI ? INFINITY : y);
+}
+
+// C[r, 0:16·NV) (= or +=) Σ_{k0 ≤ k < k1} A[r·lda + k] · B[k·ldb + 0:16·NV), for r < rows ≤ 4.
+// The 4×NV accumulators stay in registers.
+template <int NV>
+inline void micro(const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int rows, int64_t k0,
+                  int64_t k1, bool accumulate) {
+  const float* a[4];
+  for (int r = 0; r < 4; r++) a[r] = A + std::min(r, rows - 1) * lda;
+  v16 c[4][NV] = {};
+  for (int64_t k = k0; k < k1; k++) {
+    v16 b[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) b[v] = load16(B + k * ldb + 16 * v);
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) {
+      float x = a[r][k];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) c[r][v] += x * b[v];
+    }
+  }
+  for (int r = 0; r < rows; r++)
+    for (int v = 0; v < NV; v++) {
+      float* p = C + r * ldc + 16 * v;
+      store16(p, accumulate ? load16(p) + c[r][v] : c[r][v]);
+    }
+}
+
+// C (M × ·) (= or +=) A · B over row blocks of 4: block i0 uses k in krange(i0) and the first
+// cols(i0) columns (a multiple of 16). B and C rows must hold that many floats.
+template <class KRange, class Cols>
+void gemm_nn(int64_t M, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate,
+             KRange krange, Cols cols) {
+  for (int64_t i0 = 0; i0 < M; i0 += 4) {
+    int rows = (int)std::min<int64_t>(4, M - i0);
+    auto [k0, k1] = krange(i0, rows);
+    int64_t n = cols(i0, rows), j = 0;
+    const float* Ai = A + i0 * lda;
+    float* Ci = C + i0 * ldc;
+    for (; j + 64 <= n; j += 64) micro<4>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate);
+    switch ((n - j) / 16) {
+      case 3: micro<3>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate); break;
+      case 2: micro<2>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate); break;
+      case 1: micro<1>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate); break;
+      default: break;
+    }
+  }
+}
 
 // A (B, H, T, hd) view: element (b, h, t, d) is at p[b*sb + h*sh + t*st + d].
 struct View {
@@ -23,139 +104,228 @@ struct Dims {
   int64_t B, H, T, hd;
 };
 
-// Runs fn(i) for i < n on the calling thread and one helper thread (contiguous halves).
-template <class F>
-void parallel2(int64_t n, F fn) {
-  if (n < 2) {
-    for (int64_t i = 0; i < n; i++) fn(i);
-    return;
-  }
-  int64_t mid = n / 2;
-  std::thread helper([&] { for (int64_t i = mid; i < n; i++) fn(i); });
-  for (int64_t i = 0; i < mid; i++) fn(i);
-  helper.join();
-}
-
-// dst (T, hd) contiguous = rope(src rows) with tables (T, hd/2); without tables a plain copy.
-void gather_rotated(const float* src, int64_t st, int64_t T, int64_t hd, const float* cos, const float* sin, float* dst) {
-  const int64_t half = hd / 2;
-  for (int64_t t = 0; t < T; t++) {
-    const float* x = src + t * st;
-    float* y = dst + t * hd;
-    if (!cos) {
-      std::copy(x, x + hd, y);
-      continue;
-    }
-    const float* c = cos + t * half;
-    const float* s = sin + t * half;
-#pragma omp simd
-    for (int64_t j = 0; j < half; j++) {
-      float x0 = x[2 * j], x1 = x[2 * j + 1];
-      y[2 * j] = x0 * c[j] - x1 * s[j];
-      y[2 * j + 1] = x1 * c[j] + x0 * s[j];
-    }
-  }
-}
-
-// dst rows += rope⁻¹(src (T, hd) contiguous): rotation by the negative angle (transpose of rope).
-void scatter_unrotated(const float* src, int64_t T, int64_t hd, const float* cos, const float* sin, float* dst, int64_t st) {
-  const int64_t half = hd / 2;
-  for (int64_t t = 0; t < T; t++) {
-    const float* g = src + t * hd;
-    float* y = dst + t * st;
-    if (!cos) {
-#pragma omp simd
-      for (int64_t d = 0; d < hd; d++) y[d] += g[d];
-      continue;
-    }
-    const float* c = cos + t * half;
-    const float* s = sin + t * half;
-#pragma omp simd
-    for (int64_t j = 0; j < half; j++) {
-      float g0 = g[2 * j], g1 = g[2 * j + 1];
-      y[2 * j] += g0 * c[j] + g1 * s[j];
-      y[2 * j + 1] += g1 * c[j] - g0 * s[j];
-    }
-  }
-}
-
-// In place: S (T, T) scores -> probabilities, with causal masking and an optional additive mask.
-// Masked entries become exactly 0; a fully masked row becomes all zeros (not NaN).
-void softmax_rows(float* S, int64_t T, bool causal, const float* mask) {
-  for (int64_t i = 0; i < T; i++) {
-    float* s = S + i * T;
-    int64_t n = causal ? i + 1 : T;
-    if (mask) {
-      const float* m = mask + i * T;
-      for (int64_t j = 0; j < n; j++) s[j] += m[j];
-    }
-    float mx = -INFINITY;
-    for (int64_t j = 0; j < n; j++) mx = std::max(mx, s[j]);
-    if (mx == -INFINITY) {
-      std::fill(s, s + T, 0.0f);
-      continue;
-    }
-    float sum = 0;
-    for (int64_t j = 0; j < n; j++) {
-      float e = std::exp(s[j] - mx);
-      s[j] = e;
-      sum += e;
-    }
-    float inv = 1.0f / sum;
-#pragma omp simd
-    for (int64_t j = 0; j < n; j++) s[j] *= inv;
-    std::fill(s + n, s + T, 0.0f);
-  }
-}
-
 struct Rope {
   const float* cos;  // (T, hd/2) or null
   const float* sin;
 };
 
+// Runs fn(i, thread) for i < n on the calling thread and one helper thread (contiguous halves).
+template <class F>
+void parallel2(int64_t n, F fn) {
+  if (n < 2) {
+    for (int64_t i = 0; i < n; i++) fn(i, 0);
+    return;
+  }
+  int64_t mid = n / 2;
+  std::thread helper([&] { for (int64_t i = mid; i < n; i++) fn(i, 1); });
+  for (int64_t i = 0; i < mid; i++) fn(i, 0);
+  helper.join();
+}
+
+// Row t of dst (ld) = scale · rope(src row t) for t < T; without tables a scaled copy. Columns hd..ld stay.
+void gather_rotated(const float* src, int64_t st, int64_t T, int64_t hd, const Rope& rope, float scale, float* dst, int64_t ld) {
+  const int64_t half = hd / 2;
+  for (int64_t t = 0; t < T; t++) {
+    const float* x = src + t * st;
+    float* y = dst + t * ld;
+    if (!rope.cos) {
+#pragma omp simd
+      for (int64_t d = 0; d < hd; d++) y[d] = scale * x[d];
+      continue;
+    }
+    const float* c = rope.cos + t * half;
+    const float* s = rope.sin + t * half;
+#pragma omp simd
+    for (int64_t j = 0; j < half; j++) {
+      float x0 = x[2 * j], x1 = x[2 * j + 1];
+      y[2 * j] = scale * (x0 * c[j] - x1 * s[j]);
+      y[2 * j + 1] = scale * (x1 * c[j] + x0 * s[j]);
+    }
+  }
+}
+
+// dst (hd × ld) = transpose of rope(src rows t < T) (the B operand of a product against these rows).
+void gather_rotated_t(const float* src, int64_t st, int64_t T, int64_t hd, const Rope& rope, float* dst, int64_t ld) {
+  const int64_t half = hd / 2;
+  for (int64_t t = 0; t < T; t++) {
+    const float* x = src + t * st;
+    if (!rope.cos) {
+      for (int64_t d = 0; d < hd; d++) dst[d * ld + t] = x[d];
+      continue;
+    }
+    const float* c = rope.cos + t * half;
+    const float* s = rope.sin + t * half;
+    for (int64_t j = 0; j < half; j++) {
+      float x0 = x[2 * j], x1 = x[2 * j + 1];
+      dst[2 * j * ld + t] = x0 * c[j] - x1 * s[j];
+      dst[(2 * j + 1) * ld + t] = x1 * c[j] + x0 * s[j];
+    }
+  }
+}
+
+// dst rows (st) += scale · rope⁻¹(src rows (ld)): rotation by the negative angle (the transpose of rope).
+void scatter_unrotated(const float* src, int64_t ld, int64_t T, int64_t hd, const Rope& rope, float scale, float* dst, int64_t st) {
+  const int64_t half = hd / 2;
+  for (int64_t t = 0; t < T; t++) {
+    const float* g = src + t * ld;
+    float* y = dst + t * st;
+    if (!rope.cos) {
+#pragma omp simd
+      for (int64_t d = 0; d < hd; d++) y[d] += scale * g[d];
+      continue;
+    }
+    const float* c = rope.cos + t * half;
+    const float* s = rope.sin + t * half;
+#pragma omp simd
+    for (int64_t j = 0; j < half; j++) {
+      float g0 = g[2 * j], g1 = g[2 * j + 1];
+      y[2 * j] += scale * (g0 * c[j] + g1 * s[j]);
+      y[2 * j + 1] += scale * (g1 * c[j] - g0 * s[j]);
+    }
+  }
+}
+
+// P (T × T) = softmax of the score rows S (T × ld) with causal masking and an optional additive mask
+// (T × T). Masked entries become exactly 0; a fully masked row becomes all zeros (not NaN).
+void softmax_rows(const float* S, int64_t ld, int64_t T, bool causal, const float* mask, float* P) {
+  for (int64_t i = 0; i < T; i++) {
+    const float* s = S + i * ld;
+    float* p = P + i * T;
+    int64_t n = causal ? i + 1 : T;
+    if (mask) {
+      const float* m = mask + i * T;
+#pragma omp simd
+      for (int64_t j = 0; j < n; j++) p[j] = s[j] + m[j];
+    } else {
+      std::copy(s, s + n, p);
+    }
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; j++) mx = std::max(mx, p[j]);
+    std::fill(p + n, p + T, 0.0f);
+    if (mx == -INFINITY) {
+      std::fill(p, p + n, 0.0f);
+      continue;
+    }
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n; j++) {
+      float e = exp_vec(p[j] - mx);
+      p[j] = e;
+      sum += e;
+    }
+    float inv = 1.0f / sum;
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) p[j] *= inv;
+  }
+}
+
+// dst (T × ldd) = transpose of src (T × lds).
+void transpose_sq(const float* src, int64_t lds, int64_t T, float* dst, int64_t ldd) {
+  for (int64_t i = 0; i < T; i++)
+    for (int64_t k = 0; k < T; k++) dst[k * ldd + i] = src[i * lds + k];
+}
+
+// Per-thread scratch for one (batch, head) pair; sized for the call, padding columns kept at zero.
+struct Scratch {
+  int64_t T, Tp, hd, hdp;
+  std::vector<float> buf;
+  float *rowsA, *rowsB, *rowsC, *rowsD;  // (T × hdp) each
+  float *colsT;                           // (hd × Tp)
+  float *sq1, *sq2;                       // (T × Tp) each
+  Scratch(int64_t T_, int64_t hd_) : T(T_), Tp(round16(T_)), hd(hd_), hdp(round16(hd_)) {
+    int64_t rows = T * hdp, sq = T * Tp;
+    buf.assign(4 * rows + hd * Tp + 2 * sq, 0.0f);
+    float* p = buf.data();
+    rowsA = p; rowsB = p + rows; rowsC = p + 2 * rows; rowsD = p + 3 * rows;
+    colsT = p + 4 * rows;
+    sq1 = colsT + hd * Tp;
+    sq2 = sq1 + sq;
+  }
+};
+
+// Column count (multiple of 16) needed by the rows of a block: causal rows i0..i0+rows-1 see keys ≤ their index.
+struct CausalCols {
+  bool causal; int64_t T, Tp;
+  int64_t operator()(int64_t i0, int rows) const { return causal ? round16(std::min(i0 + rows, T)) : Tp; }
+};
+struct PrefixK {  // k < i0 + rows (causal: P and dS rows are zero beyond the diagonal)
+  bool causal; int64_t T;
+  std::pair<int64_t, int64_t> operator()(int64_t i0, int rows) const { return {0, causal ? std::min(i0 + rows, T) : T}; }
+};
+struct SuffixK {  // k ≥ i0 (causal: transposed P and dS rows are zero before the diagonal)
+  bool causal; int64_t T;
+  std::pair<int64_t, int64_t> operator()(int64_t i0, int) const { return {causal ? i0 : 0, T}; }
+};
+struct AllK {
+  int64_t K;
+  std::pair<int64_t, int64_t> operator()(int64_t, int) const { return {0, K}; }
+};
+struct FixedCols {
+  int64_t n;
+  int64_t operator()(int64_t, int) const { return n; }
+};
+
 void forward_pair(const View& q, const View& k, const View& v, const View& out, float* P, const float* mask, bool causal,
-                  const Rope& rope, const Dims& d, float scale, int64_t b, int64_t h, float* scratch) {
-  const int64_t T = d.T, hd = d.hd;
-  float* Qr = scratch;           // (T, hd)
-  float* Kr = scratch + T * hd;  // (T, hd)
-  gather_rotated(q.at(b, h), q.st, T, hd, rope.cos, rope.sin, Qr);
-  gather_rotated(k.at(b, h), k.st, T, hd, rope.cos, rope.sin, Kr);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, Qr, hd, Kr, hd, 0.0f, P, T);
-  softmax_rows(P, T, causal, mask);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, v.at(b, h), v.st, 0.0f, out.at(b, h), out.st);
+                  const Rope& rope, const Dims& d, float scale, int64_t b, int64_t h, Scratch& s) {
+  const int64_t T = d.T, hd = d.hd, Tp = s.Tp, hdp = s.hdp;
+  float* Qs = s.rowsA;  // scale · rope(q)  (T × hdp)
+  float* Vp = s.rowsB;  // v                (T × hdp)
+  float* O = s.rowsC;   // P · v            (T × hdp)
+  float* Kt = s.colsT;  // rope(k)ᵀ         (hd × Tp)
+  float* S = s.sq1;     // scores           (T × Tp)
+  gather_rotated(q.at(b, h), q.st, T, hd, rope, scale, Qs, hdp);
+  gather_rotated_t(k.at(b, h), k.st, T, hd, rope, Kt, Tp);
+  gather_rotated(v.at(b, h), v.st, T, hd, Rope{nullptr, nullptr}, 1.0f, Vp, hdp);
+  gemm_nn(T, Qs, hdp, Kt, Tp, S, Tp, false, AllK{hd}, CausalCols{causal, T, Tp});
+  softmax_rows(S, Tp, T, causal, mask, P);
+  gemm_nn(T, P, T, Vp, hdp, O, hdp, false, PrefixK{causal, T}, FixedCols{hdp});
+  float* o = out.at(b, h);
+  for (int64_t t = 0; t < T; t++) std::copy(O + t * hdp, O + t * hdp + hd, o + t * out.st);
 }
 
 void backward_pair(const View& q, const View& k, const View& v, const View& dout, const float* P, const View* dq,
-                   const View* dk, const View* dv, const Rope& rope, const Dims& d, float scale, int64_t b, int64_t h,
-                   float* scratch) {
-  const int64_t T = d.T, hd = d.hd;
-  float* Qr = scratch;                // (T, hd)
-  float* Kr = Qr + T * hd;            // (T, hd)
-  float* dR = Kr + T * hd;            // (T, hd) dQr then dKr
-  float* dS = dR + T * hd;            // (T, T)
-  const float* dO = dout.at(b, h);
-  if (dv) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dO, dout.st, 1.0f, dv->at(b, h), dv->st);
+                   const View* dk, const View* dv, bool causal, const Rope& rope, const Dims& d, float scale, int64_t b,
+                   int64_t h, Scratch& s) {
+  const int64_t T = d.T, hd = d.hd, Tp = s.Tp, hdp = s.hdp;
+  const Rope none{nullptr, nullptr};
+  float* dO = s.rowsA;  // (T × hdp)
+  float* R = s.rowsB;   // a product's result rows (T × hdp)
+  float* Qs = s.rowsC;  // scale · rope(q) (T × hdp)
+  float* Kr = s.rowsD;  // rope(k)         (T × hdp)
+  float* Vt = s.colsT;  // vᵀ              (hd × Tp)
+  float* dS = s.sq1;    // dP, then dS     (T × Tp)
+  float* Tr = s.sq2;    // Pᵀ or dSᵀ       (T × Tp)
+  gather_rotated(dout.at(b, h), dout.st, T, hd, none, 1.0f, dO, hdp);
+  if (dv) {  // dV = Pᵀ dO
+    transpose_sq(P, T, T, Tr, Tp);
+    gemm_nn(T, Tr, Tp, dO, hdp, R, hdp, false, SuffixK{causal, T}, FixedCols{hdp});
+    scatter_unrotated(R, hdp, T, hd, none, 1.0f, dv->at(b, h), dv->st);
+  }
   if (!dq && !dk) return;
-  // dP = dO Vᵀ; dS = P ∘ (dP − rowsum(P ∘ dP))
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, dout.st, v.at(b, h), v.st, 0.0f, dS, T);
+  // dP = dO Vᵀ; dS = P ∘ (dP − rowsum(P ∘ dP)), zero beyond each row's last key.
+  gather_rotated_t(v.at(b, h), v.st, T, hd, none, Vt, Tp);
+  gemm_nn(T, dO, hdp, Vt, Tp, dS, Tp, false, AllK{hd}, CausalCols{causal, T, Tp});
   for (int64_t i = 0; i < T; i++) {
     const float* p = P + i * T;
-    float* g = dS + i * T;
+    float* g = dS + i * Tp;
+    int64_t n = causal ? i + 1 : T;
     float dot = 0;
 #pragma omp simd reduction(+ : dot)
-    for (int64_t j = 0; j < T; j++) dot += p[j] * g[j];
+    for (int64_t j = 0; j < n; j++) dot += p[j] * g[j];
 #pragma omp simd
-    for (int64_t j = 0; j < T; j++) g[j] = p[j] * (g[j] - dot);
+    for (int64_t j = 0; j < n; j++) g[j] = p[j] * (g[j] - dot);
+    std::fill(g + n, g + Tp, 0.0f);
   }
-  if (dq) {
-    gather_rotated(k.at(b, h), k.st, T, hd, rope.cos, rope.sin, Kr);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dS, T, Kr, hd, 0.0f, dR, hd);
-    scatter_unrotated(dR, T, hd, rope.cos, rope.sin, dq->at(b, h), dq->st);
+  if (dq) {  // dQ = scale · dS · rope(K), then rotated back
+    gather_rotated(k.at(b, h), k.st, T, hd, rope, 1.0f, Kr, hdp);
+    gemm_nn(T, dS, Tp, Kr, hdp, R, hdp, false, PrefixK{causal, T}, FixedCols{hdp});
+    scatter_unrotated(R, hdp, T, hd, rope, scale, dq->at(b, h), dq->st);
   }
-  if (dk) {
-    gather_rotated(q.at(b, h), q.st, T, hd, rope.cos, rope.sin, Qr);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dS, T, Qr, hd, 0.0f, dR, hd);
-    scatter_unrotated(dR, T, hd, rope.cos, rope.sin, dk->at(b, h), dk->st);
+  if (dk) {  // dK = dSᵀ · (scale · rope(Q)), then rotated back
+    gather_rotated(q.at(b, h), q.st, T, hd, rope, scale, Qs, hdp);
+    transpose_sq(dS, Tp, T, Tr, Tp);
+    gemm_nn(T, Tr, Tp, Qs, hdp, R, hdp, false, SuffixK{causal, T}, FixedCols{hdp});
+    scatter_unrotated(R, hdp, T, hd, rope, 1.0f, dk->at(b, h), dk->st);
   }
 }
 
@@ -170,6 +340,13 @@ void check_view(const Napi::CallbackInfo& info, const char* what, size_t n, int6
 float* optional_f32(const Napi::CallbackInfo& info, size_t i, const char* what) {
   float* p = ctf::f32(info, i, what);
   return ctf::len(info, i) == 0 ? nullptr : p;
+}
+
+void check_rope(const Napi::CallbackInfo& info, const Rope& rope, size_t i, const Dims& d) {
+  if ((rope.cos == nullptr) != (rope.sin == nullptr) ||
+      (rope.cos && ((int64_t)ctf::len(info, i) < d.T * (d.hd / 2) || (int64_t)ctf::len(info, i + 1) < d.T * (d.hd / 2))))
+    ctf::fail(info, "attention: rope tables must both be (T, hd/2)");
+  if (d.hd % 2 != 0) ctf::fail(info, "attention: head dim must be even");
 }
 
 }  // namespace
@@ -192,32 +369,31 @@ CTF_KERNEL(attentionForward) {
   const float* mask = optional_f32(info, 15, "mask");
   int64_t maskSb = ctf::integer(info, 16, "maskSb");
   Rope rope{optional_f32(info, 17, "cos"), optional_f32(info, 18, "sin")};
-  if (d.B <= 0 || d.H <= 0 || d.T <= 0) return info.Env().Undefined();
+  if (d.B <= 0 || d.H <= 0 || d.T <= 0 || d.hd <= 0) return info.Env().Undefined();
   check_view(info, "q", ctf::len(info, 0), offQ, q, d);
   check_view(info, "k", ctf::len(info, 2), offK, k, d);
   check_view(info, "v", ctf::len(info, 4), offV, v, d);
   check_view(info, "out", ctf::len(info, 9), offO, out, d);
+  check_rope(info, rope, 17, d);
   if ((int64_t)ctf::len(info, 14) < d.B * d.H * d.T * d.T) ctf::fail(info, "attention: P buffer too small");
   if (mask && (int64_t)ctf::len(info, 15) < (d.B - 1) * maskSb + d.T * d.T) ctf::fail(info, "attention: mask buffer too small");
-  if ((rope.cos == nullptr) != (rope.sin == nullptr) ||
-      (rope.cos && ((int64_t)ctf::len(info, 17) < d.T * (d.hd / 2) || (int64_t)ctf::len(info, 18) < d.T * (d.hd / 2))))
-    ctf::fail(info, "attention: rope tables must both be (T, hd/2)");
-  parallel2(d.B * d.H, [&](int64_t i) {
-    thread_local std::vector<float> scratch;
-    scratch.resize(2 * d.T * d.hd);
+  Scratch s0(d.T, d.hd), s1(d.T, d.hd);
+  parallel2(d.B * d.H, [&](int64_t i, int t) {
     int64_t b = i / d.H, h = i % d.H;
     forward_pair(q, k, v, out, P + i * d.T * d.T, mask ? mask + b * maskSb : nullptr, causal, rope, d, scale, b, h,
-                 scratch.data());
+                 t == 0 ? s0 : s1);
   });
   return info.Env().Undefined();
 }
 
 // Strided attention backward; adds into dq, dk, dv (same offsets and strides as q, k, v; an empty array
-// skips that gradient).
-// args: q, offQ, k, offK, v, offV, sb, sh, st, dout, offDout, osb, osh, ost, P, dq, dk, dv, cos, sin, B, H, T, hd, scale
+// skips that gradient). The mask is not needed: P already holds its effect.
+// args: q, offQ, k, offK, v, offV, sb, sh, st, dout, offDout, osb, osh, ost, P, dq, dk, dv, cos, sin,
+//       B, H, T, hd, scale, causal
 CTF_KERNEL(attentionBackward) {
   Dims d{ctf::integer(info, 20, "B"), ctf::integer(info, 21, "H"), ctf::integer(info, 22, "T"), ctf::integer(info, 23, "hd")};
   float scale = (float)ctf::number(info, 24, "scale");
+  bool causal = info[25].ToBoolean();
   int64_t sb = ctf::integer(info, 6, "sb"), sh = ctf::integer(info, 7, "sh"), st = ctf::integer(info, 8, "st");
   int64_t offQ = ctf::integer(info, 1, "offQ"), offK = ctf::integer(info, 3, "offK"), offV = ctf::integer(info, 5, "offV");
   View q{ctf::f32(info, 0, "q") + offQ, sb, sh, st}, k{ctf::f32(info, 2, "k") + offK, sb, sh, st},
@@ -229,25 +405,22 @@ CTF_KERNEL(attentionBackward) {
   float* dkp = optional_f32(info, 16, "dk");
   float* dvp = optional_f32(info, 17, "dv");
   Rope rope{optional_f32(info, 18, "cos"), optional_f32(info, 19, "sin")};
-  if (d.B <= 0 || d.H <= 0 || d.T <= 0) return info.Env().Undefined();
+  if (d.B <= 0 || d.H <= 0 || d.T <= 0 || d.hd <= 0) return info.Env().Undefined();
   check_view(info, "q", ctf::len(info, 0), offQ, q, d);
   check_view(info, "k", ctf::len(info, 2), offK, k, d);
   check_view(info, "v", ctf::len(info, 4), offV, v, d);
   check_view(info, "dout", ctf::len(info, 9), offO, dout, d);
+  check_rope(info, rope, 18, d);
   if ((int64_t)ctf::len(info, 14) < d.B * d.H * d.T * d.T) ctf::fail(info, "attention: P buffer too small");
   View dq{dqp ? dqp + offQ : nullptr, sb, sh, st}, dk{dkp ? dkp + offK : nullptr, sb, sh, st}, dv{dvp ? dvp + offV : nullptr, sb, sh, st};
   if (dqp) check_view(info, "dq", ctf::len(info, 15), offQ, dq, d);
   if (dkp) check_view(info, "dk", ctf::len(info, 16), offK, dk, d);
   if (dvp) check_view(info, "dv", ctf::len(info, 17), offV, dv, d);
-  if ((rope.cos == nullptr) != (rope.sin == nullptr) ||
-      (rope.cos && ((int64_t)ctf::len(info, 18) < d.T * (d.hd / 2) || (int64_t)ctf::len(info, 19) < d.T * (d.hd / 2))))
-    ctf::fail(info, "attention: rope tables must both be (T, hd/2)");
-  parallel2(d.B * d.H, [&](int64_t i) {
-    thread_local std::vector<float> scratch;
-    scratch.resize(3 * d.T * d.hd + d.T * d.T);
+  Scratch s0(d.T, d.hd), s1(d.T, d.hd);
+  parallel2(d.B * d.H, [&](int64_t i, int t) {
     int64_t b = i / d.H, h = i % d.H;
-    backward_pair(q, k, v, dout, P + i * d.T * d.T, dqp ? &dq : nullptr, dkp ? &dk : nullptr, dvp ? &dv : nullptr, rope, d,
-                  scale, b, h, scratch.data());
+    backward_pair(q, k, v, dout, P + i * d.T * d.T, dqp ? &dq : nullptr, dkp ? &dk : nullptr, dvp ? &dv : nullptr, causal,
+                  rope, d, scale, b, h, t == 0 ? s0 : s1);
   });
   return info.Env().Undefined();
 }
@@ -273,10 +446,9 @@ CTF_KERNEL(attentionDecode) {
       (int64_t)ctf::len(info, 2) < N * H * maxT * hd || (int64_t)ctf::len(info, 3) < half || (int64_t)ctf::len(info, 4) < half ||
       (int64_t)ctf::len(info, 5) < N * D)
     ctf::fail(info, "attentionDecode: buffers smaller than their shapes");
-  parallel2(N, [&](int64_t n) {
-    thread_local std::vector<float> buf;
-    buf.resize(hd + maxT);
-    float* qr = buf.data();
+  std::vector<float> buf0(hd + maxT), buf1(hd + maxT);
+  parallel2(N, [&](int64_t n, int th) {
+    float* qr = th == 0 ? buf0.data() : buf1.data();
     float* s = qr + hd;
     for (int64_t h = 0; h < H; h++) {
       const float* q = qkv + n * 3 * D + h * hd;
@@ -287,8 +459,8 @@ CTF_KERNEL(attentionDecode) {
       float* kr = K + pos * hd;
       for (int64_t j = 0; j < half; j++) {
         float q0 = q[2 * j], q1 = q[2 * j + 1], k0 = k[2 * j], k1 = k[2 * j + 1];
-        qr[2 * j] = (q0 * cos[j] - q1 * sin[j]) * scale;
-        qr[2 * j + 1] = (q1 * cos[j] + q0 * sin[j]) * scale;
+        qr[2 * j] = scale * (q0 * cos[j] - q1 * sin[j]);
+        qr[2 * j + 1] = scale * (q1 * cos[j] + q0 * sin[j]);
         kr[2 * j] = k0 * cos[j] - k1 * sin[j];
         kr[2 * j + 1] = k1 * cos[j] + k0 * sin[j];
       }
@@ -303,9 +475,11 @@ CTF_KERNEL(attentionDecode) {
         mx = std::max(mx, acc);
       }
       float sum = 0;
+#pragma omp simd reduction(+ : sum)
       for (int64_t t = 0; t <= pos; t++) {
-        s[t] = std::exp(s[t] - mx);
-        sum += s[t];
+        float e = exp_vec(s[t] - mx);
+        s[t] = e;
+        sum += e;
       }
       float inv = 1.0f / sum;
       float* o = out + n * D + h * hd;

@@ -112,3 +112,16 @@ test('selfAttentionQkv: class position has zero q/k, so its row attends uniforml
   }
   assert.throws(() => selfAttentionQkv(new Tensor(new Float32Array(10), [1, 1, 10]), { heads: 2, causal: true }), /3·heads·hd/);
 });
+
+for (const causal of [true, false]) {
+  test(`attention at block-kernel sizes (T=37, hd=32, and T=65, hd=16) causal=${causal}`, () => {
+    for (const [B, H, T, hd] of [[1, 2, 37, 32], [2, 1, 65, 16]] as const) {
+      const q = randn([B, H, T, hd], 21, { requiresGrad: true });
+      const k = randn([B, H, T, hd], 22, { requiresGrad: true });
+      const v = randn([B, H, T, hd], 23, { requiresGrad: true });
+      const y = noGrad(() => attention(q, k, v, { causal }));
+      assertClose(y.f32, naiveAttention(q.f32, k.f32, v.f32, B, H, T, hd, causal), { atol: 2e-5 });
+      gradcheck(([a, b, c]) => attention(a!, b!, c!, { causal }), [q, k, v], { maxPerInput: 30 });
+    }
+  });
+}

@@ -17,7 +17,7 @@ type AttentionForward = (q: Float32Array, offQ: number, k: Float32Array, offK: n
 type AttentionBackward = (q: Float32Array, offQ: number, k: Float32Array, offK: number, v: Float32Array, offV: number,
   sb: number, sh: number, st: number, dout: Float32Array, offDout: number, osb: number, osh: number, ost: number,
   P: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array, cos: Float32Array, sin: Float32Array,
-  B: number, H: number, T: number, hd: number, scale: number) => void;
+  B: number, H: number, T: number, hd: number, scale: number, causal: boolean) => void;
 type AttentionDecode = (qkv: Float32Array, kCache: Float32Array, vCache: Float32Array, cos: Float32Array, sin: Float32Array,
   out: Float32Array, N: number, H: number, hd: number, maxT: number, pos: number, scale: number) => void;
 
@@ -56,7 +56,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
     B, H, T, hd, o.causal, scale);
   return record('attention', out, [q, k, v], (g) => {
     const dq = gradOf(q) ?? NONE, dk = gradOf(k) ?? NONE, dv = gradOf(v) ?? NONE;
-    attentionBackward(q.f32, 0, k.f32, 0, v.f32, 0, sb, sh, st, g, 0, sb, sh, st, P, dq, dk, dv, NONE, NONE, B, H, T, hd, scale);
+    attentionBackward(q.f32, 0, k.f32, 0, v.f32, 0, sb, sh, st, g, 0, sb, sh, st, P, dq, dk, dv, NONE, NONE, B, H, T, hd, scale, o.causal);
   });
 }
 
@@ -91,6 +91,6 @@ export function selfAttentionQkv(qkv: Tensor, o: SelfAttentionOptions): Tensor {
     B, H, T, hd, o.causal, scale);
   return record('selfAttentionQkv', out, [qkv], (g) => {
     const dx = gradOf(qkv);
-    if (dx) attentionBackward(x, 0, x, D, x, 2 * D, T * D3, hd, D3, g, 0, T * D, hd, D, P, dx, dx, dx, cos, sin, B, H, T, hd, scale);
+    if (dx) attentionBackward(x, 0, x, D, x, 2 * D, T * D3, hd, D3, g, 0, T * D, hd, D, P, dx, dx, dx, cos, sin, B, H, T, hd, scale, o.causal);
   });
 }

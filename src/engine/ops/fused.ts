@@ -18,6 +18,8 @@ const swigluForward = kernel<SwigluForward>('swigluForward');
 const swigluBackward = kernel<SwigluBackward>('swigluBackward');
 const prefixEmbedForward = kernel<PrefixEmbedForward>('prefixEmbedForward');
 const prefixEmbedBackward = kernel<PrefixEmbedBackward>('prefixEmbedBackward');
+/** Raw SwiGLU rows for inference: out (N, h) = silu(a)·b with rows at offA/offB + i·ld. No gradient. */
+export const swigluForwardRows = swigluForward;
 /** Inference only: h (N, D) += delta (unless empty); out = rmsNorm(h)·w. No gradient. */
 export const addRmsNormRows = kernel<AddRmsNormRows>('addRmsNormRows');
 
