@@ -1,0 +1,248 @@
+// LlamaGen's class-conditional GPT (arXiv 2406.06525, autoregressive/models/gpt.py), causal for the
+// coarse AR model and the baseline, bidirectional for the CTF auxiliary model (docs/../spec/ctf.md §3, §4).
+//
+//   h = dropout([cls_embedding(class); tok_embeddings(tokens)])               (B, L, dim)
+//   per layer:  h += dropout(wo · attention(rope(q), rope(k), v))    q|k|v = wqkv · rmsNorm(h)
+//               h += dropout(w2 · (silu(w1 x) · w3 x))                x = rmsNorm(h)
+//   logits = output · rmsNorm(h)
+//
+// w1 and w3 live in one (2·hidden, dim) matrix so the FFN input is one GEMM; the LlamaGen names
+// layers.i.feed_forward.w1/w3.weight are views into its two halves (see stateDict()).
+import { CtfError } from '../errors.js';
+import { add, dropout } from '../engine/ops/elementwise.js';
+import { selfAttentionQkv } from '../engine/ops/attention.js';
+import { prefixEmbedding, swigluPacked } from '../engine/ops/fused.js';
+import { linear } from '../engine/ops/matmul.js';
+import { rmsNorm } from '../engine/ops/norm.js';
+import { ropeTable2d, type RopeTable } from '../engine/ops/rope.js';
+import { slice } from '../engine/ops/shape.js';
+import { crossEntropy } from '../engine/ops/softmax.js';
+import { Rng } from '../engine/rng.js';
+import { Tensor } from '../engine/tensor.js';
+
+export interface GptConfig {
+  inVocab: number;        // input token vocabulary: K for the coarse AR and the aux model, V for the baseline
+  outVocab: number;       // output head: K (coarse AR), V (baseline, aux)
+  numClasses: number;     // the class table has numClasses + 1 rows; the last is the null class (CFG)
+  grid: number;           // tokens per side; an image is grid·grid tokens
+  layers: number;
+  dim: number;
+  heads: number;          // head dim = dim / heads, a multiple of 4 (2D RoPE)
+  causal: boolean;        // false for the auxiliary model
+  dropout: number;        // embeddings, residual and FFN (LlamaGen: 0.1)
+  classDropout: number;   // p(label → null) in training (LlamaGen: 0.1)
+  ffnMultipleOf: number;  // hidden = find_multiple(int(8·dim/3), this) (LlamaGen: 256)
+  normEps: number;        // RMSNorm eps (1e-5)
+  ropeBase: number;       // 10000
+}
+
+/** Sizes only; combine with the task fields via gptConfig(). */
+export const GPT_PRESETS = {
+  tiny: { layers: 2, dim: 64, heads: 4, ffnMultipleOf: 32 },      // tests
+  S: { layers: 4, dim: 128, heads: 4, ffnMultipleOf: 64 },        // ~0.9M params in the blocks
+  M: { layers: 4, dim: 256, heads: 8, ffnMultipleOf: 256 },       // the engine benchmark's model
+  L: { layers: 6, dim: 384, heads: 12, ffnMultipleOf: 256 },
+  XL: { layers: 8, dim: 512, heads: 16, ffnMultipleOf: 256 },
+} as const;
+export type GptPreset = keyof typeof GPT_PRESETS;
+
+export type GptTask = Pick<GptConfig, 'inVocab' | 'outVocab' | 'numClasses' | 'grid' | 'causal'>;
+
+/** A full config from a preset, the task and any overrides; validated. */
+export function gptConfig(preset: GptPreset, task: GptTask, overrides: Partial<GptConfig> = {}): GptConfig {
+  const sizes = GPT_PRESETS[preset];
+  if (!sizes) throw new CtfError(`gpt: unknown preset "${preset}" (known: ${Object.keys(GPT_PRESETS).join(', ')})`);
+  const c: GptConfig = { ...sizes, dropout: 0.1, classDropout: 0.1, normEps: 1e-5, ropeBase: 10000, ...task, ...overrides };
+  validateGptConfig(c);
+  return c;
+}
+
+export function validateGptConfig(c: GptConfig): void {
+  const ints: (keyof GptConfig)[] = ['inVocab', 'outVocab', 'numClasses', 'grid', 'layers', 'dim', 'heads', 'ffnMultipleOf'];
+  for (const k of ints)
+    if (!Number.isInteger(c[k]) || (c[k] as number) < 1) throw new CtfError(`gpt config: ${k} = ${c[k]} must be a positive integer`);
+  if (c.dim % c.heads !== 0) throw new CtfError(`gpt config: dim ${c.dim} is not divisible by heads ${c.heads}`);
+  if ((c.dim / c.heads) % 4 !== 0) throw new CtfError(`gpt config: head dim ${c.dim / c.heads} must be a multiple of 4 for 2D RoPE`);
+  for (const k of ['dropout', 'classDropout'] as const)
+    if (!(c[k] >= 0 && c[k] < 1)) throw new CtfError(`gpt config: ${k} = ${c[k]} must be in [0, 1)`);
+  if (!(c.normEps > 0)) throw new CtfError(`gpt config: normEps = ${c.normEps} must be > 0`);
+}
+
+/** LlamaGen's find_multiple(int(2·4·dim/3), multipleOf). */
+export function ffnHidden(c: Pick<GptConfig, 'dim' | 'ffnMultipleOf'>): number {
+  const n = Math.floor((2 * 4 * c.dim) / 3);
+  return n % c.ffnMultipleOf === 0 ? n : n + c.ffnMultipleOf - (n % c.ffnMultipleOf);
+}
+
+export interface GptLayer {
+  attnNorm: Tensor;  // (dim)
+  wqkv: Tensor;      // (3·dim, dim), rows q | k | v
+  wo: Tensor;        // (dim, dim)
+  ffnNorm: Tensor;   // (dim)
+  w13: Tensor;       // (2·hidden, dim), rows w1 | w3
+  w2: Tensor;        // (dim, hidden)
+}
+
+export interface ForwardOptions {
+  training: boolean;
+  /** Class and token/residual/FFN dropout randomness; required when training with dropout > 0. */
+  rng?: Rng;
+}
+
+export class Gpt {
+  readonly config: GptConfig;
+  readonly hidden: number;
+  readonly headDim: number;
+  readonly clsTable: Tensor;  // (numClasses + 1, dim)
+  readonly tokTable: Tensor;  // (inVocab, dim)
+  readonly blocks: GptLayer[];
+  readonly norm: Tensor;      // (dim)
+  readonly output: Tensor;    // (outVocab, dim)
+  /** (1 + grid², headDim/2): position 0 is the class token (zero rows), then the grid cells. */
+  readonly rope: RopeTable;
+
+  /** LlamaGen init: normal(0, 0.02) for embeddings and linear weights, output head zero, norms one. */
+  constructor(config: GptConfig, rng: Rng = new Rng(0)) {
+    validateGptConfig(config);
+    this.config = { ...config };
+    const { dim, heads, layers } = config;
+    this.hidden = ffnHidden(config);
+    this.headDim = dim / heads;
+    const normal = (name: string, shape: number[]): Tensor => {
+      const t = new Tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, { requiresGrad: true, name });
+      rng.split(name).fillNormal(t.f32, 0, 0.02);
+      return t;
+    };
+    const ones = (name: string): Tensor => {
+      const t = new Tensor(new Float32Array(dim).fill(1), [dim], { requiresGrad: true, name });
+      return t;
+    };
+    this.clsTable = normal('cls_embedding.embedding_table.weight', [config.numClasses + 1, dim]);
+    this.tokTable = normal('tok_embeddings.weight', [config.inVocab, dim]);
+    this.blocks = Array.from({ length: layers }, (_, i) => ({
+      attnNorm: ones(`layers.${i}.attention_norm.weight`),
+      wqkv: normal(`layers.${i}.attention.wqkv.weight`, [3 * dim, dim]),
+      wo: normal(`layers.${i}.attention.wo.weight`, [dim, dim]),
+      ffnNorm: ones(`layers.${i}.ffn_norm.weight`),
+      w13: normal(`layers.${i}.feed_forward.w1|w3.weight`, [2 * this.hidden, dim]),
+      w2: normal(`layers.${i}.feed_forward.w2.weight`, [dim, this.hidden]),
+    }));
+    this.norm = ones('norm.weight');
+    this.output = new Tensor(new Float32Array(config.outVocab * dim), [config.outVocab, dim], { requiresGrad: true, name: 'output.weight' });
+    this.rope = ropeTable2d(config.grid, this.headDim, { base: config.ropeBase, prefix: 1 });
+  }
+
+  /** The trainable tensors (what the optimizer updates); w1|w3 is one tensor per layer. */
+  parameters(): Tensor[] {
+    return [this.clsTable, this.tokTable, ...this.blocks.flatMap((b) => [b.attnNorm, b.wqkv, b.wo, b.ffnNorm, b.w13, b.w2]), this.norm, this.output];
+  }
+
+  /**
+   * LlamaGen's state_dict: name -> tensor sharing this model's memory (w1 and w3 are views of the
+   * halves of w13, so loading into them loads the model). Order as in LlamaGen.
+   */
+  stateDict(): Map<string, Tensor> {
+    const sd = new Map<string, Tensor>();
+    const put = (name: string, t: Tensor): void => { sd.set(name, t.name === name ? t : new Tensor(t.data, t.shape, { name })); };
+    put('cls_embedding.embedding_table.weight', this.clsTable);
+    put('tok_embeddings.weight', this.tokTable);
+    const half = this.hidden * this.config.dim;
+    this.blocks.forEach((b, i) => {
+      const p = `layers.${i}.`;
+      put(`${p}attention.wqkv.weight`, b.wqkv);
+      put(`${p}attention.wo.weight`, b.wo);
+      sd.set(`${p}feed_forward.w1.weight`, new Tensor(b.w13.f32.subarray(0, half), [this.hidden, this.config.dim], { name: `${p}feed_forward.w1.weight` }));
+      put(`${p}feed_forward.w2.weight`, b.w2);
+      sd.set(`${p}feed_forward.w3.weight`, new Tensor(b.w13.f32.subarray(half), [this.hidden, this.config.dim], { name: `${p}feed_forward.w3.weight` }));
+      put(`${p}attention_norm.weight`, b.attnNorm);
+      put(`${p}ffn_norm.weight`, b.ffnNorm);
+    });
+    put('norm.weight', this.norm);
+    put('output.weight', this.output);
+    return sd;
+  }
+
+  /** Gradients by LlamaGen name (views, null where none flowed), after backward(). */
+  namedGradients(): Map<string, Float32Array | null> {
+    const out = new Map<string, Float32Array | null>();
+    const half = this.hidden * this.config.dim;
+    const byTensor = new Map<string, Tensor>([['cls_embedding.embedding_table.weight', this.clsTable], ['tok_embeddings.weight', this.tokTable],
+      ['norm.weight', this.norm], ['output.weight', this.output]]);
+    this.blocks.forEach((b, i) => {
+      const p = `layers.${i}.`;
+      byTensor.set(`${p}attention.wqkv.weight`, b.wqkv).set(`${p}attention.wo.weight`, b.wo).set(`${p}feed_forward.w2.weight`, b.w2)
+        .set(`${p}attention_norm.weight`, b.attnNorm).set(`${p}ffn_norm.weight`, b.ffnNorm);
+      out.set(`${p}feed_forward.w1.weight`, b.w13.grad ? b.w13.grad.subarray(0, half) : null);
+      out.set(`${p}feed_forward.w3.weight`, b.w13.grad ? b.w13.grad.subarray(half) : null);
+    });
+    for (const [name, t] of byTensor) out.set(name, t.grad);
+    return out;
+  }
+
+  /** Labels after class dropout: each becomes the null class with probability classDropout (training only). */
+  dropClasses(classes: Int32Array, o: ForwardOptions): Int32Array {
+    const { numClasses, classDropout } = this.config;
+    for (let b = 0; b < classes.length; b++) {
+      const c = classes[b]!;
+      if (!Number.isInteger(c) || c < 0 || c > numClasses)
+        throw new CtfError(`gpt: class ${c} at batch row ${b} outside [0, ${numClasses}] (${numClasses} is the null class)`);
+    }
+    if (!o.training || classDropout === 0) return classes;
+    const rng = requireRng(o, 'class dropout');
+    return classes.map((c) => (rng.uniform() < classDropout ? numClasses : c));
+  }
+
+  /**
+   * classes (B) i32, tokens (B·L) i32 row-major -> logits.
+   * Causal: the sequence is [class, tokens] and logits are (B, L+1, outVocab); position i predicts token i
+   * (training: tokens = t_0 … t_{T-2}, logits predict t_0 … t_{T-1}).
+   * Bidirectional: the same sequence, logits only at the token positions 1..L: (B, L, outVocab)
+   * (the aux model: tokens = coarse labels c_0 … c_{T-1}, logits predict the fine labels).
+   */
+  forward(classes: Int32Array, tokens: Int32Array, o: ForwardOptions): Tensor {
+    const c = this.config, B = classes.length;
+    if (B === 0 || tokens.length % B !== 0)
+      throw new CtfError(`gpt.forward: ${tokens.length} tokens do not split into ${B} rows`);
+    const L = tokens.length / B;
+    if (L + 1 > this.rope.rows)
+      throw new CtfError(`gpt.forward: sequence of 1 + ${L} positions exceeds the grid's ${this.rope.rows} (grid ${c.grid})`);
+    const drop = (x: Tensor): Tensor => (o.training && c.dropout > 0 ? dropout(x, c.dropout, requireRng(o, 'dropout'), true) : x);
+    const cls = new Tensor(this.dropClasses(classes, o), [B]);
+    let h = drop(prefixEmbedding(this.clsTable, cls, this.tokTable, new Tensor(tokens, [B, L])));  // (B, L+1, dim)
+    for (const blk of this.blocks) {
+      const qkv = linear(rmsNorm(h, blk.attnNorm, c.normEps), blk.wqkv);                          // (B, L+1, 3·dim)
+      const att = selfAttentionQkv(qkv, { heads: c.heads, causal: c.causal, rope: this.rope });     // (B, L+1, dim)
+      h = add(h, drop(linear(att, blk.wo)));
+      const ab = linear(rmsNorm(h, blk.ffnNorm, c.normEps), blk.w13);                              // (B, L+1, 2·hidden)
+      h = add(h, drop(linear(swigluPacked(ab), blk.w2)));
+    }
+    if (!c.causal) h = slice(h, 1, 1);                                                              // (B, L, dim)
+    return linear(rmsNorm(h, this.norm, c.normEps), this.output);
+  }
+
+  /**
+   * Mean cross-entropy of forward(classes, inputs) against targets (B·T) i32. Causal: inputs (B·(T-1)),
+   * targets (B·T) = the full sequence. Bidirectional: inputs (B·T) coarse labels, targets (B·T) fine labels.
+   */
+  loss(classes: Int32Array, inputs: Int32Array, targets: Int32Array, o: ForwardOptions): { loss: Tensor; logits: Tensor } {
+    const logits = this.forward(classes, inputs, o);
+    const [B, T] = logits.shape as [number, number, number];
+    if (targets.length !== B * T)
+      throw new CtfError(`gpt.loss: ${targets.length} targets for logits of ${B}×${T} positions (${this.config.causal ? 'causal: inputs are the targets minus the last token' : 'bidirectional: one target per input'})`);
+    return { loss: crossEntropy(logits, new Tensor(targets, [B, T])), logits };
+  }
+
+  /** Number of trainable scalars. */
+  numParameters(): number {
+    return this.parameters().reduce((n, t) => n + t.size, 0);
+  }
+
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad = null;
+  }
+}
+
+function requireRng(o: ForwardOptions, what: string): Rng {
+  if (!o.rng) throw new CtfError(`gpt.forward: training with ${what} needs an rng in the options`);
+  return o.rng;
+}

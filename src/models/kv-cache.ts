@@ -1,0 +1,134 @@
+// KV-cached incremental decoding for a causal Gpt: prefill(classes) runs position 0 (the class token)
+// and returns the logits for t_0; each decodeOne(tokens) feeds t_{p-1} at position p and returns the
+// logits for t_p. No autograd, no allocation per step: every buffer lives in the KvCache and is reused.
+// One sgemm per projection over the whole batch, native attention over the cache.
+//
+// Classifier-free guidance is batch doubling, done by the caller: cfgClasses() builds [cond; null],
+// feed the same tokens to both halves (cfgTokens), and cfgCombine() mixes the two halves' logits.
+import { CtfError } from '../errors.js';
+import { attentionDecode } from '../engine/ops/attention.js';
+import { addRmsNormRows, swigluForwardRows } from '../engine/ops/fused.js';
+import { sgemm } from '../engine/ops/matmul.js';
+import type { Gpt } from './gpt.js';
+
+const NONE = new Float32Array(0);
+
+export class KvCache {
+  readonly batch: number;
+  readonly maxT: number;
+  /** Per layer, (batch, heads, maxT, headDim). */
+  readonly k: Float32Array[];
+  readonly v: Float32Array[];
+  /** The next position to fill (0 before prefill). */
+  pos = 0;
+  // Per-step scratch, (batch, ·) each.
+  readonly h: Float32Array;       // (B, dim) residual stream
+  readonly x: Float32Array;       // (B, dim) normed input of a projection
+  readonly qkv: Float32Array;     // (B, 3·dim)
+  readonly att: Float32Array;     // (B, dim)
+  readonly ab: Float32Array;      // (B, 2·hidden)
+  readonly g: Float32Array;       // (B, hidden)
+  readonly logits: Float32Array;  // (B, outVocab), returned by prefill/decodeOne, overwritten next step
+
+  /** maxT: positions to hold (default grid², enough to generate a whole image). */
+  constructor(model: Gpt, batch: number, maxT = model.config.grid ** 2) {
+    const c = model.config;
+    if (!c.causal) throw new CtfError('KvCache: only causal models decode token by token (the aux model needs one full forward)');
+    if (!Number.isInteger(batch) || batch < 1) throw new CtfError(`KvCache: batch ${batch} must be a positive integer`);
+    if (!Number.isInteger(maxT) || maxT < 1 || maxT > model.rope.rows)
+      throw new CtfError(`KvCache: maxT ${maxT} must be in [1, ${model.rope.rows}] (1 + grid² RoPE positions)`);
+    this.batch = batch;
+    this.maxT = maxT;
+    const per = batch * c.heads * maxT * model.headDim;
+    this.k = Array.from({ length: c.layers }, () => new Float32Array(per));
+    this.v = Array.from({ length: c.layers }, () => new Float32Array(per));
+    this.h = new Float32Array(batch * c.dim);
+    this.x = new Float32Array(batch * c.dim);
+    this.qkv = new Float32Array(batch * 3 * c.dim);
+    this.att = new Float32Array(batch * c.dim);
+    this.ab = new Float32Array(batch * 2 * model.hidden);
+    this.g = new Float32Array(batch * model.hidden);
+    this.logits = new Float32Array(batch * c.outVocab);
+  }
+
+  /** Forget the sequence (buffers are overwritten as positions refill). */
+  reset(): void {
+    this.pos = 0;
+  }
+}
+
+function checkRows(cache: KvCache, ids: Int32Array, limit: number, what: string): void {
+  if (ids.length !== cache.batch) throw new CtfError(`kv decode: ${ids.length} ${what}s for a cache of batch ${cache.batch}`);
+  for (let b = 0; b < ids.length; b++)
+    if (!(ids[b]! >= 0 && ids[b]! < limit)) throw new CtfError(`kv decode: ${what} ${ids[b]} at row ${b} outside [0, ${limit})`);
+}
+
+/** Copies table rows ids into h (B, dim). */
+function gatherRows(table: Float32Array, ids: Int32Array, dim: number, h: Float32Array): void {
+  for (let b = 0; b < ids.length; b++) h.set(table.subarray(ids[b]! * dim, (ids[b]! + 1) * dim), b * dim);
+}
+
+/** Runs the blocks and the head on cache.h at position cache.pos; returns cache.logits (B, outVocab). */
+function step(model: Gpt, cache: KvCache): Float32Array {
+  const c = model.config, N = cache.batch, D = c.dim, hid = model.hidden, pos = cache.pos;
+  if (pos >= cache.maxT) throw new CtfError(`kv decode: cache full (${cache.maxT} positions); reset() or make a larger cache`);
+  const pairs = model.headDim / 2;
+  const cos = model.rope.cos.subarray(pos * pairs, (pos + 1) * pairs), sin = model.rope.sin.subarray(pos * pairs, (pos + 1) * pairs);
+  const scale = 1 / Math.sqrt(model.headDim);
+  const { h, x, qkv, att, ab, g } = cache;
+  model.blocks.forEach((blk, l) => {
+    addRmsNormRows(h, NONE, blk.attnNorm.f32, x, N, D, c.normEps);
+    sgemm(false, true, N, 3 * D, D, 1, x, 0, D, blk.wqkv.f32, 0, D, 0, qkv, 0, 3 * D);
+    attentionDecode(qkv, cache.k[l]!, cache.v[l]!, cos, sin, att, N, c.heads, model.headDim, cache.maxT, pos, scale);
+    sgemm(false, true, N, D, D, 1, att, 0, D, blk.wo.f32, 0, D, 1, h, 0, D);          // h += att · woᵀ
+    addRmsNormRows(h, NONE, blk.ffnNorm.f32, x, N, D, c.normEps);
+    sgemm(false, true, N, 2 * hid, D, 1, x, 0, D, blk.w13.f32, 0, D, 0, ab, 0, 2 * hid);
+    swigluForwardRows(ab, 0, ab, hid, 2 * hid, g, N, hid);
+    sgemm(false, true, N, D, hid, 1, g, 0, hid, blk.w2.f32, 0, hid, 1, h, 0, D);      // h += g · w2ᵀ
+  });
+  addRmsNormRows(h, NONE, model.norm.f32, x, N, D, c.normEps);
+  sgemm(false, true, N, c.outVocab, D, 1, x, 0, D, model.output.f32, 0, D, 0, cache.logits, 0, c.outVocab);
+  cache.pos = pos + 1;
+  return cache.logits;
+}
+
+/** Position 0: the class tokens (B) -> logits for t_0 (B, outVocab); resets the cache. */
+export function prefill(model: Gpt, cache: KvCache, classes: Int32Array): Float32Array {
+  checkRows(cache, classes, model.config.numClasses + 1, 'class');
+  cache.reset();
+  gatherRows(model.clsTable.f32, classes, model.config.dim, cache.h);
+  return step(model, cache);
+}
+
+/** Feeds one token per row at the next position -> logits for the following token (B, outVocab). */
+export function decodeOne(model: Gpt, cache: KvCache, tokens: Int32Array): Float32Array {
+  if (cache.pos === 0) throw new CtfError('kv decode: decodeOne before prefill');
+  checkRows(cache, tokens, model.config.inVocab, 'token');
+  gatherRows(model.tokTable.f32, tokens, model.config.dim, cache.h);
+  return step(model, cache);
+}
+
+/** [classes; null × B] for a doubled CFG batch. */
+export function cfgClasses(classes: Int32Array, nullClass: number): Int32Array {
+  const out = new Int32Array(2 * classes.length).fill(nullClass);
+  out.set(classes);
+  return out;
+}
+
+/** [tokens; tokens] into out (2B), for feeding a doubled CFG batch. */
+export function cfgTokens(tokens: Int32Array, out = new Int32Array(2 * tokens.length)): Int32Array {
+  out.set(tokens);
+  out.set(tokens, tokens.length);
+  return out;
+}
+
+/** Guided logits (B, V) = uncond + scale · (cond − uncond) from logits (2B, V) = [cond; uncond]. */
+export function cfgCombine(logits: Float32Array, V: number, scale: number, out = new Float32Array(logits.length / 2)): Float32Array {
+  const n = logits.length / 2;
+  if (out.length !== n || n % V !== 0) throw new CtfError(`cfgCombine: logits of ${logits.length} values are not (2B, ${V})`);
+  for (let i = 0; i < n; i++) {
+    const u = logits[n + i]!;
+    out[i] = u + (logits[i]! - u) * scale;
+  }
+  return out;
+}
