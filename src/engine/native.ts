@@ -34,11 +34,34 @@ function load(): Record<string, AnyKernel> {
 
 const addon = load();
 
+/** Per-kernel call counts and total milliseconds, collected when CTFGEN_PROFILE=1 is set at start-up. */
+export const kernelProfile = new Map<string, { calls: number; ms: number }>();
+const profiling = process.env['CTFGEN_PROFILE'] === '1';
+
+function profiled(name: string, k: AnyKernel): AnyKernel {
+  const entry = { calls: 0, ms: 0 };
+  kernelProfile.set(name, entry);
+  return (...args: unknown[]) => {
+    const t0 = performance.now();
+    const r = k(...args);
+    entry.ms += performance.now() - t0;
+    entry.calls++;
+    return r;
+  };
+}
+
 /** A native kernel by name, typed by the caller. Throws if the addon lacks it (stale build). */
 export function kernel<F>(name: string): F {
   const k = addon[name];
   if (typeof k !== 'function') throw new CtfError(`native kernel "${name}" missing from the addon: rebuild with \`npm run setup\``);
-  return k as unknown as F;
+  return (profiling ? profiled(name, k) : k) as unknown as F;
+}
+
+/** The profile as rows sorted by total time (empty unless CTFGEN_PROFILE=1). */
+export function profileReport(): string {
+  const rows = [...kernelProfile].filter(([, e]) => e.calls > 0).sort((a, b) => b[1].ms - a[1].ms);
+  const total = rows.reduce((s, [, e]) => s + e.ms, 0);
+  return rows.map(([n, e]) => `${n.padEnd(28)} ${e.calls.toString().padStart(8)} calls ${e.ms.toFixed(1).padStart(9)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)}%`).join('\n');
 }
 
 export interface BlasInfo { corename: string; threads: number; config: string }
