@@ -6,7 +6,9 @@ import { conv2d } from '../engine/ops/conv.js';
 import { Rng } from '../engine/rng.js';
 import { Tensor } from '../engine/tensor.js';
 import { CtfError } from '../errors.js';
-import type { ConvBenchConfig } from './cases.js';
+import { AdamW, clipGradNorm } from '../engine/optim.js';
+import { Gpt, gptConfig } from '../models/gpt.js';
+import type { ConvBenchConfig, GptBenchConfig } from './cases.js';
 import { peakRssMb, serve } from './peer.js';
 
 function convCase(c: ConvBenchConfig): () => void {
@@ -22,11 +24,35 @@ function convCase(c: ConvBenchConfig): () => void {
   };
 }
 
+function benchGpt(c: GptBenchConfig): Gpt {
+  return new Gpt(gptConfig('M', { inVocab: c.vocab, outVocab: c.vocab, numClasses: c.numClasses, grid: c.grid, causal: true },
+    { layers: c.layers, dim: c.dim, heads: c.heads, ffnMultipleOf: c.ffnMultipleOf, dropout: 0.1, classDropout: 0.1 }), new Rng(0));
+}
+
+/** LlamaGen's training step: [class, t_0 … t_{T-2}] predicts t_0 … t_{T-1}; clip 1.0; AdamW (0.9, 0.95), wd 0.05 on ≥2-D. */
+function trainCase(c: GptBenchConfig): () => void {
+  const model = benchGpt(c);
+  const opt = new AdamW(model.parameters(), { lr: 1e-4, betas: [0.9, 0.95], weightDecay: 0.05 });
+  const rng = new Rng(1), T = c.grid * c.grid;
+  const classes = Int32Array.from({ length: c.batch }, () => rng.int(c.numClasses));
+  const seq = Int32Array.from({ length: c.batch * T }, () => rng.int(c.vocab));
+  const inputs = new Int32Array(c.batch * (T - 1));
+  for (let b = 0; b < c.batch; b++) inputs.set(seq.subarray(b * T, b * T + T - 1), b * (T - 1));
+  return () => {
+    model.zeroGrad();
+    const { loss } = model.loss(classes, inputs, seq, { training: true, rng });
+    backward(loss);
+    clipGradNorm(model.parameters(), 1.0);
+    opt.step();
+  };
+}
+
 let step: (() => void) | null = null;
 
 await serve({
   setup(name, config) {
     if (name === 'conv') step = convCase(config as unknown as ConvBenchConfig);
+    else if (name === 'train') step = trainCase(config as unknown as GptBenchConfig);
     else throw new CtfError(`bench worker: unknown case ${name}`);
   },
   step() {
