@@ -122,66 +122,46 @@ void parallel2(int64_t n, F fn) {
   helper.join();
 }
 
-// Row t of dst (ld) = scale · rope(src row t) for t < T; without tables a scaled copy. Columns hd..ld stay.
-void gather_rotated(const float* src, int64_t st, int64_t T, int64_t hd, const Rope& rope, float scale, float* dst, int64_t ld) {
-  const int64_t half = hd / 2;
-  for (int64_t t = 0; t < T; t++) {
-    const float* x = src + t * st;
-    float* y = dst + t * ld;
-    if (!rope.cos) {
+// y[0:hd) = scale · rope(x) for one row, with that position's tables c, s (hd/2); no tables: scaled copy.
+inline void rotate_row(const float* x, const float* c, const float* s, int64_t hd, float scale, float* y) {
+  if (!c) {
 #pragma omp simd
-      for (int64_t d = 0; d < hd; d++) y[d] = scale * x[d];
-      continue;
-    }
-    const float* c = rope.cos + t * half;
-    const float* s = rope.sin + t * half;
+    for (int64_t d = 0; d < hd; d++) y[d] = scale * x[d];
+    return;
+  }
 #pragma omp simd
-    for (int64_t j = 0; j < half; j++) {
-      float x0 = x[2 * j], x1 = x[2 * j + 1];
-      y[2 * j] = scale * (x0 * c[j] - x1 * s[j]);
-      y[2 * j + 1] = scale * (x1 * c[j] + x0 * s[j]);
-    }
+  for (int64_t j = 0; j < hd / 2; j++) {
+    float x0 = x[2 * j], x1 = x[2 * j + 1];
+    y[2 * j] = scale * (x0 * c[j] - x1 * s[j]);
+    y[2 * j + 1] = scale * (x1 * c[j] + x0 * s[j]);
   }
 }
 
-// dst (hd × ld) = transpose of rope(src rows t < T) (the B operand of a product against these rows).
-void gather_rotated_t(const float* src, int64_t st, int64_t T, int64_t hd, const Rope& rope, float* dst, int64_t ld) {
-  const int64_t half = hd / 2;
-  for (int64_t t = 0; t < T; t++) {
-    const float* x = src + t * st;
-    if (!rope.cos) {
-      for (int64_t d = 0; d < hd; d++) dst[d * ld + t] = x[d];
-      continue;
-    }
-    const float* c = rope.cos + t * half;
-    const float* s = rope.sin + t * half;
-    for (int64_t j = 0; j < half; j++) {
-      float x0 = x[2 * j], x1 = x[2 * j + 1];
-      dst[2 * j * ld + t] = x0 * c[j] - x1 * s[j];
-      dst[(2 * j + 1) * ld + t] = x1 * c[j] + x0 * s[j];
-    }
+// Column col of dst (hd × ld) = rope(x) (building a transposed B operand row by row).
+inline void rotate_col(const float* x, const float* c, const float* s, int64_t hd, float* dst, int64_t ld, int64_t col) {
+  if (!c) {
+    for (int64_t d = 0; d < hd; d++) dst[d * ld + col] = x[d];
+    return;
+  }
+  for (int64_t j = 0; j < hd / 2; j++) {
+    float x0 = x[2 * j], x1 = x[2 * j + 1];
+    dst[2 * j * ld + col] = x0 * c[j] - x1 * s[j];
+    dst[(2 * j + 1) * ld + col] = x1 * c[j] + x0 * s[j];
   }
 }
 
-// dst rows (st) += scale · rope⁻¹(src rows (ld)): rotation by the negative angle (the transpose of rope).
-void scatter_unrotated(const float* src, int64_t ld, int64_t T, int64_t hd, const Rope& rope, float scale, float* dst, int64_t st) {
-  const int64_t half = hd / 2;
-  for (int64_t t = 0; t < T; t++) {
-    const float* g = src + t * ld;
-    float* y = dst + t * st;
-    if (!rope.cos) {
+// y[0:hd) += scale · rope⁻¹(g): rotation by the negative angle (the transpose of rope).
+inline void unrotate_add_row(const float* g, const float* c, const float* s, int64_t hd, float scale, float* y) {
+  if (!c) {
 #pragma omp simd
-      for (int64_t d = 0; d < hd; d++) y[d] += scale * g[d];
-      continue;
-    }
-    const float* c = rope.cos + t * half;
-    const float* s = rope.sin + t * half;
+    for (int64_t d = 0; d < hd; d++) y[d] += scale * g[d];
+    return;
+  }
 #pragma omp simd
-    for (int64_t j = 0; j < half; j++) {
-      float g0 = g[2 * j], g1 = g[2 * j + 1];
-      y[2 * j] += scale * (g0 * c[j] + g1 * s[j]);
-      y[2 * j + 1] += scale * (g1 * c[j] - g0 * s[j]);
-    }
+  for (int64_t j = 0; j < hd / 2; j++) {
+    float g0 = g[2 * j], g1 = g[2 * j + 1];
+    y[2 * j] += scale * (g0 * c[j] + g1 * s[j]);
+    y[2 * j + 1] += scale * (g1 * c[j] - g0 * s[j]);
   }
 }
 
@@ -225,21 +205,37 @@ void transpose_sq(const float* src, int64_t lds, int64_t T, float* dst, int64_t 
     for (int64_t k = 0; k < T; k++) dst[k * ldd + i] = src[i * lds + k];
 }
 
-// Per-thread scratch for one (batch, head) pair; sized for the call, padding columns kept at zero.
+// A unit of work: batch element b, heads [h0, h1). Each unit gathers its rows once, in sequence order:
+// in a fused qkv buffer consecutive positions are 3·D floats apart, and reading them one head at a time
+// (a 128-byte strip per row) stalls on memory instead of streaming.
+struct Unit {
+  int64_t b, h0, h1;
+};
+
+std::vector<Unit> make_units(const Dims& d) {
+  int64_t groups = d.B >= 4 ? 1 : std::min<int64_t>(d.H, 4);  // enough units for two threads
+  std::vector<Unit> units;
+  for (int64_t b = 0; b < d.B; b++)
+    for (int64_t g = 0; g < groups; g++) units.push_back({b, d.H * g / groups, d.H * (g + 1) / groups});
+  return units;
+}
+
+// Per-thread scratch for one unit of up to G heads; padding columns stay zero.
 struct Scratch {
-  int64_t T, Tp, hd, hdp;
+  int64_t T, Tp, hd, hdp, rows, cols;
   std::vector<float> buf;
-  float *rowsA, *rowsB, *rowsC, *rowsD;  // (T × hdp) each
-  float *colsT;                           // (hd × Tp)
-  float *sq1, *sq2;                       // (T × Tp) each
-  Scratch(int64_t T_, int64_t hd_) : T(T_), Tp(round16(T_)), hd(hd_), hdp(round16(hd_)) {
-    int64_t rows = T * hdp, sq = T * Tp;
-    buf.assign(4 * rows + hd * Tp + 2 * sq, 0.0f);
+  float* head[6];  // six blocks of (G × T × hdp): per head (T × hdp) rows
+  float* colsT;    // (G × hd × Tp): per head a transposed operand
+  float *sq1, *sq2;  // (T × Tp) each
+  Scratch(const Dims& d, int64_t G) : T(d.T), Tp(round16(d.T)), hd(d.hd), hdp(round16(d.hd)) {
+    rows = T * hdp;
+    cols = hd * Tp;
+    buf.assign(6 * G * rows + G * cols + 2 * T * Tp, 0.0f);
     float* p = buf.data();
-    rowsA = p; rowsB = p + rows; rowsC = p + 2 * rows; rowsD = p + 3 * rows;
-    colsT = p + 4 * rows;
-    sq1 = colsT + hd * Tp;
-    sq2 = sq1 + sq;
+    for (int i = 0; i < 6; i++) head[i] = p + i * G * rows;
+    colsT = p + 6 * G * rows;
+    sq1 = colsT + G * cols;
+    sq2 = sq1 + T * Tp;
   }
 };
 
@@ -265,68 +261,99 @@ struct FixedCols {
   int64_t operator()(int64_t, int) const { return n; }
 };
 
-void forward_pair(const View& q, const View& k, const View& v, const View& out, float* P, const float* mask, bool causal,
-                  const Rope& rope, const Dims& d, float scale, int64_t b, int64_t h, Scratch& s) {
-  const int64_t T = d.T, hd = d.hd, Tp = s.Tp, hdp = s.hdp;
-  float* Qs = s.rowsA;  // scale · rope(q)  (T × hdp)
-  float* Vp = s.rowsB;  // v                (T × hdp)
-  float* O = s.rowsC;   // P · v            (T × hdp)
-  float* Kt = s.colsT;  // rope(k)ᵀ         (hd × Tp)
-  float* S = s.sq1;     // scores           (T × Tp)
-  gather_rotated(q.at(b, h), q.st, T, hd, rope, scale, Qs, hdp);
-  gather_rotated_t(k.at(b, h), k.st, T, hd, rope, Kt, Tp);
-  gather_rotated(v.at(b, h), v.st, T, hd, Rope{nullptr, nullptr}, 1.0f, Vp, hdp);
-  gemm_nn(T, Qs, hdp, Kt, Tp, S, Tp, false, AllK{hd}, CausalCols{causal, T, Tp});
-  softmax_rows(S, Tp, T, causal, mask, P);
-  gemm_nn(T, P, T, Vp, hdp, O, hdp, false, PrefixK{causal, T}, FixedCols{hdp});
-  float* o = out.at(b, h);
-  for (int64_t t = 0; t < T; t++) std::copy(O + t * hdp, O + t * hdp + hd, o + t * out.st);
+struct Rows {  // the RoPE tables' row for position t (null without RoPE)
+  const Rope& r; int64_t half;
+  const float* c(int64_t t) const { return r.cos ? r.cos + t * half : nullptr; }
+  const float* s(int64_t t) const { return r.sin ? r.sin + t * half : nullptr; }
+};
+
+// P holds (B, H, T, T); mask is this batch element's (T × T) or null.
+void forward_unit(const View& q, const View& k, const View& v, const View& out, float* P, const float* mask, bool causal,
+                  const Rope& rope, const Dims& d, float scale, const Unit& u, Scratch& s) {
+  const int64_t T = d.T, hd = d.hd, Tp = s.Tp, hdp = s.hdp, G = u.h1 - u.h0, b = u.b;
+  const Rows tab{rope, hd / 2};
+  float* Qs = s.head[0];  // per head: scale · rope(q) (T × hdp)
+  float* Vp = s.head[1];  // per head: v              (T × hdp)
+  float* O = s.head[2];   // per head: P · v          (T × hdp)
+  float* Kt = s.colsT;    // per head: rope(k)ᵀ       (hd × Tp)
+  float* S = s.sq1;       // scores                   (T × Tp)
+  for (int64_t t = 0; t < T; t++)
+    for (int64_t g = 0; g < G; g++) {
+      int64_t h = u.h0 + g;
+      rotate_row(q.at(b, h) + t * q.st, tab.c(t), tab.s(t), hd, scale, Qs + g * s.rows + t * hdp);
+      rotate_col(k.at(b, h) + t * k.st, tab.c(t), tab.s(t), hd, Kt + g * s.cols, Tp, t);
+      std::copy(v.at(b, h) + t * v.st, v.at(b, h) + t * v.st + hd, Vp + g * s.rows + t * hdp);
+    }
+  for (int64_t g = 0; g < G; g++) {
+    float* Ph = P + (b * d.H + u.h0 + g) * T * T;
+    gemm_nn(T, Qs + g * s.rows, hdp, Kt + g * s.cols, Tp, S, Tp, false, AllK{hd}, CausalCols{causal, T, Tp});
+    softmax_rows(S, Tp, T, causal, mask, Ph);
+    gemm_nn(T, Ph, T, Vp + g * s.rows, hdp, O + g * s.rows, hdp, false, PrefixK{causal, T}, FixedCols{hdp});
+  }
+  for (int64_t t = 0; t < T; t++)
+    for (int64_t g = 0; g < G; g++) {
+      const float* src = O + g * s.rows + t * hdp;
+      std::copy(src, src + hd, out.at(b, u.h0 + g) + t * out.st);
+    }
 }
 
-void backward_pair(const View& q, const View& k, const View& v, const View& dout, const float* P, const View* dq,
-                   const View* dk, const View* dv, bool causal, const Rope& rope, const Dims& d, float scale, int64_t b,
-                   int64_t h, Scratch& s) {
-  const int64_t T = d.T, hd = d.hd, Tp = s.Tp, hdp = s.hdp;
-  const Rope none{nullptr, nullptr};
-  float* dO = s.rowsA;  // (T × hdp)
-  float* R = s.rowsB;   // a product's result rows (T × hdp)
-  float* Qs = s.rowsC;  // scale · rope(q) (T × hdp)
-  float* Kr = s.rowsD;  // rope(k)         (T × hdp)
-  float* Vt = s.colsT;  // vᵀ              (hd × Tp)
-  float* dS = s.sq1;    // dP, then dS     (T × Tp)
-  float* Tr = s.sq2;    // Pᵀ or dSᵀ       (T × Tp)
-  gather_rotated(dout.at(b, h), dout.st, T, hd, none, 1.0f, dO, hdp);
-  if (dv) {  // dV = Pᵀ dO
-    transpose_sq(P, T, T, Tr, Tp);
-    gemm_nn(T, Tr, Tp, dO, hdp, R, hdp, false, SuffixK{causal, T}, FixedCols{hdp});
-    scatter_unrotated(R, hdp, T, hd, none, 1.0f, dv->at(b, h), dv->st);
-  }
-  if (!dq && !dk) return;
-  // dP = dO Vᵀ; dS = P ∘ (dP − rowsum(P ∘ dP)), zero beyond each row's last key.
-  gather_rotated_t(v.at(b, h), v.st, T, hd, none, Vt, Tp);
-  gemm_nn(T, dO, hdp, Vt, Tp, dS, Tp, false, AllK{hd}, CausalCols{causal, T, Tp});
-  for (int64_t i = 0; i < T; i++) {
-    const float* p = P + i * T;
-    float* g = dS + i * Tp;
-    int64_t n = causal ? i + 1 : T;
-    float dot = 0;
+void backward_unit(const View& q, const View& k, const View& v, const View& dout, const float* P, const View* dq,
+                   const View* dk, const View* dv, bool causal, const Rope& rope, const Dims& d, float scale, const Unit& u,
+                   Scratch& s) {
+  const int64_t T = d.T, hd = d.hd, Tp = s.Tp, hdp = s.hdp, G = u.h1 - u.h0, b = u.b;
+  const Rows tab{rope, hd / 2};
+  const bool needS = dq || dk;
+  float* dO = s.head[0];   // per head: dout                 (T × hdp)
+  float* Qs = s.head[1];   // per head: scale · rope(q)      (T × hdp)
+  float* Kr = s.head[2];   // per head: rope(k)              (T × hdp)
+  float* RdQ = s.head[3];  // per head: dS · rope(k)         (T × hdp)
+  float* RdK = s.head[4];  // per head: dSᵀ · scale·rope(q)  (T × hdp)
+  float* RdV = s.head[5];  // per head: Pᵀ · dout            (T × hdp)
+  float* Vt = s.colsT;     // per head: vᵀ                   (hd × Tp)
+  float* dS = s.sq1;       // dP, then dS                    (T × Tp)
+  float* Tr = s.sq2;       // Pᵀ or dSᵀ                      (T × Tp)
+  for (int64_t t = 0; t < T; t++)
+    for (int64_t g = 0; g < G; g++) {
+      int64_t h = u.h0 + g;
+      const float* o = dout.at(b, h) + t * dout.st;
+      std::copy(o, o + hd, dO + g * s.rows + t * hdp);
+      if (dk) rotate_row(q.at(b, h) + t * q.st, tab.c(t), tab.s(t), hd, scale, Qs + g * s.rows + t * hdp);
+      if (dq) rotate_row(k.at(b, h) + t * k.st, tab.c(t), tab.s(t), hd, 1.0f, Kr + g * s.rows + t * hdp);
+      if (needS) rotate_col(v.at(b, h) + t * v.st, nullptr, nullptr, hd, Vt + g * s.cols, Tp, t);
+    }
+  for (int64_t g = 0; g < G; g++) {
+    const float* Ph = P + (b * d.H + u.h0 + g) * T * T;
+    if (dv) {
+      transpose_sq(Ph, T, T, Tr, Tp);
+      gemm_nn(T, Tr, Tp, dO + g * s.rows, hdp, RdV + g * s.rows, hdp, false, SuffixK{causal, T}, FixedCols{hdp});
+    }
+    if (!needS) continue;
+    // dP = dO Vᵀ; dS = P ∘ (dP − rowsum(P ∘ dP)), zero beyond each row's last key.
+    gemm_nn(T, dO + g * s.rows, hdp, Vt + g * s.cols, Tp, dS, Tp, false, AllK{hd}, CausalCols{causal, T, Tp});
+    for (int64_t i = 0; i < T; i++) {
+      const float* p = Ph + i * T;
+      float* gr = dS + i * Tp;
+      int64_t n = causal ? i + 1 : T;
+      float dot = 0;
 #pragma omp simd reduction(+ : dot)
-    for (int64_t j = 0; j < n; j++) dot += p[j] * g[j];
+      for (int64_t j = 0; j < n; j++) dot += p[j] * gr[j];
 #pragma omp simd
-    for (int64_t j = 0; j < n; j++) g[j] = p[j] * (g[j] - dot);
-    std::fill(g + n, g + Tp, 0.0f);
+      for (int64_t j = 0; j < n; j++) gr[j] = p[j] * (gr[j] - dot);
+      std::fill(gr + n, gr + Tp, 0.0f);
+    }
+    if (dq) gemm_nn(T, dS, Tp, Kr + g * s.rows, hdp, RdQ + g * s.rows, hdp, false, PrefixK{causal, T}, FixedCols{hdp});
+    if (dk) {
+      transpose_sq(dS, Tp, T, Tr, Tp);
+      gemm_nn(T, Tr, Tp, Qs + g * s.rows, hdp, RdK + g * s.rows, hdp, false, SuffixK{causal, T}, FixedCols{hdp});
+    }
   }
-  if (dq) {  // dQ = scale · dS · rope(K), then rotated back
-    gather_rotated(k.at(b, h), k.st, T, hd, rope, 1.0f, Kr, hdp);
-    gemm_nn(T, dS, Tp, Kr, hdp, R, hdp, false, PrefixK{causal, T}, FixedCols{hdp});
-    scatter_unrotated(R, hdp, T, hd, rope, scale, dq->at(b, h), dq->st);
-  }
-  if (dk) {  // dK = dSᵀ · (scale · rope(Q)), then rotated back
-    gather_rotated(q.at(b, h), q.st, T, hd, rope, scale, Qs, hdp);
-    transpose_sq(dS, Tp, T, Tr, Tp);
-    gemm_nn(T, Tr, Tp, Qs, hdp, R, hdp, false, SuffixK{causal, T}, FixedCols{hdp});
-    scatter_unrotated(R, hdp, T, hd, rope, 1.0f, dk->at(b, h), dk->st);
-  }
+  for (int64_t t = 0; t < T; t++)
+    for (int64_t g = 0; g < G; g++) {
+      int64_t h = u.h0 + g, r = g * s.rows + t * hdp;
+      if (dq) unrotate_add_row(RdQ + r, tab.c(t), tab.s(t), hd, scale, dq->at(b, h) + t * dq->st);
+      if (dk) unrotate_add_row(RdK + r, tab.c(t), tab.s(t), hd, 1.0f, dk->at(b, h) + t * dk->st);
+      if (dv) unrotate_add_row(RdV + r, nullptr, nullptr, hd, 1.0f, dv->at(b, h) + t * dv->st);
+    }
 }
 
 // Checks that a (B, H, T, hd) view with these strides stays inside a buffer of n elements.
@@ -377,11 +404,13 @@ CTF_KERNEL(attentionForward) {
   check_rope(info, rope, 17, d);
   if ((int64_t)ctf::len(info, 14) < d.B * d.H * d.T * d.T) ctf::fail(info, "attention: P buffer too small");
   if (mask && (int64_t)ctf::len(info, 15) < (d.B - 1) * maskSb + d.T * d.T) ctf::fail(info, "attention: mask buffer too small");
-  Scratch s0(d.T, d.hd), s1(d.T, d.hd);
-  parallel2(d.B * d.H, [&](int64_t i, int t) {
-    int64_t b = i / d.H, h = i % d.H;
-    forward_pair(q, k, v, out, P + i * d.T * d.T, mask ? mask + b * maskSb : nullptr, causal, rope, d, scale, b, h,
-                 t == 0 ? s0 : s1);
+  std::vector<Unit> units = make_units(d);
+  int64_t G = 0;
+  for (const Unit& u : units) G = std::max(G, u.h1 - u.h0);
+  Scratch s0(d, G), s1(d, G);
+  parallel2((int64_t)units.size(), [&](int64_t i, int t) {
+    const Unit& u = units[i];
+    forward_unit(q, k, v, out, P, mask ? mask + u.b * maskSb : nullptr, causal, rope, d, scale, u, t == 0 ? s0 : s1);
   });
   return info.Env().Undefined();
 }
@@ -416,11 +445,13 @@ CTF_KERNEL(attentionBackward) {
   if (dqp) check_view(info, "dq", ctf::len(info, 15), offQ, dq, d);
   if (dkp) check_view(info, "dk", ctf::len(info, 16), offK, dk, d);
   if (dvp) check_view(info, "dv", ctf::len(info, 17), offV, dv, d);
-  Scratch s0(d.T, d.hd), s1(d.T, d.hd);
-  parallel2(d.B * d.H, [&](int64_t i, int t) {
-    int64_t b = i / d.H, h = i % d.H;
-    backward_pair(q, k, v, dout, P + i * d.T * d.T, dqp ? &dq : nullptr, dkp ? &dk : nullptr, dvp ? &dv : nullptr, causal,
-                  rope, d, scale, b, h, t == 0 ? s0 : s1);
+  std::vector<Unit> units = make_units(d);
+  int64_t G = 0;
+  for (const Unit& u : units) G = std::max(G, u.h1 - u.h0);
+  Scratch s0(d, G), s1(d, G);
+  parallel2((int64_t)units.size(), [&](int64_t i, int t) {
+    backward_unit(q, k, v, dout, P, dqp ? &dq : nullptr, dkp ? &dk : nullptr, dvp ? &dv : nullptr, causal, rope, d, scale,
+                  units[i], t == 0 ? s0 : s1);
   });
   return info.Env().Undefined();
 }
