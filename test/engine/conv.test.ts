@@ -27,6 +27,27 @@ function naiveConv(x: Tensor, w: Tensor, b: Tensor | null, g: Geo): number[] {
   return out;
 }
 
+// Gradients of Σ y·dy by the definition: every (output, tap) pair adds its product to dx and dw.
+function naiveConvGrads(x: Tensor, w: Tensor, dy: Float32Array, g: Geo): { dx: number[]; dw: number[]; db: number[] } {
+  const [N, C, H, W] = x.shape as number[] as [number, number, number, number];
+  const [O, , kh, kw] = w.shape as number[] as [number, number, number, number];
+  const [sh, sw] = g.stride, [ph, pw] = g.padding;
+  const Ho = Math.floor((H + 2 * ph - kh) / sh) + 1, Wo = Math.floor((W + 2 * pw - kw) / sw) + 1;
+  const dx = new Array<number>(x.size).fill(0), dw = new Array<number>(w.size).fill(0), db = new Array<number>(O).fill(0);
+  for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) for (let i = 0; i < Ho; i++) for (let j = 0; j < Wo; j++) {
+    const d = dy[((n * O + o) * Ho + i) * Wo + j]!;
+    db[o] = db[o]! + d;
+    for (let c = 0; c < C; c++) for (let u = 0; u < kh; u++) for (let v = 0; v < kw; v++) {
+      const ih = i * sh - ph + u, iw = j * sw - pw + v;
+      if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+      const xi = ((n * C + c) * H + ih) * W + iw, wi = ((o * C + c) * kh + u) * kw + v;
+      dx[xi] = dx[xi]! + d * w.f32[wi]!;
+      dw[wi] = dw[wi]! + d * x.f32[xi]!;
+    }
+  }
+  return { dx, dw, db };
+}
+
 const cases: { name: string; x: number[]; w: number[]; g: Geo; bias: boolean }[] = [
   { name: '3×3 same', x: [2, 3, 6, 5], w: [4, 3, 3, 3], g: { stride: [1, 1], padding: [1, 1] }, bias: true },
   { name: '3×3 stride 2 padding 1', x: [2, 3, 7, 6], w: [4, 3, 3, 3], g: { stride: [2, 2], padding: [1, 1] }, bias: true },
@@ -37,6 +58,11 @@ const cases: { name: string; x: number[]; w: number[]; g: Geo; bias: boolean }[]
   { name: '3×3 valid (no padding)', x: [2, 2, 5, 6], w: [3, 2, 3, 3], g: { stride: [1, 1], padding: [0, 0] }, bias: true },
   { name: '3×3 padding 3 > k−1', x: [1, 2, 3, 4], w: [2, 2, 3, 3], g: { stride: [1, 1], padding: [3, 3] }, bias: true },
   { name: '5×5 same', x: [2, 2, 6, 6], w: [2, 2, 5, 5], g: { stride: [1, 1], padding: [2, 2] }, bias: false },
+  // ≥ 8 channels in and out: 3×3 stride 1 goes through Winograd F(2×2, 3×3) (forward, dx and dw).
+  { name: 'Winograd 3×3 same, odd height and width', x: [2, 8, 7, 5], w: [9, 8, 3, 3], g: { stride: [1, 1], padding: [1, 1] }, bias: true },
+  { name: 'Winograd 3×3 valid', x: [1, 8, 6, 9], w: [8, 8, 3, 3], g: { stride: [1, 1], padding: [0, 0] }, bias: false },
+  { name: 'Winograd 3×3 padding (2, 0)', x: [1, 10, 5, 6], w: [8, 10, 3, 3], g: { stride: [1, 1], padding: [2, 0] }, bias: true },
+  { name: 'Winograd 3×3 padding 3 (dx falls back to col2im)', x: [1, 8, 3, 4], w: [8, 8, 3, 3], g: { stride: [1, 1], padding: [3, 3] }, bias: false },
 ];
 
 for (const c of cases) {
@@ -45,7 +71,15 @@ for (const c of cases) {
     const w = randn(c.w, 2, { requiresGrad: true, std: 0.5 });
     const b = c.bias ? randn([c.w[0]!], 3, { requiresGrad: true }) : null;
     const y = noGrad(() => conv2d(x, w, b, c.g));
-    assertClose(y.f32, naiveConv(x, w, b, c.g), { what: 'conv2d forward' });
+    assertClose(y.f32, naiveConv(x, w, b, c.g), { what: 'conv2d forward', atol: 1e-4 });
+    // Every gradient element against the definition (gradcheck below samples a few by finite differences).
+    const out = conv2d(x, w, b, c.g);
+    const dy = randn(out.shape as number[], 4).f32;
+    backward(out, dy);
+    const ref = naiveConvGrads(x, w, dy, c.g);
+    assertClose(x.grad!, ref.dx, { what: 'dx', atol: 1e-4 });
+    assertClose(w.grad!, ref.dw, { what: 'dw', atol: 1e-4 });
+    if (b) assertClose(b.grad!, ref.db, { what: 'db', atol: 1e-4 });
     gradcheck((xs) => conv2d(xs[0]!, xs[1]!, xs[2] ?? null, c.g), b ? [x, w, b] : [x, w], { maxPerInput: 30 });
   });
 }
