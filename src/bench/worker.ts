@@ -7,7 +7,9 @@ import { Rng } from '../engine/rng.js';
 import { Tensor } from '../engine/tensor.js';
 import { CtfError } from '../errors.js';
 import { AdamW, clipGradNorm } from '../engine/optim.js';
+import { sampleLogits } from '../engine/sampling.js';
 import { Gpt, gptConfig } from '../models/gpt.js';
+import { KvCache, cfgClasses, cfgCombine, cfgTokens, decodeOne, prefill } from '../models/kv-cache.js';
 import type { ConvBenchConfig, GptBenchConfig } from './cases.js';
 import { peakRssMb, serve } from './peer.js';
 
@@ -47,12 +49,34 @@ function trainCase(c: GptBenchConfig): () => void {
   };
 }
 
+/** KV-cached generation of a whole image with CFG by batch doubling; τ = 1, no top-k / top-p, as the peer. */
+function decodeCase(c: GptBenchConfig & { cfg: number }): () => void {
+  const model = benchGpt(c);
+  const init = new Rng(2);  // random weights, head included, so sampling is not uniform
+  for (const p of model.parameters()) if (p.ndim >= 2) init.fillNormal(p.f32, 0, 0.02);
+  const B = c.batch, T = c.grid * c.grid, V = c.vocab;
+  const cache = new KvCache(model, 2 * B, T);
+  const classes = cfgClasses(Int32Array.from({ length: B }, (_, i) => i % c.numClasses), c.numClasses);
+  const guided = new Float32Array(B * V), both = new Int32Array(2 * B);
+  let round = 0;
+  return () => {
+    const rngs = Array.from({ length: B }, (_, i) => new Rng(round).split(i));
+    round++;
+    let logits = prefill(model, cache, classes);
+    for (let t = 0; t < T; t++) {
+      const next = sampleLogits(cfgCombine(logits, V, c.cfg, guided), B, V, { temperature: 1 }, rngs);
+      if (t + 1 < T) logits = decodeOne(model, cache, cfgTokens(next, both));
+    }
+  };
+}
+
 let step: (() => void) | null = null;
 
 await serve({
   setup(name, config) {
     if (name === 'conv') step = convCase(config as unknown as ConvBenchConfig);
     else if (name === 'train') step = trainCase(config as unknown as GptBenchConfig);
+    else if (name === 'decode') step = decodeCase(config as unknown as GptBenchConfig & { cfg: number });
     else throw new CtfError(`bench worker: unknown case ${name}`);
   },
   step() {
