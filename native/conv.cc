@@ -1,11 +1,15 @@
-// 2-D convolution by im2col + OpenBLAS sgemm, and nearest upsampling.
+// 2-D convolution (NCHW, cross-correlation like torch) and nearest upsampling.
 //
-// Work is split over images: with T threads each runs im2col and a single-threaded sgemm on its own images
-// (OpenBLAS is switched to one thread meanwhile), so the copies run in parallel too and no thread waits
-// on another's small GEMM. Columns are built one chunk of output rows at a time (~512 KiB, L2-resident)
-// in a JS-owned scratch array sized by conv2dScratchSize. 1×1 stride-1 unpadded convolutions skip im2col.
-// For stride 1 the input gradient is itself a convolution, of dy with the flipped, transposed kernel
-// (padding k−1−p), which replaces col2im's scattered adds by im2col's copies and one accumulating sgemm.
+// 3×3 stride-1 convolutions with ≥ 8 channels in and out use Winograd F(2×2, 3×3) for the output, the
+// input gradient and the weight gradient (2.25× fewer multiplies; see winograd_image). Everything else
+// goes through im2col + OpenBLAS sgemm, one chunk of output rows at a time (~512 KiB, L2-resident);
+// 1×1 stride-1 unpadded convolutions skip im2col. For stride 1 the input gradient is itself a
+// convolution, of dy with the flipped, transposed kernel (padding k−1−p); strided ones use col2im.
+//
+// Work is split over images: with T threads each transforms and multiplies its own images with a
+// single-threaded sgemm (OpenBLAS is switched to one thread meanwhile), so the copies and transforms run
+// in parallel too and no thread waits on another's small GEMM. All buffers live in a JS-owned scratch
+// array sized by conv2dScratchSize.
 #include <cblas.h>
 #include <algorithm>
 #include <cstring>

@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 #include "common.h"
 
@@ -17,11 +19,55 @@ const double* f64(const Napi::CallbackInfo& info, size_t i, const char* what) {
   return info[i].As<Napi::Float64Array>().Data();
 }
 
+// Vectorisable exp for x ≤ 0 (Cephes expf, as in softmax.cc): relative error ~1e-7, exactly 0 below −87.3.
+inline float exp_neg(float x) {
+  const float xc = x < -87.3f ? -87.3f : x;
+  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
+  const float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = ((int32_t)n + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, 4);
+  return x < -87.3f ? 0.0f : p * scale;
+}
+
 // Sampling order: higher logit first, lower index first among equals (so every cut is deterministic).
 struct Before {
   const float* l;
   bool operator()(int32_t a, int32_t b) const { return l[a] > l[b] || (l[a] == l[b] && a < b); }
 };
+
+struct SampleOptions {
+  float inv_t;    // 1 / temperature
+  int64_t top_k;  // 0 < top_k < V, or 0 = off
+  double top_p;   // < 1, or 1 = off
+};
+
+// The k best tokens of l (V) in Before order into cand[0..k), unordered. Small k: one pass keeping a heap
+// whose top is the worst kept token, so most tokens cost one comparison; large k: nth_element.
+void top_k(const float* l, int64_t V, int64_t k, Before before, int32_t* cand) {
+  if (k * 64 > V) {
+    std::iota(cand, cand + V, 0);
+    std::nth_element(cand, cand + (k - 1), cand + V, before);
+    return;
+  }
+  std::iota(cand, cand + k, 0);
+  std::make_heap(cand, cand + k, before);
+  float worst = l[cand[0]];
+  for (int64_t i = k; i < V; i++) {
+    if (!(l[i] > worst)) continue;  // a tie loses: i is after every kept index
+    std::pop_heap(cand, cand + k, before);
+    cand[k - 1] = (int32_t)i;
+    std::push_heap(cand, cand + k, before);
+    worst = l[cand[0]];
+  }
+}
 
 // Among cand[0..n) (any order), moves the smallest prefix in sampling order whose mass Σ e reaches target
 // to the front and returns its length (≥ 1). Expected O(n): quickselect on halves, keeping whole upper
@@ -45,13 +91,95 @@ int64_t nucleus(int32_t* cand, int64_t n, const float* e, double target, Before 
   return std::max<int64_t>(hi, 1);  // rounding left the target unreached: keep what we have
 }
 
+// One non-greedy row: l (V) with maximum mx at index best; e, cand (V) scratch. Returns the token.
+int32_t sample_row(const float* l, int64_t V, float mx, int64_t best, const SampleOptions& o, double u, float* e,
+                   int32_t* cand) {
+  const Before before{l};
+  int64_t n = V;  // candidates: cand[0..n), or every token while cand is unused
+  bool all = true;
+  double total = 0;
+  if (o.top_k > 0) {
+    top_k(l, V, o.top_k, before, cand);
+    n = o.top_k;
+    all = false;
+    for (int64_t j = 0; j < n; j++) { const int32_t t = cand[j]; e[t] = exp_neg((l[t] - mx) * o.inv_t); total += e[t]; }
+  } else {
+#pragma omp simd reduction(+ : total)
+    for (int64_t i = 0; i < V; i++) { e[i] = exp_neg((l[i] - mx) * o.inv_t); total += e[i]; }
+  }
+  if (o.top_p < 1) {
+    // A token with e ≤ (1 − p)·total / n is never kept: everything ranked at or after it has mass ≤ n·e ≤
+    // (1 − p)·total, so what precedes it already reaches p·total. Dropping those first is exact and leaves
+    // the quickselect a small set; the survivors keep their order and prefix masses.
+    const float floor = (float)((1 - o.top_p) * total / n);
+    int64_t m = 0;
+    if (all) { for (int64_t i = 0; i < V; i++) if (e[i] > floor) cand[m++] = (int32_t)i; }
+    else { for (int64_t j = 0; j < n; j++) if (e[cand[j]] > floor) cand[m++] = cand[j]; }
+    if (m == 0) cand[m++] = (int32_t)best;
+    n = nucleus(cand, m, e, o.top_p * total, before);
+    all = false;
+  }
+  // Draw over the kept tokens in ascending id order, so the token does not depend on how they were selected:
+  // the first whose cumulative mass exceeds u·(kept mass); rounding past the end falls back to the last.
+  int32_t tok = -1, last = (int32_t)best;
+  if (all) {
+    const double target = u * total;
+    double acc = 0;
+    for (int64_t i = 0; i < V; i++) {
+      if (e[i] == 0) continue;
+      last = (int32_t)i;
+      acc += e[i];
+      if (acc > target) { tok = (int32_t)i; break; }
+    }
+  } else {
+    std::sort(cand, cand + n);
+    double kept = 0;
+    for (int64_t j = 0; j < n; j++) kept += e[cand[j]];
+    const double target = u * kept;
+    double acc = 0;
+    for (int64_t j = 0; j < n; j++) {
+      const int32_t t = cand[j];
+      if (e[t] == 0) continue;
+      last = t;
+      acc += e[t];
+      if (acc > target) { tok = t; break; }
+    }
+  }
+  return tok < 0 ? last : tok;
+}
+
+// Largest logit of l (V) and its lowest index; bad = a NaN or +inf was seen. The max runs in 16-lane
+// vector types because GCC will not vectorise a float max reduction without -ffinite-math-only.
+void row_max(const float* l, int64_t V, float& mx, int64_t& best, bool& bad) {
+  typedef float f32x16 __attribute__((vector_size(64)));
+  f32x16 m16;
+  for (int k = 0; k < 16; k++) m16[k] = -INFINITY;
+  int64_t j = 0;
+  for (; j + 16 <= V; j += 16) {
+    f32x16 v;
+    std::memcpy(&v, l + j, sizeof v);
+    m16 = v > m16 ? v : m16;
+  }
+  float m = -INFINITY;
+  for (int k = 0; k < 16; k++) m = m16[k] > m ? m16[k] : m;
+  for (; j < V; j++) m = l[j] > m ? l[j] : m;
+  int finite = 1;
+#pragma omp simd reduction(& : finite)
+  for (int64_t i = 0; i < V; i++) finite &= l[i] < INFINITY;  // false for NaN and +inf
+  mx = m;
+  bad = !finite;
+  best = 0;
+  while (best < V - 1 && !(l[best] == m)) best++;
+}
+
 }  // namespace
 
 // logits (N, V), uniforms (N) in [0, 1) -> tokens (N). Per row: temperature ≤ 0 or topK = 1 is argmax
 // (lowest index among ties); otherwise p ∝ exp((l − max) / temperature), restricted to the topK
 // highest logits (0 = all), then to the smallest set in that order whose probability reaches topP
 // (renormalised over the top-k; ≥ 1 token), and token = first index (ascending) whose cumulative
-// probability exceeds u·total. A row's token depends only on its logits and its own uniform.
+// probability exceeds u·total. A row's token depends only on its logits and its own uniform; rows are
+// split over two threads when there are enough of them.
 // args: logits, N, V, temperature, topK, topP, uniforms, out
 CTF_KERNEL(sampleLogitsRows) {
   const float* logits = ctf::f32(info, 0, "logits");
@@ -65,63 +193,35 @@ CTF_KERNEL(sampleLogitsRows) {
   if ((int64_t)ctf::len(info, 0) != N * V || (int64_t)ctf::len(info, 6) != N || (int64_t)ctf::len(info, 7) != N)
     ctf::fail(info, "sampleLogitsRows: logits must hold N·V values, uniforms and out N");
   const bool greedy = temperature <= 0 || topK == 1;
-  const bool use_k = topK > 0 && topK < V, use_p = topP < 1;
-  const float inv_t = greedy ? 0.0f : (float)(1.0 / temperature);
-  std::vector<float> e(greedy ? 0 : V);                  // (V) unnormalised probabilities of the candidates
-  std::vector<int32_t> cand(greedy || !(use_k || use_p) ? 0 : V);  // (V) candidate token ids
-  for (int64_t r = 0; r < N; r++) {
-    const float* l = logits + r * V;  // (V)
-    int64_t best = 0;
-    for (int64_t i = 1; i < V; i++) if (l[i] > l[best]) best = i;
-    for (int64_t i = 0; i < V; i++)
-      if (std::isnan(l[i]) || l[i] == INFINITY)
-        ctf::fail(info, "sampleLogits: row " + std::to_string(r) + " has a NaN or +inf logit at token " + std::to_string(i));
-    if (l[best] == -INFINITY) ctf::fail(info, "sampleLogits: row " + std::to_string(r) + " has every logit at -inf");
-    if (greedy) { out[r] = (int32_t)best; continue; }
-    const float mx = l[best];
-    Before before{l};
+  const SampleOptions o{greedy ? 0.0f : (float)(1.0 / temperature), topK < V ? topK : 0, topP};
 
-    if (!use_k && !use_p) {  // plain multinomial over the whole row
-      double total = 0;
-      for (int64_t i = 0; i < V; i++) { e[i] = std::exp((l[i] - mx) * inv_t); total += e[i]; }
-      const double target = u[r] * total;
-      double acc = 0;
-      int64_t tok = -1, last = best;
-      for (int64_t i = 0; i < V; i++) {
-        if (e[i] == 0) continue;
-        last = i;
-        acc += e[i];
-        if (acc > target) { tok = i; break; }
-      }
-      out[r] = (int32_t)(tok < 0 ? last : tok);
-      continue;
+  // Rows [r0, r1) with their own scratch; returns the first bad row (NaN/+inf/all −inf logits) or −1.
+  auto rows = [&](int64_t r0, int64_t r1) -> int64_t {
+    std::vector<float> e(greedy ? 0 : V);         // (V) unnormalised probabilities of the candidates
+    std::vector<int32_t> cand(greedy ? 0 : V);    // (V) candidate token ids
+    for (int64_t r = r0; r < r1; r++) {
+      const float* l = logits + r * V;  // (V)
+      float mx;
+      int64_t best;
+      bool bad;
+      row_max(l, V, mx, best, bad);
+      if (bad || mx == -INFINITY) return r;
+      out[r] = greedy ? (int32_t)best : sample_row(l, V, mx, best, o, u[r], e.data(), cand.data());
     }
-
-    std::iota(cand.begin(), cand.end(), 0);
-    int64_t n = V;
-    if (use_k) {  // partial selection: the topK best in front, unordered
-      std::nth_element(cand.begin(), cand.begin() + (topK - 1), cand.end(), before);
-      n = topK;
-    }
-    double total = 0;
-    for (int64_t j = 0; j < n; j++) { const int32_t t = cand[j]; e[t] = std::exp((l[t] - mx) * inv_t); total += e[t]; }
-    if (use_p) n = nucleus(cand.data(), n, e.data(), topP * total, before);
-    // Draw over the kept tokens in ascending id order, so the result does not depend on how they were selected.
-    std::sort(cand.begin(), cand.begin() + n);
-    double kept = 0;
-    for (int64_t j = 0; j < n; j++) kept += e[cand[j]];
-    const double target = u[r] * kept;
-    double acc = 0;
-    int32_t tok = -1, last = cand[0];
-    for (int64_t j = 0; j < n; j++) {
-      const int32_t t = cand[j];
-      if (e[t] == 0) continue;
-      last = t;
-      acc += e[t];
-      if (acc > target) { tok = t; break; }
-    }
-    out[r] = tok < 0 ? last : tok;
+    return -1;
+  };
+  int64_t bad = -1;
+  if (N >= 2 && N * V >= (1 << 18) && std::thread::hardware_concurrency() >= 2) {
+    int64_t bad1 = -1;
+    std::thread other([&] { bad1 = rows(N / 2, N); });
+    bad = rows(0, N / 2);
+    other.join();
+    if (bad < 0) bad = bad1;
+  } else {
+    bad = rows(0, N);
   }
+  if (bad >= 0)
+    ctf::fail(info, "sampleLogits: row " + std::to_string(bad) + " has a NaN or +inf logit, or every logit at -inf");
   return info.Env().Undefined();
 }
 

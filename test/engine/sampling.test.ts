@@ -84,25 +84,31 @@ test('top-p keeps the smallest most-probable set reaching p (at least one token)
   assert.ok(tiny.every((t) => t === 1), 'topP → 0 keeps only the most probable token');
 });
 
-test('top-p over a large vocabulary agrees with a sort-based reference (quickselect path)', () => {
-  const V = 3000, N = 40;
+// The sampler by its definition: full sort, then cut, then draw in ascending id order.
+function referenceSample(l: number[], o: { temperature: number; topK: number; topP: number }, u: number): number {
+  let order = [...l.keys()].sort((a, b) => l[b]! - l[a]! || a - b);
+  if (o.topK > 0) order = order.slice(0, o.topK);
+  const mx = l[order[0]!]!;
+  const e = new Map(order.map((i) => [i, Math.exp((l[i]! - mx) / o.temperature)]));
+  const total = [...e.values()].reduce((a, b) => a + b, 0);
+  const kept: number[] = [];
+  let mass = 0;
+  for (const i of order) { if (o.topP < 1 && mass >= o.topP * total) break; kept.push(i); mass += e.get(i)!; }
+  kept.sort((a, b) => a - b);
+  let acc = 0;
+  for (const i of kept) { acc += e.get(i)!; if (acc > u * mass) return i; }
+  return kept[kept.length - 1]!;
+}
+
+test('large vocabularies: heap and quickselect top-k, prefiltered nucleus, all agree with a full sort', () => {
+  const V = 3000, N = 30;
   const logits = randn([N, V], 6, { std: 3 }).f32;
-  const toks = sampleLogits(logits, N, V, { topP: 0.9, topK: 2000, temperature: 0.8 }, rngs(N, 7));
-  const again = rngs(N, 7);
-  for (let r = 0; r < N; r++) {
-    const l = Array.from(logits.subarray(r * V, (r + 1) * V));
-    const order = [...l.keys()].sort((a, b) => l[b]! - l[a]! || a - b).slice(0, 2000);
-    const mx = l[order[0]!]!;
-    const e = new Map(order.map((i) => [i, Math.exp((l[i]! - mx) / 0.8)]));
-    const total = [...e.values()].reduce((a, b) => a + b, 0);
-    const kept: number[] = [];
-    let mass = 0;
-    for (const i of order) { if (mass >= 0.9 * total) break; kept.push(i); mass += e.get(i)!; }
-    kept.sort((a, b) => a - b);
-    const target = again[r]!.uniform53() * mass;
-    let acc = 0, tok = kept[kept.length - 1]!;
-    for (const i of kept) { acc += e.get(i)!; if (acc > target) { tok = i; break; } }
-    assert.equal(toks[r], tok, `row ${r}`);
+  for (const o of [{ temperature: 0.8, topK: 2000, topP: 0.9 }, { temperature: 1, topK: 20, topP: 1 },
+    { temperature: 1.5, topK: 40, topP: 0.5 }, { temperature: 1, topK: 0, topP: 0.9 }]) {
+    const toks = sampleLogits(logits, N, V, o, rngs(N, 7));
+    const again = rngs(N, 7);
+    for (let r = 0; r < N; r++)
+      assert.equal(toks[r], referenceSample(Array.from(logits.subarray(r * V, (r + 1) * V)), o, again[r]!.uniform53()), `row ${r} ${JSON.stringify(o)}`);
   }
 });
 
@@ -118,6 +124,12 @@ test('a row’s sample depends only on its logits and its rng, not on the batch'
   assert.deepEqual(sampleLogits(logits, 6, V, o, rngs(6, 9)), all);
   const t = new Tensor(logits, [6, V]);
   assert.deepEqual(sampleLogits(t, o, rngs(6, 9)), all);
+  // A batch big enough to be split over two threads gives the same tokens as one row at a time.
+  const [N2, V2] = [100, 3000];
+  const big = randn([N2, V2], 10).f32;
+  const batch = sampleLogits(big, N2, V2, o, rngs(N2, 11));
+  for (let r = 0; r < N2; r += 7)
+    assert.equal(sampleRow(big.slice(r * V2, (r + 1) * V2), o, new Rng(11).split(r)), batch[r]);
 });
 
 test('sampleLogits rejects bad inputs', () => {
