@@ -2,7 +2,8 @@
 // threads. q, k, v and the output are strided views, so the GPT reads q/k/v straight out of its fused
 // qkv projection (B, T, 3·D) and writes the output as (B, T, D) — no permutes. Optional 2D RoPE is
 // applied to q and k on the fly (tables (T, hd/2)); the backward rotates dq, dk back.
-// The forward keeps the probabilities P (B, H, T, T) for the backward.
+// The forward keeps only each row's log-sum-exp (B, H, T); the backward recomputes the probabilities
+// (cheaper here than writing (B, H, T, T) to memory and reading it back).
 //
 // The per-pair products are small (T×T×hd, e.g. 64×64×32), where a BLAS call costs more in overhead
 // than in arithmetic; they run in a register-blocked micro-kernel below (4 rows × up to 64 columns of
@@ -10,6 +11,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 #include "common.h"
@@ -46,13 +49,14 @@ inline float exp_vec(float x) {
   return x < LO ? 0.0f : (x > HI ? INFINITY : y);
 }
 
-// C[r, 0:16·NV) (= or +=) Σ_{k0 ≤ k < k1} A[r·lda + k] · B[k·ldb + 0:16·NV), for r < rows ≤ 4.
+// C[r, 0:16·NV) (= or +=) Σ_{k0 ≤ k < k1} a(r, k) · B[k·ldb + 0:16·NV), for r < rows ≤ 4, where
+// a(r, k) = A[r·lda + k], or A[k·lda + r] with TRANS_A (A stored transposed: no transpose copies).
 // The 4×NV accumulators stay in registers.
-template <int NV>
+template <int NV, bool TRANS_A>
 inline void micro(const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int rows, int64_t k0,
                   int64_t k1, bool accumulate) {
   const float* a[4];
-  for (int r = 0; r < 4; r++) a[r] = A + std::min(r, rows - 1) * lda;
+  for (int r = 0; r < 4; r++) a[r] = TRANS_A ? A + std::min(r, rows - 1) : A + std::min(r, rows - 1) * lda;
   v16 c[4][NV] = {};
   for (int64_t k = k0; k < k1; k++) {
     v16 b[NV];
@@ -60,7 +64,7 @@ inline void micro(const float* A, int64_t lda, const float* B, int64_t ldb, floa
     for (int v = 0; v < NV; v++) b[v] = load16(B + k * ldb + 16 * v);
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) {
-      float x = a[r][k];
+      float x = TRANS_A ? a[r][k * lda] : a[r][k];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; v++) c[r][v] += x * b[v];
     }
@@ -72,25 +76,35 @@ inline void micro(const float* A, int64_t lda, const float* B, int64_t ldb, floa
     }
 }
 
-// C (M × ·) (= or +=) A · B over row blocks of 4: block i0 uses k in krange(i0) and the first
-// cols(i0) columns (a multiple of 16). B and C rows must hold that many floats.
-template <class KRange, class Cols>
-void gemm_nn(int64_t M, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate,
-             KRange krange, Cols cols) {
+// C (M × ·) (= or +=) op(A) · B over row blocks of 4, op(A) = A (M × ·, lda) or with TRANS_A Aᵀ
+// (A stored (· × M)): block i0 uses k in krange(i0) and the first cols(i0) columns (a multiple of 16).
+template <bool TRANS_A, class KRange, class Cols>
+void gemm(int64_t M, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate,
+          KRange krange, Cols cols) {
   for (int64_t i0 = 0; i0 < M; i0 += 4) {
     int rows = (int)std::min<int64_t>(4, M - i0);
     auto [k0, k1] = krange(i0, rows);
     int64_t n = cols(i0, rows), j = 0;
-    const float* Ai = A + i0 * lda;
+    const float* Ai = TRANS_A ? A + i0 : A + i0 * lda;
     float* Ci = C + i0 * ldc;
-    for (; j + 64 <= n; j += 64) micro<4>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate);
+    for (; j + 64 <= n; j += 64) micro<4, TRANS_A>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate);
     switch ((n - j) / 16) {
-      case 3: micro<3>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate); break;
-      case 2: micro<2>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate); break;
-      case 1: micro<1>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate); break;
+      case 3: micro<3, TRANS_A>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate); break;
+      case 2: micro<2, TRANS_A>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate); break;
+      case 1: micro<1, TRANS_A>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate); break;
       default: break;
     }
   }
+}
+
+inline void copy_row(const float* src, int64_t n, float* dst) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) dst[i] = src[i];
+}
+
+inline void zero_row(float* dst, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) dst[i] = 0.0f;
 }
 
 // A (B, H, T, hd) view: element (b, h, t, d) is at p[b*sb + h*sh + t*st + d].
@@ -165,46 +179,6 @@ inline void unrotate_add_row(const float* g, const float* c, const float* s, int
   }
 }
 
-// P (T × T) = softmax of the score rows S (T × ld) with causal masking and an optional additive mask
-// (T × T). Masked entries become exactly 0; a fully masked row becomes all zeros (not NaN).
-void softmax_rows(const float* S, int64_t ld, int64_t T, bool causal, const float* mask, float* P) {
-  for (int64_t i = 0; i < T; i++) {
-    const float* s = S + i * ld;
-    float* p = P + i * T;
-    int64_t n = causal ? i + 1 : T;
-    if (mask) {
-      const float* m = mask + i * T;
-#pragma omp simd
-      for (int64_t j = 0; j < n; j++) p[j] = s[j] + m[j];
-    } else {
-      std::copy(s, s + n, p);
-    }
-    float mx = -INFINITY;
-    for (int64_t j = 0; j < n; j++) mx = std::max(mx, p[j]);
-    std::fill(p + n, p + T, 0.0f);
-    if (mx == -INFINITY) {
-      std::fill(p, p + n, 0.0f);
-      continue;
-    }
-    float sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < n; j++) {
-      float e = exp_vec(p[j] - mx);
-      p[j] = e;
-      sum += e;
-    }
-    float inv = 1.0f / sum;
-#pragma omp simd
-    for (int64_t j = 0; j < n; j++) p[j] *= inv;
-  }
-}
-
-// dst (T × ldd) = transpose of src (T × lds).
-void transpose_sq(const float* src, int64_t lds, int64_t T, float* dst, int64_t ldd) {
-  for (int64_t i = 0; i < T; i++)
-    for (int64_t k = 0; k < T; k++) dst[k * ldd + i] = src[i * lds + k];
-}
-
 // A unit of work: batch element b, heads [h0, h1). Each unit gathers its rows once, in sequence order:
 // in a fused qkv buffer consecutive positions are 3·D floats apart, and reading them one head at a time
 // (a 128-byte strip per row) stalls on memory instead of streaming.
@@ -222,22 +196,49 @@ std::vector<Unit> make_units(const Dims& d) {
 
 // Per-thread scratch for one unit of up to G heads; padding columns stay zero.
 struct Scratch {
-  int64_t T, Tp, hd, hdp, rows, cols;
+  int64_t T = 0, Tp = 0, hd = 0, hdp = 0, rows = 0, cols = 0;
   std::vector<float> buf;
-  float* head[6];  // six blocks of (G × T × hdp): per head (T × hdp) rows
-  float* colsT;    // (G × hd × Tp): per head a transposed operand
-  float *sq1, *sq2;  // (T × Tp) each
-  Scratch(const Dims& d, int64_t G) : T(d.T), Tp(round16(d.T)), hd(d.hd), hdp(round16(d.hd)) {
+  float* head[6];   // six blocks of (G × T × hdp): per head (T × hdp) rows
+  float* colsT[2];  // two blocks of (G × hd × Tp): per head a transposed operand
+  float* sq[2];     // (T × Tp) each
+  void reset(const Dims& d, int64_t G) {
+    T = d.T, Tp = round16(d.T), hd = d.hd, hdp = round16(d.hd);
     rows = T * hdp;
     cols = hd * Tp;
-    buf.assign(6 * G * rows + G * cols + 2 * T * Tp, 0.0f);
+    buf.assign(6 * G * rows + 2 * G * cols + 2 * T * Tp, 0.0f);
     float* p = buf.data();
     for (int i = 0; i < 6; i++) head[i] = p + i * G * rows;
-    colsT = p + 6 * G * rows;
-    sq1 = colsT + G * cols;
-    sq2 = sq1 + T * Tp;
+    for (int i = 0; i < 2; i++) colsT[i] = p + 6 * G * rows + i * G * cols;
+    for (int i = 0; i < 2; i++) sq[i] = p + 6 * G * rows + 2 * G * cols + i * T * Tp;
   }
 };
+
+// Scratch buffers outlive a call: fresh ones would be new pages (a page fault per 4 KiB) every call.
+// A locked free list rather than statics, since worker threads share this addon.
+class ScratchPool {
+  std::mutex mu;
+  std::vector<std::unique_ptr<Scratch>> free;
+
+ public:
+  std::unique_ptr<Scratch> take(const Dims& d, int64_t G) {
+    std::unique_ptr<Scratch> s;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!free.empty()) {
+        s = std::move(free.back());
+        free.pop_back();
+      }
+    }
+    if (!s) s = std::make_unique<Scratch>();
+    s->reset(d, G);
+    return s;
+  }
+  void give(std::unique_ptr<Scratch> s) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (free.size() < 4) free.push_back(std::move(s));
+  }
+};
+ScratchPool pool;
 
 // Column count (multiple of 16) needed by the rows of a block: causal rows i0..i0+rows-1 see keys ≤ their index.
 struct CausalCols {
@@ -267,85 +268,147 @@ struct Rows {  // the RoPE tables' row for position t (null without RoPE)
   const float* s(int64_t t) const { return r.sin ? r.sin + t * half : nullptr; }
 };
 
-// P holds (B, H, T, T); mask is this batch element's (T × T) or null.
-void forward_unit(const View& q, const View& k, const View& v, const View& out, float* P, const float* mask, bool causal,
-                  const Rope& rope, const Dims& d, float scale, const Unit& u, Scratch& s) {
-  const int64_t T = d.T, hd = d.hd, Tp = s.Tp, hdp = s.hdp, G = u.h1 - u.h0, b = u.b;
-  const Rows tab{rope, hd / 2};
-  float* Qs = s.head[0];  // per head: scale · rope(q) (T × hdp)
-  float* Vp = s.head[1];  // per head: v              (T × hdp)
-  float* O = s.head[2];   // per head: P · v          (T × hdp)
-  float* Kt = s.colsT;    // per head: rope(k)ᵀ       (hd × Tp)
-  float* S = s.sq1;       // scores                   (T × Tp)
-  for (int64_t t = 0; t < T; t++)
-    for (int64_t g = 0; g < G; g++) {
+// Gathers scale·rope(q) rows and rope(k)ᵀ columns of heads u.h0.. (and v rows into Vp when given).
+void gather_qk(const View& q, const View& k, const View* v, const Rope& rope, const Dims& d, float scale, const Unit& u,
+               Scratch& s, float* Qs, float* Kt, float* Vp) {
+  const Rows tab{rope, d.hd / 2};
+  for (int64_t t = 0; t < d.T; t++)
+    for (int64_t g = 0; g < u.h1 - u.h0; g++) {
       int64_t h = u.h0 + g;
-      rotate_row(q.at(b, h) + t * q.st, tab.c(t), tab.s(t), hd, scale, Qs + g * s.rows + t * hdp);
-      rotate_col(k.at(b, h) + t * k.st, tab.c(t), tab.s(t), hd, Kt + g * s.cols, Tp, t);
-      std::copy(v.at(b, h) + t * v.st, v.at(b, h) + t * v.st + hd, Vp + g * s.rows + t * hdp);
-    }
-  for (int64_t g = 0; g < G; g++) {
-    float* Ph = P + (b * d.H + u.h0 + g) * T * T;
-    gemm_nn(T, Qs + g * s.rows, hdp, Kt + g * s.cols, Tp, S, Tp, false, AllK{hd}, CausalCols{causal, T, Tp});
-    softmax_rows(S, Tp, T, causal, mask, Ph);
-    gemm_nn(T, Ph, T, Vp + g * s.rows, hdp, O + g * s.rows, hdp, false, PrefixK{causal, T}, FixedCols{hdp});
-  }
-  for (int64_t t = 0; t < T; t++)
-    for (int64_t g = 0; g < G; g++) {
-      const float* src = O + g * s.rows + t * hdp;
-      std::copy(src, src + hd, out.at(b, u.h0 + g) + t * out.st);
+      rotate_row(q.at(u.b, h) + t * q.st, tab.c(t), tab.s(t), d.hd, scale, Qs + g * s.rows + t * s.hdp);
+      rotate_col(k.at(u.b, h) + t * k.st, tab.c(t), tab.s(t), d.hd, Kt + g * s.cols, s.Tp, t);
+      if (v) copy_row(v->at(u.b, h) + t * v->st, d.hd, Vp + g * s.rows + t * s.hdp);
     }
 }
 
-void backward_unit(const View& q, const View& k, const View& v, const View& dout, const float* P, const View* dq,
-                   const View* dk, const View* dv, bool causal, const Rope& rope, const Dims& d, float scale, const Unit& u,
-                   Scratch& s) {
+// Row i of a score matrix sees keys j < n(i) (i + 1 when causal, else T). The row loops below run to n
+// rounded up to 16 (scores and probabilities have ld ≥ that, a multiple of 16) so they vectorise without
+// scalar remainders; the padding is −∞ in the scores and 0 in the probabilities.
+
+// In place over S rows (ld): P (T × ld) = softmax(S (+ mask (T × T))), lse (T) = log Σ exp of each row
+// (−∞ if fully masked). Masked and padding entries of P are exactly 0; a fully masked row is all zeros.
+void softmax_forward(float* S, int64_t ld, int64_t T, bool causal, const float* mask, float* P, float* lse) {
+  for (int64_t i = 0; i < T; i++) {
+    float* s = S + i * ld;
+    float* p = P + i * ld;
+    const int64_t n = causal ? i + 1 : T, n16 = round16(n);
+    if (mask) {
+      const float* m = mask + i * T;
+#pragma omp simd
+      for (int64_t j = 0; j < n; j++) s[j] += m[j];
+    }
+    for (int64_t j = n; j < n16; j++) s[j] = -INFINITY;
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < n16; j++) mx = std::max(mx, s[j]);
+    zero_row(p + n16, ld - n16);
+    if (mx == -INFINITY) {
+      zero_row(p, n16);
+      lse[i] = -INFINITY;
+      continue;
+    }
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n16; j++) {
+      float e = exp_vec(s[j] - mx);
+      p[j] = e;
+      sum += e;
+    }
+    float inv = 1.0f / sum;
+#pragma omp simd
+    for (int64_t j = 0; j < n16; j++) p[j] *= inv;
+    lse[i] = mx + std::log(sum);
+  }
+}
+
+// The backward's P (T × ld) = exp(S (+ mask) − lse) from the forward's row log-sum-exps; S rows are
+// modified (mask added, padding set to −∞).
+void softmax_recompute(float* S, int64_t ld, int64_t T, bool causal, const float* mask, const float* lse, float* P) {
+  for (int64_t i = 0; i < T; i++) {
+    float* s = S + i * ld;
+    float* p = P + i * ld;
+    const int64_t n = causal ? i + 1 : T, n16 = round16(n);
+    const float l = lse[i];
+    zero_row(p + n16, ld - n16);
+    if (l == -INFINITY) {
+      zero_row(p, n16);
+      continue;
+    }
+    if (mask) {
+      const float* m = mask + i * T;
+#pragma omp simd
+      for (int64_t j = 0; j < n; j++) s[j] += m[j];
+    }
+    for (int64_t j = n; j < n16; j++) s[j] = -INFINITY;
+#pragma omp simd
+    for (int64_t j = 0; j < n16; j++) p[j] = exp_vec(s[j] - l);
+  }
+}
+
+// lse holds (B, H, T); mask is this batch element's (T × T) or null.
+void forward_unit(const View& q, const View& k, const View& v, const View& out, float* lse, const float* mask, bool causal,
+                  const Rope& rope, const Dims& d, float scale, const Unit& u, Scratch& s) {
+  const int64_t T = d.T, hd = d.hd, Tp = s.Tp, hdp = s.hdp, G = u.h1 - u.h0, b = u.b;
+  float* Qs = s.head[0];   // per head: scale · rope(q) (T × hdp)
+  float* Vp = s.head[1];   // per head: v              (T × hdp)
+  float* O = s.head[2];    // per head: P · v          (T × hdp)
+  float* Kt = s.colsT[0];  // per head: rope(k)ᵀ       (hd × Tp)
+  float* S = s.sq[0];      // scores                   (T × Tp)
+  float* P = s.sq[1];      // probabilities            (T × Tp)
+  gather_qk(q, k, &v, rope, d, scale, u, s, Qs, Kt, Vp);
+  for (int64_t g = 0; g < G; g++) {
+    gemm<false>(T, Qs + g * s.rows, hdp, Kt + g * s.cols, Tp, S, Tp, false, AllK{hd}, CausalCols{causal, T, Tp});
+    softmax_forward(S, Tp, T, causal, mask, P, lse + (b * d.H + u.h0 + g) * T);
+    gemm<false>(T, P, Tp, Vp + g * s.rows, hdp, O + g * s.rows, hdp, false, PrefixK{causal, T}, FixedCols{hdp});
+  }
+  for (int64_t t = 0; t < T; t++)
+    for (int64_t g = 0; g < G; g++) copy_row(O + g * s.rows + t * hdp, hd, out.at(b, u.h0 + g) + t * out.st);
+}
+
+// Recomputes P per head from q, k and the saved lse (cheaper than storing (B, H, T, T) and reading it back).
+void backward_unit(const View& q, const View& k, const View& v, const View& dout, const float* lse, const float* mask,
+                   const View* dq, const View* dk, const View* dv, bool causal, const Rope& rope, const Dims& d, float scale,
+                   const Unit& u, Scratch& s) {
   const int64_t T = d.T, hd = d.hd, Tp = s.Tp, hdp = s.hdp, G = u.h1 - u.h0, b = u.b;
   const Rows tab{rope, hd / 2};
-  const bool needS = dq || dk;
   float* dO = s.head[0];   // per head: dout                 (T × hdp)
   float* Qs = s.head[1];   // per head: scale · rope(q)      (T × hdp)
   float* Kr = s.head[2];   // per head: rope(k)              (T × hdp)
   float* RdQ = s.head[3];  // per head: dS · rope(k)         (T × hdp)
   float* RdK = s.head[4];  // per head: dSᵀ · scale·rope(q)  (T × hdp)
   float* RdV = s.head[5];  // per head: Pᵀ · dout            (T × hdp)
-  float* Vt = s.colsT;     // per head: vᵀ                   (hd × Tp)
-  float* dS = s.sq1;       // dP, then dS                    (T × Tp)
-  float* Tr = s.sq2;       // Pᵀ or dSᵀ                      (T × Tp)
+  float* Kt = s.colsT[0];  // per head: rope(k)ᵀ             (hd × Tp)
+  float* Vt = s.colsT[1];  // per head: vᵀ                   (hd × Tp)
+  float* dS = s.sq[0];     // S, then dP, then dS            (T × Tp)
+  float* P = s.sq[1];      // probabilities                  (T × Tp)
+  gather_qk(q, k, nullptr, rope, d, scale, u, s, Qs, Kt, nullptr);
   for (int64_t t = 0; t < T; t++)
     for (int64_t g = 0; g < G; g++) {
       int64_t h = u.h0 + g;
-      const float* o = dout.at(b, h) + t * dout.st;
-      std::copy(o, o + hd, dO + g * s.rows + t * hdp);
-      if (dk) rotate_row(q.at(b, h) + t * q.st, tab.c(t), tab.s(t), hd, scale, Qs + g * s.rows + t * hdp);
+      copy_row(dout.at(b, h) + t * dout.st, hd, dO + g * s.rows + t * hdp);
       if (dq) rotate_row(k.at(b, h) + t * k.st, tab.c(t), tab.s(t), hd, 1.0f, Kr + g * s.rows + t * hdp);
-      if (needS) rotate_col(v.at(b, h) + t * v.st, nullptr, nullptr, hd, Vt + g * s.cols, Tp, t);
+      rotate_col(v.at(b, h) + t * v.st, nullptr, nullptr, hd, Vt + g * s.cols, Tp, t);
     }
   for (int64_t g = 0; g < G; g++) {
-    const float* Ph = P + (b * d.H + u.h0 + g) * T * T;
-    if (dv) {
-      transpose_sq(Ph, T, T, Tr, Tp);
-      gemm_nn(T, Tr, Tp, dO + g * s.rows, hdp, RdV + g * s.rows, hdp, false, SuffixK{causal, T}, FixedCols{hdp});
-    }
-    if (!needS) continue;
+    gemm<false>(T, Qs + g * s.rows, hdp, Kt + g * s.cols, Tp, dS, Tp, false, AllK{hd}, CausalCols{causal, T, Tp});
+    softmax_recompute(dS, Tp, T, causal, mask, lse + (b * d.H + u.h0 + g) * T, P);
+    if (dv) gemm<true>(T, P, Tp, dO + g * s.rows, hdp, RdV + g * s.rows, hdp, false, SuffixK{causal, T}, FixedCols{hdp});
+    if (!dq && !dk) continue;
     // dP = dO Vᵀ; dS = P ∘ (dP − rowsum(P ∘ dP)), zero beyond each row's last key.
-    gemm_nn(T, dO + g * s.rows, hdp, Vt + g * s.cols, Tp, dS, Tp, false, AllK{hd}, CausalCols{causal, T, Tp});
+    gemm<false>(T, dO + g * s.rows, hdp, Vt + g * s.cols, Tp, dS, Tp, false, AllK{hd}, CausalCols{causal, T, Tp});
     for (int64_t i = 0; i < T; i++) {
-      const float* p = Ph + i * T;
+      const float* p = P + i * Tp;  // zero from n(i) on
       float* gr = dS + i * Tp;
-      int64_t n = causal ? i + 1 : T;
+      const int64_t n16 = round16(causal ? i + 1 : T);
       float dot = 0;
 #pragma omp simd reduction(+ : dot)
-      for (int64_t j = 0; j < n; j++) dot += p[j] * gr[j];
+      for (int64_t j = 0; j < n16; j++) dot += p[j] * gr[j];
 #pragma omp simd
-      for (int64_t j = 0; j < n; j++) gr[j] = p[j] * (gr[j] - dot);
-      std::fill(gr + n, gr + Tp, 0.0f);
+      for (int64_t j = 0; j < n16; j++) gr[j] = p[j] * (gr[j] - dot);
+      zero_row(gr + n16, Tp - n16);
     }
-    if (dq) gemm_nn(T, dS, Tp, Kr + g * s.rows, hdp, RdQ + g * s.rows, hdp, false, PrefixK{causal, T}, FixedCols{hdp});
-    if (dk) {
-      transpose_sq(dS, Tp, T, Tr, Tp);
-      gemm_nn(T, Tr, Tp, Qs + g * s.rows, hdp, RdK + g * s.rows, hdp, false, SuffixK{causal, T}, FixedCols{hdp});
-    }
+    if (dq) gemm<false>(T, dS, Tp, Kr + g * s.rows, hdp, RdQ + g * s.rows, hdp, false, PrefixK{causal, T}, FixedCols{hdp});
+    if (dk) gemm<true>(T, dS, Tp, Qs + g * s.rows, hdp, RdK + g * s.rows, hdp, false, SuffixK{causal, T}, FixedCols{hdp});
   }
   for (int64_t t = 0; t < T; t++)
     for (int64_t g = 0; g < G; g++) {
@@ -380,8 +443,8 @@ void check_rope(const Napi::CallbackInfo& info, const Rope& rope, size_t i, cons
 
 // Strided attention forward.
 // args: q, offQ, k, offK, v, offV, sb, sh, st (shared strides of q/k/v),
-//       out, offOut, osb, osh, ost, P (B,H,T,T), mask (T,T)·(B or 1) or empty, maskSb (0 or T·T),
-//       cos, sin ((T, hd/2) or empty), B, H, T, hd, causal, scale
+//       out, offOut, osb, osh, ost, lse (B,H,T) written for the backward, mask (T,T)·(B or 1) or empty,
+//       maskSb (0 or T·T), cos, sin ((T, hd/2) or empty), B, H, T, hd, causal, scale
 CTF_KERNEL(attentionForward) {
   Dims d{ctf::integer(info, 19, "B"), ctf::integer(info, 20, "H"), ctf::integer(info, 21, "T"), ctf::integer(info, 22, "hd")};
   bool causal = info[23].ToBoolean();
@@ -392,7 +455,7 @@ CTF_KERNEL(attentionForward) {
       v{ctf::f32(info, 4, "v") + offV, sb, sh, st};
   int64_t offO = ctf::integer(info, 10, "offOut");
   View out{ctf::f32(info, 9, "out") + offO, ctf::integer(info, 11, "osb"), ctf::integer(info, 12, "osh"), ctf::integer(info, 13, "ost")};
-  float* P = ctf::f32(info, 14, "P");
+  float* lse = ctf::f32(info, 14, "lse");
   const float* mask = optional_f32(info, 15, "mask");
   int64_t maskSb = ctf::integer(info, 16, "maskSb");
   Rope rope{optional_f32(info, 17, "cos"), optional_f32(info, 18, "sin")};
@@ -402,57 +465,67 @@ CTF_KERNEL(attentionForward) {
   check_view(info, "v", ctf::len(info, 4), offV, v, d);
   check_view(info, "out", ctf::len(info, 9), offO, out, d);
   check_rope(info, rope, 17, d);
-  if ((int64_t)ctf::len(info, 14) < d.B * d.H * d.T * d.T) ctf::fail(info, "attention: P buffer too small");
-  if (mask && (int64_t)ctf::len(info, 15) < (d.B - 1) * maskSb + d.T * d.T) ctf::fail(info, "attention: mask buffer too small");
+  if ((int64_t)ctf::len(info, 14) < d.B * d.H * d.T) ctf::fail(info, "attention: lse buffer smaller than (B, H, T)");
+  if (mask && (maskSb < 0 || (int64_t)ctf::len(info, 15) < (d.B - 1) * maskSb + d.T * d.T))
+    ctf::fail(info, "attention: mask buffer too small");
   std::vector<Unit> units = make_units(d);
   int64_t G = 0;
   for (const Unit& u : units) G = std::max(G, u.h1 - u.h0);
-  Scratch s0(d, G), s1(d, G);
+  std::unique_ptr<Scratch> s0 = pool.take(d, G), s1 = pool.take(d, G);
   parallel2((int64_t)units.size(), [&](int64_t i, int t) {
     const Unit& u = units[i];
-    forward_unit(q, k, v, out, P, mask ? mask + u.b * maskSb : nullptr, causal, rope, d, scale, u, t == 0 ? s0 : s1);
+    forward_unit(q, k, v, out, lse, mask ? mask + u.b * maskSb : nullptr, causal, rope, d, scale, u, t == 0 ? *s0 : *s1);
   });
+  pool.give(std::move(s0));
+  pool.give(std::move(s1));
   return info.Env().Undefined();
 }
 
 // Strided attention backward; adds into dq, dk, dv (same offsets and strides as q, k, v; an empty array
-// skips that gradient). The mask is not needed: P already holds its effect.
-// args: q, offQ, k, offK, v, offV, sb, sh, st, dout, offDout, osb, osh, ost, P, dq, dk, dv, cos, sin,
-//       B, H, T, hd, scale, causal
+// skips that gradient). Recomputes the probabilities from q, k, the mask and the forward's lse.
+// args: q, offQ, k, offK, v, offV, sb, sh, st, dout, offDout, osb, osh, ost, lse, mask, maskSb, dq, dk, dv,
+//       cos, sin, B, H, T, hd, scale, causal
 CTF_KERNEL(attentionBackward) {
-  Dims d{ctf::integer(info, 20, "B"), ctf::integer(info, 21, "H"), ctf::integer(info, 22, "T"), ctf::integer(info, 23, "hd")};
-  float scale = (float)ctf::number(info, 24, "scale");
-  bool causal = info[25].ToBoolean();
+  Dims d{ctf::integer(info, 22, "B"), ctf::integer(info, 23, "H"), ctf::integer(info, 24, "T"), ctf::integer(info, 25, "hd")};
+  float scale = (float)ctf::number(info, 26, "scale");
+  bool causal = info[27].ToBoolean();
   int64_t sb = ctf::integer(info, 6, "sb"), sh = ctf::integer(info, 7, "sh"), st = ctf::integer(info, 8, "st");
   int64_t offQ = ctf::integer(info, 1, "offQ"), offK = ctf::integer(info, 3, "offK"), offV = ctf::integer(info, 5, "offV");
   View q{ctf::f32(info, 0, "q") + offQ, sb, sh, st}, k{ctf::f32(info, 2, "k") + offK, sb, sh, st},
       v{ctf::f32(info, 4, "v") + offV, sb, sh, st};
   int64_t offO = ctf::integer(info, 10, "offDout");
   View dout{ctf::f32(info, 9, "dout") + offO, ctf::integer(info, 11, "osb"), ctf::integer(info, 12, "osh"), ctf::integer(info, 13, "ost")};
-  const float* P = ctf::f32(info, 14, "P");
-  float* dqp = optional_f32(info, 15, "dq");
-  float* dkp = optional_f32(info, 16, "dk");
-  float* dvp = optional_f32(info, 17, "dv");
-  Rope rope{optional_f32(info, 18, "cos"), optional_f32(info, 19, "sin")};
+  const float* lse = ctf::f32(info, 14, "lse");
+  const float* mask = optional_f32(info, 15, "mask");
+  int64_t maskSb = ctf::integer(info, 16, "maskSb");
+  float* dqp = optional_f32(info, 17, "dq");
+  float* dkp = optional_f32(info, 18, "dk");
+  float* dvp = optional_f32(info, 19, "dv");
+  Rope rope{optional_f32(info, 20, "cos"), optional_f32(info, 21, "sin")};
   if (d.B <= 0 || d.H <= 0 || d.T <= 0 || d.hd <= 0) return info.Env().Undefined();
   check_view(info, "q", ctf::len(info, 0), offQ, q, d);
   check_view(info, "k", ctf::len(info, 2), offK, k, d);
   check_view(info, "v", ctf::len(info, 4), offV, v, d);
   check_view(info, "dout", ctf::len(info, 9), offO, dout, d);
-  check_rope(info, rope, 18, d);
-  if ((int64_t)ctf::len(info, 14) < d.B * d.H * d.T * d.T) ctf::fail(info, "attention: P buffer too small");
+  check_rope(info, rope, 20, d);
+  if ((int64_t)ctf::len(info, 14) < d.B * d.H * d.T) ctf::fail(info, "attention: lse buffer smaller than (B, H, T)");
+  if (mask && (maskSb < 0 || (int64_t)ctf::len(info, 15) < (d.B - 1) * maskSb + d.T * d.T))
+    ctf::fail(info, "attention: mask buffer too small");
   View dq{dqp ? dqp + offQ : nullptr, sb, sh, st}, dk{dkp ? dkp + offK : nullptr, sb, sh, st}, dv{dvp ? dvp + offV : nullptr, sb, sh, st};
-  if (dqp) check_view(info, "dq", ctf::len(info, 15), offQ, dq, d);
-  if (dkp) check_view(info, "dk", ctf::len(info, 16), offK, dk, d);
-  if (dvp) check_view(info, "dv", ctf::len(info, 17), offV, dv, d);
+  if (dqp) check_view(info, "dq", ctf::len(info, 17), offQ, dq, d);
+  if (dkp) check_view(info, "dk", ctf::len(info, 18), offK, dk, d);
+  if (dvp) check_view(info, "dv", ctf::len(info, 19), offV, dv, d);
   std::vector<Unit> units = make_units(d);
   int64_t G = 0;
   for (const Unit& u : units) G = std::max(G, u.h1 - u.h0);
-  Scratch s0(d, G), s1(d, G);
+  std::unique_ptr<Scratch> s0 = pool.take(d, G), s1 = pool.take(d, G);
   parallel2((int64_t)units.size(), [&](int64_t i, int t) {
-    backward_unit(q, k, v, dout, P, dqp ? &dq : nullptr, dkp ? &dk : nullptr, dvp ? &dv : nullptr, causal, rope, d, scale,
-                  units[i], t == 0 ? s0 : s1);
+    const Unit& u = units[i];
+    backward_unit(q, k, v, dout, lse, mask ? mask + u.b * maskSb : nullptr, dqp ? &dq : nullptr, dkp ? &dk : nullptr,
+                  dvp ? &dv : nullptr, causal, rope, d, scale, u, t == 0 ? *s0 : *s1);
   });
+  pool.give(std::move(s0));
+  pool.give(std::move(s1));
   return info.Env().Undefined();
 }
 
@@ -495,7 +568,7 @@ CTF_KERNEL(attentionDecode) {
         kr[2 * j] = k0 * cos[j] - k1 * sin[j];
         kr[2 * j + 1] = k1 * cos[j] + k0 * sin[j];
       }
-      std::copy(v, v + hd, V + pos * hd);
+      copy_row(v, hd, V + pos * hd);
       float mx = -INFINITY;
       for (int64_t t = 0; t <= pos; t++) {
         const float* kt = K + t * hd;
@@ -514,7 +587,7 @@ CTF_KERNEL(attentionDecode) {
       }
       float inv = 1.0f / sum;
       float* o = out + n * D + h * hd;
-      std::fill(o, o + hd, 0.0f);
+      zero_row(o, hd);
       for (int64_t t = 0; t <= pos; t++) {
         const float* vt = V + t * hd;
         float p = s[t] * inv;

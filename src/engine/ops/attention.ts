@@ -3,7 +3,7 @@
 //   attention(q, k, v)            q, k, v (B, H, T, hd) -> (B, H, T, hd)          (the generic op)
 //   selfAttentionQkv(qkv, ...)    qkv (B, T, 3·H·hd) -> (B, T, H·hd) with fused RoPE (what the GPT uses:
 //                                 reads q/k/v straight out of the wqkv projection, no permutes)
-// The forward keeps the probabilities P (B, H, T, T) for the backward.
+// The forward keeps each row's log-sum-exp (B, H, T); the backward recomputes the probabilities.
 import { CtfError } from '../../errors.js';
 import { gradOf, record } from '../autograd.js';
 import { kernel } from '../native.js';
@@ -12,12 +12,12 @@ import { ropeRows, type RopeTable } from './rope.js';
 
 type AttentionForward = (q: Float32Array, offQ: number, k: Float32Array, offK: number, v: Float32Array, offV: number,
   sb: number, sh: number, st: number, out: Float32Array, offOut: number, osb: number, osh: number, ost: number,
-  P: Float32Array, mask: Float32Array, maskSb: number, cos: Float32Array, sin: Float32Array,
+  lse: Float32Array, mask: Float32Array, maskSb: number, cos: Float32Array, sin: Float32Array,
   B: number, H: number, T: number, hd: number, causal: boolean, scale: number) => void;
 type AttentionBackward = (q: Float32Array, offQ: number, k: Float32Array, offK: number, v: Float32Array, offV: number,
   sb: number, sh: number, st: number, dout: Float32Array, offDout: number, osb: number, osh: number, ost: number,
-  P: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array, cos: Float32Array, sin: Float32Array,
-  B: number, H: number, T: number, hd: number, scale: number, causal: boolean) => void;
+  lse: Float32Array, mask: Float32Array, maskSb: number, dq: Float32Array, dk: Float32Array, dv: Float32Array,
+  cos: Float32Array, sin: Float32Array, B: number, H: number, T: number, hd: number, scale: number, causal: boolean) => void;
 type AttentionDecode = (qkv: Float32Array, kCache: Float32Array, vCache: Float32Array, cos: Float32Array, sin: Float32Array,
   out: Float32Array, N: number, H: number, hd: number, maxT: number, pos: number, scale: number) => void;
 
@@ -51,12 +51,13 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
   const scale = 1 / Math.sqrt(hd);
   const sb = H * T * hd, sh = T * hd, st = hd;
   const out = new Tensor(new Float32Array(q.size), q.shape);
-  const P = new Float32Array(B * H * T * T);
-  attentionForward(q.f32, 0, k.f32, 0, v.f32, 0, sb, sh, st, out.f32, 0, sb, sh, st, P, mask, maskSb, NONE, NONE,
+  const lse = new Float32Array(B * H * T);
+  attentionForward(q.f32, 0, k.f32, 0, v.f32, 0, sb, sh, st, out.f32, 0, sb, sh, st, lse, mask, maskSb, NONE, NONE,
     B, H, T, hd, o.causal, scale);
   return record('attention', out, [q, k, v], (g) => {
     const dq = gradOf(q) ?? NONE, dk = gradOf(k) ?? NONE, dv = gradOf(v) ?? NONE;
-    attentionBackward(q.f32, 0, k.f32, 0, v.f32, 0, sb, sh, st, g, 0, sb, sh, st, P, dq, dk, dv, NONE, NONE, B, H, T, hd, scale, o.causal);
+    attentionBackward(q.f32, 0, k.f32, 0, v.f32, 0, sb, sh, st, g, 0, sb, sh, st, lse, mask, maskSb, dq, dk, dv, NONE, NONE,
+      B, H, T, hd, scale, o.causal);
   });
 }
 
@@ -85,12 +86,13 @@ export function selfAttentionQkv(qkv: Tensor, o: SelfAttentionOptions): Tensor {
   const [mask, maskSb] = maskArgs(o.mask, B, T, 'selfAttentionQkv');
   const scale = 1 / Math.sqrt(hd);
   const out = new Tensor(new Float32Array(B * T * D), [B, T, D]);
-  const P = new Float32Array(B * H * T * T);
+  const lse = new Float32Array(B * H * T);
   const x = qkv.f32;
-  attentionForward(x, 0, x, D, x, 2 * D, T * D3, hd, D3, out.f32, 0, T * D, hd, D, P, mask, maskSb, cos, sin,
+  attentionForward(x, 0, x, D, x, 2 * D, T * D3, hd, D3, out.f32, 0, T * D, hd, D, lse, mask, maskSb, cos, sin,
     B, H, T, hd, o.causal, scale);
   return record('selfAttentionQkv', out, [qkv], (g) => {
     const dx = gradOf(qkv);
-    if (dx) attentionBackward(x, 0, x, D, x, 2 * D, T * D3, hd, D3, g, 0, T * D, hd, D, P, dx, dx, dx, cos, sin, B, H, T, hd, scale, o.causal);
+    if (dx) attentionBackward(x, 0, x, D, x, 2 * D, T * D3, hd, D3, g, 0, T * D, hd, D, lse, mask, maskSb, dx, dx, dx, cos, sin,
+      B, H, T, hd, scale, o.causal);
   });
 }
