@@ -124,7 +124,7 @@ export class Gpt {
       wqkv: normal(`layers.${i}.attention.wqkv.weight`, [3 * dim, dim]),
       wo: normal(`layers.${i}.attention.wo.weight`, [dim, dim]),
       ffnNorm: ones(`layers.${i}.ffn_norm.weight`),
-      w13: normal(`layers.${i}.feed_forward.w1|w3.weight`, [2 * this.hidden, dim]),
+      w13: normal(`layers.${i}.feed_forward.w13.weight`, [2 * this.hidden, dim]),
       w2: normal(`layers.${i}.feed_forward.w2.weight`, [dim, this.hidden]),
     }));
     this.norm = ones('norm.weight');
