@@ -79,9 +79,12 @@ export function backward(loss: Tensor, gradOut?: Float32Array): void {
     throw new CtfError(`backward: ${loss.describe()} is not a scalar; pass the gradient of the output explicitly`);
   if (gradOut !== undefined && gradOut.length !== loss.size)
     throw new CtfError(`backward: gradient has ${gradOut.length} elements, ${loss.describe()} has ${loss.size}`);
-  const g = gradOf(loss)!;
-  if (gradOut === undefined) g[0] = g[0]! + 1;
-  else for (let i = 0; i < g.length; i++) g[i] = g[i]! + gradOut[i]!;
+  if (loss.grad === null && gradOut !== undefined) loss.grad = gradOut.slice();
+  else {
+    const g = gradOf(loss)!;
+    if (gradOut === undefined) g[0] = g[0]! + 1;
+    else for (let i = 0; i < g.length; i++) g[i] = g[i]! + gradOut[i]!;
+  }
   const order = topoOrder(loss);
   for (let i = order.length - 1; i >= 0; i--) {
     const t = order[i]!;
