@@ -530,71 +530,84 @@ CTF_KERNEL(attentionBackward) {
 }
 
 // One decoding step for N sequences at the same position pos, against a KV cache.
-// qkv (N, 3·H·hd) is this step's projection; q and k are rotated with the tables' row for pos
-// (cos/sin (hd/2)), k and v are written into kc/vc (N, H, maxT, hd) at pos, and
-// out (N, H·hd) = softmax(q·K[0..pos]ᵀ·scale) V[0..pos].
-// args: qkv, kc, vc, cos, sin, out, N, H, hd, maxT, pos, scale
+// qkv (N, 3·H·hd) is this step's projection. q and k are rotated with the tables' row for pos (cos/sin
+// (hd/2)); k is written into the transposed key cache kt (N, H, hd, ldk) at column pos, v into the value
+// cache vc (N, H, maxT, hd) at row pos; out (N, H·hd) = softmax(q·K[0..pos]ᵀ·scale) V[0..pos].
+// Keys are stored transposed so a query's scores against 16 cached keys are one 16-wide FMA per dim;
+// ldk ≥ maxT rounded up to 16, so those loads never leave a head's block.
+namespace ctf {
+
+// Rows n0 ≤ n < n1 of the step above; scratch holds hd + round16(pos + 1) floats. Also called by the
+// fused decode step (fused.cc), which splits rows over its threads.
+void decode_attention_rows(const float* qkv, float* kt, float* vc, const float* cos, const float* sin, float* out,
+                           int64_t n0, int64_t n1, int64_t H, int64_t hd, int64_t maxT, int64_t ldk, int64_t pos,
+                           float scale, float* scratch) {
+  const int64_t D = H * hd, L = pos + 1, L16 = round16(L);
+  float* qr = scratch;     // (hd) scaled, rotated query
+  float* sc = qr + hd;     // (L16) scores, then probabilities
+  for (int64_t n = n0; n < n1; n++)
+    for (int64_t h = 0; h < H; h++) {
+      const float* q = qkv + n * 3 * D + h * hd;
+      const float* k = q + D;
+      const float* v = q + 2 * D;
+      float* K = kt + (n * H + h) * hd * ldk;  // (hd, ldk)
+      float* V = vc + (n * H + h) * maxT * hd;  // (maxT, hd)
+      rotate_row(q, cos, sin, hd, scale, qr);
+      rotate_col(k, cos, sin, hd, K, ldk, pos);
+      copy_row(v, hd, V + pos * hd);
+      for (int64_t j0 = 0; j0 < L16; j0 += 16) {
+        v16 acc = {};
+        for (int64_t d = 0; d < hd; d++) acc += qr[d] * load16(K + d * ldk + j0);
+        store16(sc + j0, acc);
+      }
+      for (int64_t j = L; j < L16; j++) sc[j] = -INFINITY;  // columns past pos hold stale or zero keys
+      float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+      for (int64_t j = 0; j < L16; j++) mx = std::max(mx, sc[j]);
+      float sum = 0;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < L16; j++) {
+        float e = exp_vec(sc[j] - mx);
+        sc[j] = e;
+        sum += e;
+      }
+      const float inv = 1.0f / sum;
+      float* o = out + n * D + h * hd;
+      zero_row(o, hd);
+      for (int64_t t = 0; t < L; t++) {
+        const float* vt = V + t * hd;
+        const float p = sc[t] * inv;
+#pragma omp simd
+        for (int64_t d = 0; d < hd; d++) o[d] += p * vt[d];
+      }
+    }
+}
+
+}  // namespace ctf
+
+// args: qkv, kt, vc, cos, sin, out, N, H, hd, maxT, ldk, pos, scale
 CTF_KERNEL(attentionDecode) {
   const float* qkv = ctf::f32(info, 0, "qkv");
-  float* kc = ctf::f32(info, 1, "kCache");
+  float* kt = ctf::f32(info, 1, "kCache");
   float* vc = ctf::f32(info, 2, "vCache");
   const float* cos = ctf::f32(info, 3, "cos");
   const float* sin = ctf::f32(info, 4, "sin");
   float* out = ctf::f32(info, 5, "out");
   int64_t N = ctf::integer(info, 6, "N"), H = ctf::integer(info, 7, "H"), hd = ctf::integer(info, 8, "hd"),
-          maxT = ctf::integer(info, 9, "maxT"), pos = ctf::integer(info, 10, "pos");
-  float scale = (float)ctf::number(info, 11, "scale");
+          maxT = ctf::integer(info, 9, "maxT"), ldk = ctf::integer(info, 10, "ldk"), pos = ctf::integer(info, 11, "pos");
+  float scale = (float)ctf::number(info, 12, "scale");
   const int64_t D = H * hd, half = hd / 2;
   if (pos < 0 || pos >= maxT) ctf::fail(info, "attentionDecode: position outside the cache");
-  if ((int64_t)ctf::len(info, 0) < N * 3 * D || (int64_t)ctf::len(info, 1) < N * H * maxT * hd ||
+  if (ldk < round16(maxT) || hd % 2 != 0) ctf::fail(info, "attentionDecode: ldk must be ≥ maxT rounded up to 16, hd even");
+  if ((int64_t)ctf::len(info, 0) < N * 3 * D || (int64_t)ctf::len(info, 1) < N * H * hd * ldk ||
       (int64_t)ctf::len(info, 2) < N * H * maxT * hd || (int64_t)ctf::len(info, 3) < half || (int64_t)ctf::len(info, 4) < half ||
       (int64_t)ctf::len(info, 5) < N * D)
     ctf::fail(info, "attentionDecode: buffers smaller than their shapes");
-  std::vector<float> buf0(hd + maxT), buf1(hd + maxT);
-  parallel2(N, [&](int64_t n, int th) {
-    float* qr = th == 0 ? buf0.data() : buf1.data();
-    float* s = qr + hd;
-    for (int64_t h = 0; h < H; h++) {
-      const float* q = qkv + n * 3 * D + h * hd;
-      const float* k = q + D;
-      const float* v = q + 2 * D;
-      float* K = kc + (n * H + h) * maxT * hd;
-      float* V = vc + (n * H + h) * maxT * hd;
-      float* kr = K + pos * hd;
-      for (int64_t j = 0; j < half; j++) {
-        float q0 = q[2 * j], q1 = q[2 * j + 1], k0 = k[2 * j], k1 = k[2 * j + 1];
-        qr[2 * j] = scale * (q0 * cos[j] - q1 * sin[j]);
-        qr[2 * j + 1] = scale * (q1 * cos[j] + q0 * sin[j]);
-        kr[2 * j] = k0 * cos[j] - k1 * sin[j];
-        kr[2 * j + 1] = k1 * cos[j] + k0 * sin[j];
-      }
-      copy_row(v, hd, V + pos * hd);
-      float mx = -INFINITY;
-      for (int64_t t = 0; t <= pos; t++) {
-        const float* kt = K + t * hd;
-        float acc = 0;
-#pragma omp simd reduction(+ : acc)
-        for (int64_t d = 0; d < hd; d++) acc += qr[d] * kt[d];
-        s[t] = acc;
-        mx = std::max(mx, acc);
-      }
-      float sum = 0;
-#pragma omp simd reduction(+ : sum)
-      for (int64_t t = 0; t <= pos; t++) {
-        float e = exp_vec(s[t] - mx);
-        s[t] = e;
-        sum += e;
-      }
-      float inv = 1.0f / sum;
-      float* o = out + n * D + h * hd;
-      zero_row(o, hd);
-      for (int64_t t = 0; t <= pos; t++) {
-        const float* vt = V + t * hd;
-        float p = s[t] * inv;
-#pragma omp simd
-        for (int64_t d = 0; d < hd; d++) o[d] += p * vt[d];
-      }
-    }
+  const int64_t need = hd + round16(pos + 1);
+  std::vector<float> buf0(need), buf1(need);
+  parallel2(2, [&](int64_t part, int th) {
+    ctf::decode_attention_rows(qkv, kt, vc, cos, sin, out, N * part / 2, N * (part + 1) / 2, H, hd, maxT, ldk, pos, scale,
+                               th == 0 ? buf0.data() : buf1.data());
   });
   return info.Env().Undefined();
 }

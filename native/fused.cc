@@ -1,10 +1,22 @@
 // Fused kernels for the GPT: SwiGLU (silu(a)·b) reading both halves of the fused w1|w3 projection,
-// the class-prefixed token embedding, and the inference-only residual-add + RMSNorm used by decoding.
+// the class-prefixed token embedding, the inference-only residual-add + RMSNorm, and a whole KV-cached
+// decoding step (every layer and the head in one call, on two threads).
+#include <cblas.h>
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <thread>
+#include <vector>
 #include "common.h"
+
+namespace ctf {
+// native/attention.cc: one decoding step's attention for rows n0 ≤ n < n1.
+void decode_attention_rows(const float* qkv, float* kt, float* vc, const float* cos, const float* sin, float* out,
+                           int64_t n0, int64_t n1, int64_t H, int64_t hd, int64_t maxT, int64_t ldk, int64_t pos,
+                           float scale, float* scratch);
+}  // namespace ctf
 
 namespace {
 
@@ -32,6 +44,53 @@ inline float exp_vec(float x) {
 }
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + exp_vec(-x)); }
+
+// out rows r0 ≤ i < r1 = h · rsqrt(mean(h²) + eps) · w, rows of D.
+inline void rms_norm_rows(const float* h, const float* w, float* out, int64_t r0, int64_t r1, int64_t D, float eps) {
+  for (int64_t i = r0; i < r1; i++) {
+    const float* x = h + i * D;
+    float ss = 0;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t d = 0; d < D; d++) ss += x[d] * x[d];
+    const float r = 1.0f / std::sqrt(ss / (float)D + eps);
+    float* o = out + i * D;
+#pragma omp simd
+    for (int64_t d = 0; d < D; d++) o[d] = x[d] * r * w[d];
+  }
+}
+
+// Columns c0 ≤ c < c1 of C (M × ldc) (= or, with beta 1, +=) A (M × K) · Bᵀ, B (· × K) a weight matrix:
+// the outputs c0..c1 of a linear layer, so two threads can each pack only their half of the weights.
+inline void linear_cols(const float* A, int64_t M, int64_t K, const float* B, float* C, int64_t ldc, int64_t c0, int64_t c1,
+                        float beta) {
+  if (c1 <= c0 || M == 0) return;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, c1 - c0, K, 1.0f, A, K, B + c0 * K, K, beta, C + c0, ldc);
+}
+
+// Two threads meeting between the phases of a decode step. Spins (phases last microseconds), yielding
+// after a while in case the other vCPU is descheduled.
+class Barrier2 {
+  std::atomic<int> arrived{0};
+  std::atomic<int> phase{0};
+
+ public:
+  void wait() {
+    const int ph = phase.load(std::memory_order_acquire);
+    if (arrived.fetch_add(1, std::memory_order_acq_rel) == 1) {
+      arrived.store(0, std::memory_order_relaxed);
+      phase.store(ph + 1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; phase.load(std::memory_order_acquire) == ph; spins++)
+      if (spins > 2000) std::this_thread::yield();
+  }
+};
+
+// Thread t's part [lo, hi) of n items; the split point is rounded to 16 so GEMM column blocks stay aligned.
+inline std::pair<int64_t, int64_t> part(int64_t n, int t, int64_t align = 16) {
+  int64_t mid = std::min(n, (n / 2 + align - 1) / align * align);
+  return t == 0 ? std::pair<int64_t, int64_t>{0, mid} : std::pair<int64_t, int64_t>{mid, n};
+}
 
 }  // namespace
 
@@ -184,5 +243,105 @@ CTF_KERNEL(addRmsNormRows) {
 #pragma omp simd
     for (int64_t d = 0; d < D; d++) o[d] = x[d] * r * w[d];
   }
+  return info.Env().Undefined();
+}
+
+// A whole KV-cached decoding step of the GPT (src/models/kv-cache.ts) in one call, on two threads that
+// split each linear layer by output columns (OpenBLAS single-threaded inside, so each thread packs only
+// its half of the weights) and the attention and norms by rows, meeting at a barrier between phases.
+// h (N, D) holds the input embeddings and is the residual stream; x (N, D), qkv (N, 3D), att (N, D),
+// ab (N, 2·hid), g (N, hid) are scratch; logits (N, V) receives the output.
+// args: h, x, qkv, att, ab, g, logits, layers (array of 6·L: attnNorm, wqkv, wo, ffnNorm, w13, w2 per layer),
+//       kCaches (array of L, (N, H, hd, ldk)), vCaches (array of L, (N, H, maxT, hd)), cos, sin (hd/2, for pos),
+//       norm (D), output (V, D), N, D, H, hid, V, maxT, ldk, pos, eps
+CTF_KERNEL(gptDecodeStep) {
+  float* h = ctf::f32(info, 0, "h");
+  float* x = ctf::f32(info, 1, "x");
+  float* qkv = ctf::f32(info, 2, "qkv");
+  float* att = ctf::f32(info, 3, "att");
+  float* ab = ctf::f32(info, 4, "ab");
+  float* g = ctf::f32(info, 5, "g");
+  float* logits = ctf::f32(info, 6, "logits");
+  if (!info[7].IsArray() || !info[8].IsArray() || !info[9].IsArray()) ctf::fail(info, "gptDecodeStep: layers, kCaches, vCaches must be arrays");
+  Napi::Array layerArr = info[7].As<Napi::Array>(), kArr = info[8].As<Napi::Array>(), vArr = info[9].As<Napi::Array>();
+  const float* cos = ctf::f32(info, 10, "cos");
+  const float* sin = ctf::f32(info, 11, "sin");
+  const float* normW = ctf::f32(info, 12, "norm");
+  const float* outW = ctf::f32(info, 13, "output");
+  const int64_t N = ctf::integer(info, 14, "N"), D = ctf::integer(info, 15, "D"), H = ctf::integer(info, 16, "H"),
+                hid = ctf::integer(info, 17, "hid"), V = ctf::integer(info, 18, "V"), maxT = ctf::integer(info, 19, "maxT"),
+                ldk = ctf::integer(info, 20, "ldk"), pos = ctf::integer(info, 21, "pos");
+  const float eps = (float)ctf::number(info, 22, "eps");
+  const int64_t L = kArr.Length(), hd = D / H;
+  if (N < 1 || H < 1 || D % H != 0 || hd % 2 != 0 || pos < 0 || pos >= maxT || ldk < (maxT + 15) / 16 * 16)
+    ctf::fail(info, "gptDecodeStep: inconsistent dimensions");
+  if ((int64_t)layerArr.Length() != 6 * L || (int64_t)vArr.Length() != L) ctf::fail(info, "gptDecodeStep: need 6 weights, a key and a value cache per layer");
+  auto need = [&](size_t i, int64_t n, const char* what) {
+    if ((int64_t)ctf::len(info, i) < n) ctf::fail(info, std::string("gptDecodeStep: ") + what + " is smaller than its shape");
+  };
+  need(0, N * D, "h"); need(1, N * D, "x"); need(2, N * 3 * D, "qkv"); need(3, N * D, "att"); need(4, N * 2 * hid, "ab");
+  need(5, N * hid, "g"); need(6, N * V, "logits"); need(10, hd / 2, "cos"); need(11, hd / 2, "sin"); need(12, D, "norm");
+  need(13, V * D, "output");
+  auto array_f32 = [&](Napi::Array arr, uint32_t i, int64_t n, const char* what) -> float* {
+    Napi::Value v = arr.Get(i);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+        (int64_t)v.As<Napi::TypedArray>().ElementLength() < n)
+      ctf::fail(info, std::string("gptDecodeStep: ") + what + " " + std::to_string(i) + " must be a Float32Array of ≥ " + std::to_string(n));
+    return v.As<Napi::Float32Array>().Data();
+  };
+  struct Layer { const float *attnNorm, *wqkv, *wo, *ffnNorm, *w13, *w2; float *kt, *vc; };
+  std::vector<Layer> layers(L);
+  const int64_t sizes[6] = {D, 3 * D * D, D * D, D, 2 * hid * D, D * hid};
+  for (int64_t l = 0; l < L; l++) {
+    const float* w[6];
+    for (int i = 0; i < 6; i++) w[i] = array_f32(layerArr, (uint32_t)(6 * l + i), sizes[i], "layer weight");
+    layers[l] = {w[0], w[1], w[2], w[3], w[4], w[5], array_f32(kArr, (uint32_t)l, N * H * hd * ldk, "key cache"),
+                 array_f32(vArr, (uint32_t)l, N * H * maxT * hd, "value cache")};
+  }
+  const float scale = 1.0f / std::sqrt((float)hd);
+  const int64_t attScratch = hd + (pos + 16) / 16 * 16;
+  std::vector<float> scratch(2 * attScratch);
+  Barrier2 barrier;
+  auto work = [&](int t) {
+    const auto [r0, r1] = part(N, t, 1);
+    const auto [q0, q1] = part(3 * D, t);
+    const auto [d0, d1] = part(D, t);
+    const auto [f0, f1] = part(hid, t);
+    const auto [v0, v1] = part(V, t);
+    for (const Layer& ly : layers) {
+      rms_norm_rows(h, ly.attnNorm, x, r0, r1, D, eps);
+      barrier.wait();
+      linear_cols(x, N, D, ly.wqkv, qkv, 3 * D, q0, q1, 0.0f);
+      barrier.wait();
+      ctf::decode_attention_rows(qkv, ly.kt, ly.vc, cos, sin, att, r0, r1, H, hd, maxT, ldk, pos, scale,
+                                 scratch.data() + t * attScratch);
+      barrier.wait();
+      linear_cols(att, N, D, ly.wo, h, D, d0, d1, 1.0f);  // h += att · woᵀ
+      barrier.wait();
+      rms_norm_rows(h, ly.ffnNorm, x, r0, r1, D, eps);
+      barrier.wait();
+      // This thread's hidden units f0..f1: their w1 and w3 rows, then SwiGLU on the same columns.
+      linear_cols(x, N, D, ly.w13, ab, 2 * hid, f0, f1, 0.0f);
+      linear_cols(x, N, D, ly.w13, ab, 2 * hid, hid + f0, hid + f1, 0.0f);
+      for (int64_t n = 0; n < N; n++) {
+        const float* a = ab + n * 2 * hid;
+        float* o = g + n * hid;
+#pragma omp simd
+        for (int64_t j = f0; j < f1; j++) o[j] = a[j] * sigmoid(a[j]) * a[hid + j];
+      }
+      barrier.wait();
+      linear_cols(g, N, hid, ly.w2, h, D, d0, d1, 1.0f);  // h += g · w2ᵀ
+      barrier.wait();
+    }
+    rms_norm_rows(h, normW, x, r0, r1, D, eps);
+    barrier.wait();
+    linear_cols(x, N, D, outW, logits, V, v0, v1, 0.0f);
+  };
+  const int prev = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+  std::thread helper(work, 1);
+  work(0);
+  helper.join();
+  openblas_set_num_threads(prev);
   return info.Env().Undefined();
 }

@@ -1,24 +1,23 @@
 // KV-cached incremental decoding for a causal Gpt: prefill(classes) runs position 0 (the class token)
 // and returns the logits for t_0; each decodeOne(tokens) feeds t_{p-1} at position p and returns the
 // logits for t_p. No autograd, no allocation per step: every buffer lives in the KvCache and is reused.
-// One sgemm per projection over the whole batch, native attention over the cache.
+// A step is one native call (native/fused.cc gptDecodeStep): every projection one GEMM over the whole
+// batch, split by output columns over two threads, attention over the cache split by rows.
 //
 // Classifier-free guidance is batch doubling, done by the caller: cfgClasses() builds [cond; null],
 // feed the same tokens to both halves (cfgTokens), and cfgCombine() mixes the two halves' logits.
 import { CtfError } from '../errors.js';
-import { attentionDecode } from '../engine/ops/attention.js';
-import { addRmsNormRows, swigluForwardRows } from '../engine/ops/fused.js';
-import { sgemm } from '../engine/ops/matmul.js';
+import { gptDecodeStep } from '../engine/ops/fused.js';
 import type { Gpt } from './gpt.js';
-
-const NONE = new Float32Array(0);
 
 export class KvCache {
   readonly batch: number;
   readonly maxT: number;
-  /** Per layer, (batch, heads, maxT, headDim). */
+  /** Per layer, keys transposed: (batch, heads, headDim, ldk), ldk = maxT rounded up to 16. */
   readonly k: Float32Array[];
+  /** Per layer, values: (batch, heads, maxT, headDim). */
   readonly v: Float32Array[];
+  readonly ldk: number;
   /** The next position to fill (0 before prefill). */
   pos = 0;
   // Per-step scratch, (batch, ·) each.
@@ -39,9 +38,9 @@ export class KvCache {
       throw new CtfError(`KvCache: maxT ${maxT} must be in [1, ${model.rope.rows}] (1 + grid² RoPE positions)`);
     this.batch = batch;
     this.maxT = maxT;
-    const per = batch * c.heads * maxT * model.headDim;
-    this.k = Array.from({ length: c.layers }, () => new Float32Array(per));
-    this.v = Array.from({ length: c.layers }, () => new Float32Array(per));
+    this.ldk = Math.ceil(maxT / 16) * 16;
+    this.k = Array.from({ length: c.layers }, () => new Float32Array(batch * c.heads * model.headDim * this.ldk));
+    this.v = Array.from({ length: c.layers }, () => new Float32Array(batch * c.heads * maxT * model.headDim));
     this.h = new Float32Array(batch * c.dim);
     this.x = new Float32Array(batch * c.dim);
     this.qkv = new Float32Array(batch * 3 * c.dim);
@@ -70,24 +69,13 @@ function gatherRows(table: Float32Array, ids: Int32Array, dim: number, h: Float3
 
 /** Runs the blocks and the head on cache.h at position cache.pos; returns cache.logits (B, outVocab). */
 function step(model: Gpt, cache: KvCache): Float32Array {
-  const c = model.config, N = cache.batch, D = c.dim, hid = model.hidden, pos = cache.pos;
+  const c = model.config, pos = cache.pos;
   if (pos >= cache.maxT) throw new CtfError(`kv decode: cache full (${cache.maxT} positions); reset() or make a larger cache`);
   const pairs = model.headDim / 2;
   const cos = model.rope.cos.subarray(pos * pairs, (pos + 1) * pairs), sin = model.rope.sin.subarray(pos * pairs, (pos + 1) * pairs);
-  const scale = 1 / Math.sqrt(model.headDim);
-  const { h, x, qkv, att, ab, g } = cache;
-  model.blocks.forEach((blk, l) => {
-    addRmsNormRows(h, NONE, blk.attnNorm.f32, x, N, D, c.normEps);
-    sgemm(false, true, N, 3 * D, D, 1, x, 0, D, blk.wqkv.f32, 0, D, 0, qkv, 0, 3 * D);
-    attentionDecode(qkv, cache.k[l]!, cache.v[l]!, cos, sin, att, N, c.heads, model.headDim, cache.maxT, pos, scale);
-    sgemm(false, true, N, D, D, 1, att, 0, D, blk.wo.f32, 0, D, 1, h, 0, D);          // h += att · woᵀ
-    addRmsNormRows(h, NONE, blk.ffnNorm.f32, x, N, D, c.normEps);
-    sgemm(false, true, N, 2 * hid, D, 1, x, 0, D, blk.w13.f32, 0, D, 0, ab, 0, 2 * hid);
-    swigluForwardRows(ab, 0, ab, hid, 2 * hid, g, N, hid);
-    sgemm(false, true, N, D, hid, 1, g, 0, hid, blk.w2.f32, 0, hid, 1, h, 0, D);      // h += g · w2ᵀ
-  });
-  addRmsNormRows(h, NONE, model.norm.f32, x, N, D, c.normEps);
-  sgemm(false, true, N, c.outVocab, D, 1, x, 0, D, model.output.f32, 0, D, 0, cache.logits, 0, c.outVocab);
+  const weights = model.blocks.flatMap((b) => [b.attnNorm.f32, b.wqkv.f32, b.wo.f32, b.ffnNorm.f32, b.w13.f32, b.w2.f32]);
+  gptDecodeStep(cache.h, cache.x, cache.qkv, cache.att, cache.ab, cache.g, cache.logits, weights, cache.k, cache.v, cos, sin,
+    model.norm.f32, model.output.f32, cache.batch, c.dim, c.heads, model.hidden, c.outVocab, cache.maxT, cache.ldk, pos, c.normEps);
   cache.pos = pos + 1;
   return cache.logits;
 }

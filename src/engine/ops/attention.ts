@@ -19,11 +19,14 @@ type AttentionBackward = (q: Float32Array, offQ: number, k: Float32Array, offK: 
   lse: Float32Array, mask: Float32Array, maskSb: number, dq: Float32Array, dk: Float32Array, dv: Float32Array,
   cos: Float32Array, sin: Float32Array, B: number, H: number, T: number, hd: number, scale: number, causal: boolean) => void;
 type AttentionDecode = (qkv: Float32Array, kCache: Float32Array, vCache: Float32Array, cos: Float32Array, sin: Float32Array,
-  out: Float32Array, N: number, H: number, hd: number, maxT: number, pos: number, scale: number) => void;
+  out: Float32Array, N: number, H: number, hd: number, maxT: number, ldk: number, pos: number, scale: number) => void;
 
 const attentionForward = kernel<AttentionForward>('attentionForward');
 const attentionBackward = kernel<AttentionBackward>('attentionBackward');
-/** One decoding step over a KV cache; see native/attention.cc. Used by src/models/kv-cache.ts. */
+/**
+ * One decoding step over a KV cache: keys transposed (N, H, hd, ldk ≥ maxT rounded up to 16), values
+ * (N, H, maxT, hd); see native/attention.cc. Used by src/models/kv-cache.ts.
+ */
 export const attentionDecode = kernel<AttentionDecode>('attentionDecode');
 
 const NONE = new Float32Array(0);

@@ -13,11 +13,20 @@ type PrefixEmbedForward = (cls: Float32Array, nCls: number, classes: Int32Array,
 type PrefixEmbedBackward = (dCls: Float32Array, classes: Int32Array, dTok: Float32Array, tokens: Int32Array,
   dout: Float32Array, B: number, L: number, D: number) => void;
 type AddRmsNormRows = (h: Float32Array, delta: Float32Array, w: Float32Array, out: Float32Array, N: number, D: number, eps: number) => void;
+type GptDecodeStep = (h: Float32Array, x: Float32Array, qkv: Float32Array, att: Float32Array, ab: Float32Array, g: Float32Array,
+  logits: Float32Array, layers: Float32Array[], kCaches: Float32Array[], vCaches: Float32Array[], cos: Float32Array, sin: Float32Array,
+  norm: Float32Array, output: Float32Array, N: number, D: number, H: number, hid: number, V: number, maxT: number, ldk: number,
+  pos: number, eps: number) => void;
 
 const swigluForward = kernel<SwigluForward>('swigluForward');
 const swigluBackward = kernel<SwigluBackward>('swigluBackward');
 const prefixEmbedForward = kernel<PrefixEmbedForward>('prefixEmbedForward');
 const prefixEmbedBackward = kernel<PrefixEmbedBackward>('prefixEmbedBackward');
+/**
+ * A whole KV-cached decoding step of the GPT: every layer and the head, two threads, no allocation.
+ * See native/fused.cc; src/models/kv-cache.ts is its caller.
+ */
+export const gptDecodeStep = kernel<GptDecodeStep>('gptDecodeStep');
 /** Raw SwiGLU rows for inference: out (N, h) = silu(a)·b with rows at offA/offB + i·ld. No gradient. */
 export const swigluForwardRows = swigluForward;
 /** Inference only: h (N, D) += delta (unless empty); out = rmsNorm(h)·w. No gradient. */
