@@ -1,0 +1,25 @@
+// The ctfgen library: the engine (tensors, autodiff, ops, optimizer, sampling), I/O and the models.
+export { CtfError } from './errors.js';
+export * from './engine/tensor.js';
+export { backward, noGrad, gradOf, record, isRecording, type TapeNode } from './engine/autograd.js';
+export { Rng, type RngState } from './engine/rng.js';
+export { blasInfo, blasSetThreads, kernelProfile, profileReport } from './engine/native.js';
+export * from './engine/ops/matmul.js';
+export * from './engine/ops/elementwise.js';
+export * from './engine/ops/reduce.js';
+export * from './engine/ops/shape.js';
+export * from './engine/ops/embedding.js';
+export * from './engine/ops/softmax.js';
+export * from './engine/ops/norm.js';
+export * from './engine/ops/conv.js';
+export * from './engine/ops/attention.js';
+export * from './engine/ops/rope.js';
+export * from './engine/ops/fused.js';
+export * from './engine/optim.js';
+export * from './engine/schedule.js';
+export * from './engine/sampling.js';
+export * from './io/safetensors.js';
+export * from './io/atomic.js';
+export * from './models/gpt.js';
+export * from './models/kv-cache.js';
+export * from './models/gpt-checkpoint.js';
