@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 #include "common.h"
 
@@ -164,18 +165,19 @@ inline void rotate_col(const float* x, const float* c, const float* s, int64_t h
   }
 }
 
-// y[0:hd) += scale · rope⁻¹(g): rotation by the negative angle (the transpose of rope).
-inline void unrotate_add_row(const float* g, const float* c, const float* s, int64_t hd, float scale, float* y) {
+// y[0:hd) (+)= scale · rope⁻¹(g): rotation by the negative angle (the transpose of rope).
+template <bool ACCUMULATE>
+inline void unrotate_row(const float* g, const float* c, const float* s, int64_t hd, float scale, float* y) {
   if (!c) {
 #pragma omp simd
-    for (int64_t d = 0; d < hd; d++) y[d] += scale * g[d];
+    for (int64_t d = 0; d < hd; d++) y[d] = (ACCUMULATE ? y[d] : 0.0f) + scale * g[d];
     return;
   }
 #pragma omp simd
   for (int64_t j = 0; j < hd / 2; j++) {
     float g0 = g[2 * j], g1 = g[2 * j + 1];
-    y[2 * j] += scale * (g0 * c[j] + g1 * s[j]);
-    y[2 * j + 1] += scale * (g1 * c[j] - g0 * s[j]);
+    y[2 * j] = (ACCUMULATE ? y[2 * j] : 0.0f) + scale * (g0 * c[j] + g1 * s[j]);
+    y[2 * j + 1] = (ACCUMULATE ? y[2 * j + 1] : 0.0f) + scale * (g1 * c[j] - g0 * s[j]);
   }
 }
 
@@ -366,9 +368,10 @@ void forward_unit(const View& q, const View& k, const View& v, const View& out, 
 }
 
 // Recomputes P per head from q, k and the saved lse (cheaper than storing (B, H, T, T) and reading it back).
+// accumulate: add into dq, dk, dv (else overwrite them: every element of the unit's heads is written).
 void backward_unit(const View& q, const View& k, const View& v, const View& dout, const float* lse, const float* mask,
                    const View* dq, const View* dk, const View* dv, bool causal, const Rope& rope, const Dims& d, float scale,
-                   const Unit& u, Scratch& s) {
+                   const Unit& u, Scratch& s, bool accumulate) {
   const int64_t T = d.T, hd = d.hd, Tp = s.Tp, hdp = s.hdp, G = u.h1 - u.h0, b = u.b;
   const Rows tab{rope, hd / 2};
   float* dO = s.head[0];   // per head: dout                 (T × hdp)
@@ -410,13 +413,18 @@ void backward_unit(const View& q, const View& k, const View& v, const View& dout
     if (dq) gemm<false>(T, dS, Tp, Kr + g * s.rows, hdp, RdQ + g * s.rows, hdp, false, PrefixK{causal, T}, FixedCols{hdp});
     if (dk) gemm<true>(T, dS, Tp, Qs + g * s.rows, hdp, RdK + g * s.rows, hdp, false, SuffixK{causal, T}, FixedCols{hdp});
   }
-  for (int64_t t = 0; t < T; t++)
-    for (int64_t g = 0; g < G; g++) {
-      int64_t h = u.h0 + g, r = g * s.rows + t * hdp;
-      if (dq) unrotate_add_row(RdQ + r, tab.c(t), tab.s(t), hd, scale, dq->at(b, h) + t * dq->st);
-      if (dk) unrotate_add_row(RdK + r, tab.c(t), tab.s(t), hd, 1.0f, dk->at(b, h) + t * dk->st);
-      if (dv) unrotate_add_row(RdV + r, nullptr, nullptr, hd, 1.0f, dv->at(b, h) + t * dv->st);
-    }
+  auto scatter = [&](auto accumulate) {
+    constexpr bool ACC = decltype(accumulate)::value;
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t g = 0; g < G; g++) {
+        int64_t h = u.h0 + g, r = g * s.rows + t * hdp;
+        if (dq) unrotate_row<ACC>(RdQ + r, tab.c(t), tab.s(t), hd, scale, dq->at(b, h) + t * dq->st);
+        if (dk) unrotate_row<ACC>(RdK + r, tab.c(t), tab.s(t), hd, 1.0f, dk->at(b, h) + t * dk->st);
+        if (dv) unrotate_row<ACC>(RdV + r, nullptr, nullptr, hd, 1.0f, dv->at(b, h) + t * dv->st);
+      }
+  };
+  if (accumulate) scatter(std::true_type{});
+  else scatter(std::false_type{});
 }
 
 // Checks that a (B, H, T, hd) view with these strides stays inside a buffer of n elements.
@@ -482,13 +490,14 @@ CTF_KERNEL(attentionForward) {
 }
 
 // Strided attention backward; adds into dq, dk, dv (same offsets and strides as q, k, v; an empty array
-// skips that gradient). Recomputes the probabilities from q, k, the mask and the forward's lse.
+// skips that gradient), or with accumulate = false overwrites them (scratch that need not be zeroed).
+// Recomputes the probabilities from q, k, the mask and the forward's lse.
 // args: q, offQ, k, offK, v, offV, sb, sh, st, dout, offDout, osb, osh, ost, lse, mask, maskSb, dq, dk, dv,
-//       cos, sin, B, H, T, hd, scale, causal
+//       cos, sin, B, H, T, hd, scale, causal, accumulate
 CTF_KERNEL(attentionBackward) {
   Dims d{ctf::integer(info, 22, "B"), ctf::integer(info, 23, "H"), ctf::integer(info, 24, "T"), ctf::integer(info, 25, "hd")};
   float scale = (float)ctf::number(info, 26, "scale");
-  bool causal = info[27].ToBoolean();
+  bool causal = info[27].ToBoolean(), accumulate = info[28].ToBoolean();
   int64_t sb = ctf::integer(info, 6, "sb"), sh = ctf::integer(info, 7, "sh"), st = ctf::integer(info, 8, "st");
   int64_t offQ = ctf::integer(info, 1, "offQ"), offK = ctf::integer(info, 3, "offK"), offV = ctf::integer(info, 5, "offV");
   View q{ctf::f32(info, 0, "q") + offQ, sb, sh, st}, k{ctf::f32(info, 2, "k") + offK, sb, sh, st},
@@ -522,7 +531,7 @@ CTF_KERNEL(attentionBackward) {
   parallel2((int64_t)units.size(), [&](int64_t i, int t) {
     const Unit& u = units[i];
     backward_unit(q, k, v, dout, lse, mask ? mask + u.b * maskSb : nullptr, dqp ? &dq : nullptr, dkp ? &dk : nullptr,
-                  dvp ? &dv : nullptr, causal, rope, d, scale, u, t == 0 ? *s0 : *s1);
+                  dvp ? &dv : nullptr, causal, rope, d, scale, u, t == 0 ? *s0 : *s1, accumulate);
   });
   pool.give(std::move(s0));
   pool.give(std::move(s1));

@@ -1,6 +1,6 @@
 // Fused kernels for the GPT: SwiGLU (silu(a)·b) reading both halves of the fused w1|w3 projection,
-// the class-prefixed token embedding, the inference-only residual-add + RMSNorm, and a whole KV-cached
-// decoding step (every layer and the head in one call, on two threads).
+// the class-prefixed token embedding, and a whole KV-cached decoding step (every layer and the head in
+// one call, on two threads).
 #include <cblas.h>
 #include <algorithm>
 #include <atomic>
@@ -117,8 +117,9 @@ CTF_KERNEL(swigluForward) {
   return info.Env().Undefined();
 }
 
-// Adds the gradients of silu(a)·b given g (N, h) into da, db (same layout as a, b; empty skips).
-// args: a, offA, b, offB, ld, g, da, db, N, h
+// Adds the gradients of silu(a)·b given g (N, h) into da, db (same layout as a, b; empty skips), or with
+// accumulate = false (both targets given) overwrites them.
+// args: a, offA, b, offB, ld, g, da, db, N, h, accumulate
 CTF_KERNEL(swigluBackward) {
   const float* a = ctf::f32(info, 0, "a");
   int64_t offA = ctf::integer(info, 1, "offA");
@@ -128,7 +129,9 @@ CTF_KERNEL(swigluBackward) {
   float* da = ctf::len(info, 6) ? ctf::f32(info, 6, "da") : nullptr;
   float* db = ctf::len(info, 7) ? ctf::f32(info, 7, "db") : nullptr;
   int64_t N = ctf::integer(info, 8, "N"), h = ctf::integer(info, 9, "h");
+  const bool accumulate = info[10].ToBoolean();
   if (N <= 0 || h <= 0) return info.Env().Undefined();
+  if (!accumulate && !(da && db)) ctf::fail(info, "swigluBackward: overwriting needs both gradients");
   if (offA + (N - 1) * ld + h > (int64_t)ctf::len(info, 0) || offB + (N - 1) * ld + h > (int64_t)ctf::len(info, 2) ||
       N * h > (int64_t)ctf::len(info, 5) || (da && offA + (N - 1) * ld + h > (int64_t)ctf::len(info, 6)) ||
       (db && offB + (N - 1) * ld + h > (int64_t)ctf::len(info, 7)))
@@ -139,7 +142,14 @@ CTF_KERNEL(swigluBackward) {
     const float* gi = g + i * h;
     float* dai = da ? da + offA + i * ld : nullptr;
     float* dbi = db ? db + offB + i * ld : nullptr;
-    if (dai && dbi) {
+    if (!accumulate) {
+#pragma omp simd
+      for (int64_t j = 0; j < h; j++) {
+        float x = ai[j], s = sigmoid(x);
+        dai[j] = gi[j] * bi[j] * s * (1.0f + x * (1.0f - s));
+        dbi[j] = gi[j] * x * s;
+      }
+    } else if (dai && dbi) {
 #pragma omp simd
       for (int64_t j = 0; j < h; j++) {
         float x = ai[j], s = sigmoid(x);
@@ -212,36 +222,6 @@ CTF_KERNEL(prefixEmbedBackward) {
 #pragma omp simd
         for (int64_t d = 0; d < D; d++) r[d] += gi[d];
       }
-  }
-  return info.Env().Undefined();
-}
-
-// Inference only: h (N, D) += delta (if non-empty); out (N, D) = h · rsqrt(mean(h²) + eps) · w.
-// args: h, delta, w, out, N, D, eps
-CTF_KERNEL(addRmsNormRows) {
-  float* h = ctf::f32(info, 0, "h");
-  const float* delta = ctf::len(info, 1) ? ctf::f32(info, 1, "delta") : nullptr;
-  const float* w = ctf::f32(info, 2, "w");
-  float* out = ctf::f32(info, 3, "out");
-  int64_t N = ctf::integer(info, 4, "N"), D = ctf::integer(info, 5, "D");
-  float eps = (float)ctf::number(info, 6, "eps");
-  if ((int64_t)ctf::len(info, 0) < N * D || (delta && (int64_t)ctf::len(info, 1) < N * D) || (int64_t)ctf::len(info, 2) < D ||
-      (int64_t)ctf::len(info, 3) < N * D)
-    ctf::fail(info, "addRmsNormRows: buffers smaller than (N, D)");
-  for (int64_t i = 0; i < N; i++) {
-    float* x = h + i * D;
-    if (delta) {
-      const float* dl = delta + i * D;
-#pragma omp simd
-      for (int64_t d = 0; d < D; d++) x[d] += dl[d];
-    }
-    float ss = 0;
-#pragma omp simd reduction(+ : ss)
-    for (int64_t d = 0; d < D; d++) ss += x[d] * x[d];
-    float r = 1.0f / std::sqrt(ss / (float)D + eps);
-    float* o = out + i * D;
-#pragma omp simd
-    for (int64_t d = 0; d < D; d++) o[d] = x[d] * r * w[d];
   }
   return info.Env().Undefined();
 }

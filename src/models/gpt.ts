@@ -2,16 +2,15 @@
 // coarse AR model and the baseline, bidirectional for the CTF auxiliary model (docs/../spec/ctf.md §3, §4).
 //
 //   h = dropout([cls_embedding(class); tok_embeddings(tokens)])               (B, L, dim)
-//   per layer:  h += dropout(wo · attention(rope(q), rope(k), v))    q|k|v = wqkv · rmsNorm(h)
-//               h += dropout(w2 · (silu(w1 x) · w3 x))                x = rmsNorm(h)
+//   per layer:  h += dropout(wo · attention(rope(q), rope(k), v))    q|k|v = wqkv · rmsNorm(h)   attentionBlock
+//               h += dropout(w2 · (silu(w1 x) · w3 x))                x = rmsNorm(h)               swigluFfn
 //   logits = output · rmsNorm(h)
 //
 // w1 and w3 live in one (2·hidden, dim) matrix so the FFN input is one GEMM; the LlamaGen names
 // layers.i.feed_forward.w1/w3.weight are views into its two halves (see stateDict()).
 import { CtfError } from '../errors.js';
 import { add, dropout } from '../engine/ops/elementwise.js';
-import { selfAttentionQkv } from '../engine/ops/attention.js';
-import { prefixEmbedding, swigluPacked } from '../engine/ops/fused.js';
+import { attentionBlock, prefixEmbedding, swigluFfn } from '../engine/ops/fused.js';
 import { linear } from '../engine/ops/matmul.js';
 import { rmsNorm } from '../engine/ops/norm.js';
 import { ropeTable2d, type RopeTable } from '../engine/ops/rope.js';
@@ -209,12 +208,10 @@ export class Gpt {
     const drop = (x: Tensor): Tensor => (o.training && c.dropout > 0 ? dropout(x, c.dropout, requireRng(o, 'dropout'), true) : x);
     const cls = new Tensor(this.dropClasses(classes, o), [B]);
     let h = drop(prefixEmbedding(this.clsTable, cls, this.tokTable, new Tensor(tokens, [B, L])));  // (B, L+1, dim)
+    const attn = { heads: c.heads, causal: c.causal, rope: this.rope };
     for (const blk of this.blocks) {
-      const qkv = linear(rmsNorm(h, blk.attnNorm, c.normEps), blk.wqkv);                          // (B, L+1, 3·dim)
-      const att = selfAttentionQkv(qkv, { heads: c.heads, causal: c.causal, rope: this.rope });     // (B, L+1, dim)
-      h = add(h, drop(linear(att, blk.wo)));
-      const ab = linear(rmsNorm(h, blk.ffnNorm, c.normEps), blk.w13);                              // (B, L+1, 2·hidden)
-      h = add(h, drop(linear(swigluPacked(ab), blk.w2)));
+      h = add(h, drop(attentionBlock(rmsNorm(h, blk.attnNorm, c.normEps), blk.wqkv, blk.wo, attn)));  // (B, L+1, dim)
+      h = add(h, drop(swigluFfn(rmsNorm(h, blk.ffnNorm, c.normEps), blk.w13, blk.w2)));
     }
     if (!c.causal) h = slice(h, 1, 1);                                                              // (B, L, dim)
     return linear(rmsNorm(h, this.norm, c.normEps), this.output);

@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { noGrad } from '../../src/engine/autograd.js';
-import { addRmsNormRows, prefixEmbedding, swiglu, swigluPacked } from '../../src/engine/ops/fused.js';
+import { selfAttentionQkv } from '../../src/engine/ops/attention.js';
+import { attentionBlock, prefixEmbedding, swiglu, swigluFfn, swigluPacked } from '../../src/engine/ops/fused.js';
+import { linear } from '../../src/engine/ops/matmul.js';
+import { ropeTable2d } from '../../src/engine/ops/rope.js';
 import { intTensor } from '../../src/engine/tensor.js';
 import { assertClose, gradcheck, randn } from '../helpers.js';
 
@@ -38,18 +41,30 @@ test('prefixEmbedding: class row then token rows; gradients scatter-add into bot
   assert.throws(() => prefixEmbedding(cls, classes, tok, intTensor([1, 5, 1, 0, 6, 3], [2, 3])), /token 6 at \(1, 1\)/);
 });
 
-test('addRmsNormRows: residual add then RMSNorm', () => {
-  const N = 3, D = 5, eps = 1e-5;
-  const h = randn([N, D], 7).f32, delta = randn([N, D], 8).f32, w = randn([D], 9).f32;
-  const sum = h.map((x, i) => x + delta[i]!);
-  const out = new Float32Array(N * D);
-  addRmsNormRows(h, delta, w, out, N, D, eps);
-  assertClose(h, sum);
-  const ref: number[] = [];
-  for (let i = 0; i < N; i++) {
-    let ms = 0;
-    for (let d = 0; d < D; d++) ms += sum[i * D + d]! ** 2 / D;
-    for (let d = 0; d < D; d++) ref.push(sum[i * D + d]! / Math.sqrt(ms + eps) * w[d]!);
-  }
-  assertClose(out, ref);
+for (const causal of [true, false]) {
+  test(`attentionBlock (wqkv → RoPE attention → wo) causal=${causal} equals its composition; gradients check`, () => {
+    const B = 2, T = 5, D = 16, H = 2, table = ropeTable2d(2, 8);
+    const x = randn([B, T, D], 31, { requiresGrad: true });
+    const wqkv = randn([3 * D, D], 32, { requiresGrad: true, std: 0.3 });
+    const wo = randn([D, D], 33, { requiresGrad: true, std: 0.3 });
+    const o = { heads: H, causal, rope: table };
+    const y = noGrad(() => attentionBlock(x, wqkv, wo, o));
+    const ref = noGrad(() => linear(selfAttentionQkv(linear(x, wqkv), o), wo));
+    assertClose(y.f32, ref.f32, { atol: 1e-5 });
+    gradcheck(([a, b, c]) => attentionBlock(a!, b!, c!, o), [x, wqkv, wo], { maxPerInput: 30 });
+    // Twice in one graph (pooled buffers must not be shared between live nodes).
+    gradcheck(([a, b, c]) => attentionBlock(attentionBlock(a!, b!, c!, o), b!, c!, o), [x, wqkv, wo], { maxPerInput: 20 });
+  });
+}
+
+test('swigluFfn (w1|w3 → SwiGLU → w2) equals its composition; gradients check', () => {
+  const D = 6, h = 8;
+  const x = randn([2, 3, D], 41, { requiresGrad: true });
+  const w13 = randn([2 * h, D], 42, { requiresGrad: true, std: 0.5 });
+  const w2 = randn([D, h], 43, { requiresGrad: true, std: 0.5 });
+  const y = noGrad(() => swigluFfn(x, w13, w2));
+  assertClose(y.f32, noGrad(() => linear(swigluPacked(linear(x, w13)), w2)).f32, { atol: 1e-5 });
+  gradcheck(([a, b, c]) => swigluFfn(a!, b!, c!), [x, w13, w2], { maxPerInput: 30 });
+  gradcheck(([a, b, c]) => swigluFfn(swigluFfn(a!, b!, c!), b!, c!), [x, w13, w2], { maxPerInput: 20 });
+  assert.throws(() => swigluFfn(x, w2, w13), /must be/);
 });

@@ -17,12 +17,14 @@ type AttentionForward = (q: Float32Array, offQ: number, k: Float32Array, offK: n
 type AttentionBackward = (q: Float32Array, offQ: number, k: Float32Array, offK: number, v: Float32Array, offV: number,
   sb: number, sh: number, st: number, dout: Float32Array, offDout: number, osb: number, osh: number, ost: number,
   lse: Float32Array, mask: Float32Array, maskSb: number, dq: Float32Array, dk: Float32Array, dv: Float32Array,
-  cos: Float32Array, sin: Float32Array, B: number, H: number, T: number, hd: number, scale: number, causal: boolean) => void;
+  cos: Float32Array, sin: Float32Array, B: number, H: number, T: number, hd: number, scale: number, causal: boolean,
+  accumulate: boolean) => void;
 type AttentionDecode = (qkv: Float32Array, kCache: Float32Array, vCache: Float32Array, cos: Float32Array, sin: Float32Array,
   out: Float32Array, N: number, H: number, hd: number, maxT: number, ldk: number, pos: number, scale: number) => void;
 
-const attentionForward = kernel<AttentionForward>('attentionForward');
-const attentionBackward = kernel<AttentionBackward>('attentionBackward');
+/** Raw kernels (strided views; see native/attention.cc), also used by the fused attention block in fused.ts. */
+export const attentionForward = kernel<AttentionForward>('attentionForward');
+export const attentionBackward = kernel<AttentionBackward>('attentionBackward');
 /**
  * One decoding step over a KV cache: keys transposed (N, H, hd, ldk ≥ maxT rounded up to 16), values
  * (N, H, maxT, hd); see native/attention.cc. Used by src/models/kv-cache.ts.
@@ -60,7 +62,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
   return record('attention', out, [q, k, v], (g) => {
     const dq = gradOf(q) ?? NONE, dk = gradOf(k) ?? NONE, dv = gradOf(v) ?? NONE;
     attentionBackward(q.f32, 0, k.f32, 0, v.f32, 0, sb, sh, st, g, 0, sb, sh, st, lse, mask, maskSb, dq, dk, dv, NONE, NONE,
-      B, H, T, hd, scale, o.causal);
+      B, H, T, hd, scale, o.causal, true);
   });
 }
 
@@ -96,6 +98,6 @@ export function selfAttentionQkv(qkv: Tensor, o: SelfAttentionOptions): Tensor {
   return record('selfAttentionQkv', out, [qkv], (g) => {
     const dx = gradOf(qkv);
     if (dx) attentionBackward(x, 0, x, D, x, 2 * D, T * D3, hd, D3, g, 0, T * D, hd, D, lse, mask, maskSb, dx, dx, dx, cos, sin,
-      B, H, T, hd, scale, o.causal);
+      B, H, T, hd, scale, o.causal, true);
   });
 }

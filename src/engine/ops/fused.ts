@@ -1,18 +1,22 @@
-// Fused ops the GPT uses: SwiGLU over the packed w1|w3 projection, the class-prefixed token embedding,
-// and an inference-only residual-add + RMSNorm for KV-cached decoding.
+// Fused ops the GPT uses: SwiGLU (also over the packed w1|w3 projection), the class-prefixed token
+// embedding, the two halves of a transformer block as single ops (attentionBlock: wqkv → RoPE attention
+// → wo; swigluFfn: w1|w3 → SwiGLU → w2) with explicit backwards in the manner of llm.c, and the native
+// KV-cached decoding step.
 import { CtfError } from '../../errors.js';
 import { gradOf, record } from '../autograd.js';
 import { kernel } from '../native.js';
 import { Tensor, expectDType, shapeStr } from '../tensor.js';
+import { attentionBackward, attentionForward } from './attention.js';
+import { sgemm } from './matmul.js';
+import { ropeRows, type RopeTable } from './rope.js';
 
 type SwigluForward = (a: Float32Array, offA: number, b: Float32Array, offB: number, ld: number, out: Float32Array, N: number, h: number) => void;
 type SwigluBackward = (a: Float32Array, offA: number, b: Float32Array, offB: number, ld: number, g: Float32Array,
-  da: Float32Array, db: Float32Array, N: number, h: number) => void;
+  da: Float32Array, db: Float32Array, N: number, h: number, accumulate: boolean) => void;
 type PrefixEmbedForward = (cls: Float32Array, nCls: number, classes: Int32Array, tok: Float32Array, nTok: number,
   tokens: Int32Array, out: Float32Array, B: number, L: number, D: number) => number;
 type PrefixEmbedBackward = (dCls: Float32Array, classes: Int32Array, dTok: Float32Array, tokens: Int32Array,
   dout: Float32Array, B: number, L: number, D: number) => void;
-type AddRmsNormRows = (h: Float32Array, delta: Float32Array, w: Float32Array, out: Float32Array, N: number, D: number, eps: number) => void;
 type GptDecodeStep = (h: Float32Array, x: Float32Array, qkv: Float32Array, att: Float32Array, ab: Float32Array, g: Float32Array,
   logits: Float32Array, layers: Float32Array[], kCaches: Float32Array[], vCaches: Float32Array[], cos: Float32Array, sin: Float32Array,
   norm: Float32Array, output: Float32Array, N: number, D: number, H: number, hid: number, V: number, maxT: number, ldk: number,
@@ -27,10 +31,6 @@ const prefixEmbedBackward = kernel<PrefixEmbedBackward>('prefixEmbedBackward');
  * See native/fused.cc; src/models/kv-cache.ts is its caller.
  */
 export const gptDecodeStep = kernel<GptDecodeStep>('gptDecodeStep');
-/** Raw SwiGLU rows for inference: out (N, h) = silu(a)·b with rows at offA/offB + i·ld. No gradient. */
-export const swigluForwardRows = swigluForward;
-/** Inference only: h (N, D) += delta (unless empty); out = rmsNorm(h)·w. No gradient. */
-export const addRmsNormRows = kernel<AddRmsNormRows>('addRmsNormRows');
 
 const NONE = new Float32Array(0);
 
@@ -42,7 +42,7 @@ export function swiglu(a: Tensor, b: Tensor): Tensor {
   swigluForward(a.f32, 0, b.f32, 0, h, out.f32, N, h);
   return record('swiglu', out, [a, b], (g) => {
     const da = gradOf(a), db = gradOf(b);
-    swigluBackward(a.f32, 0, b.f32, 0, h, g, da ?? NONE, db ?? NONE, N, h);
+    swigluBackward(a.f32, 0, b.f32, 0, h, g, da ?? NONE, db ?? NONE, N, h, true);
   });
 }
 
@@ -55,7 +55,7 @@ export function swigluPacked(ab: Tensor): Tensor {
   swigluForward(x, 0, x, h, h2, out.f32, N, h);
   return record('swigluPacked', out, [ab], (g) => {
     const d = gradOf(ab);
-    if (d) swigluBackward(x, 0, x, h, h2, g, d, d, N, h);
+    if (d) swigluBackward(x, 0, x, h, h2, g, d, d, N, h, true);
   });
 }
 
@@ -83,4 +83,126 @@ export function prefixEmbedding(clsTable: Tensor, classes: Tensor, tokTable: Ten
     const dCls = gradOf(clsTable), dTok = gradOf(tokTable);
     prefixEmbedBackward(dCls ?? NONE, classes.i32, dTok ?? NONE, tokens.i32, g, B, L, D);
   });
+}
+
+/**
+ * Reusable buffers for the blocks' internals (activations kept for the backward, gradient scratch),
+ * never handed out as tensors. A fresh multi-MB Float32Array costs a page fault per 4 KiB when first
+ * written (~10 ms for the FFN's 12 MB here); these stay resident across steps. Every user overwrites a
+ * buffer completely before reading it.
+ */
+class BufferPool {
+  private readonly free = new Map<number, Float32Array[]>();
+
+  take(n: number): Float32Array {
+    return this.free.get(n)?.pop() ?? new Float32Array(n);
+  }
+
+  give(...bufs: Float32Array[]): void {
+    for (const b of bufs) {
+      const list = this.free.get(b.length) ?? [];
+      if (list.length < 16) list.push(b);
+      this.free.set(b.length, list);
+    }
+  }
+}
+const pool = new BufferPool();
+
+function checkLinear(op: string, x: Tensor, w: Tensor, rows: number, cols: number): void {
+  if (w.ndim !== 2 || w.dim(0) !== rows || w.dim(1) !== cols)
+    throw new CtfError(`${op}: weight ${w.describe()} must be (${rows}, ${cols}) for input ${x.describe()}`);
+}
+
+export interface AttentionBlockOptions {
+  heads: number;
+  causal: boolean;
+  /** Rotates q and k with rows 0..T-1 of this table (e.g. ropeTable2d). */
+  rope?: RopeTable;
+}
+
+/**
+ * The attention half of a transformer block without its norm and residual: x (B, T, D) -> out (B, T, D)
+ * = wo · attention(rope(q), rope(k), v) with q|k|v = wqkv · x (wqkv (3D, D) rows q, k, v; wo (D, D)).
+ * Same function as linear → selfAttentionQkv → linear, with its internals (qkv, attention output and
+ * their gradients) in pooled buffers instead of tensors.
+ */
+export function attentionBlock(x: Tensor, wqkv: Tensor, wo: Tensor, o: AttentionBlockOptions): Tensor {
+  if (x.ndim !== 3) throw new CtfError(`attentionBlock: input ${x.describe()} must be (B, T, D)`);
+  const [B, T, D] = x.shape as [number, number, number];
+  const H = o.heads, hd = D / H, N = B * T, D3 = 3 * D;
+  if (!Number.isInteger(hd) || hd % 2 !== 0) throw new CtfError(`attentionBlock: dim ${D} does not split into ${H} heads of even size`);
+  checkLinear('attentionBlock', x, wqkv, D3, D);
+  checkLinear('attentionBlock', x, wo, D, D);
+  let cos: Float32Array = NONE, sin: Float32Array = NONE;
+  if (o.rope) {
+    if (o.rope.headDim !== hd) throw new CtfError(`attentionBlock: rope table is for head dim ${o.rope.headDim}, heads here have ${hd}`);
+    ({ cos, sin } = ropeRows(o.rope, 0, T));
+  }
+  const scale = 1 / Math.sqrt(hd);
+  const X = x.f32, Wqkv = wqkv.f32, Wo = wo.f32;
+  const qkv = pool.take(N * D3);  // (N, 3D), kept for the backward
+  const att = pool.take(N * D);   // (N, D) attention output, kept for dWo
+  const lse = new Float32Array(B * H * T);
+  sgemm(false, true, N, D3, D, 1, X, 0, D, Wqkv, 0, D, 0, qkv, 0, D3);
+  attentionForward(qkv, 0, qkv, D, qkv, 2 * D, T * D3, hd, D3, att, 0, T * D, hd, D, lse, NONE, 0, cos, sin, B, H, T, hd, o.causal, scale);
+  const out = new Tensor(new Float32Array(N * D), [B, T, D]);
+  sgemm(false, true, N, D, D, 1, att, 0, D, Wo, 0, D, 0, out.f32, 0, D);
+  const recorded = record('attentionBlock', out, [x, wqkv, wo], (dOut) => {
+    const dx = gradOf(x), dWqkv = gradOf(wqkv), dWo = gradOf(wo);
+    if (dWo) sgemm(true, false, D, D, N, 1, dOut, 0, D, att, 0, D, 1, dWo, 0, D);  // dWo += dOutᵀ · att
+    if (dx || dWqkv) {
+      const dAtt = pool.take(N * D), dqkv = pool.take(N * D3);
+      sgemm(false, false, N, D, D, 1, dOut, 0, D, Wo, 0, D, 0, dAtt, 0, D);          // dAtt = dOut · wo
+      attentionBackward(qkv, 0, qkv, D, qkv, 2 * D, T * D3, hd, D3, dAtt, 0, T * D, hd, D, lse, NONE, 0, dqkv, dqkv, dqkv,
+        cos, sin, B, H, T, hd, scale, o.causal, false);                               // dqkv overwritten
+      if (dWqkv) sgemm(true, false, D3, D, N, 1, dqkv, 0, D3, X, 0, D, 1, dWqkv, 0, D);  // dWqkv += dqkvᵀ · x
+      if (dx) sgemm(false, false, N, D, D3, 1, dqkv, 0, D3, Wqkv, 0, D, 1, dx, 0, D);    // dx += dqkv · wqkv
+      pool.give(dAtt, dqkv);
+    }
+    pool.give(qkv, att);
+  });
+  if (!recorded.requiresGrad) pool.give(qkv, att);  // nothing recorded (no-grad scope): the backward never runs
+  return recorded;
+}
+
+/**
+ * The FFN half of a LlamaGen block without its norm and residual: x (..., D) -> w2 · (silu(w1 x) · w3 x)
+ * with w13 (2·hidden, D) = [w1; w3] and w2 (D, hidden). The hidden activations live in pooled buffers;
+ * the backward recomputes silu(w1 x) · w3 x for dW2 instead of keeping it.
+ */
+export function swigluFfn(x: Tensor, w13: Tensor, w2: Tensor): Tensor {
+  const D = x.dim(-1), N = x.size / D;
+  if (w13.ndim !== 2 || w13.dim(0) % 2 !== 0) throw new CtfError(`swigluFfn: w13 ${w13.describe()} must be (2·hidden, ${D})`);
+  const h = w13.dim(0) / 2, h2 = 2 * h;
+  checkLinear('swigluFfn', x, w13, h2, D);
+  checkLinear('swigluFfn', x, w2, D, h);
+  const X = x.f32, W13 = w13.f32, W2 = w2.f32;
+  const ab = pool.take(N * h2);  // (N, 2h) = [w1 x | w3 x], kept for the backward
+  const g = pool.take(N * h);    // (N, h) = silu(w1 x) · w3 x
+  sgemm(false, true, N, h2, D, 1, X, 0, D, W13, 0, D, 0, ab, 0, h2);
+  swigluForward(ab, 0, ab, h, h2, g, N, h);
+  const out = new Tensor(new Float32Array(N * D), x.shape);
+  sgemm(false, true, N, D, h, 1, g, 0, h, W2, 0, h, 0, out.f32, 0, D);
+  pool.give(g);
+  const recorded = record('swigluFfn', out, [x, w13, w2], (dOut) => {
+    const dx = gradOf(x), dW13 = gradOf(w13), dW2 = gradOf(w2);
+    const dG = pool.take(N * h);
+    sgemm(false, false, N, h, D, 1, dOut, 0, D, W2, 0, h, 0, dG, 0, h);              // dG = dOut · w2
+    if (dW2) {
+      const gr = pool.take(N * h);
+      swigluForward(ab, 0, ab, h, h2, gr, N, h);
+      sgemm(true, false, D, h, N, 1, dOut, 0, D, gr, 0, h, 1, dW2, 0, h);             // dW2 += dOutᵀ · g
+      pool.give(gr);
+    }
+    if (dx || dW13) {
+      const dAB = pool.take(N * h2);
+      swigluBackward(ab, 0, ab, h, h2, dG, dAB, dAB, N, h, false);                     // dAB overwritten
+      if (dW13) sgemm(true, false, h2, D, N, 1, dAB, 0, h2, X, 0, D, 1, dW13, 0, D);  // dW13 += dABᵀ · x
+      if (dx) sgemm(false, false, N, D, h2, 1, dAB, 0, h2, W13, 0, D, 1, dx, 0, D);   // dx += dAB · w13
+      pool.give(dAB);
+    }
+    pool.give(dG, ab);
+  });
+  if (!recorded.requiresGrad) pool.give(ab);
+  return recorded;
 }
