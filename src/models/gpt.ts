@@ -1,5 +1,5 @@
 // LlamaGen's class-conditional GPT (arXiv 2406.06525, autoregressive/models/gpt.py), causal for the
-// coarse AR model and the baseline, bidirectional for the CTF auxiliary model (docs/../spec/ctf.md §3, §4).
+// coarse AR model and the baseline, bidirectional for the CTF auxiliary model (spec/ctf.md §3, §4).
 //
 //   h = dropout([cls_embedding(class); tok_embeddings(tokens)])               (B, L, dim)
 //   per layer:  h += dropout(wo · attention(rope(q), rope(k), v))    q|k|v = wqkv · rmsNorm(h)   attentionBlock
@@ -9,8 +9,8 @@
 // w1 and w3 live in one (2·hidden, dim) matrix so the FFN input is one GEMM; the LlamaGen names
 // layers.i.feed_forward.w1/w3.weight are views into its two halves (see stateDict()).
 import { CtfError } from '../errors.js';
-import { add, dropout } from '../engine/ops/elementwise.js';
-import { attentionBlock, prefixEmbedding, swigluFfn } from '../engine/ops/fused.js';
+import { dropout } from '../engine/ops/elementwise.js';
+import { addDropout, attentionBlock, prefixEmbedding, swigluFfn } from '../engine/ops/fused.js';
 import { linear } from '../engine/ops/matmul.js';
 import { rmsNorm } from '../engine/ops/norm.js';
 import { ropeTable2d, type RopeTable } from '../engine/ops/rope.js';
@@ -205,13 +205,15 @@ export class Gpt {
     const L = tokens.length / B;
     if (L + 1 > this.rope.rows)
       throw new CtfError(`gpt.forward: sequence of 1 + ${L} positions exceeds the grid's ${this.rope.rows} (grid ${c.grid})`);
-    const drop = (x: Tensor): Tensor => (o.training && c.dropout > 0 ? dropout(x, c.dropout, requireRng(o, 'dropout'), true) : x);
+    const p = o.training ? c.dropout : 0;
+    const rng = p > 0 ? requireRng(o, 'dropout') : undefined;
     const cls = new Tensor(this.dropClasses(classes, o), [B]);
-    let h = drop(prefixEmbedding(this.clsTable, cls, this.tokTable, new Tensor(tokens, [B, L])));  // (B, L+1, dim)
+    let h = prefixEmbedding(this.clsTable, cls, this.tokTable, new Tensor(tokens, [B, L]));  // (B, L+1, dim)
+    if (p > 0) h = dropout(h, p, rng!, true);
     const attn = { heads: c.heads, causal: c.causal, rope: this.rope };
     for (const blk of this.blocks) {
-      h = add(h, drop(attentionBlock(rmsNorm(h, blk.attnNorm, c.normEps), blk.wqkv, blk.wo, attn)));  // (B, L+1, dim)
-      h = add(h, drop(swigluFfn(rmsNorm(h, blk.ffnNorm, c.normEps), blk.w13, blk.w2)));
+      h = addDropout(h, attentionBlock(rmsNorm(h, blk.attnNorm, c.normEps), blk.wqkv, blk.wo, attn), p, rng, true);
+      h = addDropout(h, swigluFfn(rmsNorm(h, blk.ffnNorm, c.normEps), blk.w13, blk.w2), p, rng, true);
     }
     if (!c.causal) h = slice(h, 1, 1);                                                              // (B, L, dim)
     return linear(rmsNorm(h, this.norm, c.normEps), this.output);

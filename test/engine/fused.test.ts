@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { noGrad } from '../../src/engine/autograd.js';
 import { selfAttentionQkv } from '../../src/engine/ops/attention.js';
-import { attentionBlock, prefixEmbedding, swiglu, swigluFfn, swigluPacked } from '../../src/engine/ops/fused.js';
+import { addDropout, attentionBlock, prefixEmbedding, swiglu, swigluFfn, swigluPacked } from '../../src/engine/ops/fused.js';
+import { backward } from '../../src/engine/autograd.js';
+import { Rng } from '../../src/engine/rng.js';
 import { linear } from '../../src/engine/ops/matmul.js';
 import { ropeTable2d } from '../../src/engine/ops/rope.js';
 import { intTensor } from '../../src/engine/tensor.js';
@@ -67,4 +69,26 @@ test('swigluFfn (w1|w3 → SwiGLU → w2) equals its composition; gradients chec
   gradcheck(([a, b, c]) => swigluFfn(a!, b!, c!), [x, w13, w2], { maxPerInput: 30 });
   gradcheck(([a, b, c]) => swigluFfn(swigluFfn(a!, b!, c!), b!, c!), [x, w13, w2], { maxPerInput: 20 });
   assert.throws(() => swigluFfn(x, w2, w13), /must be/);
+});
+
+test('addDropout: h + dropout(x); plain sum when not training; gradients (incl. h used twice)', () => {
+  const h = randn([4, 50], 51, { requiresGrad: true }), x = randn([4, 50], 52, { requiresGrad: true });
+  const y = noGrad(() => addDropout(h, x, 0.3, new Rng(1), true));
+  let dropped = 0;
+  for (let i = 0; i < y.size; i++) {
+    const d = y.f32[i]! - h.f32[i]!;
+    if (Math.abs(d) < 1e-7) dropped++;
+    else assert.ok(Math.abs(d - x.f32[i]! / 0.7) < 1e-5);
+  }
+  assert.ok(dropped > 30 && dropped < 90, `${dropped} of 200 dropped`);
+  assertClose(noGrad(() => addDropout(h, x, 0.3, undefined, false)).f32, Array.from(h.f32, (v, i) => v + x.f32[i]!));
+  // The same seed each evaluation, so finite differences see one fixed mask.
+  gradcheck(([a, b]) => addDropout(a!, b!, 0.3, new Rng(2), true), [h, x]);
+  gradcheck(([a, b]) => addDropout(addDropout(a!, b!, 0.3, new Rng(3), true), a!, 0.2, new Rng(4), true), [h, x]);
+  gradcheck(([a]) => addDropout(a!, a!, 0.5, new Rng(5), true), [h]);
+  assert.throws(() => addDropout(h, x, 0.1, undefined, true), /needs an rng/);
+  const z = addDropout(h, x, 0, undefined, true);
+  h.grad = null;
+  backward(z, new Float32Array(z.size).fill(1));
+  assert.ok(h.grad!.every((v) => v === 1));
 });

@@ -5,6 +5,7 @@
 import { CtfError } from '../../errors.js';
 import { gradOf, record } from '../autograd.js';
 import { kernel } from '../native.js';
+import type { Rng } from '../rng.js';
 import { Tensor, expectDType, shapeStr } from '../tensor.js';
 import { attentionBackward, attentionForward } from './attention.js';
 import { sgemm } from './matmul.js';
@@ -22,7 +23,12 @@ type GptDecodeStep = (h: Float32Array, x: Float32Array, qkv: Float32Array, att: 
   norm: Float32Array, output: Float32Array, N: number, D: number, H: number, hid: number, V: number, maxT: number, ldk: number,
   pos: number, eps: number) => void;
 
+type AddDropoutForward = (h: Float32Array, x: Float32Array, out: Float32Array, p: number, seed: number) => void;
+type AddDropoutBackward = (g: Float32Array, gx: Float32Array, p: number, seed: number, accumulate: boolean) => void;
+
 const swigluForward = kernel<SwigluForward>('swigluForward');
+const addDropoutForward = kernel<AddDropoutForward>('addDropoutForward');
+const addDropoutBackward = kernel<AddDropoutBackward>('addDropoutBackward');
 const swigluBackward = kernel<SwigluBackward>('swigluBackward');
 const prefixEmbedForward = kernel<PrefixEmbedForward>('prefixEmbedForward');
 const prefixEmbedBackward = kernel<PrefixEmbedBackward>('prefixEmbedBackward');
@@ -205,4 +211,31 @@ export function swigluFfn(x: Tensor, w13: Tensor, w2: Tensor): Tensor {
   });
   if (!recorded.requiresGrad) pool.give(ab);
   return recorded;
+}
+
+/**
+ * The residual connection h + dropout(x, p) in one pass (p = 0 or !training: h + x). Same shapes only.
+ * The backward hands the incoming gradient to h as is (adopting it when h has none yet, as
+ * crossEntropy does) and writes x's gradient through the regenerated mask.
+ */
+export function addDropout(h: Tensor, x: Tensor, p: number, rng: Rng | undefined, training: boolean): Tensor {
+  if (shapeStr(h.shape) !== shapeStr(x.shape)) throw new CtfError(`addDropout: ${h.describe()} and ${x.describe()} must have the same shape`);
+  if (!(p >= 0 && p < 1)) throw new CtfError(`addDropout: probability ${p} must be in [0, 1)`);
+  const q = training ? p : 0;
+  if (q > 0 && !rng) throw new CtfError('addDropout: dropout in training needs an rng');
+  const seed = q > 0 ? rng!.seed() : 0;
+  const out = new Tensor(new Float32Array(h.size), h.shape);
+  addDropoutForward(h.f32, x.f32, out.f32, q, seed);
+  return record('addDropout', out, [h, x], (g) => {
+    if (x.requiresGrad) {
+      const fresh = x.grad === null;
+      if (fresh) x.grad = new Float32Array(x.size);
+      addDropoutBackward(g, x.grad!, q, seed, !fresh);
+    }
+    if (h.requiresGrad) {
+      // g is this output's finished gradient, released by the tape once this backward returns.
+      if (h.grad === null && h !== x) h.grad = g;
+      else addDropoutBackward(g, h.grad ?? (h.grad = new Float32Array(h.size)), 0, 0, true);
+    }
+  });
 }
