@@ -80,7 +80,8 @@ export const dataInfoCommand: Command = {
     const splitFlag = String(f['split']);
     if (splitFlag !== 'train' && splitFlag !== 'test' && splitFlag !== 'all') throw new UsageError(`--split: expected train, test or all, got "${splitFlag}"`);
     const splits: Split[] = splitFlag === 'all' ? [...SPLITS] : [splitFlag];
-    const opts = loadOptionsFromFlags(f);
+    // With --split all an empty held-out split (--test-fraction 0) is shown as zeros, not an error.
+    const opts = { ...loadOptionsFromFlags(f), allowEmptySplit: splitFlag === 'all' };
     const loaded: Dataset[] = [];
     for (const s of splits) {
       const t0 = performance.now();

@@ -28,6 +28,7 @@ export interface FolderOptions {
   testFraction?: number | undefined;      // share of each class held out as `test` without train/test folders (0.1)
   splitSeed?: number | undefined;         // seed of that hold-out (0)
   alphaBackground?: number | undefined;   // grey level transparent pixels are composited over (255)
+  allowEmptySplit?: boolean | undefined;  // return 0 images instead of failing when the split is empty (false)
 }
 
 export interface FolderData {
@@ -147,7 +148,7 @@ export async function loadImageFolder(path: string, split: Split, o: FolderOptio
   const [height, width] = o.resize ?? [first!.h, first!.w];
 
   const chosen = items.map((it, i) => ({ ...it, i })).filter((it) => it.split === split);
-  if (chosen.length === 0)
+  if (chosen.length === 0 && !o.allowEmptySplit)
     throw new CtfError(`folder dataset ${root}: the ${split} split is empty` +
       (layout === 'held-out-fraction' ? ` (testFraction ${o.testFraction ?? 0.1} of each class rounds to 0 images; add images or raise the fraction)` : ''));
   const plane = height * width;

@@ -31,6 +31,9 @@ test('ctfgen data info: JSON counts and a grid with one row per class', async ()
     const table = ctfgen('data', 'info', `folder:${join(root, 'imgs')}`, '--split', 'test');
     assert.equal(table.status, 0, table.stderr);
     assert.match(table.stdout, /0  circle\s+1\n 1  square\s+1\n\s+total\s+2\n/);
+    const noTest = ctfgen('data', 'info', `folder:${join(root, 'imgs', 'train')}`, '--json', '--test-fraction', '0');
+    assert.equal(noTest.status, 0, noTest.stderr);
+    assert.deepEqual(JSON.parse(noTest.stdout).splits.test, { count: 0, perClass: [0, 0] });
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
