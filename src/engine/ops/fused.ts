@@ -173,8 +173,8 @@ export function attentionBlock(x: Tensor, wqkv: Tensor, wo: Tensor, o: Attention
 
 /**
  * The FFN half of a LlamaGen block without its norm and residual: x (..., D) -> w2 · (silu(w1 x) · w3 x)
- * with w13 (2·hidden, D) = [w1; w3] and w2 (D, hidden). The hidden activations live in pooled buffers;
- * the backward recomputes silu(w1 x) · w3 x for dW2 instead of keeping it.
+ * with w13 (2·hidden, D) = [w1; w3] and w2 (D, hidden). The hidden activations and their gradients
+ * live in pooled buffers.
  */
 export function swigluFfn(x: Tensor, w13: Tensor, w2: Tensor): Tensor {
   const D = x.dim(-1), N = x.size / D;
@@ -184,22 +184,16 @@ export function swigluFfn(x: Tensor, w13: Tensor, w2: Tensor): Tensor {
   checkLinear('swigluFfn', x, w2, D, h);
   const X = x.f32, W13 = w13.f32, W2 = w2.f32;
   const ab = pool.take(N * h2);  // (N, 2h) = [w1 x | w3 x], kept for the backward
-  const g = pool.take(N * h);    // (N, h) = silu(w1 x) · w3 x
+  const g = pool.take(N * h);    // (N, h) = silu(w1 x) · w3 x, kept for dW2
   sgemm(false, true, N, h2, D, 1, X, 0, D, W13, 0, D, 0, ab, 0, h2);
   swigluForward(ab, 0, ab, h, h2, g, N, h);
   const out = new Tensor(new Float32Array(N * D), x.shape);
   sgemm(false, true, N, D, h, 1, g, 0, h, W2, 0, h, 0, out.f32, 0, D);
-  pool.give(g);
   const recorded = record('swigluFfn', out, [x, w13, w2], (dOut) => {
     const dx = gradOf(x), dW13 = gradOf(w13), dW2 = gradOf(w2);
     const dG = pool.take(N * h);
     sgemm(false, false, N, h, D, 1, dOut, 0, D, W2, 0, h, 0, dG, 0, h);              // dG = dOut · w2
-    if (dW2) {
-      const gr = pool.take(N * h);
-      swigluForward(ab, 0, ab, h, h2, gr, N, h);
-      sgemm(true, false, D, h, N, 1, dOut, 0, D, gr, 0, h, 1, dW2, 0, h);             // dW2 += dOutᵀ · g
-      pool.give(gr);
-    }
+    if (dW2) sgemm(true, false, D, h, N, 1, dOut, 0, D, g, 0, h, 1, dW2, 0, h);     // dW2 += dOutᵀ · g
     if (dx || dW13) {
       const dAB = pool.take(N * h2);
       swigluBackward(ab, 0, ab, h, h2, dG, dAB, dAB, N, h, false);                     // dAB overwritten
@@ -207,9 +201,9 @@ export function swigluFfn(x: Tensor, w13: Tensor, w2: Tensor): Tensor {
       if (dx) sgemm(false, false, N, D, h2, 1, dAB, 0, h2, W13, 0, D, 1, dx, 0, D);   // dx += dAB · w13
       pool.give(dAB);
     }
-    pool.give(dG, ab);
+    pool.give(dG, ab, g);
   });
-  if (!recorded.requiresGrad) pool.give(ab);
+  if (!recorded.requiresGrad) pool.give(ab, g);
   return recorded;
 }
 
