@@ -270,19 +270,6 @@ struct Rows {  // the RoPE tables' row for position t (null without RoPE)
   const float* s(int64_t t) const { return r.sin ? r.sin + t * half : nullptr; }
 };
 
-// Gathers scale·rope(q) rows and rope(k)ᵀ columns of heads u.h0.. (and v rows into Vp when given).
-void gather_qk(const View& q, const View& k, const View* v, const Rope& rope, const Dims& d, float scale, const Unit& u,
-               Scratch& s, float* Qs, float* Kt, float* Vp) {
-  const Rows tab{rope, d.hd / 2};
-  for (int64_t t = 0; t < d.T; t++)
-    for (int64_t g = 0; g < u.h1 - u.h0; g++) {
-      int64_t h = u.h0 + g;
-      rotate_row(q.at(u.b, h) + t * q.st, tab.c(t), tab.s(t), d.hd, scale, Qs + g * s.rows + t * s.hdp);
-      rotate_col(k.at(u.b, h) + t * k.st, tab.c(t), tab.s(t), d.hd, Kt + g * s.cols, s.Tp, t);
-      if (v) copy_row(v->at(u.b, h) + t * v->st, d.hd, Vp + g * s.rows + t * s.hdp);
-    }
-}
-
 // Row i of a score matrix sees keys j < n(i) (i + 1 when causal, else T). The row loops below run to n
 // rounded up to 16 (scores and probabilities have ld ≥ that, a multiple of 16) so they vectorise without
 // scalar remainders; the padding is −∞ in the scores and 0 in the probabilities.
@@ -347,24 +334,53 @@ void softmax_recompute(float* S, int64_t ld, int64_t T, bool causal, const float
   }
 }
 
+// Where a per-head operand lives: a row view of q/k/v/out itself when its rows can feed the micro-kernel
+// as they are (head dim a multiple of 16, nothing to rotate or scale), else a scratch copy (ld hdp).
+// In place is what attentionBlock uses (it rotates and scales q, k once, in its own qkv buffer).
+struct Operand {
+  float* p;
+  int64_t ld;
+};
+
+struct Plan {
+  bool vec;     // hd % 16 == 0: rows of the views can be micro-kernel operands and targets in place
+  bool plainQ;  // ... and q needs neither rotation nor scaling
+  bool plainK;  // ... and k needs no rotation
+  Plan(const Rope& rope, const Dims& d, float scale)
+      : vec(d.hd % 16 == 0), plainQ(vec && !rope.cos && scale == 1.0f), plainK(vec && !rope.cos) {}
+};
+
 // lse holds (B, H, T); mask is this batch element's (T × T) or null.
 void forward_unit(const View& q, const View& k, const View& v, const View& out, float* lse, const float* mask, bool causal,
                   const Rope& rope, const Dims& d, float scale, const Unit& u, Scratch& s) {
   const int64_t T = d.T, hd = d.hd, Tp = s.Tp, hdp = s.hdp, G = u.h1 - u.h0, b = u.b;
-  float* Qs = s.head[0];   // per head: scale · rope(q) (T × hdp)
-  float* Vp = s.head[1];   // per head: v              (T × hdp)
-  float* O = s.head[2];    // per head: P · v          (T × hdp)
+  const Plan plan(rope, d, scale);
+  const Rows tab{rope, hd / 2};
+  float* Qs = s.head[0];   // per head: scale · rope(q) (T × hdp), unless read in place
+  float* Vp = s.head[1];   // per head: v              (T × hdp), unless read in place
+  float* O = s.head[2];    // per head: P · v          (T × hdp), unless written in place
   float* Kt = s.colsT[0];  // per head: rope(k)ᵀ       (hd × Tp)
   float* S = s.sq[0];      // scores                   (T × Tp)
   float* P = s.sq[1];      // probabilities            (T × Tp)
-  gather_qk(q, k, &v, rope, d, scale, u, s, Qs, Kt, Vp);
+  for (int64_t t = 0; t < T; t++)  // gathers in sequence order: one pass over each row of the views
+    for (int64_t g = 0; g < G; g++) {
+      const int64_t h = u.h0 + g;
+      if (!plan.plainQ) rotate_row(q.at(b, h) + t * q.st, tab.c(t), tab.s(t), hd, scale, Qs + g * s.rows + t * hdp);
+      rotate_col(k.at(b, h) + t * k.st, tab.c(t), tab.s(t), hd, Kt + g * s.cols, Tp, t);
+      if (!plan.vec) copy_row(v.at(b, h) + t * v.st, hd, Vp + g * s.rows + t * hdp);
+    }
   for (int64_t g = 0; g < G; g++) {
-    gemm<false>(T, Qs + g * s.rows, hdp, Kt + g * s.cols, Tp, S, Tp, false, AllK{hd}, CausalCols{causal, T, Tp});
-    softmax_forward(S, Tp, T, causal, mask, P, lse + (b * d.H + u.h0 + g) * T);
-    gemm<false>(T, P, Tp, Vp + g * s.rows, hdp, O + g * s.rows, hdp, false, PrefixK{causal, T}, FixedCols{hdp});
+    const int64_t h = u.h0 + g;
+    const Operand Q = plan.plainQ ? Operand{q.at(b, h), q.st} : Operand{Qs + g * s.rows, hdp};
+    const Operand Vo = plan.vec ? Operand{v.at(b, h), v.st} : Operand{Vp + g * s.rows, hdp};
+    const Operand Oo = plan.vec ? Operand{out.at(b, h), out.st} : Operand{O + g * s.rows, hdp};
+    gemm<false>(T, Q.p, Q.ld, Kt + g * s.cols, Tp, S, Tp, false, AllK{hd}, CausalCols{causal, T, Tp});
+    softmax_forward(S, Tp, T, causal, mask, P, lse + (b * d.H + h) * T);
+    gemm<false>(T, P, Tp, Vo.p, Vo.ld, Oo.p, Oo.ld, false, PrefixK{causal, T}, FixedCols{hdp});
   }
-  for (int64_t t = 0; t < T; t++)
-    for (int64_t g = 0; g < G; g++) copy_row(O + g * s.rows + t * hdp, hd, out.at(b, u.h0 + g) + t * out.st);
+  if (!plan.vec)
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t g = 0; g < G; g++) copy_row(O + g * s.rows + t * hdp, hd, out.at(b, u.h0 + g) + t * out.st);
 }
 
 // Recomputes P per head from q, k and the saved lse (cheaper than storing (B, H, T, T) and reading it back).
@@ -373,32 +389,43 @@ void backward_unit(const View& q, const View& k, const View& v, const View& dout
                    const View* dq, const View* dk, const View* dv, bool causal, const Rope& rope, const Dims& d, float scale,
                    const Unit& u, Scratch& s, bool accumulate) {
   const int64_t T = d.T, hd = d.hd, Tp = s.Tp, hdp = s.hdp, G = u.h1 - u.h0, b = u.b;
+  const Plan plan(rope, d, scale);
   const Rows tab{rope, hd / 2};
-  float* dO = s.head[0];   // per head: dout                 (T × hdp)
-  float* Qs = s.head[1];   // per head: scale · rope(q)      (T × hdp)
-  float* Kr = s.head[2];   // per head: rope(k)              (T × hdp)
-  float* RdQ = s.head[3];  // per head: dS · rope(k)         (T × hdp)
-  float* RdK = s.head[4];  // per head: dSᵀ · scale·rope(q)  (T × hdp)
-  float* RdV = s.head[5];  // per head: Pᵀ · dout            (T × hdp)
+  // In place, the gradients of q and k are the products themselves (no rotation back, no scale).
+  const bool directQ = plan.plainQ, directK = plan.plainK, directV = plan.vec;
+  float* dO = s.head[0];   // per head: dout                 (T × hdp), unless read in place
+  float* Qs = s.head[1];   // per head: scale · rope(q)      (T × hdp), unless read in place
+  float* Kr = s.head[2];   // per head: rope(k)              (T × hdp), unless read in place
+  float* RdQ = s.head[3];  // per head: dS · rope(k)         (T × hdp), unless written in place
+  float* RdK = s.head[4];  // per head: dSᵀ · scale·rope(q)  (T × hdp), unless written in place
+  float* RdV = s.head[5];  // per head: Pᵀ · dout            (T × hdp), unless written in place
   float* Kt = s.colsT[0];  // per head: rope(k)ᵀ             (hd × Tp)
   float* Vt = s.colsT[1];  // per head: vᵀ                   (hd × Tp)
   float* dS = s.sq[0];     // S, then dP, then dS            (T × Tp)
   float* P = s.sq[1];      // probabilities                  (T × Tp)
-  gather_qk(q, k, nullptr, rope, d, scale, u, s, Qs, Kt, nullptr);
   for (int64_t t = 0; t < T; t++)
     for (int64_t g = 0; g < G; g++) {
-      int64_t h = u.h0 + g;
-      copy_row(dout.at(b, h) + t * dout.st, hd, dO + g * s.rows + t * hdp);
-      if (dq) rotate_row(k.at(b, h) + t * k.st, tab.c(t), tab.s(t), hd, 1.0f, Kr + g * s.rows + t * hdp);
-      rotate_col(v.at(b, h) + t * v.st, nullptr, nullptr, hd, Vt + g * s.cols, Tp, t);
+      const int64_t h = u.h0 + g;
+      if (!plan.plainQ) rotate_row(q.at(b, h) + t * q.st, tab.c(t), tab.s(t), hd, scale, Qs + g * s.rows + t * hdp);
+      rotate_col(k.at(b, h) + t * k.st, tab.c(t), tab.s(t), hd, Kt + g * s.cols, Tp, t);
+      if (dq && !plan.plainK) rotate_row(k.at(b, h) + t * k.st, tab.c(t), tab.s(t), hd, 1.0f, Kr + g * s.rows + t * hdp);
+      if (dq || dk) rotate_col(v.at(b, h) + t * v.st, nullptr, nullptr, hd, Vt + g * s.cols, Tp, t);
+      if (!plan.vec) copy_row(dout.at(b, h) + t * dout.st, hd, dO + g * s.rows + t * hdp);
     }
   for (int64_t g = 0; g < G; g++) {
-    gemm<false>(T, Qs + g * s.rows, hdp, Kt + g * s.cols, Tp, dS, Tp, false, AllK{hd}, CausalCols{causal, T, Tp});
-    softmax_recompute(dS, Tp, T, causal, mask, lse + (b * d.H + u.h0 + g) * T, P);
-    if (dv) gemm<true>(T, P, Tp, dO + g * s.rows, hdp, RdV + g * s.rows, hdp, false, SuffixK{causal, T}, FixedCols{hdp});
+    const int64_t h = u.h0 + g, r = g * s.rows;
+    const Operand Q = plan.plainQ ? Operand{q.at(b, h), q.st} : Operand{Qs + r, hdp};
+    const Operand K = plan.plainK ? Operand{k.at(b, h), k.st} : Operand{Kr + r, hdp};
+    const Operand G_ = plan.vec ? Operand{dout.at(b, h), dout.st} : Operand{dO + r, hdp};
+    gemm<false>(T, Q.p, Q.ld, Kt + g * s.cols, Tp, dS, Tp, false, AllK{hd}, CausalCols{causal, T, Tp});
+    softmax_recompute(dS, Tp, T, causal, mask, lse + (b * d.H + h) * T, P);
+    if (dv) {
+      const Operand R = directV ? Operand{dv->at(b, h), dv->st} : Operand{RdV + r, hdp};
+      gemm<true>(T, P, Tp, G_.p, G_.ld, R.p, R.ld, directV && accumulate, SuffixK{causal, T}, FixedCols{hdp});
+    }
     if (!dq && !dk) continue;
     // dP = dO Vᵀ; dS = P ∘ (dP − rowsum(P ∘ dP)), zero beyond each row's last key.
-    gemm<false>(T, dO + g * s.rows, hdp, Vt + g * s.cols, Tp, dS, Tp, false, AllK{hd}, CausalCols{causal, T, Tp});
+    gemm<false>(T, G_.p, G_.ld, Vt + g * s.cols, Tp, dS, Tp, false, AllK{hd}, CausalCols{causal, T, Tp});
     for (int64_t i = 0; i < T; i++) {
       const float* p = P + i * Tp;  // zero from n(i) on
       float* gr = dS + i * Tp;
@@ -410,17 +437,23 @@ void backward_unit(const View& q, const View& k, const View& v, const View& dout
       for (int64_t j = 0; j < n16; j++) gr[j] = p[j] * (gr[j] - dot);
       zero_row(gr + n16, Tp - n16);
     }
-    if (dq) gemm<false>(T, dS, Tp, Kr + g * s.rows, hdp, RdQ + g * s.rows, hdp, false, PrefixK{causal, T}, FixedCols{hdp});
-    if (dk) gemm<true>(T, dS, Tp, Qs + g * s.rows, hdp, RdK + g * s.rows, hdp, false, SuffixK{causal, T}, FixedCols{hdp});
+    if (dq) {
+      const Operand R = directQ ? Operand{dq->at(b, h), dq->st} : Operand{RdQ + r, hdp};
+      gemm<false>(T, dS, Tp, K.p, K.ld, R.p, R.ld, directQ && accumulate, PrefixK{causal, T}, FixedCols{hdp});
+    }
+    if (dk) {
+      const Operand R = directK ? Operand{dk->at(b, h), dk->st} : Operand{RdK + r, hdp};
+      gemm<true>(T, dS, Tp, Q.p, Q.ld, R.p, R.ld, directK && accumulate, SuffixK{causal, T}, FixedCols{hdp});
+    }
   }
   auto scatter = [&](auto accumulate) {
     constexpr bool ACC = decltype(accumulate)::value;
     for (int64_t t = 0; t < T; t++)
       for (int64_t g = 0; g < G; g++) {
         int64_t h = u.h0 + g, r = g * s.rows + t * hdp;
-        if (dq) unrotate_row<ACC>(RdQ + r, tab.c(t), tab.s(t), hd, scale, dq->at(b, h) + t * dq->st);
-        if (dk) unrotate_row<ACC>(RdK + r, tab.c(t), tab.s(t), hd, 1.0f, dk->at(b, h) + t * dk->st);
-        if (dv) unrotate_row<ACC>(RdV + r, nullptr, nullptr, hd, 1.0f, dv->at(b, h) + t * dv->st);
+        if (dq && !directQ) unrotate_row<ACC>(RdQ + r, tab.c(t), tab.s(t), hd, scale, dq->at(b, h) + t * dq->st);
+        if (dk && !directK) unrotate_row<ACC>(RdK + r, tab.c(t), tab.s(t), hd, 1.0f, dk->at(b, h) + t * dk->st);
+        if (dv && !directV) unrotate_row<ACC>(RdV + r, nullptr, nullptr, hd, 1.0f, dv->at(b, h) + t * dv->st);
       }
   };
   if (accumulate) scatter(std::true_type{});

@@ -43,9 +43,10 @@ test('prefixEmbedding: class row then token rows; gradients scatter-add into bot
   assert.throws(() => prefixEmbedding(cls, classes, tok, intTensor([1, 5, 1, 0, 6, 3], [2, 3])), /token 6 at \(1, 1\)/);
 });
 
-for (const causal of [true, false]) {
-  test(`attentionBlock (wqkv → RoPE attention → wo) causal=${causal} equals its composition; gradients check`, () => {
-    const B = 2, T = 5, D = 16, H = 2, table = ropeTable2d(2, 8);
+for (const [causal, hd] of [[true, 8], [false, 8], [true, 16], [false, 16]] as const) {
+  // hd 16: the kernel reads q, k, v and writes its results in place; hd 8: through scratch copies.
+  test(`attentionBlock (wqkv → RoPE attention → wo) causal=${causal} hd=${hd} equals its composition; gradients check`, () => {
+    const B = 2, T = 5, H = 2, D = H * hd, table = ropeTable2d(2, hd);
     const x = randn([B, T, D], 31, { requiresGrad: true });
     const wqkv = randn([3 * D, D], 32, { requiresGrad: true, std: 0.3 });
     const wo = randn([D, D], 33, { requiresGrad: true, std: 0.3 });

@@ -9,7 +9,7 @@ import type { Rng } from '../rng.js';
 import { Tensor, expectDType, shapeStr } from '../tensor.js';
 import { attentionBackward, attentionForward } from './attention.js';
 import { sgemm } from './matmul.js';
-import { ropeRows, type RopeTable } from './rope.js';
+import { ropeQkvInPlace, ropeRows, type RopeTable } from './rope.js';
 
 type SwigluForward = (a: Float32Array, offA: number, b: Float32Array, offB: number, ld: number, out: Float32Array, N: number, h: number) => void;
 type SwigluBackward = (a: Float32Array, offA: number, b: Float32Array, offB: number, ld: number, g: Float32Array,
@@ -146,11 +146,13 @@ export function attentionBlock(x: Tensor, wqkv: Tensor, wo: Tensor, o: Attention
   }
   const scale = 1 / Math.sqrt(hd);
   const X = x.f32, Wqkv = wqkv.f32, Wo = wo.f32;
-  const qkv = pool.take(N * D3);  // (N, 3D), kept for the backward
+  const qkv = pool.take(N * D3);  // (N, 3D): q scaled and rotated, k rotated, v; kept for the backward
   const att = pool.take(N * D);   // (N, D) attention output, kept for dWo
   const lse = new Float32Array(B * H * T);
   sgemm(false, true, N, D3, D, 1, X, 0, D, Wqkv, 0, D, 0, qkv, 0, D3);
-  attentionForward(qkv, 0, qkv, D, qkv, 2 * D, T * D3, hd, D3, att, 0, T * D, hd, D, lse, NONE, 0, cos, sin, B, H, T, hd, o.causal, scale);
+  // Rotating and scaling once here lets the attention kernel read q, k, v (and write att) in place.
+  ropeQkvInPlace(qkv, cos, sin, N, T, H, hd, scale, false);
+  attentionForward(qkv, 0, qkv, D, qkv, 2 * D, T * D3, hd, D3, att, 0, T * D, hd, D, lse, NONE, 0, NONE, NONE, B, H, T, hd, o.causal, 1);
   const out = new Tensor(new Float32Array(N * D), [B, T, D]);
   sgemm(false, true, N, D, D, 1, att, 0, D, Wo, 0, D, 0, out.f32, 0, D);
   const recorded = record('attentionBlock', out, [x, wqkv, wo], (dOut) => {
@@ -160,7 +162,8 @@ export function attentionBlock(x: Tensor, wqkv: Tensor, wo: Tensor, o: Attention
       const dAtt = pool.take(N * D), dqkv = pool.take(N * D3);
       sgemm(false, false, N, D, D, 1, dOut, 0, D, Wo, 0, D, 0, dAtt, 0, D);          // dAtt = dOut · wo
       attentionBackward(qkv, 0, qkv, D, qkv, 2 * D, T * D3, hd, D3, dAtt, 0, T * D, hd, D, lse, NONE, 0, dqkv, dqkv, dqkv,
-        cos, sin, B, H, T, hd, scale, o.causal, false);                               // dqkv overwritten
+        NONE, NONE, B, H, T, hd, 1, o.causal, false);                                 // dqkv overwritten
+      ropeQkvInPlace(dqkv, cos, sin, N, T, H, hd, scale, true);                        // back through rotation and scale
       if (dWqkv) sgemm(true, false, D3, D, N, 1, dqkv, 0, D3, X, 0, D, 1, dWqkv, 0, D);  // dWqkv += dqkvᵀ · x
       if (dx) sgemm(false, false, N, D, D3, 1, dqkv, 0, D3, Wqkv, 0, D, 1, dx, 0, D);    // dx += dqkv · wqkv
       pool.give(dAtt, dqkv);

@@ -9,7 +9,15 @@ import { Tensor } from '../tensor.js';
 
 type RopeApply = (x: Float32Array, out: Float32Array, cos: Float32Array, sin: Float32Array,
   B: number, T: number, H: number, hd: number, inverse: boolean, accumulate: boolean) => void;
+type RopeQkvInPlace = (qkv: Float32Array, cos: Float32Array, sin: Float32Array, N: number, T: number, H: number, hd: number,
+  scale: number, inverse: boolean) => void;
 const ropeApply = kernel<RopeApply>('ropeApply');
+/**
+ * In place on a fused projection (B·T rows of q | k | v): q ← scale · rope(q), k ← rope(k), by position
+ * t = row mod T with tables (T, hd/2) (empty tables: q only scaled); inverse: the transpose of that map,
+ * for the gradient. Used by attentionBlock (fused.ts). See native/rope.cc.
+ */
+export const ropeQkvInPlace = kernel<RopeQkvInPlace>('ropeQkvInPlace');
 
 /** cos/sin (rows, headDim/2): row p holds the angles of sequence position p. */
 export interface RopeTable {
