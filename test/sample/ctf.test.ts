@@ -1,0 +1,119 @@
+// Stage 2 and the two-stage sampler: the hidden-state path against forward(), the cluster mask, the fast
+// (members-only) head against the full-V head, stage-2 guidance, and seeded samples independent of chunking.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { noGrad } from '../../src/engine/autograd.js';
+import { linear } from '../../src/engine/ops/matmul.js';
+import { baselineSample, checkCtfModels, ctfSample, refine, type RefineOptions } from '../../src/sample/ctf.js';
+import { generate } from '../../src/sample/generate.js';
+import { finalHidden } from '../../src/sample/hidden.js';
+import { cfgClasses, cfgTokens, guide, maskToClusters } from '../../src/sample/logits.js';
+import { assertClose } from '../helpers.js';
+import { GRID, NUM_CLASSES, argmax, randomCoarseMap, tinyGpt } from './models.js';
+
+const K = 8, V = 96, T = GRID * GRID;
+const map = randomCoarseMap(K, V, 7);
+const stage1 = tinyGpt(K, K, true, 1);
+const aux = tinyGpt(K, V, false, 2);
+const classes = Int32Array.from({ length: 24 }, (_, i) => i % NUM_CLASSES);
+const coarse = generate(stage1, { classes, cfgScale: 2, seed: 1 });
+
+function agreement(a: Int32Array, b: Int32Array): number {
+  let same = 0;
+  for (let i = 0; i < a.length; i++) same += a[i] === b[i] ? 1 : 0;
+  return same / a.length;
+}
+
+test('final hidden states times the output head are forward()\'s logits', () => {
+  noGrad(() => {
+    const h = finalHidden(aux, classes, coarse);
+    assert.deepEqual(h.shape, [classes.length, T, aux.config.dim]);
+    assertClose(linear(h, aux.output).f32, aux.forward(classes, coarse, { training: false }).f32, { atol: 1e-5, what: 'logits' });
+    const c = finalHidden(stage1, classes, coarse.subarray(0, classes.length * (T - 1)));
+    assert.deepEqual(c.shape, [classes.length, T, stage1.config.dim], 'causal: the class position too');
+  });
+});
+
+test('with the cluster mask every fine id lies in its predicted cluster (both heads); without it many escape', () => {
+  for (const seed of [0, 1, 2]) {
+    for (const head of ['fast', 'full'] as const) {
+      const { coarse: c, fine } = ctfSample(stage1, aux, map, { classes, cfgScale: 2, seed, stage2: { head, temperature: 1.5 } });
+      for (let i = 0; i < fine.length; i++) assert.equal(map.fineToCoarse[fine[i]!], c[i], `${head} head, seed ${seed}, token ${i}`);
+    }
+  }
+  const { coarse: c, fine } = ctfSample(stage1, aux, map, { classes, seed: 0, stage2: { clusterMask: false } });
+  let inside = 0;
+  for (let i = 0; i < fine.length; i++) inside += map.fineToCoarse[fine[i]!] === c[i] ? 1 : 0;
+  assert.ok(inside < fine.length / 2, `an untrained aux without the mask stays in the cluster ${inside}/${fine.length} times`);
+});
+
+const settings: [string, RefineOptions][] = [
+  ['multinomial', {}],
+  ['τ2 1.7, top-k 3', { temperature: 1.7, topK: 3 }],
+  ['top-k 40 (more than any cluster), top-p 0.8', { topK: 40, topP: 0.8 }],
+  ['greedy', { temperature: 0 }],
+];
+for (const [name, o] of settings) {
+  test(`the fast masked head samples exactly what the full-V head with the mask does (${name})`, () => {
+    const seeds = [0, 1, 2, 3];
+    if (o.topK === 40) assert.ok(Math.max(...map.members.map((m) => m.length)) < 40, 'top-k reaches past the cluster into −∞ logits');
+    for (const seed of seeds) {
+      const fast = refine(aux, map, classes, coarse, { ...o, seed, head: 'fast' });
+      const full = refine(aux, map, classes, coarse, { ...o, seed, head: 'full' });
+      assert.deepEqual(fast, full, `seed ${seed}`);
+    }
+  });
+}
+
+test('greedy stage 2 with the mask is the argmax of the masked full logits', () => {
+  const fine = refine(aux, map, classes, coarse, { temperature: 0 });
+  const logits = maskToClusters(noGrad(() => aux.forward(classes, coarse, { training: false }).f32), V, coarse, map);
+  for (let i = 0; i < fine.length; i++) assert.equal(fine[i], argmax(logits.subarray(i * V, (i + 1) * V)));
+});
+
+test('stage-2 guidance: scale 1 is no guidance; other scales mix [cond; null] like stage 1', () => {
+  const plain = refine(aux, map, classes, coarse, { seed: 5 });
+  assert.deepEqual(refine(aux, map, classes, coarse, { seed: 5, cfgScale: 1 }), plain);
+  assert.deepEqual(refine(aux, map, classes, coarse, { seed: 5, cfgScale: 1, head: 'full' }), plain);
+  const doubled = noGrad(() => aux.forward(cfgClasses(classes, NUM_CLASSES), cfgTokens(coarse), { training: false }).f32);
+  const cond = noGrad(() => aux.forward(classes, coarse, { training: false }).f32);
+  assertClose(guide(doubled, V, 1), cond, { atol: 1e-5, what: 'doubled batch guided at scale 1' });
+  // Guidance through the hidden states (fast head) equals guidance of the logits (full head).
+  const fast = refine(aux, map, classes, coarse, { seed: 5, cfgScale: 3 });
+  const full = refine(aux, map, classes, coarse, { seed: 5, cfgScale: 3, head: 'full' });
+  assert.ok(agreement(fast, full) > 0.995, `fast and full guided heads agree on ${agreement(fast, full)} of the tokens`);
+  assert.ok(agreement(fast, plain) < 0.9, 'scale 3 changes the samples');
+});
+
+test('CTF samples do not depend on the chunk size or the rest of the request; seeds matter', () => {
+  const o = { classes, cfgScale: 2, seed: 8, stage2: { temperature: 1.1 } };
+  const ref = ctfSample(stage1, aux, map, o);
+  for (const batchSize of [1, 5]) {
+    const r = ctfSample(stage1, aux, map, { ...o, batchSize });
+    assert.deepEqual(r.coarse, ref.coarse, `coarse, batchSize ${batchSize}`);
+    assert.deepEqual(r.fine, ref.fine, `fine, batchSize ${batchSize}`);
+  }
+  // Images 0 and 1 of class 2 alone: request positions 2 and 7 of classes.
+  const alone = ctfSample(stage1, aux, map, { ...o, classes: Int32Array.from([2, 2]) });
+  assert.deepEqual(alone.fine.subarray(0, T), ref.fine.subarray(2 * T, 3 * T));
+  assert.deepEqual(alone.fine.subarray(T), ref.fine.subarray(7 * T, 8 * T));
+  const other = ctfSample(stage1, aux, map, { ...o, seed: 9 });
+  assert.ok(agreement(other.fine, ref.fine) < 0.5);
+  assert.ok(ref.seconds.stage1 > 0 && ref.seconds.stage2 > 0);
+});
+
+test('baselineSample is generate() over fine tokens', () => {
+  const baseline = tinyGpt(V, V, true, 3);
+  const o = { classes, cfgScale: 2, temperature: 1.1, topK: 30, seed: 2 };
+  assert.deepEqual(baselineSample(baseline, o).fine, generate(baseline, o));
+});
+
+test('mismatched models and maps are refused, naming the mismatch', () => {
+  assert.throws(() => checkCtfModels(stage1, stage1, map), /auxiliary model is causal/);
+  assert.throws(() => checkCtfModels(aux, aux, map), /stage-1 model is bidirectional/);
+  assert.throws(() => checkCtfModels(stage1, aux, randomCoarseMap(K, V + 1, 1)), /V = 97/);
+  assert.throws(() => checkCtfModels(tinyGpt(K + 1, K + 1, true, 1), aux, map), /K = 8/);
+  const broken = { ...map, members: map.members.map((m, c) => (c === 0 ? m.slice(1) : m)) };
+  assert.throws(() => checkCtfModels(stage1, aux, broken), /exactly once/);
+  assert.throws(() => refine(aux, map, classes, coarse.subarray(1)), /coarse labels/);
+});
