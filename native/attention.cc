@@ -112,7 +112,8 @@ inline void zero_row(float* dst, int64_t n) {
 struct View {
   float* p;
   int64_t sb, sh, st;
-  float* at(int64_t b, int64_t h) const { return p + b * sb + h * sh; }
+  int64_t h0 = 0;  // first head held (a unit's local copy starts at its first head)
+  float* at(int64_t b, int64_t h) const { return p + b * sb + (h - h0) * sh; }
 };
 
 struct Dims {
@@ -203,15 +204,17 @@ struct Scratch {
   float* head[6];   // six blocks of (G × T × hdp): per head (T × hdp) rows
   float* colsT[2];  // two blocks of (G × hd × Tp): per head a transposed operand
   float* sq[2];     // (T × Tp) each
+  float* local[4];  // four blocks of (T × G·hd): the unit's rows of q, k, v, dout, copied in sequence order
   void reset(const Dims& d, int64_t G) {
     T = d.T, Tp = round16(d.T), hd = d.hd, hdp = round16(d.hd);
     rows = T * hdp;
     cols = hd * Tp;
-    buf.assign(6 * G * rows + 2 * G * cols + 2 * T * Tp, 0.0f);
+    buf.assign(6 * G * rows + 2 * G * cols + 2 * T * Tp + 4 * T * G * hd, 0.0f);
     float* p = buf.data();
     for (int i = 0; i < 6; i++) head[i] = p + i * G * rows;
     for (int i = 0; i < 2; i++) colsT[i] = p + 6 * G * rows + i * G * cols;
     for (int i = 0; i < 2; i++) sq[i] = p + 6 * G * rows + 2 * G * cols + i * T * Tp;
+    for (int i = 0; i < 4; i++) local[i] = p + 6 * G * rows + 2 * G * cols + 2 * T * Tp + i * T * G * hd;
   }
 };
 
@@ -350,10 +353,23 @@ struct Plan {
       : vec(d.hd % 16 == 0), plainQ(vec && !rope.cos && scale == 1.0f), plainK(vec && !rope.cos) {}
 };
 
+// The unit's rows of a view whose heads sit side by side in each row (a fused qkv buffer: rows 3·D floats
+// apart), copied row by row into dst (T × G·hd): one sequential pass the prefetchers follow, after which
+// every per-head access hits cache. Views already compact per head are returned as they are.
+View localize(const View& x, const Unit& u, const Dims& d, float* dst) {
+  const int64_t G = u.h1 - u.h0, w = G * d.hd;
+  if (x.sh != d.hd || x.st == w) return x;
+  for (int64_t t = 0; t < d.T; t++) copy_row(x.at(u.b, u.h0) + t * x.st, w, dst + t * w);
+  View local{dst, 0, d.hd, w};
+  local.h0 = u.h0;
+  return local;
+}
+
 // lse holds (B, H, T); mask is this batch element's (T × T) or null.
-void forward_unit(const View& q, const View& k, const View& v, const View& out, float* lse, const float* mask, bool causal,
+void forward_unit(const View& q_, const View& k_, const View& v_, const View& out, float* lse, const float* mask, bool causal,
                   const Rope& rope, const Dims& d, float scale, const Unit& u, Scratch& s) {
   const int64_t T = d.T, hd = d.hd, Tp = s.Tp, hdp = s.hdp, G = u.h1 - u.h0, b = u.b;
+  const View q = localize(q_, u, d, s.local[0]), k = localize(k_, u, d, s.local[1]), v = localize(v_, u, d, s.local[2]);
   const Plan plan(rope, d, scale);
   const Rows tab{rope, hd / 2};
   float* Qs = s.head[0];   // per head: scale · rope(q) (T × hdp), unless read in place
@@ -385,10 +401,12 @@ void forward_unit(const View& q, const View& k, const View& v, const View& out, 
 
 // Recomputes P per head from q, k and the saved lse (cheaper than storing (B, H, T, T) and reading it back).
 // accumulate: add into dq, dk, dv (else overwrite them: every element of the unit's heads is written).
-void backward_unit(const View& q, const View& k, const View& v, const View& dout, const float* lse, const float* mask,
+void backward_unit(const View& q_, const View& k_, const View& v_, const View& dout_, const float* lse, const float* mask,
                    const View* dq, const View* dk, const View* dv, bool causal, const Rope& rope, const Dims& d, float scale,
                    const Unit& u, Scratch& s, bool accumulate) {
   const int64_t T = d.T, hd = d.hd, Tp = s.Tp, hdp = s.hdp, G = u.h1 - u.h0, b = u.b;
+  const View q = localize(q_, u, d, s.local[0]), k = localize(k_, u, d, s.local[1]), v = localize(v_, u, d, s.local[2]);
+  const View dout = localize(dout_, u, d, s.local[3]);
   const Plan plan(rope, d, scale);
   const Rows tab{rope, hd / 2};
   // In place, the gradients of q and k are the products themselves (no rotation back, no scale).
