@@ -112,10 +112,7 @@ export class Gpt {
       rng.split(name).fillNormal(t.f32, 0, 0.02);
       return t;
     };
-    const ones = (name: string): Tensor => {
-      const t = new Tensor(new Float32Array(dim).fill(1), [dim], { requiresGrad: true, name });
-      return t;
-    };
+    const ones = (name: string): Tensor => new Tensor(new Float32Array(dim).fill(1), [dim], { requiresGrad: true, name });
     this.clsTable = normal('cls_embedding.embedding_table.weight', [config.numClasses + 1, dim]);
     this.tokTable = normal('tok_embeddings.weight', [config.inVocab, dim]);
     this.blocks = Array.from({ length: layers }, (_, i) => ({
@@ -142,7 +139,7 @@ export class Gpt {
    */
   stateDict(): Map<string, Tensor> {
     const sd = new Map<string, Tensor>();
-    const put = (name: string, t: Tensor): void => { sd.set(name, t.name === name ? t : new Tensor(t.data, t.shape, { name })); };
+    const put = (name: string, t: Tensor): void => void sd.set(name, t);
     put('cls_embedding.embedding_table.weight', this.clsTable);
     put('tok_embeddings.weight', this.tokTable);
     const half = this.hidden * this.config.dim;
