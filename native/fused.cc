@@ -86,6 +86,20 @@ class Barrier2 {
   }
 };
 
+// Runs body(lo, hi) over [0, n) on the calling thread and one helper when the work (elems elements)
+// pays for starting a thread (~50 µs), else on the caller alone. Halves are split at a multiple of 16.
+template <class F>
+void split2(int64_t n, int64_t elems, F body) {
+  if (elems < (1 << 18) || n < 32) {
+    body(int64_t(0), n);
+    return;
+  }
+  const int64_t mid = (n / 2 + 15) / 16 * 16;
+  std::thread helper([&] { body(mid, n); });
+  body(int64_t(0), mid);
+  helper.join();
+}
+
 // Thread t's part [lo, hi) of n items; the split point is rounded to 16 so GEMM column blocks stay aligned.
 inline std::pair<int64_t, int64_t> part(int64_t n, int t, int64_t align = 16) {
   int64_t mid = std::min(n, (n / 2 + align - 1) / align * align);
@@ -107,13 +121,15 @@ CTF_KERNEL(swigluForward) {
   if (offA + (N - 1) * ld + h > (int64_t)ctf::len(info, 0) || offB + (N - 1) * ld + h > (int64_t)ctf::len(info, 2) ||
       N * h > (int64_t)ctf::len(info, 5))
     ctf::fail(info, "swigluForward: views run past their buffers");
-  for (int64_t i = 0; i < N; i++) {
-    const float* ai = a + offA + i * ld;
-    const float* bi = b + offB + i * ld;
-    float* o = out + i * h;
+  split2(N, N * h, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; i++) {
+      const float* ai = a + offA + i * ld;
+      const float* bi = b + offB + i * ld;
+      float* o = out + i * h;
 #pragma omp simd
-    for (int64_t j = 0; j < h; j++) o[j] = ai[j] * sigmoid(ai[j]) * bi[j];
-  }
+      for (int64_t j = 0; j < h; j++) o[j] = ai[j] * sigmoid(ai[j]) * bi[j];
+    }
+  });
   return info.Env().Undefined();
 }
 
@@ -136,34 +152,36 @@ CTF_KERNEL(swigluBackward) {
       N * h > (int64_t)ctf::len(info, 5) || (da && offA + (N - 1) * ld + h > (int64_t)ctf::len(info, 6)) ||
       (db && offB + (N - 1) * ld + h > (int64_t)ctf::len(info, 7)))
     ctf::fail(info, "swigluBackward: views run past their buffers");
-  for (int64_t i = 0; i < N; i++) {
-    const float* ai = a + offA + i * ld;
-    const float* bi = b + offB + i * ld;
-    const float* gi = g + i * h;
-    float* dai = da ? da + offA + i * ld : nullptr;
-    float* dbi = db ? db + offB + i * ld : nullptr;
-    if (!accumulate) {
+  split2(N, N * h, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; i++) {
+      const float* ai = a + offA + i * ld;
+      const float* bi = b + offB + i * ld;
+      const float* gi = g + i * h;
+      float* dai = da ? da + offA + i * ld : nullptr;
+      float* dbi = db ? db + offB + i * ld : nullptr;
+      if (!accumulate) {
 #pragma omp simd
-      for (int64_t j = 0; j < h; j++) {
-        float x = ai[j], s = sigmoid(x);
-        dai[j] = gi[j] * bi[j] * s * (1.0f + x * (1.0f - s));
-        dbi[j] = gi[j] * x * s;
-      }
-    } else if (dai && dbi) {
+        for (int64_t j = 0; j < h; j++) {
+          float x = ai[j], s = sigmoid(x);
+          dai[j] = gi[j] * bi[j] * s * (1.0f + x * (1.0f - s));
+          dbi[j] = gi[j] * x * s;
+        }
+      } else if (dai && dbi) {
 #pragma omp simd
-      for (int64_t j = 0; j < h; j++) {
-        float x = ai[j], s = sigmoid(x);
-        dai[j] += gi[j] * bi[j] * s * (1.0f + x * (1.0f - s));
-        dbi[j] += gi[j] * x * s;
-      }
-    } else {
-      for (int64_t j = 0; j < h; j++) {
-        float x = ai[j], s = sigmoid(x);
-        if (dai) dai[j] += gi[j] * bi[j] * s * (1.0f + x * (1.0f - s));
-        if (dbi) dbi[j] += gi[j] * x * s;
+        for (int64_t j = 0; j < h; j++) {
+          float x = ai[j], s = sigmoid(x);
+          dai[j] += gi[j] * bi[j] * s * (1.0f + x * (1.0f - s));
+          dbi[j] += gi[j] * x * s;
+        }
+      } else {
+        for (int64_t j = 0; j < h; j++) {
+          float x = ai[j], s = sigmoid(x);
+          if (dai) dai[j] += gi[j] * bi[j] * s * (1.0f + x * (1.0f - s));
+          if (dbi) dbi[j] += gi[j] * x * s;
+        }
       }
     }
-  }
+  });
   return info.Env().Undefined();
 }
 
@@ -337,14 +355,16 @@ CTF_KERNEL(addDropoutForward) {
   const uint32_t seed = (uint32_t)ctf::integer(info, 4, "seed");
   const int64_t n = (int64_t)ctf::len(info, 0);
   if ((int64_t)ctf::len(info, 1) != n || (int64_t)ctf::len(info, 2) != n) ctf::fail(info, "addDropoutForward: h, x, out differ in length");
-  if (p == 0.0f) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) out[i] = h[i] + x[i];
-    return info.Env().Undefined();
-  }
   const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+  split2(n, n, [&](int64_t i0, int64_t i1) {
+    if (p == 0.0f) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; i++) out[i] = h[i] + (ctf::uniform_at(seed, (uint64_t)i) < p ? 0.0f : x[i] * scale);
+      for (int64_t i = i0; i < i1; i++) out[i] = h[i] + x[i];
+    } else {
+#pragma omp simd
+      for (int64_t i = i0; i < i1; i++) out[i] = h[i] + (ctf::uniform_at(seed, (uint64_t)i) < p ? 0.0f : x[i] * scale);
+    }
+  });
   return info.Env().Undefined();
 }
 
@@ -359,12 +379,14 @@ CTF_KERNEL(addDropoutBackward) {
   const int64_t n = (int64_t)ctf::len(info, 0);
   if ((int64_t)ctf::len(info, 1) != n) ctf::fail(info, "addDropoutBackward: g and gx differ in length");
   const float scale = p == 0.0f ? 1.0f : p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-  if (accumulate) {
+  split2(n, n, [&](int64_t i0, int64_t i1) {
+    if (accumulate) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) gx[i] += ctf::uniform_at(seed, (uint64_t)i) < p ? 0.0f : g[i] * scale;
-  } else {
+      for (int64_t i = i0; i < i1; i++) gx[i] += ctf::uniform_at(seed, (uint64_t)i) < p ? 0.0f : g[i] * scale;
+    } else {
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) gx[i] = ctf::uniform_at(seed, (uint64_t)i) < p ? 0.0f : g[i] * scale;
-  }
+      for (int64_t i = i0; i < i1; i++) gx[i] = ctf::uniform_at(seed, (uint64_t)i) < p ? 0.0f : g[i] * scale;
+    }
+  });
   return info.Env().Undefined();
 }

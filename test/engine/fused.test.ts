@@ -93,3 +93,30 @@ test('addDropout: h + dropout(x); plain sum when not training; gradients (incl. 
   backward(z, new Float32Array(z.size).fill(1));
   assert.ok(h.grad!.every((v) => v === 1));
 });
+
+test('large inputs (split over two threads): SwiGLU matches the formula, addDropout masks agree between passes', () => {
+  const ab = randn([600, 1024], 61, { requiresGrad: true });
+  const y = swigluPacked(ab);
+  const ref = new Float32Array(600 * 512);
+  for (let r = 0; r < 600; r++) for (let j = 0; j < 512; j++) ref[r * 512 + j] = silu(ab.f32[r * 1024 + j]!) * ab.f32[r * 1024 + 512 + j]!;
+  assertClose(y.f32, ref, { atol: 1e-6, rtol: 1e-5 });
+  const g = randn([600, 512], 62).f32;
+  backward(y, g);
+  const ga = ab.grad!;
+  for (const i of [0, 12345, 300 * 512 + 7, 599 * 512 + 511]) {
+    const r = Math.floor(i / 512), j = i % 512, a = ab.f32[r * 1024 + j]!, b = ab.f32[r * 1024 + 512 + j]!, s = 1 / (1 + Math.exp(-a));
+    assert.ok(Math.abs(ga[r * 1024 + j]! - g[i]! * b * s * (1 + a * (1 - s))) < 1e-5);
+    assert.ok(Math.abs(ga[r * 1024 + 512 + j]! - g[i]! * a * s) < 1e-5);
+  }
+  const h = randn([300000], 63, { requiresGrad: true }), x = randn([300000], 64, { requiresGrad: true });
+  const z = addDropout(h, x, 0.25, new Rng(65), true);
+  backward(z, new Float32Array(z.size).fill(1));
+  let kept = 0;
+  for (let i = 0; i < z.size; i++) {
+    const keep = x.grad![i]! * 0.75;  // 1 where kept, 0 where dropped
+    assert.ok(keep === 0 || Math.abs(keep - 1) < 1e-6);
+    kept += keep;
+    assert.ok(Math.abs(z.f32[i]! - h.f32[i]! - (keep * x.f32[i]!) / 0.75) < 1e-5, `element ${i}`);
+  }
+  assert.ok(Math.abs(kept / z.size - 0.75) < 0.01);
+});
