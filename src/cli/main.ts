@@ -4,11 +4,12 @@ import { readFileSync } from 'node:fs';
 import { CtfError } from '../errors.js';
 import { UsageError, helpText, parseCommand, type CommandSpec, type ParsedFlags } from './args.js';
 import { benchEngineCommand } from './bench.js';
+import { clusterCommand } from './cluster.js';
 import { dataInfoCommand } from './data.js';
 
 export interface Command { spec: CommandSpec; run: (flags: ParsedFlags, positionals: string[]) => Promise<void> }
 
-const COMMANDS: Command[] = [benchEngineCommand, dataInfoCommand];
+const COMMANDS: Command[] = [benchEngineCommand, dataInfoCommand, clusterCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadCoarseMap } from '../../src/cluster/coarse-map.js';
+import { Rng } from '../../src/engine/rng.js';
+import { encodeSafetensors } from '../../src/io/safetensors.js';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const ctfgen = (...args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
+const HASH = '0123456789abcdef'.repeat(4);
+
+/** A file shaped like a tokenizer checkpoint as far as clustering looks: kind, hash and the codebook. */
+function fakeTokenizer(path: string, V: number, D: number): void {
+  writeFileSync(path, encodeSafetensors(
+    { 'quantize.embedding.weight': { shape: [V, D], data: new Rng(3).fillNormal(new Float32Array(V * D)) } },
+    { kind: 'ctfgen.tokenizer', format: '1', hash: HASH },
+  ));
+}
+
+test('ctfgen cluster: k-means and random cluster files, JSON summary, histogram on stderr', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctf-cli-cluster-'));
+  try {
+    const tok = join(dir, 'tokenizer.safetensors'), out = join(dir, 'clusters.safetensors'), outRandom = join(dir, 'clusters-random.safetensors');
+    fakeTokenizer(tok, 256, 8);
+    const r = ctfgen('cluster', '--tokenizer', tok, '--k', '16', '--restarts', '2', '--seed', '3', '--out', out, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const s = JSON.parse(r.stdout);
+    assert.deepEqual([s.k, s.v, s.dim, s.mode, s.seed, s.tokenizerHash], [16, 256, 8, 'kmeans', 3, HASH]);
+    assert.equal(s.restarts.length, 2);
+    assert.equal(s.inertia, Math.min(...s.restarts.map((x: { inertia: number }) => x.inertia)));
+    assert.equal(s.sizes.bins.reduce((p: number, b: { count: number }) => p + b.count, 0), 16);
+    assert.match(r.stderr, /restart 2\/2: inertia [\d.]+ after \d+ iterations \((converged|maxIter|rounding)\)/);
+    assert.match(r.stderr, /cluster sizes \(kmeans\): min \d+, median [\d.]+, max \d+/);
+    assert.match(r.stderr, /█/);
+    const map = await loadCoarseMap(out, { tokenizerHash: HASH, k: 16, v: 256 });
+    assert.equal(map.inertia, s.inertia);
+
+    const rr = ctfgen('cluster', '--tokenizer', tok, '--k', '16', '--restarts', '2', '--seed', '3', '--mode', 'random', '--out', outRandom);
+    assert.equal(rr.status, 0, rr.stderr);
+    assert.equal(rr.stdout, '');
+    const random = await loadCoarseMap(outRandom);
+    assert.equal(random.mode, 'random');
+    assert.deepEqual(random.members.map((m) => m.length), map.members.map((m) => m.length));
+    assert.match(rr.stderr, /random clusters with the same sizes: inertia/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('ctfgen cluster: bad usage exits 2, a wrong file exits 1 with the reason', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctf-cli-cluster-'));
+  try {
+    const tok = join(dir, 'tokenizer.safetensors'), out = join(dir, 'c.safetensors');
+    fakeTokenizer(tok, 32, 4);
+    const noOut = ctfgen('cluster', '--tokenizer', tok, '--k', '4');
+    assert.equal(noOut.status, 2);
+    assert.match(noOut.stderr, /--out is required/);
+    const mode = ctfgen('cluster', '--tokenizer', tok, '--k', '4', '--out', out, '--mode', 'spectral');
+    assert.equal(mode.status, 2);
+    assert.match(mode.stderr, /--mode: expected kmeans or random, got "spectral"/);
+    const tooMany = ctfgen('cluster', '--tokenizer', tok, '--k', '33', '--out', out);
+    assert.equal(tooMany.status, 2);
+    assert.match(tooMany.stderr, /--k: 33 clusters for a codebook of 32 codewords/);
+    const notTok = join(dir, 'other.safetensors');
+    writeFileSync(notTok, encodeSafetensors({ w: { shape: [2], data: new Float32Array(2) } }, { kind: 'ctfgen.gpt' }));
+    const wrong = ctfgen('cluster', '--tokenizer', notTok, '--k', '4', '--out', out);
+    assert.equal(wrong.status, 1);
+    assert.match(wrong.stderr, /other\.safetensors: not a tokenizer checkpoint \(metadata kind "ctfgen.gpt"/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
