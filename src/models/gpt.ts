@@ -233,8 +233,12 @@ export class Gpt {
     return this.parameters().reduce((n, t) => n + t.size, 0);
   }
 
+  /**
+   * Zeroes the parameters' gradients in place (allocated once, on the first backward): a fresh zeroed
+   * 14 MB each step would cost a page fault per 4 KiB inside the weight-gradient GEMMs.
+   */
   zeroGrad(): void {
-    for (const p of this.parameters()) p.grad = null;
+    for (const p of this.parameters()) p.grad?.fill(0);
   }
 }
 
