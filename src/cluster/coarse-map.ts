@@ -90,8 +90,7 @@ function clusterMeans(x: Tensor, assignment: Int32Array, k: number): Float32Arra
 
 /**
  * The coarse map of a codebook (V, D): k-means on its l2-normalised rows; in random mode the same
- * k-means runs first and its cluster sizes are then dealt out to a random permutation of the ids
- * (Rng(seed).split('random-clusters')), with centroids and inertia of that random partition.
+ * k-means runs first and randomCoarseMap deals its cluster sizes out at random.
  */
 export function buildCoarseMap(codebook: Tensor, o: BuildCoarseMapOptions): { map: CoarseMap; kmeans: KMeansResult } {
   const mode = o.mode ?? 'kmeans', seed = o.seed ?? 0;
@@ -99,17 +98,27 @@ export function buildCoarseMap(codebook: Tensor, o: BuildCoarseMapOptions): { ma
   const x = normalizeRows(codebook);
   const [V, D] = x.shape as [number, number];
   const km = kmeans(x, { k: o.k, seed, restarts: o.restarts, maxIter: o.maxIter, onEvent: o.onEvent });
-  let fineToCoarse = km.assignment, centroids = km.centroids, inertia = km.inertia;
-  if (mode === 'random') {
-    fineToCoarse = randomAssignment(km.sizes, new Rng(seed).split('random-clusters'));
-    centroids = clusterMeans(x, fineToCoarse, o.k);
-    inertia = inertiaOf(x, fineToCoarse, centroids);
-  }
   const map: CoarseMap = {
-    k: o.k, v: V, dim: D, fineToCoarse, members: membersOf(fineToCoarse, o.k), mode, seed,
-    tokenizerHash: o.tokenizerHash, inertia, centroids,
+    k: o.k, v: V, dim: D, fineToCoarse: km.assignment, members: membersOf(km.assignment, o.k), mode: 'kmeans', seed,
+    tokenizerHash: o.tokenizerHash, inertia: km.inertia, centroids: km.centroids,
   };
-  return { map, kmeans: km };
+  return { map: mode === 'random' ? randomCoarseMap(map, codebook, seed) : map, kmeans: km };
+}
+
+/**
+ * The paper's ablation: cluster j gets as many ids as in `like`, but which ids is a uniformly random
+ * permutation (Rng(seed).split('random-clusters')). Centroids and inertia are those of the random
+ * partition of the l2-normalised codebook.
+ */
+export function randomCoarseMap(like: CoarseMap, codebook: Tensor, seed: number): CoarseMap {
+  const x = normalizeRows(codebook);
+  if (x.dim(0) !== like.v) throw new CtfError(`randomCoarseMap: codebook ${codebook.describe()} has ${x.dim(0)} rows, the map covers ${like.v}`);
+  const fineToCoarse = randomAssignment(like.members.map((m) => m.length), new Rng(seed).split('random-clusters'));
+  const centroids = clusterMeans(x, fineToCoarse, like.k);
+  return {
+    ...like, mode: 'random', seed, fineToCoarse, members: membersOf(fineToCoarse, like.k), centroids,
+    inertia: inertiaOf(x, fineToCoarse, centroids),
+  };
 }
 
 // ---------------------------------------------------------------- statistics
