@@ -50,21 +50,21 @@ inline float exp_vec(float x) {
   return x < LO ? 0.0f : (x > HI ? INFINITY : y);
 }
 
-// C[r, 0:16·NV) (= or +=) Σ_{k0 ≤ k < k1} a(r, k) · B[k·ldb + 0:16·NV), for r < rows ≤ 4, where
+// C[r, 0:16·NV) (= or +=) Σ_{k0 ≤ k < k1} a(r, k) · B[k·ldb + 0:16·NV), for r < rows ≤ R, where
 // a(r, k) = A[r·lda + k], or A[k·lda + r] with TRANS_A (A stored transposed: no transpose copies).
-// The 4×NV accumulators stay in registers.
-template <int NV, bool TRANS_A>
+// The R×NV accumulators stay in registers (R·NV ≤ 16 of the 32 vector registers).
+template <int NV, int R, bool TRANS_A>
 inline void micro(const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int rows, int64_t k0,
                   int64_t k1, bool accumulate) {
-  const float* a[4];
-  for (int r = 0; r < 4; r++) a[r] = TRANS_A ? A + std::min(r, rows - 1) : A + std::min(r, rows - 1) * lda;
-  v16 c[4][NV] = {};
+  const float* a[R];
+  for (int r = 0; r < R; r++) a[r] = TRANS_A ? A + std::min(r, rows - 1) : A + std::min(r, rows - 1) * lda;
+  v16 c[R][NV] = {};
   for (int64_t k = k0; k < k1; k++) {
     v16 b[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; v++) b[v] = load16(B + k * ldb + 16 * v);
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; r++) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
       float x = TRANS_A ? a[r][k * lda] : a[r][k];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; v++) c[r][v] += x * b[v];
@@ -77,22 +77,37 @@ inline void micro(const float* A, int64_t lda, const float* B, int64_t ldb, floa
     }
 }
 
-// C (M × ·) (= or +=) op(A) · B over row blocks of 4, op(A) = A (M × ·, lda) or with TRANS_A Aᵀ
-// (A stored (· × M)): block i0 uses k in krange(i0) and the first cols(i0) columns (a multiple of 16).
+// One row block (rows ≤ 8) times a column chunk of NV vectors: 8 rows at once for narrow chunks, two
+// passes of 4 for wide ones (8×4 accumulators would not leave registers for the operands).
+template <int NV, bool TRANS_A>
+inline void micro_block(const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int rows, int64_t k0,
+                        int64_t k1, bool accumulate) {
+  if (NV <= 2) {
+    micro<NV, 8, TRANS_A>(A, lda, B, ldb, C, ldc, rows, k0, k1, accumulate);
+    return;
+  }
+  micro<NV, 4, TRANS_A>(A, lda, B, ldb, C, ldc, std::min(rows, 4), k0, k1, accumulate);
+  if (rows > 4)
+    micro<NV, 4, TRANS_A>(TRANS_A ? A + 4 : A + 4 * lda, lda, B, ldb, C + 4 * ldc, ldc, rows - 4, k0, k1, accumulate);
+}
+
+// C (M × ·) (= or +=) op(A) · B over row blocks of 8, op(A) = A (M × ·, lda) or with TRANS_A Aᵀ
+// (A stored (· × M)): block i0 uses k in krange(i0, rows) and the first cols(i0, rows) columns (a
+// multiple of 16).
 template <bool TRANS_A, class KRange, class Cols>
 void gemm(int64_t M, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate,
           KRange krange, Cols cols) {
-  for (int64_t i0 = 0; i0 < M; i0 += 4) {
-    int rows = (int)std::min<int64_t>(4, M - i0);
+  for (int64_t i0 = 0; i0 < M; i0 += 8) {
+    int rows = (int)std::min<int64_t>(8, M - i0);
     auto [k0, k1] = krange(i0, rows);
     int64_t n = cols(i0, rows), j = 0;
     const float* Ai = TRANS_A ? A + i0 : A + i0 * lda;
     float* Ci = C + i0 * ldc;
-    for (; j + 64 <= n; j += 64) micro<4, TRANS_A>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate);
+    for (; j + 64 <= n; j += 64) micro_block<4, TRANS_A>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate);
     switch ((n - j) / 16) {
-      case 3: micro<3, TRANS_A>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate); break;
-      case 2: micro<2, TRANS_A>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate); break;
-      case 1: micro<1, TRANS_A>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate); break;
+      case 3: micro_block<3, TRANS_A>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate); break;
+      case 2: micro_block<2, TRANS_A>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate); break;
+      case 1: micro_block<1, TRANS_A>(Ai, lda, B + j, ldb, Ci + j, ldc, rows, k0, k1, accumulate); break;
       default: break;
     }
   }
