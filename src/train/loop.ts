@@ -1,0 +1,125 @@
+// The generic training loop: steps a task with AdamW under a learning-rate schedule, guards against
+// non-finite steps, clips gradients, checkpoints every N steps, stops cleanly on a signal, and emits
+// progress events with throughput and ETA. The task owns the model and the data; the loop owns time.
+import { clipGradNorm, type AdamW } from '../engine/optim.js';
+import type { Tensor } from '../engine/tensor.js';
+import { CtfError } from '../errors.js';
+import type { TrainEventSink } from './events.js';
+import { NonFiniteGuard } from './guard.js';
+import type { StopRequest } from './interrupt.js';
+
+export interface StepResult {
+  loss: number;
+  metrics?: Record<string, number>;  // per-step values; progress events report their window means
+}
+
+export interface TrainTask {
+  readonly totalSteps: number;
+  readonly stepsPerEpoch: number;
+  readonly itemsPerStep: number;     // images (or sequences) per step, for throughput
+  /** Forward and backward of step `step` (0-based): loss, and gradients in the parameters. */
+  forwardBackward(step: number): StepResult;
+  /** After the optimizer applied step `step` (e.g. dead-code re-initialisation). */
+  afterUpdate?(step: number): void;
+  /** Metrics of the progress window that are not means of step values (e.g. codebook usage); may reset windows. */
+  windowMetrics?(): Record<string, number>;
+  /** Metrics of the epoch that just ended; may reset epoch counters. */
+  epochMetrics?(epoch: number): Record<string, number>;
+  /** Writes a checkpoint after `stepsDone` steps; returns its path. */
+  save(stepsDone: number): Promise<string>;
+}
+
+export interface TrainLoopOptions {
+  optimizer: AdamW;
+  params: readonly Tensor[];
+  lr: (step: number) => number;   // schedule over the 0-based step
+  startStep: number;              // steps already done (0, or the resumed step)
+  gradClip?: number;              // max global gradient norm; undefined = no clipping
+  checkpointEvery?: number;       // steps between checkpoints; 0 = at the end only (default)
+  progressEvery?: number;         // steps between progress events (default 10)
+  stop?: StopRequest;
+  guard?: NonFiniteGuard;
+  emit: TrainEventSink;
+}
+
+export interface TrainLoopResult {
+  step: number;        // steps done
+  stopped: boolean;    // true when a stop request ended the run early
+  checkpoint: string;  // path of the last checkpoint written
+}
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export async function runTraining(task: TrainTask, o: TrainLoopOptions): Promise<TrainLoopResult> {
+  const every = o.progressEvery ?? 10, ckptEvery = o.checkpointEvery ?? 0;
+  if (!Number.isInteger(o.startStep) || o.startStep < 0 || o.startStep > task.totalSteps)
+    throw new CtfError(`training: start step ${o.startStep} is outside 0..${task.totalSteps}`);
+  if (!Number.isInteger(every) || every < 1) throw new CtfError(`training: progressEvery ${every} must be an integer ≥ 1`);
+  const guard = o.guard ?? new NonFiniteGuard();
+  const maxNorm = o.gradClip ?? Infinity;
+  o.emit({ type: 'start', step: o.startStep, totalSteps: task.totalSteps, itemsPerStep: task.itemsPerStep, resumed: o.startStep > 0 });
+
+  let trainMs = 0;                       // time spent in steps (checkpoints excluded)
+  let winMs = 0, winSteps = 0, winLoss = 0, winLr = 0;
+  const winMetrics = new Map<string, number>();
+  let checkpoint = '';
+
+  const save = async (step: number): Promise<string> => {
+    const t0 = performance.now();
+    checkpoint = await task.save(step);
+    o.emit({ type: 'checkpoint', step, path: checkpoint, ms: performance.now() - t0 });
+    return checkpoint;
+  };
+
+  let step = o.startStep;
+  while (step < task.totalSteps) {
+    if (o.stop?.requested) {
+      await save(step);
+      o.emit({ type: 'stopped', step, signal: o.stop.signal!, path: checkpoint });
+      return { step, stopped: true, checkpoint };
+    }
+    const t0 = performance.now();
+    o.optimizer.zeroGrad();
+    const r = task.forwardBackward(step);
+    const norm = clipGradNorm(o.params, maxNorm);
+    const lr = o.lr(step);
+    if (guard.check(step, r.loss, norm)) {
+      o.optimizer.step(lr);
+      task.afterUpdate?.(step);
+    } else {
+      o.optimizer.zeroGrad();
+      o.emit({ type: 'nonfinite', step, loss: r.loss, gradNorm: norm, consecutive: guard.consecutive });
+    }
+    step++;
+    const ms = performance.now() - t0;
+    trainMs += ms;
+    winMs += ms;
+    winSteps++;
+    if (Number.isFinite(r.loss)) winLoss += r.loss;
+    winLr += lr;
+    for (const [k, v] of Object.entries(r.metrics ?? {})) winMetrics.set(k, (winMetrics.get(k) ?? 0) + v);
+
+    if (step % every === 0 || step === task.totalSteps) {
+      const metrics: Record<string, number> = {};
+      for (const [k, v] of winMetrics) metrics[k] = v / winSteps;
+      Object.assign(metrics, task.windowMetrics?.() ?? {});
+      const msPerStep = winMs / winSteps;
+      o.emit({
+        type: 'progress', step, totalSteps: task.totalSteps, epoch: step / task.stepsPerEpoch, loss: winLoss / winSteps,
+        lr: winLr / winSteps, metrics, itemsPerSec: (1000 * task.itemsPerStep) / msPerStep, elapsedSec: trainMs / 1000,
+        etaSec: ((task.totalSteps - step) * msPerStep) / 1000,
+      });
+      winMs = winSteps = winLoss = winLr = 0;
+      winMetrics.clear();
+    }
+    if (step % task.stepsPerEpoch === 0) {
+      const epoch = step / task.stepsPerEpoch;
+      o.emit({ type: 'epoch', epoch, step, metrics: task.epochMetrics?.(epoch) ?? {} });
+    }
+    if (ckptEvery > 0 && step % ckptEvery === 0 && step < task.totalSteps) await save(step);
+    await yieldToEventLoop();  // lets a pending SIGINT handler run
+  }
+  await save(step);
+  o.emit({ type: 'done', step, elapsedSec: trainMs / 1000 });
+  return { step, stopped: false, checkpoint };
+}
