@@ -1,0 +1,180 @@
+// Training the VQ tokenizer: one step = a batch of images → forward → backward (the loop then clips,
+// applies AdamW, and calls afterUpdate, where dead codewords are re-initialised from this step's codes).
+// Everything that decides the trajectory — weights, AdamW moments, step, data position, the dead-code
+// RNG and the codebook usage history — is saved, so a resumed run repeats the same losses bit for bit.
+import { backward } from '../engine/autograd.js';
+import { AdamW } from '../engine/optim.js';
+import { Rng } from '../engine/rng.js';
+import { constantLr, warmupCosine } from '../engine/schedule.js';
+import { Tensor } from '../engine/tensor.js';
+import { CtfError } from '../errors.js';
+import { EpochBatches } from '../data/batches.js';
+import type { Dataset } from '../data/dataset.js';
+import { toModelInput } from '../data/model-input.js';
+import { restoreModelAndOptimizer, savedStateTensor, type LoadedTrainState, type TrainState } from '../train/checkpoint.js';
+import type { StepResult, TrainTask } from '../train/loop.js';
+import type { VqTokenizer } from './model.js';
+import { CodeUsage, reinitDeadCodes } from './usage.js';
+
+export interface TokenizerTrainOptions {
+  epochs: number;           // passes over the training split
+  batchSize: number;        // images per step (64)
+  lr: number;               // peak learning rate
+  warmup: number;           // linear warmup steps
+  schedule: 'cosine' | 'constant';  // cosine decays to lr · minLrRatio at the last step
+  minLrRatio: number;
+  weightDecay: number;      // AdamW decoupled decay on conv kernels and the codebook (0: plain Adam, like LlamaGen)
+  gradClip: number;         // max global gradient norm (0 = off)
+  seed: number;             // data order, flips and dead-code draws (the model init has its own seed)
+  flip: boolean;            // random horizontal flips (only where the dataset allows them)
+  deadCodeReinit: boolean;  // re-initialise codewords nobody picked for deadCodeWindow steps
+  deadCodeWindow: number;   // steps
+}
+
+export const DEFAULT_TOKENIZER_TRAIN: TokenizerTrainOptions = {
+  epochs: 5, batchSize: 64, lr: 2e-3, warmup: 200, schedule: 'cosine', minLrRatio: 0.05, weightDecay: 0, gradClip: 1,
+  seed: 0, flip: true, deadCodeReinit: true, deadCodeWindow: 100,
+};
+
+/** Options whose change would make a resumed run differ from an uninterrupted one. */
+const TRAJECTORY_KEYS = ['epochs', 'batchSize', 'lr', 'warmup', 'schedule', 'minLrRatio', 'weightDecay', 'gradClip', 'seed', 'flip',
+  'deadCodeReinit', 'deadCodeWindow'] as const;
+
+export function validateTrainOptions(o: TokenizerTrainOptions): void {
+  for (const k of ['epochs', 'batchSize', 'deadCodeWindow'] as const)
+    if (!Number.isInteger(o[k]) || o[k] < 1) throw new CtfError(`tokenizer training: ${k} = ${o[k]} must be a positive integer`);
+  if (!Number.isInteger(o.warmup) || o.warmup < 0) throw new CtfError(`tokenizer training: warmup = ${o.warmup} must be an integer ≥ 0`);
+  if (!(o.lr > 0)) throw new CtfError(`tokenizer training: lr = ${o.lr} must be > 0`);
+  if (!(o.minLrRatio >= 0 && o.minLrRatio <= 1)) throw new CtfError(`tokenizer training: minLrRatio = ${o.minLrRatio} must be in [0, 1]`);
+  if (!(o.weightDecay >= 0) || !(o.gradClip >= 0)) throw new CtfError('tokenizer training: weightDecay and gradClip must be ≥ 0');
+  if (o.schedule !== 'cosine' && o.schedule !== 'constant') throw new CtfError(`tokenizer training: schedule "${String(o.schedule)}" must be cosine or constant`);
+}
+
+/** PSNR (dB) of each image of x̂ against x, both in [−1, 1] (x̂ clamped), on the [0, 1] scale. */
+export function psnrPerImage(recon: Float32Array, x: Float32Array, B: number): Float64Array {
+  const n = x.length / B, out = new Float64Array(B);
+  for (let b = 0; b < B; b++) {
+    let s = 0;
+    for (let i = b * n; i < (b + 1) * n; i++) {
+      const d = Math.min(1, Math.max(-1, recon[i]!)) - x[i]!;
+      s += d * d;
+    }
+    const mse = s / n / 4;  // [−1, 1] → [0, 1] halves the differences
+    out[b] = 10 * Math.log10(1 / Math.max(mse, 1e-10));
+  }
+  return out;
+}
+
+export class TokenizerTrainTask implements TrainTask {
+  readonly totalSteps: number;
+  readonly stepsPerEpoch: number;
+  readonly itemsPerStep: number;
+  readonly batches: EpochBatches;
+  readonly optimizer: AdamW;
+  readonly usage: CodeUsage;
+  readonly deadRng: Rng;
+  private readonly input: Float32Array;
+  private lastCodes: Float32Array | null = null;
+  private reinitInWindow = 0;
+
+  constructor(readonly model: VqTokenizer, readonly data: Dataset, readonly options: TokenizerTrainOptions,
+    readonly saveCheckpoint: (task: TokenizerTrainTask, stepsDone: number) => Promise<string>) {
+    validateTrainOptions(options);
+    const c = model.config;
+    if (data.channels !== c.inChannels || data.height !== c.imageSize || data.width !== c.imageSize)
+      throw new CtfError(`tokenizer training: images of ${data.name} are ${data.channels}×${data.height}×${data.width}, the tokenizer takes ${c.inChannels}×${c.imageSize}×${c.imageSize}`);
+    this.batches = new EpochBatches({ count: data.count, batchSize: options.batchSize, seed: options.seed });
+    this.stepsPerEpoch = this.batches.batchesPerEpoch;
+    this.totalSteps = options.epochs * this.stepsPerEpoch;
+    this.itemsPerStep = options.batchSize;
+    this.optimizer = new AdamW(model.parameters(), { lr: options.lr, betas: [0.9, 0.95], weightDecay: options.weightDecay });
+    this.usage = new CodeUsage(c.codebookSize);
+    this.deadRng = new Rng(options.seed).split('dead-code');
+    this.input = new Float32Array(options.batchSize * c.inChannels * c.imageSize * c.imageSize);
+  }
+
+  lr(step: number): number {
+    const o = this.options;
+    return o.schedule === 'constant'
+      ? constantLr(step, { lr: o.lr, warmup: o.warmup })
+      : warmupCosine(step, { lr: o.lr, warmup: Math.min(o.warmup, this.totalSteps), total: this.totalSteps, minLr: o.lr * o.minLrRatio });
+  }
+
+  forwardBackward(step: number): StepResult {
+    const c = this.model.config, b = this.batches.next();
+    if (b.step !== step) throw new CtfError(`tokenizer training: data position (step ${b.step}) and step ${step} disagree`);
+    const flip = this.options.flip && this.data.flipPreservesClass ? 'random' : 'none';
+    const mb = toModelInput(this.data, b.indices, { flip, rng: b.rng, out: this.input });
+    const B = b.indices.length;
+    const x = new Tensor(mb.x, [B, c.inChannels, c.imageSize, c.imageSize]);
+    const out = this.model.forward(x);
+    backward(out.loss);
+    this.usage.observe(out.index, step + 1);
+    this.lastCodes = out.zn.f32;
+    const psnr = psnrPerImage(out.recon.f32, mb.x, B).reduce((s, v) => s + v, 0) / B;
+    return {
+      loss: out.loss.item(),
+      metrics: { recon: out.reconLoss.item(), codebook: out.codebookLoss.item(), psnr },
+    };
+  }
+
+  afterUpdate(step: number): void {
+    if (!this.options.deadCodeReinit || this.lastCodes === null) return;
+    const dead = this.usage.deadCodes(step + 1, this.options.deadCodeWindow);
+    if (dead.length === 0) return;
+    reinitDeadCodes(this.model.quantizer.codebook, dead, this.lastCodes, this.deadRng);
+    this.usage.markReinit(dead, step + 1);
+    this.reinitInWindow += dead.length;
+  }
+
+  windowMetrics(): Record<string, number> {
+    const stepsDone = this.batches.getState().epoch * this.stepsPerEpoch + this.batches.getState().index;
+    const w = this.usage.takeWindow();
+    const m = { usage: this.usage.recentUsage(stepsDone, this.options.deadCodeWindow), perplexity: w.perplexity, reinit: this.reinitInWindow };
+    this.reinitInWindow = 0;
+    return m;
+  }
+
+  epochMetrics(): Record<string, number> {
+    const e = this.usage.takeEpoch();
+    return { usage: e.usage, perplexity: e.perplexity };
+  }
+
+  save(stepsDone: number): Promise<string> {
+    return this.saveCheckpoint(this, stepsDone);
+  }
+
+  /** Everything a resumed run needs, as of `stepsDone` steps. */
+  trainState(stepsDone: number): TrainState {
+    return {
+      task: 'tokenizer', step: stepsDone, config: this.model.config, options: this.options,
+      rng: { deadCode: this.deadRng.getState() }, data: this.batches.getState(),
+      model: this.model.stateDict(), optimizer: this.optimizer.stateDict(),
+      state: new Map([
+        ['usage.last_used', new Tensor(this.usage.lastUsed, [this.usage.size])],
+        ['usage.last_reinit', new Tensor(this.usage.lastReinit, [this.usage.size])],
+      ]),
+    };
+  }
+
+  /** Restores a saved run into this task (built with the saved config and options); returns the step. */
+  restore(saved: LoadedTrainState): number {
+    const mine = this.options as unknown as Record<string, unknown>, theirs = saved.options as Record<string, unknown>;
+    for (const k of TRAJECTORY_KEYS)
+      if (JSON.stringify(mine[k]) !== JSON.stringify(theirs[k]))
+        throw new CtfError(`cannot resume ${saved.source}: it was trained with ${k} = ${JSON.stringify(theirs[k])}, this run has ${JSON.stringify(mine[k])} — resume with the same options`);
+    if (JSON.stringify(saved.config) !== JSON.stringify(this.model.config))
+      throw new CtfError(`cannot resume ${saved.source}: its tokenizer config ${JSON.stringify(saved.config)} differs from this run's ${JSON.stringify(this.model.config)}`);
+    restoreModelAndOptimizer(saved, this.model.stateDict(), this.optimizer);
+    const V = this.usage.size;
+    this.usage.lastUsed.set(savedStateTensor(saved, 'usage.last_used', [V], 'i32').i32);
+    this.usage.lastReinit.set(savedStateTensor(saved, 'usage.last_reinit', [V], 'i32').i32);
+    const rng = saved.rng['deadCode'];
+    if (!rng) throw new CtfError(`cannot resume ${saved.source}: the dead-code RNG state is missing`);
+    this.deadRng.setState(rng);
+    this.batches.setState(saved.data as ReturnType<EpochBatches['getState']>);
+    if (saved.step !== this.batches.getState().epoch * this.stepsPerEpoch + this.batches.getState().index)
+      throw new CtfError(`cannot resume ${saved.source}: step ${saved.step} and the saved data position disagree`);
+    return saved.step;
+  }
+}
