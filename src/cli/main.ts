@@ -6,10 +6,11 @@ import { UsageError, helpText, parseCommand, type CommandSpec, type ParsedFlags 
 import { benchEngineCommand } from './bench.js';
 import { clusterCommand } from './cluster.js';
 import { dataInfoCommand } from './data.js';
+import { tokenizerCommands } from './tokenizer.js';
 
 export interface Command { spec: CommandSpec; run: (flags: ParsedFlags, positionals: string[]) => Promise<void> }
 
-const COMMANDS: Command[] = [benchEngineCommand, dataInfoCommand, clusterCommand];
+const COMMANDS: Command[] = [benchEngineCommand, dataInfoCommand, ...tokenizerCommands, clusterCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -1,0 +1,291 @@
+// `ctfgen tokenizer train | eval | encode`: flags → options, events → stderr, results → stdout.
+// The numerics live in src/tokenizer and src/train.
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { loadDataset, type Dataset, type LoadOptions, type Split } from '../data/dataset.js';
+import { Rng } from '../engine/rng.js';
+import { Tensor } from '../engine/tensor.js';
+import { CtfError } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { writeImageGrid } from '../io/png.js';
+import { loadTrainState, saveTrainState, type LoadedTrainState } from '../train/checkpoint.js';
+import { StopRequest } from '../train/interrupt.js';
+import { runTraining } from '../train/loop.js';
+import { graphBytes, trainingMemory } from '../train/memory.js';
+import { loadTokenizer, saveTokenizer } from '../tokenizer/checkpoint.js';
+import { DEFAULT_TOKENIZER_PRESET, TOKENIZER_PRESETS, tokenizerConfig, type TokenizerConfig } from '../tokenizer/config.js';
+import { dataIdentity, type DataIdentity } from '../tokenizer/data-identity.js';
+import { encodeSplit } from '../tokenizer/encode.js';
+import { evaluateTokenizer, reconstructionGrid, type TokenizerEval } from '../tokenizer/eval.js';
+import { VqTokenizer } from '../tokenizer/model.js';
+import { saveTokens } from '../tokenizer/tokens-file.js';
+import { DEFAULT_TOKENIZER_TRAIN, TokenizerTrainTask, validateTrainOptions, type TokenizerTrainOptions } from '../tokenizer/train.js';
+import { UsageError, type ParsedFlags } from './args.js';
+import { DATA_LOAD_FLAGS, loadOptionsFromFlags } from './data.js';
+import type { Command } from './main.js';
+import { formatDuration } from './progress.js';
+import { trainEventRenderer } from './train-render.js';
+
+const MiB = 1024 * 1024;
+const log = (s: string): void => { process.stderr.write(s + '\n'); };
+
+/** runs/x/tokenizer.safetensors → runs/x/tokenizer.train-state.safetensors (weights + optimizer + position). */
+export function trainStatePath(out: string): string {
+  return out.replace(/(\.safetensors)?$/, '.train-state.safetensors');
+}
+
+function onOff(f: ParsedFlags, key: string): boolean | undefined {
+  const v = f[key];
+  if (v === undefined) return undefined;
+  if (v === 'on' || v === 'true') return true;
+  if (v === 'off' || v === 'false') return false;
+  throw new UsageError(`--${key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}: expected on or off, got "${String(v)}"`);
+}
+
+function requireString(f: ParsedFlags, key: string, flag: string): string {
+  const v = f[key];
+  if (typeof v !== 'string' || v === '') throw new UsageError(`${flag} is required`);
+  return v;
+}
+
+/** Data load options: the shared data flags, with a 2-pixel border by default for the 28×28 named datasets. */
+function dataOptions(f: ParsedFlags, spec: string, fallbackPad?: number): LoadOptions {
+  const o = loadOptionsFromFlags(f);
+  if (o.pad === undefined) o.pad = fallbackPad ?? (spec === 'fashion-mnist' || spec === 'mnist' ? 2 : 0);
+  return o;
+}
+
+async function loadSplit(spec: string, split: Split, o: LoadOptions): Promise<Dataset> {
+  const t0 = performance.now();
+  const ds = await loadDataset(spec, split, o);
+  log(`loaded ${ds.name} ${split}: ${ds.count} images ${ds.channels}×${ds.height}×${ds.width} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  if (ds.height !== ds.width) throw new CtfError(`tokenizer: images of ${ds.name} are ${ds.height}×${ds.width}; the tokenizer needs square images (use --resize or --pad)`);
+  return ds;
+}
+
+function metricsLine(m: Record<string, number>): string {
+  const parts: string[] = [];
+  if (m['psnr'] !== undefined) parts.push(`psnr ${m['psnr'].toFixed(2)} dB`);
+  if (m['usage'] !== undefined) parts.push(`usage ${(100 * m['usage']).toFixed(1)}%`);
+  if (m['perplexity'] !== undefined) parts.push(`ppl ${m['perplexity'].toFixed(0)}`);
+  if (m['reinit']) parts.push(`reinit ${m['reinit']}`);
+  return parts.join('  ');
+}
+
+function evalLine(e: TokenizerEval): string {
+  return `PSNR ${e.psnr.toFixed(2)} dB  MSE ${e.mse.toExponential(3)}  usage ${(100 * e.usage).toFixed(1)}%  perplexity ${e.perplexity.toFixed(0)}  ` +
+    `(${e.images} images, ${e.imagesPerSec.toFixed(0)} img/s)`;
+}
+
+/** Training options from flags; on --resume, the saved ones, with any flag given explicitly required to agree. */
+function trainOptions(f: ParsedFlags, saved: LoadedTrainState | null): TokenizerTrainOptions {
+  const given: Partial<TokenizerTrainOptions> = {};
+  const num = (flag: string, key: keyof TokenizerTrainOptions): void => { if (f[flag] !== undefined) (given as Record<string, unknown>)[key] = f[flag]; };
+  num('epochs', 'epochs'); num('batch', 'batchSize'); num('lr', 'lr'); num('warmup', 'warmup'); num('seed', 'seed');
+  num('deadCodeWindow', 'deadCodeWindow'); num('weightDecay', 'weightDecay'); num('gradClip', 'gradClip'); num('minLrRatio', 'minLrRatio');
+  if (f['schedule'] !== undefined) given.schedule = f['schedule'] as TokenizerTrainOptions['schedule'];
+  const reinit = onOff(f, 'deadCodeReinit'), flip = onOff(f, 'flip');
+  if (reinit !== undefined) given.deadCodeReinit = reinit;
+  if (flip !== undefined) given.flip = flip;
+  if (!saved) {
+    const o = { ...DEFAULT_TOKENIZER_TRAIN, ...given };
+    try { validateTrainOptions(o); } catch (e) { throw new UsageError((e as Error).message); }
+    return o;
+  }
+  const o = saved.options as TokenizerTrainOptions;
+  for (const [k, v] of Object.entries(given))
+    if (JSON.stringify((o as unknown as Record<string, unknown>)[k]) !== JSON.stringify(v))
+      throw new UsageError(`--resume: the run was started with ${k} = ${JSON.stringify((o as unknown as Record<string, unknown>)[k])}; drop the flag or pass the same value (it decides the trajectory)`);
+  return o;
+}
+
+const trainCommand: Command = {
+  spec: {
+    name: 'tokenizer train',
+    summary: 'Trains the VQ tokenizer. Checkpoints (atomic) go to --out (the tokenizer) and beside it *.train-state.safetensors\n' +
+      '(weights, AdamW state, step, RNG, data position) for --resume; Ctrl-C saves and exits. Ends with a test-split evaluation.',
+    usage: 'ctfgen tokenizer train --out runs/NAME/tokenizer.safetensors [options]',
+    flags: {
+      data: { type: 'string', default: 'fashion-mnist', help: 'dataset: fashion-mnist, mnist or folder:PATH' },
+      out: { type: 'string', help: 'tokenizer checkpoint to write (required)' },
+      preset: { type: 'string', help: `size preset: ${Object.keys(TOKENIZER_PRESETS).join(', ')} (default ${DEFAULT_TOKENIZER_PRESET})` },
+      codebook: { type: 'int', min: 2, help: 'codebook size V (default 4096)' },
+      epochs: { type: 'int', min: 1, help: `passes over the training split (default ${DEFAULT_TOKENIZER_TRAIN.epochs})` },
+      batch: { type: 'int', min: 1, help: `images per step (default ${DEFAULT_TOKENIZER_TRAIN.batchSize})` },
+      lr: { type: 'number', help: `peak learning rate (default ${DEFAULT_TOKENIZER_TRAIN.lr})` },
+      warmup: { type: 'int', min: 0, help: `linear warmup steps (default ${DEFAULT_TOKENIZER_TRAIN.warmup})` },
+      schedule: { type: 'string', help: `cosine or constant (default ${DEFAULT_TOKENIZER_TRAIN.schedule})` },
+      minLrRatio: { type: 'number', help: `cosine floor as a fraction of --lr (default ${DEFAULT_TOKENIZER_TRAIN.minLrRatio})` },
+      weightDecay: { type: 'number', help: `AdamW decoupled weight decay (default ${DEFAULT_TOKENIZER_TRAIN.weightDecay})` },
+      gradClip: { type: 'number', help: `max global gradient norm, 0 = off (default ${DEFAULT_TOKENIZER_TRAIN.gradClip})` },
+      seed: { type: 'int', min: 0, help: 'seed of the initialisation, data order, flips and dead-code draws (default 0)' },
+      flip: { type: 'string', help: 'random horizontal flips: on|off (default on; never for datasets where a flip changes the class)' },
+      deadCodeReinit: { type: 'string', help: 'dead-code re-initialisation: on|off (default on)' },
+      deadCodeWindow: { type: 'int', min: 1, help: `steps without a pick after which a codeword is re-initialised (default ${DEFAULT_TOKENIZER_TRAIN.deadCodeWindow})` },
+      checkpointEvery: { type: 'int', default: 500, min: 0, help: 'steps between checkpoints, 0 = only at the end' },
+      progressEvery: { type: 'int', default: 10, min: 1, help: 'steps between progress updates' },
+      resume: { type: 'boolean', help: 'continue the run saved beside --out exactly where it stopped' },
+      dryRun: { type: 'boolean', help: 'print the parameter count, memory estimate and schedule, then exit' },
+      evalLimit: { type: 'int', min: 0, help: 'images of the test split for the final evaluation (default all; 0 = skip)' },
+      json: { type: 'boolean', help: 'print the final evaluation as JSON on stdout' },
+      ...DATA_LOAD_FLAGS,
+    },
+  },
+  async run(f) {
+    const out = requireString(f, 'out', '--out');
+    const statePath = trainStatePath(out);
+    const saved = f['resume'] ? await loadTrainState(statePath, 'tokenizer') : null;
+    const options = trainOptions(f, saved);
+    const spec = String(f['data']);
+    const savedData = (saved?.extra as { data?: DataIdentity } | undefined)?.data;
+    const ds = await loadSplit(spec, 'train', dataOptions(f, spec, savedData?.preprocessing.pad));
+    const identity = dataIdentity(ds);
+    if (savedData && savedData.sha256 !== identity.sha256)
+      throw new CtfError(`--resume: ${statePath} was trained on ${savedData.name} (${savedData.count} images, sha256 ${savedData.sha256.slice(0, 12)}…), not on this data (${identity.name}, ${identity.count} images, ${identity.sha256.slice(0, 12)}…)`);
+    let config: TokenizerConfig;
+    if (saved) {
+      if (f['preset'] !== undefined || f['codebook'] !== undefined) throw new UsageError('--resume: the model config comes from the saved run; drop --preset and --codebook');
+      config = saved.config as TokenizerConfig;
+    } else {
+      const overrides = f['codebook'] !== undefined ? { codebookSize: f['codebook'] as number } : {};
+      config = tokenizerConfig(String(f['preset'] ?? DEFAULT_TOKENIZER_PRESET), { inChannels: ds.channels, imageSize: ds.height }, overrides);
+    }
+    const model = new VqTokenizer(config, new Rng(options.seed).split('init'));
+
+    const save = async (task: TokenizerTrainTask, step: number): Promise<string> => {
+      await mkdir(dirname(out), { recursive: true });
+      await saveTrainState(statePath, { ...task.trainState(step), extra: { data: identity } });
+      await saveTokenizer(out, model, { data: identity, training: { step, epochs: step / task.stepsPerEpoch, options } });
+      return statePath;
+    };
+    const task = new TokenizerTrainTask(model, ds, options, save);
+
+    if (f['dryRun']) {
+      const x = new Tensor(new Float32Array(config.inChannels * config.imageSize ** 2), [1, config.inChannels, config.imageSize, config.imageSize]);
+      const mem = trainingMemory(model.parameters(), graphBytes(model.forward(x).loss), options.batchSize);
+      const report = {
+        config, options, grid: model.grid, parameters: mem.parameters, stepsPerEpoch: task.stepsPerEpoch, totalSteps: task.totalSteps,
+        memoryMiB: { weightsGradsAdam: mem.weightBytes / MiB, activations: mem.activationBytes / MiB, dataset: ds.images.byteLength / MiB, total: (mem.totalBytes + ds.images.byteLength) / MiB },
+      };
+      if (f['json']) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      else process.stdout.write(
+        `tokenizer ${JSON.stringify(config)}\n${model.grid}×${model.grid} tokens, ${mem.parameters.toLocaleString('en')} parameters\n` +
+        `${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ${options.batchSize} images\n` +
+        `memory ≈ ${report.memoryMiB.total.toFixed(0)} MiB: weights+grads+AdamW ${report.memoryMiB.weightsGradsAdam.toFixed(1)}, ` +
+        `activations ${report.memoryMiB.activations.toFixed(0)} (+ as much again for their gradients), dataset ${report.memoryMiB.dataset.toFixed(0)}\n`);
+      return;
+    }
+
+    const start = saved ? task.restore(saved) : 0;
+    const stop = new StopRequest().listen();
+    let result;
+    try {
+      result = await runTraining(task, {
+        optimizer: task.optimizer, params: model.parameters(), lr: (s) => task.lr(s), startStep: start,
+        gradClip: options.gradClip > 0 ? options.gradClip : undefined, checkpointEvery: f['checkpointEvery'] as number,
+        progressEvery: f['progressEvery'] as number, stop,
+        emit: trainEventRenderer({ label: 'tokenizer', unit: 'img', formatMetrics: metricsLine }),
+      });
+    } finally {
+      stop.dispose();
+    }
+    if (result.stopped) return;
+
+    const limit = f['evalLimit'] as number | undefined;
+    let evaluation: TokenizerEval | null = null;
+    if (limit !== 0) {
+      const test = await loadSplit(spec, 'test', dataOptions(f, spec, identity.preprocessing.pad));
+      evaluation = evaluateTokenizer(model, test, { limit });
+      log(`tokenizer test: ${evalLine(evaluation)}`);
+      await saveTokenizer(out, model, { data: identity, training: { step: result.step, epochs: options.epochs, options }, eval: evaluation });
+    }
+    const run = {
+      kind: 'ctfgen.run', stage: 'tokenizer', command: ['ctfgen', ...process.argv.slice(2)].join(' '), tokenizer: out, config, options,
+      data: identity, steps: result.step, eval: evaluation,
+    };
+    await writeFileAtomic(`${dirname(out)}/run.json`, JSON.stringify(run, null, 2) + '\n');
+    if (f['json']) process.stdout.write(JSON.stringify(evaluation, null, 2) + '\n');
+  },
+};
+
+const evalCommand: Command = {
+  spec: {
+    name: 'tokenizer eval',
+    summary: 'Test-split PSNR, MSE, codebook usage and perplexity of a tokenizer, and optionally a PNG of originals (odd rows)\nabove their reconstructions (even rows).',
+    usage: 'ctfgen tokenizer eval --tokenizer CKPT [options]',
+    flags: {
+      tokenizer: { type: 'string', help: 'tokenizer checkpoint (required)' },
+      data: { type: 'string', help: 'dataset (default: the one the tokenizer was trained on)' },
+      split: { type: 'string', default: 'test', help: 'train or test' },
+      limit: { type: 'int', min: 1, help: 'evaluate the first N images only' },
+      grid: { type: 'string', help: 'write originals beside reconstructions to this PNG' },
+      gridCount: { type: 'int', default: 32, min: 1, help: 'images in the grid (spread over the split)' },
+      scale: { type: 'int', default: 2, min: 1, help: 'enlarge the grid tiles by this integer factor' },
+      json: { type: 'boolean', help: 'print the evaluation as JSON on stdout' },
+      ...DATA_LOAD_FLAGS,
+    },
+  },
+  async run(f) {
+    const path = requireString(f, 'tokenizer', '--tokenizer');
+    const { model, hash, metadata } = await loadTokenizer(path);
+    const trainedOn = metadata['data'] ? (JSON.parse(metadata['data']) as DataIdentity) : null;
+    const spec = typeof f['data'] === 'string' ? f['data'] : trainedOn?.name ?? 'fashion-mnist';
+    const split = String(f['split']);
+    if (split !== 'train' && split !== 'test') throw new UsageError(`--split: expected train or test, got "${split}"`);
+    const ds = await loadSplit(spec, split, dataOptions(f, spec, trainedOn?.preprocessing.pad));
+    const e = evaluateTokenizer(model, ds, { limit: f['limit'] as number | undefined });
+    log(`tokenizer ${path} (${hash.slice(0, 12)}…, V = ${model.config.codebookSize}) on ${ds.name} ${split}: ${evalLine(e)}`);
+    if (typeof f['grid'] === 'string') {
+      const g = reconstructionGrid(model, ds, f['gridCount'] as number, 8);
+      await writeImageGrid(f['grid'], g.images, g.shape, { cols: 8, scale: f['scale'] as number });
+      log(`wrote ${f['grid']} (rows of originals above rows of their reconstructions)`);
+    }
+    if (f['json'])
+      process.stdout.write(JSON.stringify({ tokenizer: path, hash, config: model.config, data: spec, split, ...e }, null, 2) + '\n');
+  },
+};
+
+const encodeCommand: Command = {
+  spec: {
+    name: 'tokenizer encode',
+    summary: 'Encodes a whole split to token grids (and mirrored copies with --flip) with the labels, in one safetensors file\nthat records the tokenizer hash and the dataset identity.',
+    usage: 'ctfgen tokenizer encode --tokenizer CKPT --out tokens.safetensors [options]',
+    flags: {
+      tokenizer: { type: 'string', help: 'tokenizer checkpoint (required)' },
+      out: { type: 'string', help: 'token file to write (required)' },
+      data: { type: 'string', help: 'dataset (default: the one the tokenizer was trained on)' },
+      split: { type: 'string', default: 'train', help: 'train or test' },
+      flip: { type: 'boolean', help: 'also encode every image mirrored left–right (refused where a flip changes the class)' },
+      batch: { type: 'int', default: 256, min: 1, help: 'images per encoder call' },
+      json: { type: 'boolean', help: 'print a summary as JSON on stdout' },
+      ...DATA_LOAD_FLAGS,
+    },
+  },
+  async run(f) {
+    const path = requireString(f, 'tokenizer', '--tokenizer'), out = requireString(f, 'out', '--out');
+    const { model, hash, metadata } = await loadTokenizer(path);
+    const trainedOn = metadata['data'] ? (JSON.parse(metadata['data']) as DataIdentity) : null;
+    const spec = typeof f['data'] === 'string' ? f['data'] : trainedOn?.name ?? 'fashion-mnist';
+    const split = String(f['split']);
+    if (split !== 'train' && split !== 'test') throw new UsageError(`--split: expected train or test, got "${split}"`);
+    const ds = await loadSplit(spec, split, dataOptions(f, spec, trainedOn?.preprocessing.pad));
+    if (f['flip'] && !ds.flipPreservesClass) throw new UsageError(`--flip: a mirrored image of ${ds.name} is not of the same class`);
+    let last = 0;
+    const r = encodeSplit(model, ds, {
+      flip: f['flip'] === true, batchSize: f['batch'] as number,
+      onBatch: (done, total) => {
+        const now = performance.now();
+        if (now - last > 5000) { last = now; log(`encoding ${done}/${total}`); }
+      },
+    });
+    const data = dataIdentity(ds);
+    await mkdir(dirname(out), { recursive: true });
+    await saveTokens(out, { tokens: r.tokens, labels: r.labels, flipped: r.flipped, tokenizerHash: hash, tokenizerConfig: model.config, data });
+    log(`encoded ${r.tokens.dim(0)} images of ${ds.name} ${split}${f['flip'] ? ' (+ mirrored copies)' : ''} to ${model.grid}×${model.grid} tokens ` +
+      `in ${formatDuration(r.seconds)}: ${r.imagesPerSec.toFixed(0)} img/s → ${out}`);
+    if (f['json'])
+      process.stdout.write(JSON.stringify({ out, tokenizer: path, hash, images: r.tokens.dim(0), grid: model.grid, seconds: r.seconds, imagesPerSec: r.imagesPerSec, data }, null, 2) + '\n');
+  },
+};
+
+export const tokenizerCommands: Command[] = [trainCommand, evalCommand, encodeCommand];
