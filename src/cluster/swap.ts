@@ -33,7 +33,7 @@ export interface TokenCodec {
 
 export interface SwapDemoRow {
   name: string;              // "original", "reconstruction", then the maps' names
-  psnrVsOriginal: number;    // mean over images, dB on the [0, 1] pixel scale (decoded images clamped)
+  psnrVsOriginal: number;    // mean over images, dB on the [0, 1] pixel scale (pixels clamped to [-1, 1] first)
   psnrVsRecon: number;
   tokensChanged: number;     // fraction of tokens that differ from the encoded ones
 }
@@ -44,14 +44,16 @@ export interface SwapDemo {
   rows: SwapDemoRow[];
 }
 
-/** Mean over images of 10·log10(1 / MSE) with pixels mapped from [-1, 1] to [0, 1] and a clamped. */
+const clamp1 = (v: number): number => Math.min(1, Math.max(-1, v));
+
+/** Mean over images of 10·log10(1 / MSE), pixels clamped to [-1, 1] and mapped to [0, 1]; capped at 100 dB. */
 export function meanPsnr(a: Float32Array, b: Float32Array, B: number): number {
   const n = a.length / B;
   let total = 0;
   for (let i = 0; i < B; i++) {
     let se = 0;
     for (let k = i * n; k < (i + 1) * n; k++) {
-      const d = (Math.min(1, Math.max(-1, a[k]!)) - b[k]!) / 2;
+      const d = (clamp1(a[k]!) - clamp1(b[k]!)) / 2;
       se += d * d;
     }
     total += 10 * Math.log10(1 / Math.max(se / n, 1e-10));
