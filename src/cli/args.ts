@@ -61,3 +61,10 @@ export function helpText(spec: CommandSpec): string {
   });
   return `${spec.usage}\n\n${spec.summary}\n\nOptions:\n${rows.join('\n')}\n  -h, --help                   show this help\n`;
 }
+
+/** A required string flag (given by its camelCase key), or a UsageError naming it. */
+export function requireString(f: ParsedFlags, key: string): string {
+  const v = f[key];
+  if (typeof v !== 'string' || v === '') throw new UsageError(`--${kebab(key)} is required`);
+  return v;
+}

@@ -1,0 +1,167 @@
+// `ctfgen train baseline | coarse-ar | fine-aux`: flags → options, events → stderr. The numerics live in
+// src/train/gpt-train.ts. With --run DIR the inputs and the output are found in the run directory.
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { loadCoarseMap, type CoarseMap } from '../cluster/coarse-map.js';
+import { Rng } from '../engine/rng.js';
+import { CtfError } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { GPT_PRESETS, Gpt, gptConfig, type GptConfig, type GptPreset } from '../models/gpt.js';
+import { saveGptCheckpoint } from '../models/gpt-checkpoint.js';
+import { loadTokens, type TokenSet } from '../tokenizer/tokens-file.js';
+import { loadTrainState, saveTrainState } from '../train/checkpoint.js';
+import {
+  DEFAULT_GPT_TRAIN, GPT_KINDS, GptTrainTask, coarseMapHash, gptTask, validateGptTrainOptions, validationLoss,
+  type GptKind, type GptTrainOptions,
+} from '../train/gpt-train.js';
+import { StopRequest } from '../train/interrupt.js';
+import { runTraining } from '../train/loop.js';
+import { UsageError, requireString, type ParsedFlags } from './args.js';
+import type { Command } from './main.js';
+import { trainStatePath } from './tokenizer.js';
+import { trainEventRenderer } from './train-render.js';
+
+const log = (s: string): void => { process.stderr.write(s + '\n'); };
+
+/** Where a run directory keeps each piece (explicit flags override). */
+export const RUN_FILES = {
+  tokenizer: 'tokenizer.safetensors',
+  tokensTrain: 'tokens-train.safetensors',
+  tokensTest: 'tokens-test.safetensors',
+  clusters: 'clusters.safetensors',
+  model: (kind: GptKind): string => `${kind}.safetensors`,
+};
+
+function pathFlag(f: ParsedFlags, key: string, run: string | undefined, file: string, required: boolean): string | undefined {
+  const v = f[key];
+  if (typeof v === 'string' && v !== '') return v;
+  if (run !== undefined && (!required || existsSync(join(run, file)) || key === 'out')) return join(run, file);
+  if (required) throw new UsageError(`--${key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} is required (or --run DIR holding ${file})`);
+  return undefined;
+}
+
+function trainOptions(f: ParsedFlags, savedOptions: GptTrainOptions | null): GptTrainOptions {
+  const given: Partial<GptTrainOptions> = {};
+  const map: [string, keyof GptTrainOptions][] = [['epochs', 'epochs'], ['batch', 'batchSize'], ['lr', 'lr'], ['warmup', 'warmup'],
+    ['schedule', 'schedule'], ['minLrRatio', 'minLrRatio'], ['weightDecay', 'weightDecay'], ['gradClip', 'gradClip'], ['seed', 'seed']];
+  for (const [flag, key] of map) if (f[flag] !== undefined) (given as Record<string, unknown>)[key] = f[flag];
+  if (!savedOptions) {
+    const o = { ...DEFAULT_GPT_TRAIN, ...given };
+    try { validateGptTrainOptions(o); } catch (e) { throw new UsageError((e as Error).message); }
+    return o;
+  }
+  for (const [k, v] of Object.entries(given))
+    if (JSON.stringify((savedOptions as unknown as Record<string, unknown>)[k]) !== JSON.stringify(v))
+      throw new UsageError(`--resume: the run was started with ${k} = ${JSON.stringify((savedOptions as unknown as Record<string, unknown>)[k])}; drop the flag or pass the same value`);
+  return savedOptions;
+}
+
+function trainCommand(kind: GptKind): Command {
+  const what = { baseline: 'the baseline GPT on fine tokens (plain LlamaGen)', 'coarse-ar': 'CTF stage 1: the causal GPT on coarse labels',
+    'fine-aux': 'CTF stage 2: the bidirectional auxiliary model, coarse labels in, fine labels out' }[kind];
+  return {
+    spec: {
+      name: `train ${kind}`,
+      summary: `Trains ${what}.\nCheckpoints (atomic) go to --out and beside it *.train-state.safetensors for --resume; Ctrl-C saves and exits.`,
+      usage: `ctfgen train ${kind} (--run DIR | --tokens FILE${kind === 'baseline' ? '' : ' --clusters FILE'} --out FILE) [options]`,
+      flags: {
+        run: { type: 'string', help: 'run directory: reads tokens-train/-test.safetensors, clusters.safetensors; writes <kind>.safetensors' },
+        tokens: { type: 'string', help: 'encoded training split (ctfgen tokenizer encode)' },
+        valTokens: { type: 'string', help: 'encoded test split for the validation loss (optional)' },
+        ...(kind === 'baseline' ? {} : { clusters: { type: 'string' as const, help: 'coarse map (ctfgen cluster)' } }),
+        out: { type: 'string', help: 'GPT checkpoint to write' },
+        preset: { type: 'string', default: 'S', help: `size preset: ${Object.keys(GPT_PRESETS).join(', ')}` },
+        epochs: { type: 'int', min: 1, help: `passes over the training tokens (default ${DEFAULT_GPT_TRAIN.epochs})` },
+        batch: { type: 'int', min: 1, help: `sequences per step (default ${DEFAULT_GPT_TRAIN.batchSize})` },
+        lr: { type: 'number', help: `peak learning rate (default ${DEFAULT_GPT_TRAIN.lr})` },
+        warmup: { type: 'int', min: 0, help: `linear warmup steps (default ${DEFAULT_GPT_TRAIN.warmup})` },
+        schedule: { type: 'string', help: `cosine or constant (default ${DEFAULT_GPT_TRAIN.schedule})` },
+        minLrRatio: { type: 'number', help: `cosine floor as a fraction of --lr (default ${DEFAULT_GPT_TRAIN.minLrRatio})` },
+        weightDecay: { type: 'number', help: `AdamW weight decay on ≥2-D parameters (default ${DEFAULT_GPT_TRAIN.weightDecay})` },
+        gradClip: { type: 'number', help: `max global gradient norm, 0 = off (default ${DEFAULT_GPT_TRAIN.gradClip})` },
+        dropout: { type: 'number', help: 'dropout on embeddings, residual and FFN (default 0.1)' },
+        classDropout: { type: 'number', help: 'p(label → null class) in training, for CFG (default 0.1)' },
+        seed: { type: 'int', min: 0, help: 'seed of the initialisation, data order and dropout (default 0)' },
+        valLimit: { type: 'int', default: 2000, min: 0, help: 'test sequences for the validation loss each epoch (0 = skip)' },
+        checkpointEvery: { type: 'int', default: 200, min: 0, help: 'steps between checkpoints, 0 = only at the end' },
+        progressEvery: { type: 'int', default: 10, min: 1, help: 'steps between progress updates' },
+        resume: { type: 'boolean', help: 'continue the run saved beside --out exactly where it stopped' },
+        dryRun: { type: 'boolean', help: 'print the model config, parameter count and schedule, then exit' },
+      },
+    },
+    async run(f) {
+      const run = typeof f['run'] === 'string' ? f['run'] : undefined;
+      const tokensPath = pathFlag(f, 'tokens', run, RUN_FILES.tokensTrain, true)!;
+      const valPath = pathFlag(f, 'valTokens', run, RUN_FILES.tokensTest, false);
+      const out = pathFlag(f, 'out', run, RUN_FILES.model(kind), true)!;
+      const data: TokenSet = await loadTokens(tokensPath);
+      let map: CoarseMap | null = null;
+      if (kind !== 'baseline') {
+        const clustersPath = pathFlag(f, 'clusters', run, RUN_FILES.clusters, true)!;
+        map = await loadCoarseMap(clustersPath, { tokenizerHash: data.tokenizerHash, v: data.tokenizerConfig.codebookSize });
+      }
+      const val = valPath !== undefined && existsSync(valPath) && f['valLimit'] !== 0 ? await loadTokens(valPath, { tokenizerHash: data.tokenizerHash }) : null;
+      const statePath = trainStatePath(out);
+      const saved = f['resume'] ? await loadTrainState(statePath, `gpt:${kind}`) : null;
+      const options = trainOptions(f, (saved?.options as GptTrainOptions | undefined) ?? null);
+
+      let config: GptConfig;
+      if (saved) config = saved.config as GptConfig;
+      else {
+        const preset = String(f['preset']);
+        if (!(preset in GPT_PRESETS)) throw new UsageError(`--preset: unknown "${preset}" (known: ${Object.keys(GPT_PRESETS).join(', ')})`);
+        const overrides: Partial<GptConfig> = {};
+        if (f['dropout'] !== undefined) overrides.dropout = f['dropout'] as number;
+        if (f['classDropout'] !== undefined) overrides.classDropout = f['classDropout'] as number;
+        config = gptConfig(preset as GptPreset, gptTask(kind, data, map), overrides);
+      }
+      const model = new Gpt(config, new Rng(options.seed).split('init'));
+      const identity: Record<string, string> = {
+        ctf_kind: kind, tokenizer_hash: data.tokenizerHash, tokens_data: JSON.stringify(data.data),
+        ...(map ? { clusters_hash: coarseMapHash(map), clusters_k: String(map.k), clusters_mode: map.mode } : {}),
+      };
+
+      const save = async (task: GptTrainTask, step: number): Promise<string> => {
+        await mkdir(dirname(out), { recursive: true });
+        await saveTrainState(statePath, { ...task.trainState(step), extra: identity });
+        await saveGptCheckpoint(out, model, { ...identity, step: String(step), options: JSON.stringify(options) });
+        return statePath;
+      };
+      const validate = val ? (t: GptTrainTask): Record<string, number> => ({ valLoss: validationLoss(t.model, kind, val, map, { limit: f['valLimit'] as number }) }) : undefined;
+      const task = new GptTrainTask(kind, model, data, map, options, save, validate);
+      log(`${kind}: ${model.numParameters().toLocaleString('en')} parameters, ${JSON.stringify(config)}`);
+      log(`${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ${options.batchSize} sequences`);
+      if (f['dryRun']) return;
+      if (saved) {
+        const had = saved.extra as Record<string, string> | undefined;
+        for (const k of ['tokenizer_hash', 'clusters_hash'] as const)
+          if (had?.[k] !== identity[k]) throw new CtfError(`--resume: ${statePath} was trained with another ${k.replace('_', ' ')} (${had?.[k]?.slice(0, 16) ?? 'none'}…)`);
+      }
+      const start = saved ? task.restore(saved) : 0;
+      const stop = new StopRequest().listen();
+      let result;
+      const t0 = performance.now();
+      try {
+        result = await runTraining(task, {
+          optimizer: task.optimizer, params: model.parameters(), lr: (s) => task.lr(s), startStep: start,
+          gradClip: options.gradClip > 0 ? options.gradClip : undefined, checkpointEvery: f['checkpointEvery'] as number,
+          progressEvery: f['progressEvery'] as number, stop,
+          emit: trainEventRenderer({ label: kind, unit: 'seq', formatMetrics: (m) => (m['valLoss'] !== undefined ? `val loss ${m['valLoss'].toFixed(4)}` : '') }),
+        });
+      } finally {
+        stop.dispose();
+      }
+      if (result.stopped) return;
+      const valLoss = val ? validationLoss(model, kind, val, map, { limit: f['valLimit'] as number }) : null;
+      if (valLoss !== null) log(`${kind}: validation loss ${valLoss.toFixed(4)} nats/token`);
+      const report = {
+        kind: 'ctfgen.train-report', model: kind, out, command: ['ctfgen', ...process.argv.slice(2)].join(' '), config, options,
+        parameters: model.numParameters(), steps: result.step, seconds: (performance.now() - t0) / 1000, valLoss, ...identity,
+      };
+      await writeFileAtomic(out.replace(/(\.safetensors)?$/, '.report.json'), JSON.stringify(report, null, 2) + '\n');
+    },
+  };
+}
+
+export const trainCommands: Command[] = GPT_KINDS.map(trainCommand);

@@ -1,0 +1,176 @@
+// Training the three GPTs of CTF on encoded token files (spec/ctf.md §3–5):
+//   baseline   causal, fine tokens in and out:      [class, t_0 … t_{T-2}] → t_0 … t_{T-1}   (plain LlamaGen)
+//   coarse-ar  causal, coarse labels in and out:    [class, c_0 … c_{T-2}] → c_0 … c_{T-1}   (CTF stage 1)
+//   fine-aux   bidirectional, coarse in, fine out:  [class, c_0 … c_{T-1}] → t_0 … t_{T-1}   (CTF stage 2,
+//              teacher-forced on the ground-truth coarse labels)
+// Dropout and class-dropout randomness of step s is Rng(seed).split('dropout').split(s): a pure function of
+// the step, so a resumed run draws exactly what an uninterrupted one would.
+import { createHash } from 'node:crypto';
+import { backward, noGrad } from '../engine/autograd.js';
+import { AdamW } from '../engine/optim.js';
+import { Rng } from '../engine/rng.js';
+import { constantLr, warmupCosine } from '../engine/schedule.js';
+import { CtfError } from '../errors.js';
+import { EpochBatches, type BatchOrderState } from '../data/batches.js';
+import type { CoarseMap } from '../cluster/coarse-map.js';
+import type { Gpt, GptConfig } from '../models/gpt.js';
+import type { TokenSet } from '../tokenizer/tokens-file.js';
+import { restoreModelAndOptimizer, type LoadedTrainState, type TrainState } from './checkpoint.js';
+import type { StepResult, TrainTask } from './loop.js';
+
+export const GPT_KINDS = ['baseline', 'coarse-ar', 'fine-aux'] as const;
+export type GptKind = (typeof GPT_KINDS)[number];
+
+export interface GptTrainOptions {
+  epochs: number;
+  batchSize: number;     // sequences per step
+  lr: number;            // peak learning rate
+  warmup: number;        // linear warmup steps
+  schedule: 'cosine' | 'constant';
+  minLrRatio: number;    // cosine floor as a fraction of lr
+  weightDecay: number;   // AdamW decoupled decay on ≥ 2-D parameters (LlamaGen: 0.05)
+  gradClip: number;      // max global gradient norm (LlamaGen: 1.0); 0 = off
+  seed: number;          // data order and dropout draws (the init has its own stream of the same seed)
+}
+
+/** LlamaGen's recipe (AdamW β = (0.9, 0.95), wd 0.05, clip 1.0) with the LR that trained stably at this scale. */
+export const DEFAULT_GPT_TRAIN: GptTrainOptions = {
+  epochs: 2, batchSize: 128, lr: 3e-3, warmup: 100, schedule: 'cosine', minLrRatio: 0.1, weightDecay: 0.05, gradClip: 1, seed: 0,
+};
+
+const TRAJECTORY_KEYS = ['epochs', 'batchSize', 'lr', 'warmup', 'schedule', 'minLrRatio', 'weightDecay', 'gradClip', 'seed'] as const;
+
+export function validateGptTrainOptions(o: GptTrainOptions): void {
+  for (const k of ['epochs', 'batchSize'] as const)
+    if (!Number.isInteger(o[k]) || o[k] < 1) throw new CtfError(`gpt training: ${k} = ${o[k]} must be a positive integer`);
+  if (!Number.isInteger(o.warmup) || o.warmup < 0) throw new CtfError(`gpt training: warmup = ${o.warmup} must be an integer ≥ 0`);
+  if (!(o.lr > 0)) throw new CtfError(`gpt training: lr = ${o.lr} must be > 0`);
+  if (!(o.minLrRatio >= 0 && o.minLrRatio <= 1)) throw new CtfError(`gpt training: minLrRatio = ${o.minLrRatio} must be in [0, 1]`);
+  if (!(o.weightDecay >= 0) || !(o.gradClip >= 0)) throw new CtfError('gpt training: weightDecay and gradClip must be ≥ 0');
+  if (o.schedule !== 'cosine' && o.schedule !== 'constant') throw new CtfError(`gpt training: schedule "${String(o.schedule)}" must be cosine or constant`);
+}
+
+/** Identity of a coarse map for checkpoints: sha256 of its fineToCoarse bytes. */
+export function coarseMapHash(map: Pick<CoarseMap, 'fineToCoarse'>): string {
+  const b = map.fineToCoarse;
+  return createHash('sha256').update(new Uint8Array(b.buffer, b.byteOffset, b.byteLength)).digest('hex');
+}
+
+/** What a GPT of each kind reads and predicts, from the token file (fine) and the coarse map. */
+export function gptTask(kind: GptKind, tokens: TokenSet, map: CoarseMap | null): Pick<GptConfig, 'inVocab' | 'outVocab' | 'numClasses' | 'grid' | 'causal'> {
+  const V = tokens.tokenizerConfig.codebookSize, grid = tokens.tokens.dim(1);
+  const numClasses = tokens.data.numClasses;
+  if (kind === 'baseline') return { inVocab: V, outVocab: V, numClasses, grid, causal: true };
+  if (!map) throw new CtfError(`${kind} needs the coarse map (--clusters)`);
+  if (map.v !== V) throw new CtfError(`coarse map clusters ${map.v} codewords, the tokens come from a codebook of ${V}`);
+  if (map.tokenizerHash !== tokens.tokenizerHash)
+    throw new CtfError(`coarse map was made from tokenizer ${map.tokenizerHash.slice(0, 16)}…, the tokens from ${tokens.tokenizerHash.slice(0, 16)}… — cluster the same tokenizer's codebook`);
+  return kind === 'coarse-ar'
+    ? { inVocab: map.k, outVocab: map.k, numClasses, grid, causal: true }
+    : { inVocab: map.k, outVocab: V, numClasses, grid, causal: false };
+}
+
+/** Inputs and targets of a batch of sequences (rows of fine tokens, T each). */
+export function sequenceBatch(kind: GptKind, fine: Int32Array, rows: ArrayLike<number>, T: number, map: CoarseMap | null): { inputs: Int32Array; targets: Int32Array } {
+  const B = rows.length;
+  const seq = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) seq.set(fine.subarray(rows[b]! * T, (rows[b]! + 1) * T), b * T);
+  if (kind === 'fine-aux') {
+    const coarse = seq.map((t) => map!.fineToCoarse[t]!);
+    return { inputs: coarse, targets: seq };
+  }
+  const targets = kind === 'coarse-ar' ? seq.map((t) => map!.fineToCoarse[t]!) : seq;
+  const inputs = new Int32Array(B * (T - 1));
+  for (let b = 0; b < B; b++) inputs.set(targets.subarray(b * T, b * T + T - 1), b * (T - 1));
+  return { inputs, targets };
+}
+
+/** Mean validation loss (nats per token) over up to `limit` sequences, in batches, without dropout. */
+export function validationLoss(model: Gpt, kind: GptKind, data: TokenSet, map: CoarseMap | null, o: { limit?: number; batchSize?: number } = {}): number {
+  const T = data.tokens.dim(1) * data.tokens.dim(2), N = Math.min(data.tokens.dim(0), o.limit ?? Infinity), bs = o.batchSize ?? 256;
+  let sum = 0;
+  noGrad(() => {
+    for (let i = 0; i < N; i += bs) {
+      const rows = Array.from({ length: Math.min(bs, N - i) }, (_, j) => i + j);
+      const { inputs, targets } = sequenceBatch(kind, data.tokens.i32, rows, T, map);
+      const classes = Int32Array.from(rows, (r) => data.labels[r]!);
+      sum += model.loss(classes, inputs, targets, { training: false }).loss.item() * rows.length;
+    }
+  });
+  return sum / N;
+}
+
+export class GptTrainTask implements TrainTask {
+  readonly totalSteps: number;
+  readonly stepsPerEpoch: number;
+  readonly itemsPerStep: number;
+  readonly batches: EpochBatches;
+  readonly optimizer: AdamW;
+  private readonly T: number;
+  private readonly classes: Int32Array;
+
+  constructor(readonly kind: GptKind, readonly model: Gpt, readonly data: TokenSet, readonly map: CoarseMap | null,
+    readonly options: GptTrainOptions, readonly saveCheckpoint: (task: GptTrainTask, stepsDone: number) => Promise<string>,
+    readonly validate?: (task: GptTrainTask) => Record<string, number>) {
+    validateGptTrainOptions(options);
+    const want = gptTask(kind, data, map), c = model.config;
+    for (const k of ['inVocab', 'outVocab', 'numClasses', 'grid', 'causal'] as const)
+      if (c[k] !== want[k]) throw new CtfError(`${kind} training: the model has ${k} = ${c[k]}, the data and clusters need ${want[k]}`);
+    this.T = c.grid * c.grid;
+    this.batches = new EpochBatches({ count: data.tokens.dim(0), batchSize: options.batchSize, seed: options.seed });
+    this.stepsPerEpoch = this.batches.batchesPerEpoch;
+    this.totalSteps = options.epochs * this.stepsPerEpoch;
+    this.itemsPerStep = options.batchSize;
+    this.optimizer = new AdamW(model.parameters(), { lr: options.lr, betas: [0.9, 0.95], weightDecay: options.weightDecay });
+    this.classes = new Int32Array(options.batchSize);
+  }
+
+  lr(step: number): number {
+    const o = this.options;
+    return o.schedule === 'constant'
+      ? constantLr(step, { lr: o.lr, warmup: o.warmup })
+      : warmupCosine(step, { lr: o.lr, warmup: Math.min(o.warmup, this.totalSteps), total: this.totalSteps, minLr: o.lr * o.minLrRatio });
+  }
+
+  forwardBackward(step: number): StepResult {
+    const b = this.batches.next();
+    if (b.step !== step) throw new CtfError(`${this.kind} training: data position (step ${b.step}) and step ${step} disagree`);
+    const { inputs, targets } = sequenceBatch(this.kind, this.data.tokens.i32, b.indices, this.T, this.map);
+    for (let i = 0; i < b.indices.length; i++) this.classes[i] = this.data.labels[b.indices[i]!]!;
+    const rng = new Rng(this.options.seed).split('dropout').split(step);
+    const { loss } = this.model.loss(this.classes, inputs, targets, { training: true, rng });
+    backward(loss);
+    return { loss: loss.item() };
+  }
+
+  epochMetrics(): Record<string, number> {
+    return this.validate?.(this) ?? {};
+  }
+
+  save(stepsDone: number): Promise<string> {
+    return this.saveCheckpoint(this, stepsDone);
+  }
+
+  trainState(stepsDone: number): TrainState {
+    return {
+      task: `gpt:${this.kind}`, step: stepsDone, config: this.model.config, options: this.options, rng: {},
+      data: this.batches.getState(), model: this.model.stateDict(), optimizer: this.optimizer.stateDict(),
+    };
+  }
+
+  /** Restores a saved run (same config and options); returns the step it stopped at. */
+  restore(saved: LoadedTrainState): number {
+    const mine = this.options as unknown as Record<string, unknown>, theirs = saved.options as Record<string, unknown>;
+    for (const k of TRAJECTORY_KEYS)
+      if (JSON.stringify(mine[k]) !== JSON.stringify(theirs[k]))
+        throw new CtfError(`cannot resume ${saved.source}: it was trained with ${k} = ${JSON.stringify(theirs[k])}, this run has ${JSON.stringify(mine[k])} — resume with the same options`);
+    if (JSON.stringify(saved.config) !== JSON.stringify(this.model.config))
+      throw new CtfError(`cannot resume ${saved.source}: its GPT config ${JSON.stringify(saved.config)} differs from this run's ${JSON.stringify(this.model.config)}`);
+    restoreModelAndOptimizer(saved, this.model.stateDict(), this.optimizer);
+    this.batches.setState(saved.data as BatchOrderState);
+    const pos = this.batches.getState();
+    if (saved.step !== pos.epoch * this.stepsPerEpoch + pos.index)
+      throw new CtfError(`cannot resume ${saved.source}: step ${saved.step} and the saved data position disagree`);
+    return saved.step;
+  }
+}
