@@ -10,7 +10,7 @@ import { CtfError } from '../errors.js';
 import { noGrad } from '../engine/autograd.js';
 import { sgemm } from '../engine/ops/matmul.js';
 import type { Rng } from '../engine/rng.js';
-import { sampleLogits } from '../engine/sampling.js';
+import { sampleLogits, type SampleOptions } from '../engine/sampling.js';
 import type { Gpt } from '../models/gpt.js';
 import { DEFAULT_BATCH_SIZE, generate, type GenerateOptions } from './generate.js';
 import { finalHidden } from './hidden.js';
@@ -53,7 +53,7 @@ export class ClusterHead {
  * the cluster and sampling (same options, same rng ⇒ same token up to float rounding in the head).
  */
 export function sampleWithinClusters(head: ClusterHead, map: ClusterPartition, hidden: Float32Array, coarse: Int32Array,
-  o: LogitsOptions, rngs: readonly Rng[]): Int32Array {
+  o: SampleOptions, rngs: readonly Rng[]): Int32Array {
   const N = coarse.length, D = head.dim, K = map.k;
   if (hidden.length !== N * D || rngs.length !== N)
     throw new CtfError(`sampleWithinClusters: hidden of ${hidden.length} values, ${rngs.length} rngs for ${N} positions of dim ${D}`);
