@@ -3,6 +3,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { loadDataset, type Dataset, type LoadOptions, type Split } from '../data/dataset.js';
+import { toModelInput } from '../data/model-input.js';
 import { Rng } from '../engine/rng.js';
 import { Tensor } from '../engine/tensor.js';
 import { CtfError } from '../errors.js';
@@ -12,6 +13,7 @@ import { loadTrainState, saveTrainState, type LoadedTrainState } from '../train/
 import { StopRequest } from '../train/interrupt.js';
 import { runTraining } from '../train/loop.js';
 import { graphBytes, trainingMemory } from '../train/memory.js';
+import { benchTokenizer } from '../tokenizer/bench.js';
 import { loadTokenizer, saveTokenizer } from '../tokenizer/checkpoint.js';
 import { DEFAULT_TOKENIZER_PRESET, TOKENIZER_PRESETS, tokenizerConfig, type TokenizerConfig } from '../tokenizer/config.js';
 import { dataIdentity, type DataIdentity } from '../tokenizer/data-identity.js';
@@ -288,4 +290,49 @@ const encodeCommand: Command = {
   },
 };
 
-export const tokenizerCommands: Command[] = [trainCommand, evalCommand, encodeCommand];
+const benchCommand: Command = {
+  spec: {
+    name: 'tokenizer bench',
+    summary: 'Encoding and training-step throughput (images/s) of our tokenizer beside an equivalent PyTorch model on the same\n' +
+      'weights and images, in alternating rounds; also reports how often both pick the same tokens.',
+    usage: 'ctfgen tokenizer bench [--tokenizer CKPT | --preset P --codebook V] [options]',
+    flags: {
+      tokenizer: { type: 'string', help: 'tokenizer checkpoint (default: a freshly initialised --preset)' },
+      preset: { type: 'string', default: DEFAULT_TOKENIZER_PRESET, help: 'size preset when no --tokenizer is given' },
+      codebook: { type: 'int', default: 4096, min: 2, help: 'codebook size when no --tokenizer is given' },
+      data: { type: 'string', default: 'fashion-mnist', help: 'images to encode (first ones of the test split)' },
+      encodeBatch: { type: 'int', default: 256, min: 1, help: 'images per encoder call' },
+      trainBatch: { type: 'int', default: 64, min: 1, help: 'images per training step' },
+      rounds: { type: 'int', default: 3, min: 1, help: 'alternating rounds' },
+      reps: { type: 'int', default: 5, min: 1, help: 'timed calls per round and side' },
+      torchThreads: { type: 'string', default: '1,2', help: 'torch thread counts to run, comma-separated' },
+      python: { type: 'string', default: '/usr/bin/python3', help: 'Python with torch' },
+      json: { type: 'string', help: 'also write the report as JSON to this file' },
+      ...DATA_LOAD_FLAGS,
+    },
+  },
+  async run(f) {
+    const ds = await loadSplit(String(f['data']), 'test', dataOptions(f, String(f['data'])));
+    const model = typeof f['tokenizer'] === 'string'
+      ? (await loadTokenizer(f['tokenizer'])).model
+      : new VqTokenizer(tokenizerConfig(String(f['preset']), { inChannels: ds.channels, imageSize: ds.height }, { codebookSize: f['codebook'] as number }), new Rng(0));
+    const n = Math.max(f['encodeBatch'] as number, f['trainBatch'] as number);
+    if (ds.count < n) throw new CtfError(`tokenizer bench: ${ds.name} test has ${ds.count} images, the batches need ${n}`);
+    const images = toModelInput(ds, Int32Array.from({ length: n }, (_, i) => i)).x;
+    const threads = String(f['torchThreads']).split(',').filter(Boolean).map(Number);
+    if (threads.some((t) => !Number.isInteger(t) || t < 1)) throw new UsageError(`--torch-threads: expected positive integers, got "${String(f['torchThreads'])}"`);
+    const r = benchTokenizer(model, images, {
+      encodeBatch: f['encodeBatch'] as number, trainBatch: f['trainBatch'] as number, rounds: f['rounds'] as number, reps: f['reps'] as number,
+      torchThreads: threads, python: String(f['python']),
+    }, log);
+    const rows = [`side                     encode img/s   train img/s   (encode batch ${r.encodeBatch}, train batch ${r.trainBatch}, ${r.parameters.toLocaleString('en')} parameters, V = ${r.config.codebookSize})`,
+      `ours (OpenBLAS ${r.ours.blasThreads} thr)   ${r.ours.encodeImgPerSec.toFixed(0).padStart(12)} ${r.ours.trainImgPerSec.toFixed(0).padStart(13)}`];
+    for (const [t, s] of Object.entries(r.torch))
+      rows.push(`torch ${s.version.padEnd(10)} ${t} thr  ${s.encodeImgPerSec.toFixed(0).padStart(10)} ${s.trainImgPerSec.toFixed(0).padStart(13)}`);
+    rows.push(`same weights: ${(100 * r.check.tokenAgreement).toFixed(2)}% of the tokens of ${r.check.images} images agree, reconstructions differ by at most ${r.check.reconMaxAbsDiff.toExponential(2)}`);
+    process.stdout.write(rows.join('\n') + '\n');
+    if (typeof f['json'] === 'string') await writeFileAtomic(f['json'], JSON.stringify(r, null, 2) + '\n');
+  },
+};
+
+export const tokenizerCommands: Command[] = [trainCommand, evalCommand, encodeCommand, benchCommand];
