@@ -65,6 +65,13 @@ async function loadSplit(spec: string, split: Split, o: LoadOptions): Promise<Da
   return ds;
 }
 
+/** The first `limit` images of a split (quick runs and tests); the data identity then describes the subset. */
+function firstImages(ds: Dataset, limit: number | undefined): Dataset {
+  if (limit === undefined || limit >= ds.count) return ds;
+  const size = ds.channels * ds.height * ds.width;
+  return { ...ds, count: limit, images: ds.images.subarray(0, limit * size), labels: ds.labels.subarray(0, limit) };
+}
+
 function metricsLine(m: Record<string, number>): string {
   const parts: string[] = [];
   if (m['psnr'] !== undefined) parts.push(`psnr ${m['psnr'].toFixed(2)} dB`);
@@ -128,6 +135,7 @@ const trainCommand: Command = {
       progressEvery: { type: 'int', default: 10, min: 1, help: 'steps between progress updates' },
       resume: { type: 'boolean', help: 'continue the run saved beside --out exactly where it stopped' },
       dryRun: { type: 'boolean', help: 'print the parameter count, memory estimate and schedule, then exit' },
+      limit: { type: 'int', min: 1, help: 'train on the first N images only (quick runs)' },
       evalLimit: { type: 'int', min: 0, help: 'images of the test split for the final evaluation (default all; 0 = skip)' },
       json: { type: 'boolean', help: 'print the final evaluation as JSON on stdout' },
       ...DATA_LOAD_FLAGS,
@@ -140,7 +148,7 @@ const trainCommand: Command = {
     const options = trainOptions(f, saved);
     const spec = String(f['data']);
     const savedData = (saved?.extra as { data?: DataIdentity } | undefined)?.data;
-    const ds = await loadSplit(spec, 'train', dataOptions(f, spec, savedData?.preprocessing.pad));
+    const ds = firstImages(await loadSplit(spec, 'train', dataOptions(f, spec, savedData?.preprocessing.pad)), f['limit'] as number | undefined);
     const identity = dataIdentity(ds);
     if (savedData && savedData.sha256 !== identity.sha256)
       throw new CtfError(`--resume: ${statePath} was trained on ${savedData.name} (${savedData.count} images, sha256 ${savedData.sha256.slice(0, 12)}…), not on this data (${identity.name}, ${identity.count} images, ${identity.sha256.slice(0, 12)}…)`);
@@ -258,6 +266,7 @@ const encodeCommand: Command = {
       data: { type: 'string', help: 'dataset (default: the one the tokenizer was trained on)' },
       split: { type: 'string', default: 'train', help: 'train or test' },
       flip: { type: 'boolean', help: 'also encode every image mirrored left–right (refused where a flip changes the class)' },
+      limit: { type: 'int', min: 1, help: 'encode the first N images only' },
       batch: { type: 'int', default: 256, min: 1, help: 'images per encoder call' },
       json: { type: 'boolean', help: 'print a summary as JSON on stdout' },
       ...DATA_LOAD_FLAGS,
@@ -270,7 +279,7 @@ const encodeCommand: Command = {
     const spec = typeof f['data'] === 'string' ? f['data'] : trainedOn?.name ?? 'fashion-mnist';
     const split = String(f['split']);
     if (split !== 'train' && split !== 'test') throw new UsageError(`--split: expected train or test, got "${split}"`);
-    const ds = await loadSplit(spec, split, dataOptions(f, spec, trainedOn?.preprocessing.pad));
+    const ds = firstImages(await loadSplit(spec, split, dataOptions(f, spec, trainedOn?.preprocessing.pad)), f['limit'] as number | undefined);
     if (f['flip'] && !ds.flipPreservesClass) throw new UsageError(`--flip: a mirrored image of ${ds.name} is not of the same class`);
     let last = 0;
     const r = encodeSplit(model, ds, {
