@@ -82,7 +82,8 @@ function metricsLine(m: Record<string, number>): string {
 }
 
 function evalLine(e: TokenizerEval): string {
-  return `PSNR ${e.psnr.toFixed(2)} dB  MSE ${e.mse.toExponential(3)}  usage ${(100 * e.usage).toFixed(1)}%  perplexity ${e.perplexity.toFixed(0)}  ` +
+  const frame = e.border > 0 ? ` (inside the ${e.border}-pixel padding; ${e.psnrPadded.toFixed(2)} dB over the padded image)` : '';
+  return `PSNR ${e.psnr.toFixed(2)} dB${frame}  MSE ${e.mse.toExponential(3)}  usage ${(100 * e.usage).toFixed(1)}%  perplexity ${e.perplexity.toFixed(0)}  ` +
     `(${e.images} images, ${e.imagesPerSec.toFixed(0)} img/s)`;
 }
 

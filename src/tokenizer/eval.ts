@@ -1,17 +1,20 @@
 // Tokenizer evaluation on a split: reconstruction PSNR and MSE (on the [0, 1] pixel scale, over the
-// whole padded image), codebook usage and perplexity over every token of the split, and throughput.
+// original pixels of padded datasets: metrics.ts), codebook usage and perplexity over every token of the
+// split, and throughput.
 import type { Dataset } from '../data/dataset.js';
 import { toModelInput } from '../data/model-input.js';
 import { Tensor } from '../engine/tensor.js';
 import { CtfError } from '../errors.js';
 import type { VqTokenizer } from './model.js';
-import { psnrPerImage } from './train.js';
+import { mseInside, psnr } from './metrics.js';
 import { codebookStats } from './usage.js';
 
 export interface TokenizerEval {
   images: number;
-  psnr: number;        // mean over images of 10·log10(1 / MSE_image), dB
-  mse: number;         // mean squared error per pixel, [0, 1] scale
+  psnr: number;        // mean over images of 10·log10(1 / MSE_image), dB, inside the padding
+  mse: number;         // mean squared error per pixel, [0, 1] scale, inside the padding
+  psnrPadded: number;  // the same PSNR over the whole padded image the tokenizer sees
+  border: number;      // padding pixels left out on each side
   usage: number;       // fraction of the V codewords used by the split's tokens
   perplexity: number;  // exp(entropy) of the split's token frequencies
   seconds: number;
@@ -30,24 +33,24 @@ export function evaluateTokenizer(model: VqTokenizer, ds: Dataset, o: EvalOption
   if (ds.channels !== c.inChannels || ds.height !== c.imageSize || ds.width !== c.imageSize)
     throw new CtfError(`tokenizer eval: images of ${ds.name} are ${ds.channels}×${ds.height}×${ds.width}, the tokenizer takes ${c.inChannels}×${c.imageSize}×${c.imageSize}`);
   const counts = new Float64Array(c.codebookSize);
-  let psnrSum = 0, sqSum = 0;
+  const border = ds.preprocessing.pad;
+  let psnrSum = 0, psnrPaddedSum = 0, mseSum = 0;
   const t0 = performance.now();
   for (let start = 0; start < n; start += bs) {
     const B = Math.min(bs, n - start);
     const mb = toModelInput(ds, Int32Array.from({ length: B }, (_, i) => start + i));
     const { recon, index } = model.reconstruct(new Tensor(mb.x, [B, c.inChannels, c.imageSize, c.imageSize]));
-    for (const v of psnrPerImage(recon.f32, mb.x, B)) psnrSum += v;
-    const r = recon.f32;
-    for (let i = 0; i < r.length; i++) {
-      const d = Math.min(1, Math.max(-1, r[i]!)) - mb.x[i]!;
-      sqSum += d * d;
-    }
+    const shape = [B, c.inChannels, c.imageSize, c.imageSize] as const;
+    for (const e of mseInside(recon.f32, mb.x, shape, border)) { psnrSum += psnr(e); mseSum += e; }
+    if (border > 0) for (const e of mseInside(recon.f32, mb.x, shape)) psnrPaddedSum += psnr(e);
     for (const j of index) counts[j]!++;
     o.onBatch?.(start + B, n);
   }
   const seconds = (performance.now() - t0) / 1000;
-  const pixels = n * c.inChannels * c.imageSize * c.imageSize;
-  return { images: n, psnr: psnrSum / n, mse: sqSum / pixels / 4, ...codebookStats(counts), seconds, imagesPerSec: n / seconds };
+  return {
+    images: n, psnr: psnrSum / n, mse: mseSum / n, psnrPadded: border > 0 ? psnrPaddedSum / n : psnrSum / n, border,
+    ...codebookStats(counts), seconds, imagesPerSec: n / seconds,
+  };
 }
 
 /**

@@ -14,6 +14,7 @@ import { toModelInput } from '../data/model-input.js';
 import { restoreModelAndOptimizer, savedStateTensor, type LoadedTrainState, type TrainState } from '../train/checkpoint.js';
 import type { StepResult, TrainTask } from '../train/loop.js';
 import type { VqTokenizer } from './model.js';
+import { mseInside, psnr } from './metrics.js';
 import { CodeUsage, reinitDeadCodes } from './usage.js';
 
 export interface TokenizerTrainOptions {
@@ -48,21 +49,6 @@ export function validateTrainOptions(o: TokenizerTrainOptions): void {
   if (!(o.minLrRatio >= 0 && o.minLrRatio <= 1)) throw new CtfError(`tokenizer training: minLrRatio = ${o.minLrRatio} must be in [0, 1]`);
   if (!(o.weightDecay >= 0) || !(o.gradClip >= 0)) throw new CtfError('tokenizer training: weightDecay and gradClip must be ≥ 0');
   if (o.schedule !== 'cosine' && o.schedule !== 'constant') throw new CtfError(`tokenizer training: schedule "${String(o.schedule)}" must be cosine or constant`);
-}
-
-/** PSNR (dB) of each image of x̂ against x, both in [−1, 1] (x̂ clamped), on the [0, 1] scale. */
-export function psnrPerImage(recon: Float32Array, x: Float32Array, B: number): Float64Array {
-  const n = x.length / B, out = new Float64Array(B);
-  for (let b = 0; b < B; b++) {
-    let s = 0;
-    for (let i = b * n; i < (b + 1) * n; i++) {
-      const d = Math.min(1, Math.max(-1, recon[i]!)) - x[i]!;
-      s += d * d;
-    }
-    const mse = s / n / 4;  // [−1, 1] → [0, 1] halves the differences
-    out[b] = 10 * Math.log10(1 / Math.max(mse, 1e-10));
-  }
-  return out;
 }
 
 export class TokenizerTrainTask implements TrainTask {
@@ -111,10 +97,10 @@ export class TokenizerTrainTask implements TrainTask {
     backward(out.loss);
     this.usage.observe(out.index, step + 1);
     this.lastCodes = out.zn.f32;
-    const psnr = psnrPerImage(out.recon.f32, mb.x, B).reduce((s, v) => s + v, 0) / B;
+    const errors = mseInside(out.recon.f32, mb.x, [B, c.inChannels, c.imageSize, c.imageSize], this.data.preprocessing.pad);
     return {
       loss: out.loss.item(),
-      metrics: { recon: out.reconLoss.item(), codebook: out.codebookLoss.item(), psnr },
+      metrics: { recon: out.reconLoss.item(), codebook: out.codebookLoss.item(), psnr: errors.reduce((s, e) => s + psnr(e), 0) / B },
     };
   }
 
