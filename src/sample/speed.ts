@@ -7,7 +7,8 @@ import { generate } from './generate.js';
 import type { ClusterPartition } from './logits.js';
 
 export interface SpeedOptions {
-  preset: GptPreset;      // backbone of all three models
+  preset: GptPreset;      // backbone of the baseline and the stage-1 model
+  auxPreset?: GptPreset;  // the auxiliary model's (default: preset)
   k: number;              // clusters (stage-1 vocabulary)
   v: number;              // codebook size (baseline vocabulary, aux output)
   grid: number;           // tokens per side
@@ -58,7 +59,7 @@ export function measureSampling(o: SpeedOptions, ctfVariants: [string, RefineOpt
   const gen = { classes, cfgScale: o.cfgScale, batchSize: o.batch };
   const baseline = randomGpt(o.preset, o.v, o.v, true, o, 1);
   const stage1 = randomGpt(o.preset, o.k, o.k, true, o, 2);
-  const aux = randomGpt(o.preset, o.k, o.v, false, o, 3);
+  const aux = randomGpt(o.auxPreset ?? o.preset, o.k, o.v, false, o, 3);
   const map = evenPartition(o.k, o.v);
   const none: Clock = { wall: 0, cpu: 0 };
   const row = (method: string, runs: { stage1: Clock; stage2: Clock }[]): SpeedRow => {
