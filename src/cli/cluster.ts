@@ -3,10 +3,20 @@
 // cluster-size histogram; the numbers come from src/cluster.
 import { loadCodebook } from '../cluster/codebook.js';
 import {
-  CLUSTER_MODES, buildCoarseMap, clusterSizeHistogram, saveCoarseMap, type ClusterMode, type ClusterSizeHistogram,
+  CLUSTER_MODES, buildCoarseMap, clusterSizeHistogram, loadCoarseMap, randomCoarseMap, saveCoarseMap, type ClusterMode,
+  type ClusterSizeHistogram, type CoarseMap,
 } from '../cluster/coarse-map.js';
 import type { KMeansEvent } from '../cluster/kmeans.js';
+import { swapDemo, type SwapDemoRow } from '../cluster/swap.js';
+import { indicesByClass, loadDataset, type LoadOptions, type Split } from '../data/dataset.js';
+import { toModelInput } from '../data/model-input.js';
+import { Rng } from '../engine/rng.js';
+import { Tensor } from '../engine/tensor.js';
+import { writeImageGrid } from '../io/png.js';
+import { loadTokenizer } from '../tokenizer/checkpoint.js';
+import type { DataIdentity } from '../tokenizer/data-identity.js';
 import { UsageError, type ParsedFlags } from './args.js';
+import { DATA_LOAD_FLAGS, loadOptionsFromFlags } from './data.js';
 import type { Command } from './main.js';
 
 function requiredString(f: ParsedFlags, key: string, flag: string): string {
@@ -73,5 +83,79 @@ export const clusterCommand: Command = {
       };
       process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
     }
+  },
+};
+
+/** count test images, one per class in turn (class 0, 1, … then the second of each class, …). */
+function spreadOverClasses(byClass: number[][], count: number): number[] {
+  const out: number[] = [];
+  for (let j = 0; out.length < count && byClass.some((c) => c.length > j); j++)
+    for (const c of byClass) if (out.length < count && c[j] !== undefined) out.push(c[j]!);
+  return out;
+}
+
+function swapTable(rows: SwapDemoRow[]): string {
+  const lines = ['row               PSNR vs original   vs reconstruction   tokens changed'];
+  for (const r of rows.slice(1))
+    lines.push(`${r.name.padEnd(18)}${`${r.psnrVsOriginal.toFixed(2)} dB`.padStart(16)}${r.name === 'reconstruction' ? ''.padStart(20) : `${r.psnrVsRecon.toFixed(2)} dB`.padStart(20)}${`${(100 * r.tokensChanged).toFixed(1)}%`.padStart(16)}`);
+  return lines.join('\n') + '\n';
+}
+
+export const clusterSwapDemoCommand: Command = {
+  spec: {
+    name: 'cluster swap-demo',
+    summary: 'The paper\'s key observation as a picture: encode test images, replace every token by a random other member of\nits cluster, decode. PNG rows: originals | reconstructions | k-means swap | random-cluster swap (PSNRs on stderr).',
+    usage: 'ctfgen cluster swap-demo --tokenizer CKPT --clusters FILE --out PNG [options]',
+    flags: {
+      tokenizer: { type: 'string', help: 'tokenizer checkpoint (required)' },
+      clusters: { type: 'string', help: 'k-means cluster file of that tokenizer (required)' },
+      randomClusters: { type: 'string', help: 'random cluster file (default: drawn here with the sizes of --clusters and --seed)' },
+      out: { type: 'string', help: 'PNG to write (required)' },
+      data: { type: 'string', help: 'dataset (default: the one the tokenizer was trained on)' },
+      split: { type: 'string', default: 'test', help: 'train or test' },
+      count: { type: 'int', default: 10, min: 1, help: 'images (columns), one per class in turn' },
+      seed: { type: 'int', default: 0, min: 0, help: 'seeds the swaps (and the random clusters when drawn here)' },
+      scale: { type: 'int', default: 2, min: 1, help: 'enlarge the tiles by this integer factor' },
+      json: { type: 'boolean', help: 'print the PSNR rows as JSON on stdout' },
+      ...DATA_LOAD_FLAGS,
+    },
+  },
+  async run(f) {
+    const tokPath = requiredString(f, 'tokenizer', '--tokenizer'), clustersPath = requiredString(f, 'clusters', '--clusters');
+    const out = requiredString(f, 'out', '--out');
+    const split = String(f['split']) as Split;
+    if (split !== 'train' && split !== 'test') throw new UsageError(`--split: expected train or test, got "${split}"`);
+    const seed = f['seed'] as number;
+    const { model, hash, metadata } = await loadTokenizer(tokPath);
+    const V = model.config.codebookSize;
+    const map = await loadCoarseMap(clustersPath, { tokenizerHash: hash, v: V });
+    if (map.mode !== 'kmeans') throw new UsageError(`--clusters: ${clustersPath} holds ${map.mode} clusters; pass the k-means file (and a random one with --random-clusters)`);
+    let random: CoarseMap;
+    if (typeof f['randomClusters'] === 'string') {
+      random = await loadCoarseMap(f['randomClusters'], { tokenizerHash: hash, v: V, k: map.k });
+      if (random.mode !== 'random') throw new UsageError(`--random-clusters: ${f['randomClusters']} holds ${random.mode} clusters, not random ones`);
+    } else random = randomCoarseMap(map, model.quantizer.codebook, seed);
+
+    const trainedOn = metadata['data'] ? (JSON.parse(metadata['data']) as DataIdentity) : null;
+    const spec = typeof f['data'] === 'string' ? f['data'] : trainedOn?.name ?? 'fashion-mnist';
+    const o: LoadOptions = loadOptionsFromFlags(f);
+    // Without flags, prepare the images as the tokenizer's training data was.
+    if (o.pad === undefined) o.pad = trainedOn?.preprocessing.pad ?? 0;
+    if (o.resize === undefined && trainedOn?.preprocessing.resize) o.resize = trainedOn.preprocessing.resize;
+    const ds = await loadDataset(spec, split, o);
+    const idx = spreadOverClasses(indicesByClass(ds), f['count'] as number);
+    const batch = toModelInput(ds, idx);
+    const demo = swapDemo(model, new Tensor(batch.x, batch.shape), [
+      { name: 'k-means swap', map },
+      { name: 'random swap', map: random },
+    ], new Rng(seed).split('swap-demo'));
+    await writeImageGrid(out, demo.images, demo.shape, { cols: idx.length, scale: f['scale'] as number });
+    process.stderr.write(
+      `tokenizer ${tokPath} (${hash.slice(0, 12)}…, V = ${V}), clusters ${clustersPath} (K = ${map.k}), random clusters ` +
+        `${typeof f['randomClusters'] === 'string' ? f['randomClusters'] : `drawn with seed ${seed}`}; ${idx.length} ${ds.name} ${split} images\n` +
+        swapTable(demo.rows) + `wrote ${out} (rows: ${demo.rows.map((r) => r.name).join(' | ')})\n`,
+    );
+    if (f['json'])
+      process.stdout.write(JSON.stringify({ out, tokenizer: tokPath, clusters: clustersPath, k: map.k, images: idx, rows: demo.rows.slice(1) }, null, 2) + '\n');
   },
 };

@@ -4,13 +4,13 @@ import { readFileSync } from 'node:fs';
 import { CtfError } from '../errors.js';
 import { UsageError, helpText, parseCommand, type CommandSpec, type ParsedFlags } from './args.js';
 import { benchEngineCommand } from './bench.js';
-import { clusterCommand } from './cluster.js';
+import { clusterCommand, clusterSwapDemoCommand } from './cluster.js';
 import { dataInfoCommand } from './data.js';
 import { tokenizerCommands } from './tokenizer.js';
 
 export interface Command { spec: CommandSpec; run: (flags: ParsedFlags, positionals: string[]) => Promise<void> }
 
-const COMMANDS: Command[] = [benchEngineCommand, dataInfoCommand, ...tokenizerCommands, clusterCommand];
+const COMMANDS: Command[] = [benchEngineCommand, dataInfoCommand, ...tokenizerCommands, clusterCommand, clusterSwapDemoCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
