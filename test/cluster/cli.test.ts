@@ -1,31 +1,31 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadCoarseMap } from '../../src/cluster/coarse-map.js';
 import { Rng } from '../../src/engine/rng.js';
-import { encodeSafetensors } from '../../src/io/safetensors.js';
+import { decodeSafetensors, encodeSafetensors } from '../../src/io/safetensors.js';
+import { saveTokenizer, tokenizerHash } from '../../src/tokenizer/checkpoint.js';
+import { tokenizerConfig } from '../../src/tokenizer/config.js';
+import { VqTokenizer } from '../../src/tokenizer/model.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const ctfgen = (...args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
-const HASH = '0123456789abcdef'.repeat(4);
-
-/** A file shaped like a tokenizer checkpoint as far as clustering looks: kind, hash and the codebook. */
-function fakeTokenizer(path: string, V: number, D: number): void {
-  writeFileSync(path, encodeSafetensors(
-    { 'quantize.embedding.weight': { shape: [V, D], data: new Rng(3).fillNormal(new Float32Array(V * D)) } },
-    { kind: 'ctfgen.tokenizer', format: '1', hash: HASH },
-  ));
+/** A real (untrained) tiny tokenizer checkpoint with a V × D codebook; returns its hash. */
+async function tinyTokenizer(path: string, V: number, D: number): Promise<string> {
+  const model = new VqTokenizer(tokenizerConfig('tiny', { inChannels: 1, imageSize: 8 }, { codebookSize: V, codeDim: D }), new Rng(3));
+  await saveTokenizer(path, model);
+  return tokenizerHash(model);
 }
 
 test('ctfgen cluster: k-means and random cluster files, JSON summary, histogram on stderr', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ctf-cli-cluster-'));
   try {
     const tok = join(dir, 'tokenizer.safetensors'), out = join(dir, 'clusters.safetensors'), outRandom = join(dir, 'clusters-random.safetensors');
-    fakeTokenizer(tok, 256, 8);
+    const HASH = await tinyTokenizer(tok, 256, 8);
     const r = ctfgen('cluster', '--tokenizer', tok, '--k', '16', '--restarts', '2', '--seed', '3', '--out', out, '--json');
     assert.equal(r.status, 0, r.stderr);
     const s = JSON.parse(r.stdout);
@@ -51,11 +51,11 @@ test('ctfgen cluster: k-means and random cluster files, JSON summary, histogram 
   }
 });
 
-test('ctfgen cluster: bad usage exits 2, a wrong file exits 1 with the reason', () => {
+test('ctfgen cluster: bad usage exits 2, a wrong file exits 1 with the reason', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ctf-cli-cluster-'));
   try {
     const tok = join(dir, 'tokenizer.safetensors'), out = join(dir, 'c.safetensors');
-    fakeTokenizer(tok, 32, 4);
+    await tinyTokenizer(tok, 32, 4);
     const noOut = ctfgen('cluster', '--tokenizer', tok, '--k', '4');
     assert.equal(noOut.status, 2);
     assert.match(noOut.stderr, /--out is required/);
@@ -70,6 +70,11 @@ test('ctfgen cluster: bad usage exits 2, a wrong file exits 1 with the reason', 
     const wrong = ctfgen('cluster', '--tokenizer', notTok, '--k', '4', '--out', out);
     assert.equal(wrong.status, 1);
     assert.match(wrong.stderr, /other\.safetensors: not a tokenizer checkpoint \(metadata kind "ctfgen.gpt"/);
+    const file = decodeSafetensors(readFileSync(tok), tok), tampered = join(dir, 'tampered.safetensors');
+    writeFileSync(tampered, encodeSafetensors(file.tensors, { ...file.metadata, hash: 'f'.repeat(64) }));
+    const bad = ctfgen('cluster', '--tokenizer', tampered, '--k', '4', '--out', out);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /tampered\.safetensors: the weights hash to .* the metadata says ffff/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
