@@ -7,10 +7,11 @@ import { benchEngineCommand } from './bench.js';
 import { clusterCommand, clusterSwapDemoCommand } from './cluster.js';
 import { dataInfoCommand } from './data.js';
 import { tokenizerCommands } from './tokenizer.js';
+import { trainCommands } from './train.js';
 
 export interface Command { spec: CommandSpec; run: (flags: ParsedFlags, positionals: string[]) => Promise<void> }
 
-const COMMANDS: Command[] = [benchEngineCommand, dataInfoCommand, ...tokenizerCommands, clusterCommand, clusterSwapDemoCommand];
+const COMMANDS: Command[] = [benchEngineCommand, dataInfoCommand, ...tokenizerCommands, clusterCommand, clusterSwapDemoCommand, ...trainCommands];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
