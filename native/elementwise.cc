@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include "common.h"
+#include "vecmath.h"
 
 namespace {
 
@@ -169,29 +170,7 @@ int read_op(const Napi::CallbackInfo& info, size_t i, int count, const char* wha
   return (int)op;
 }
 
-// Vectorisable expf over the full float range (Cephes: range reduction by ln 2, degree-6 polynomial, 2^n
-// built from exponent bits in two halves so results down to the denormals and up to FLT_MAX are right);
-// max relative error ~1e-7. libm's expf would be a scalar call per element (~10x slower here).
-inline float exp_vec(float x) {
-  constexpr float LO = -103.97f, HI = 88.7228394f;  // exp underflows to 0 below LO, overflows above HI
-  float xc = x < LO ? LO : (x > HI ? HI : x);        // not fmin/fmax: those are libm calls
-  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t n1 = (int32_t)n >> 1, n2 = (int32_t)n - n1;
-  int32_t b1 = (n1 + 127) << 23, b2 = (n2 + 127) << 23;
-  float s1, s2;
-  std::memcpy(&s1, &b1, 4);
-  std::memcpy(&s2, &b2, 4);
-  float y = p * s1 * s2;
-  return x < LO ? 0.0f : (x > HI ? INFINITY : y);
-}
+using ctf::exp_vec;
 
 // erfc(x) by Numerical Recipes' erfcc (Chebyshev fit, fractional error < 1.2e-7 everywhere), vectorisable.
 // GELU uses 1 + erf(x) = erfc(-x), which keeps the relative accuracy in the negative tail.

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 #include "common.h"
+#include "vecmath.h"
 
 namespace {
 
@@ -19,23 +20,6 @@ const double* f64(const Napi::CallbackInfo& info, size_t i, const char* what) {
   return info[i].As<Napi::Float64Array>().Data();
 }
 
-// Vectorisable exp for x ≤ 0 (Cephes expf, as in softmax.cc): relative error ~1e-7, exactly 0 below −87.3.
-inline float exp_neg(float x) {
-  const float xc = x < -87.3f ? -87.3f : x;
-  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-  const float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int32_t bits = ((int32_t)n + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, 4);
-  return x < -87.3f ? 0.0f : p * scale;
-}
 
 // Sampling order: higher logit first, lower index first among equals (so every cut is deterministic).
 struct Before {
@@ -102,10 +86,10 @@ int32_t sample_row(const float* l, int64_t V, float mx, int64_t best, const Samp
     top_k(l, V, o.top_k, before, cand);
     n = o.top_k;
     all = false;
-    for (int64_t j = 0; j < n; j++) { const int32_t t = cand[j]; e[t] = exp_neg((l[t] - mx) * o.inv_t); total += e[t]; }
+    for (int64_t j = 0; j < n; j++) { const int32_t t = cand[j]; e[t] = ctf::exp_vec((l[t] - mx) * o.inv_t); total += e[t]; }
   } else {
 #pragma omp simd reduction(+ : total)
-    for (int64_t i = 0; i < V; i++) { e[i] = exp_neg((l[i] - mx) * o.inv_t); total += e[i]; }
+    for (int64_t i = 0; i < V; i++) { e[i] = ctf::exp_vec((l[i] - mx) * o.inv_t); total += e[i]; }
   }
   if (o.top_p < 1) {
     // A token with e ≤ (1 − p)·total / n is never kept: everything ranked at or after it has mass ≤ n·e ≤
@@ -148,21 +132,9 @@ int32_t sample_row(const float* l, int64_t V, float mx, int64_t best, const Samp
   return tok < 0 ? last : tok;
 }
 
-// Largest logit of l (V) and its lowest index; bad = a NaN or +inf was seen. The max runs in 16-lane
-// vector types because GCC will not vectorise a float max reduction without -ffinite-math-only.
+// Largest logit of l (V) and its lowest index; bad = a NaN or +inf was seen.
 void row_max(const float* l, int64_t V, float& mx, int64_t& best, bool& bad) {
-  typedef float f32x16 __attribute__((vector_size(64)));
-  f32x16 m16;
-  for (int k = 0; k < 16; k++) m16[k] = -INFINITY;
-  int64_t j = 0;
-  for (; j + 16 <= V; j += 16) {
-    f32x16 v;
-    std::memcpy(&v, l + j, sizeof v);
-    m16 = v > m16 ? v : m16;
-  }
-  float m = -INFINITY;
-  for (int k = 0; k < 16; k++) m = m16[k] > m ? m16[k] : m;
-  for (; j < V; j++) m = l[j] > m ? l[j] : m;
+  const float m = ctf::row_max(l, V);
   int finite = 1;
 #pragma omp simd reduction(& : finite)
   for (int64_t i = 0; i < V; i++) finite &= l[i] < INFINITY;  // false for NaN and +inf

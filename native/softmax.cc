@@ -5,53 +5,18 @@
 #include <cmath>
 #include <cstring>
 #include "common.h"
+#include "vecmath.h"
 
 namespace {
 
-// Vectorisable exp for arguments clamped to [-87.3, 88.3] (Cephes expf: range reduction by ln 2, degree-6
-// polynomial, 2^n by exponent bits); relative error ~1e-7. Below -87.3 it returns 0. Here arguments are ≤ 0.
-inline float exp_fast(float x) {
-  float xc = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);  // not fmin/fmax: those are libm calls
-  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits = ((int32_t)n + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, 4);
-  return x < -87.3f ? 0.0f : p * scale;
-}
-
-// max of x (V). Written with 16-lane vector types: GCC will not vectorise a float max reduction without
-// -ffinite-math-only (measured: the scalar loop took half of crossEntropy's time). NaNs are skipped here
-// but still reach the output through exp(NaN - max).
-inline float row_max(const float* x, int64_t V) {
-  typedef float f32x16 __attribute__((vector_size(64)));
-  f32x16 m16;
-  for (int k = 0; k < 16; k++) m16[k] = -INFINITY;
-  int64_t j = 0;
-  for (; j + 16 <= V; j += 16) {
-    f32x16 v;
-    std::memcpy(&v, x + j, sizeof v);
-    m16 = v > m16 ? v : m16;
-  }
-  float m = -INFINITY;
-  for (int k = 0; k < 16; k++) m = m16[k] > m ? m16[k] : m;
-  for (; j < V; j++) m = x[j] > m ? x[j] : m;
-  return m;
-}
+using ctf::row_max;
 
 // e (V) = exp(x (V) - m); returns Σ e.
 inline float exp_shifted(const float* x, float m, float* e, int64_t V) {
   float s = 0;
 #pragma omp simd reduction(+ : s)
   for (int64_t j = 0; j < V; j++) {
-    e[j] = exp_fast(x[j] - m);
+    e[j] = ctf::exp_vec(x[j] - m);
     s += e[j];
   }
   return s;
@@ -139,7 +104,7 @@ CTF_KERNEL(logSoftmaxBackward) {
 #pragma omp simd reduction(+ : gs)
     for (int64_t j = 0; j < V; j++) gs += gr[j];
 #pragma omp simd
-    for (int64_t j = 0; j < V; j++) dr[j] += gr[j] - exp_fast(yr[j]) * gs;
+    for (int64_t j = 0; j < V; j++) dr[j] += gr[j] - ctf::exp_vec(yr[j]) * gs;
   }
   return info.Env().Undefined();
 }
@@ -185,7 +150,7 @@ CTF_KERNEL(crossEntropyForward) {
       if (ignored) continue;
       float m = row_max(xr, V), s = 0;
 #pragma omp simd reduction(+ : s)
-      for (int64_t j = 0; j < V; j++) s += exp_fast(xr[j] - m);
+      for (int64_t j = 0; j < V; j++) s += ctf::exp_vec(xr[j] - m);
       total += (double)std::log(s) + m - xr[t];
       continue;
     }
