@@ -33,7 +33,7 @@ export interface TokenizerTrainOptions {
 }
 
 export const DEFAULT_TOKENIZER_TRAIN: TokenizerTrainOptions = {
-  epochs: 5, batchSize: 64, lr: 2e-3, warmup: 200, schedule: 'cosine', minLrRatio: 0.05, weightDecay: 0, gradClip: 1,
+  epochs: 2, batchSize: 64, lr: 2e-3, warmup: 200, schedule: 'cosine', minLrRatio: 0.05, weightDecay: 0, gradClip: 1,
   seed: 0, flip: true, deadCodeReinit: true, deadCodeWindow: 100,
 };
 
