@@ -29,6 +29,12 @@ inline float* f32(const Napi::CallbackInfo& info, size_t i, const char* what) {
   return info[i].As<Napi::Float32Array>().Data();
 }
 
+// An optional Float32Array argument: null or undefined gives nullptr.
+inline float* f32_or_null(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() > i && (info[i].IsNull() || info[i].IsUndefined())) return nullptr;
+  return f32(info, i, what);
+}
+
 inline int32_t* i32(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (info.Length() <= i || !info[i].IsTypedArray() ||
       info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)

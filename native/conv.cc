@@ -20,10 +20,7 @@
 
 namespace {
 
-float* f32_or_null(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (info.Length() > i && (info[i].IsNull() || info[i].IsUndefined())) return nullptr;
-  return ctf::f32(info, i, what);
-}
+using ctf::f32_or_null;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 

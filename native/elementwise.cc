@@ -24,10 +24,7 @@ struct Geom {
   int64_t total = 1;
 };
 
-float* f32_or_null(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (info.Length() > i && (info[i].IsNull() || info[i].IsUndefined())) return nullptr;
-  return ctf::f32(info, i, what);
-}
+using ctf::f32_or_null;
 
 // Largest element offset the strides reach, +1 (the buffer length they need). In double so that a hostile
 // geometry cannot overflow past the check.

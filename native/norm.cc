@@ -9,10 +9,7 @@
 
 namespace {
 
-float* f32_or_null(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (info.Length() > i && (info[i].IsNull() || info[i].IsUndefined())) return nullptr;
-  return ctf::f32(info, i, what);
-}
+using ctf::f32_or_null;
 
 void check_len(const Napi::CallbackInfo& info, const char* op, size_t i, int64_t need, const char* what) {
   if ((int64_t)ctf::len(info, i) != need)
