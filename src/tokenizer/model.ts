@@ -9,13 +9,12 @@
 //   loss:     mean((x̂ − x)²) + mean((zq − sg z)²) + β · mean((sg zq − z)²)
 //
 // Images are (B, C, S, S) in [−1, 1]; tokens are (B, g, g) codebook indices, g = S / 2^(levels − 1).
-import { add, mul, silu, sub } from '../engine/ops/elementwise.js';
-import { mulScalar } from '../engine/ops/elementwise.js';
+import { noGrad } from '../engine/autograd.js';
 import { upsampleNearest2d } from '../engine/ops/conv.js';
+import { add, mul, mulScalar, silu, sub } from '../engine/ops/elementwise.js';
 import { embedding } from '../engine/ops/embedding.js';
 import { mean } from '../engine/ops/reduce.js';
 import { permute, reshape } from '../engine/ops/shape.js';
-import { noGrad } from '../engine/autograd.js';
 import { Rng } from '../engine/rng.js';
 import { Tensor, intTensor } from '../engine/tensor.js';
 import { CtfError } from '../errors.js';

@@ -149,7 +149,8 @@ export class TokenizerTrainTask implements TrainTask {
     for (const k of TRAJECTORY_KEYS)
       if (JSON.stringify(mine[k]) !== JSON.stringify(theirs[k]))
         throw new CtfError(`cannot resume ${saved.source}: it was trained with ${k} = ${JSON.stringify(theirs[k])}, this run has ${JSON.stringify(mine[k])} — resume with the same options`);
-    if (JSON.stringify(saved.config) !== JSON.stringify(this.model.config))
+    const canonical = (o: unknown): string => JSON.stringify(Object.entries(o as object).sort(([a], [b]) => a.localeCompare(b)));
+    if (canonical(saved.config) !== canonical(this.model.config))
       throw new CtfError(`cannot resume ${saved.source}: its tokenizer config ${JSON.stringify(saved.config)} differs from this run's ${JSON.stringify(this.model.config)}`);
     restoreModelAndOptimizer(saved, this.model.stateDict(), this.optimizer);
     const V = this.usage.size;
