@@ -123,70 +123,61 @@ CTF_KERNEL(vqLossBackward) {
 }
 
 namespace {
-constexpr int64_t kBlock = 256;  // codewords scored at a time (a block of scores stays in L1)
+constexpr int64_t kRows = 4;   // code rows per tile: each loaded codeword vector feeds kRows FMAs
+constexpr int64_t kLanes = 8;  // codewords per tile: one AVX2 vector
 
-// Rows [r0, r1) of x (N, D) against cT (D, V) and cc (V) = ‖c‖²: index of the smallest ‖c‖² − 2 x·c,
-// the lowest one among ties, and its squared distance.
-void nearest_rows(const float* x, int64_t r0, int64_t r1, int64_t D, const float* cT, const float* cc, int64_t V,
+// Rows [r0, r1) of x (N, D) against cT (D, Vp) and cc (Vp) = ‖c‖² (Vp: V rounded up to kLanes, padded with
+// +inf norms): index of the smallest ‖c‖² − 2 x·c, the lowest one among ties, and its squared distance.
+// A (kRows × kLanes) tile of scores, each lane's running minimum and its index stay in registers.
+void nearest_rows(const float* x, int64_t r0, int64_t r1, int64_t D, const float* cT, const float* cc, int64_t Vp,
                   int32_t* index, float* dist) {
-  constexpr int64_t R = 4;  // rows per pass: each loaded codeword lane feeds R FMAs
-  alignas(64) float score[R][kBlock];
-  for (int64_t i0 = r0; i0 < r1; i0 += R) {
-    const int64_t rows = std::min<int64_t>(R, r1 - i0);
-    float best[R];
-    int64_t arg[R];
-    float xm2[R][16];
-    for (int64_t r = 0; r < R; r++) {
-      best[r] = INFINITY;
-      arg[r] = 0;
-      for (int64_t k = 0; k < D; k++) xm2[r][k] = r < rows ? -2.0f * x[(i0 + r) * D + k] : 0.0f;
-    }
-    for (int64_t j0 = 0; j0 < V; j0 += kBlock) {
-      const int64_t nb = std::min<int64_t>(kBlock, V - j0);
-      for (int64_t r = 0; r < R; r++) {
-        float* sr = score[r];
+  for (int64_t i0 = r0; i0 < r1; i0 += kRows) {
+    const int64_t rows = std::min<int64_t>(kRows, r1 - i0);
+    float xm2[16][kRows];  // (D, kRows): −2 x, zero for missing rows
+    for (int64_t k = 0; k < D; k++)
+      for (int64_t r = 0; r < kRows; r++) xm2[k][r] = r < rows ? -2.0f * x[(i0 + r) * D + k] : 0.0f;
+    float best[kRows][kLanes];
+    int32_t arg[kRows][kLanes];
+    for (int64_t r = 0; r < kRows; r++)
+      for (int64_t l = 0; l < kLanes; l++) { best[r][l] = INFINITY; arg[r][l] = 0; }
+    for (int64_t j0 = 0; j0 < Vp; j0 += kLanes) {
+      float acc[kRows][kLanes];
+      for (int64_t r = 0; r < kRows; r++)
 #pragma omp simd
-        for (int64_t j = 0; j < nb; j++) sr[j] = cc[j0 + j];
-      }
+        for (int64_t l = 0; l < kLanes; l++) acc[r][l] = cc[j0 + l];
       for (int64_t k = 0; k < D; k++) {
-        const float* ck = cT + k * V + j0;  // (nb) k-th coordinate of the block's codewords
-        const float a0 = xm2[0][k], a1 = xm2[1][k], a2 = xm2[2][k], a3 = xm2[3][k];
+        const float* ck = cT + k * Vp + j0;  // (kLanes) k-th coordinate of the tile's codewords
+        for (int64_t r = 0; r < kRows; r++) {
+          const float a = xm2[k][r];
 #pragma omp simd
-        for (int64_t j = 0; j < nb; j++) {
-          const float c = ck[j];
-          score[0][j] += a0 * c;
-          score[1][j] += a1 * c;
-          score[2][j] += a2 * c;
-          score[3][j] += a3 * c;
+          for (int64_t l = 0; l < kLanes; l++) acc[r][l] += a * ck[l];
         }
       }
-      for (int64_t r = 0; r < rows; r++) {
-        const float* sr = score[r];
-        float m = INFINITY;
-#pragma omp simd reduction(min : m)
-        for (int64_t j = 0; j < nb; j++) m = std::min(m, sr[j]);
-        if (m < best[r]) {  // strict: an equal score in a later block keeps the lower index
-          int64_t j = 0;
-          while (sr[j] != m) j++;
-          best[r] = m;
-          arg[r] = j0 + j;
+      for (int64_t r = 0; r < kRows; r++)
+#pragma omp simd
+        for (int64_t l = 0; l < kLanes; l++) {
+          const bool better = acc[r][l] < best[r][l];  // strict: a lane keeps its first (lowest) index on ties
+          best[r][l] = better ? acc[r][l] : best[r][l];
+          arg[r][l] = better ? (int32_t)(j0 + l) : arg[r][l];
         }
-      }
     }
     for (int64_t r = 0; r < rows; r++) {
+      int64_t l0 = 0;
+      for (int64_t l = 1; l < kLanes; l++)
+        if (best[r][l] < best[r][l0] || (best[r][l] == best[r][l0] && arg[r][l] < arg[r][l0])) l0 = l;
       const float* xr = x + (i0 + r) * D;
       double xx = 0;
       for (int64_t k = 0; k < D; k++) xx += (double)xr[k] * xr[k];
-      index[i0 + r] = (int32_t)arg[r];
-      dist[i0 + r] = std::max(0.0f, (float)(xx + best[r]));
+      index[i0 + r] = arg[r][l0];
+      dist[i0 + r] = std::max(0.0f, (float)(xx + best[r][l0]));
     }
   }
 }
 }  // namespace
 
 // For x (N, D) and codebook (V, D), D ≤ 16: index (N) of the nearest codeword by squared Euclidean distance
-// (lowest index among ties) and dist (N). Scores ‖c‖² − 2 x·c block by block, rows split over the OpenBLAS
-// thread count. args: x, N, D, codebook, V, index, dist
+// (lowest index among ties) and dist (N). Scores ‖c‖² − 2 x·c tile by tile in registers, rows split over the
+// OpenBLAS thread count. args: x, N, D, codebook, V, index, dist
 CTF_KERNEL(vqNearest) {
   const float* x = ctf::f32(info, 0, "x");
   const int64_t N = ctf::integer(info, 1, "N"), D = ctf::integer(info, 2, "D");
@@ -198,12 +189,13 @@ CTF_KERNEL(vqNearest) {
   if ((int64_t)ctf::len(info, 0) != N * D || (int64_t)ctf::len(info, 3) != V * D || (int64_t)ctf::len(info, 5) != N ||
       (int64_t)ctf::len(info, 6) != N)
     ctf::fail(info, "vqNearest: buffer lengths do not match x (N, D), codebook (V, D), index (N), dist (N)");
-  std::vector<float> cT(D * V), cc(V);  // (D, V) transposed codebook, (V) squared norms
+  const int64_t Vp = (V + kLanes - 1) / kLanes * kLanes;
+  std::vector<float> cT(D * Vp, 0.0f), cc(Vp, INFINITY);  // (D, Vp) transposed codebook, (Vp) squared norms
   for (int64_t j = 0; j < V; j++) {
     double s = 0;
     for (int64_t k = 0; k < D; k++) {
       const float c = cb[j * D + k];
-      cT[k * V + j] = c;
+      cT[k * Vp + j] = c;
       s += (double)c * c;
     }
     cc[j] = (float)s;
@@ -212,8 +204,8 @@ CTF_KERNEL(vqNearest) {
   const int64_t T = N * V * D < (1 << 20) ? 1 : std::max<int64_t>(1, std::min<int64_t>(openblas_get_num_threads(), 8));
   std::vector<std::thread> pool;
   for (int64_t t = 1; t < T; t++)
-    pool.emplace_back(nearest_rows, x, N * t / T, N * (t + 1) / T, D, cT.data(), cc.data(), V, index, dist);
-  nearest_rows(x, 0, N / T, D, cT.data(), cc.data(), V, index, dist);
+    pool.emplace_back(nearest_rows, x, N * t / T, N * (t + 1) / T, D, cT.data(), cc.data(), Vp, index, dist);
+  nearest_rows(x, 0, N / T, D, cT.data(), cc.data(), Vp, index, dist);
   for (auto& th : pool) th.join();
   return info.Env().Undefined();
 }
