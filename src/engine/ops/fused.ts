@@ -99,16 +99,23 @@ export function prefixEmbedding(clsTable: Tensor, classes: Tensor, tokTable: Ten
  */
 class BufferPool {
   private readonly free = new Map<number, Float32Array[]>();
+  private retained = 0;                 // floats held in free lists
+  private static readonly CAP = 2 ** 27;  // 512 MiB: beyond that, returned buffers are left to the GC
 
   take(n: number): Float32Array {
-    return this.free.get(n)?.pop() ?? new Float32Array(n);
+    const b = this.free.get(n)?.pop();
+    if (!b) return new Float32Array(n);
+    this.retained -= n;
+    return b;
   }
 
   give(...bufs: Float32Array[]): void {
     for (const b of bufs) {
+      if (this.retained + b.length > BufferPool.CAP) continue;
       const list = this.free.get(b.length) ?? [];
-      if (list.length < 16) list.push(b);
+      list.push(b);
       this.free.set(b.length, list);
+      this.retained += b.length;
     }
   }
 }
