@@ -181,6 +181,17 @@ inline void rotate_col(const float* x, const float* c, const float* s, int64_t h
   }
 }
 
+// dst (n × ldd) = transpose of src (m × n, row stride lds), in 16 × 16 tiles so both sides stay in a
+// few cache lines per tile (the un-rotated keys and values as transposed B operands).
+void transpose(const float* src, int64_t lds, int64_t m, int64_t n, float* dst, int64_t ldd) {
+  for (int64_t i0 = 0; i0 < m; i0 += 16)
+    for (int64_t j0 = 0; j0 < n; j0 += 16) {
+      const int64_t i1 = std::min(i0 + 16, m), j1 = std::min(j0 + 16, n);
+      for (int64_t j = j0; j < j1; j++)
+        for (int64_t i = i0; i < i1; i++) dst[j * ldd + i] = src[i * lds + j];
+    }
+}
+
 // y[0:hd) (+)= scale · rope⁻¹(g): rotation by the negative angle (the transpose of rope).
 template <bool ACCUMULATE>
 inline void unrotate_row(const float* g, const float* c, const float* s, int64_t hd, float scale, float* y) {
@@ -220,8 +231,11 @@ struct Scratch {
   float* colsT[2];  // two blocks of (G × hd × Tp): per head a transposed operand
   float* sq[2];     // (T × Tp) each
   float* local[4];  // four blocks of (T × G·hd): the unit's rows of q, k, v, dout, copied in sequence order
-  void reset(const Dims& d, int64_t G) {
-    T = d.T, Tp = round16(d.T), hd = d.hd, hdp = round16(d.hd);
+  int64_t G = 0;
+  // Padding columns are never written, so the zero fill is needed only when the layout changes.
+  void reset(const Dims& d, int64_t G_) {
+    if (d.T == T && d.hd == hd && G_ == G) return;
+    T = d.T, Tp = round16(d.T), hd = d.hd, hdp = round16(d.hd), G = G_;
     rows = T * hdp;
     cols = hd * Tp;
     buf.assign(6 * G * rows + 2 * G * cols + 2 * T * Tp + 4 * T * G * hd, 0.0f);
@@ -397,9 +411,11 @@ void forward_unit(const View& q_, const View& k_, const View& v_, const View& ou
     for (int64_t g = 0; g < G; g++) {
       const int64_t h = u.h0 + g;
       if (!plan.plainQ) rotate_row(q.at(b, h) + t * q.st, tab.c(t), tab.s(t), hd, scale, Qs + g * s.rows + t * hdp);
-      rotate_col(k.at(b, h) + t * k.st, tab.c(t), tab.s(t), hd, Kt + g * s.cols, Tp, t);
+      if (rope.cos) rotate_col(k.at(b, h) + t * k.st, tab.c(t), tab.s(t), hd, Kt + g * s.cols, Tp, t);
       if (!plan.vec) copy_row(v.at(b, h) + t * v.st, hd, Vp + g * s.rows + t * hdp);
     }
+  if (!rope.cos)
+    for (int64_t g = 0; g < G; g++) transpose(k.at(b, u.h0 + g), k.st, T, hd, Kt + g * s.cols, Tp);
   for (int64_t g = 0; g < G; g++) {
     const int64_t h = u.h0 + g;
     const Operand Q = plan.plainQ ? Operand{q.at(b, h), q.st} : Operand{Qs + g * s.rows, hdp};
@@ -440,11 +456,14 @@ void backward_unit(const View& q_, const View& k_, const View& v_, const View& d
     for (int64_t g = 0; g < G; g++) {
       const int64_t h = u.h0 + g;
       if (!plan.plainQ) rotate_row(q.at(b, h) + t * q.st, tab.c(t), tab.s(t), hd, scale, Qs + g * s.rows + t * hdp);
-      rotate_col(k.at(b, h) + t * k.st, tab.c(t), tab.s(t), hd, Kt + g * s.cols, Tp, t);
+      if (rope.cos) rotate_col(k.at(b, h) + t * k.st, tab.c(t), tab.s(t), hd, Kt + g * s.cols, Tp, t);
       if (dq && !plan.plainK) rotate_row(k.at(b, h) + t * k.st, tab.c(t), tab.s(t), hd, 1.0f, Kr + g * s.rows + t * hdp);
-      if (dq || dk) rotate_col(v.at(b, h) + t * v.st, nullptr, nullptr, hd, Vt + g * s.cols, Tp, t);
       if (!plan.vec) copy_row(dout.at(b, h) + t * dout.st, hd, dO + g * s.rows + t * hdp);
     }
+  for (int64_t g = 0; g < G; g++) {
+    if (!rope.cos) transpose(k.at(b, u.h0 + g), k.st, T, hd, Kt + g * s.cols, Tp);
+    if (dq || dk) transpose(v.at(b, u.h0 + g), v.st, T, hd, Vt + g * s.cols, Tp);
+  }
   for (int64_t g = 0; g < G; g++) {
     const int64_t h = u.h0 + g, r = g * s.rows;
     const Operand Q = plan.plainQ ? Operand{q.at(b, h), q.st} : Operand{Qs + r, hdp};
