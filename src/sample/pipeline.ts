@@ -1,0 +1,65 @@
+// One sampling request end to end on loaded pieces (run-dir.ts): CTF (stage 1 → stage 2) or the baseline,
+// then the tokenizer's decoder. Each part is timed; progress is reported per position of stage 1.
+import { CtfError } from '../errors.js';
+import { baselineSample, ctfSample, type RefineOptions } from './ctf.js';
+import type { LogitsOptions } from './logits.js';
+import { decodeTokens } from './images.js';
+import type { SamplerMethod, SamplerPieces } from './run-dir.js';
+
+export interface SamplingRequest extends LogitsOptions {
+  // cfgScale, temperature (τ1), topK, topP: stage 1 of CTF, or the baseline.
+  method: SamplerMethod;
+  classes: Int32Array;         // (N) class of each image
+  imageIndices?: Int32Array;   // (N) stream index of each image (default: rank within its class)
+  seed: number;
+  stage2?: RefineOptions;      // τ2, top-k, top-p, cluster mask, stage-2 guidance (CTF only)
+  batchSize?: number;          // images per chunk (default 64)
+  onProgress?: (e: SamplingProgress) => void;
+}
+
+/** `done` of `total` images through a phase; stage 1 reports fractions of a chunk as its positions advance. */
+export interface SamplingProgress { phase: 'stage1' | 'stage2' | 'decode'; done: number; total: number }
+
+export interface SamplingResult {
+  method: SamplerMethod;
+  classes: Int32Array;
+  coarse: Int32Array | null;   // (N, T) CTF stage-1 labels; null for the baseline
+  fine: Int32Array;            // (N, T) codebook indices
+  images: Float32Array;        // (N, C, S, S) decoded, about [−1, 1]
+  shape: [number, number, number, number];
+  seconds: { stage1: number; stage2: number; decode: number; total: number };
+}
+
+export function sampleImages(p: SamplerPieces, r: SamplingRequest): SamplingResult {
+  const N = r.classes.length, T = p.grid * p.grid;
+  for (const c of r.classes)
+    if (!(Number.isInteger(c) && c >= 0 && c < p.numClasses)) throw new CtfError(`sample: class ${c} outside [0, ${p.numClasses})`);
+  const onToken = r.onProgress && (({ first, count, position }: { first: number; count: number; position: number }): void =>
+    r.onProgress!({ phase: 'stage1', done: first + (count * (position + 1)) / T, total: N }));
+  const gen = {
+    classes: r.classes, imageIndices: r.imageIndices, seed: r.seed, batchSize: r.batchSize,
+    cfgScale: r.cfgScale, temperature: r.temperature, topK: r.topK, topP: r.topP, onToken,
+  };
+  let coarse: Int32Array | null = null, fine: Int32Array, stage1: number, stage2 = 0;
+  if (r.method === 'ctf') {
+    if (!p.stage1 || !p.aux || !p.map) throw new CtfError('sample: CTF needs the stage-1 model, the auxiliary model and the coarse map');
+    const s = ctfSample(p.stage1.model, p.aux.model, p.map, { ...gen, stage2: r.stage2 });
+    ({ coarse, fine } = s);
+    ({ stage1, stage2 } = s.seconds);
+    r.onProgress?.({ phase: 'stage2', done: N, total: N });
+  } else {
+    if (!p.baseline) throw new CtfError('sample: the baseline method needs the baseline model');
+    const s = baselineSample(p.baseline.model, gen);
+    fine = s.fine;
+    stage1 = s.seconds.stage1;
+  }
+  const t0 = performance.now();
+  const tok = p.tokenizer.model;
+  const images = decodeTokens(tok, fine, { batchSize: r.batchSize, onBatch: (done, total) => r.onProgress?.({ phase: 'decode', done, total }) });
+  const decode = (performance.now() - t0) / 1000;
+  return {
+    method: r.method, classes: r.classes, coarse, fine, images,
+    shape: [N, tok.config.inChannels, tok.config.imageSize, tok.config.imageSize],
+    seconds: { stage1, stage2, decode, total: stage1 + stage2 + decode },
+  };
+}
