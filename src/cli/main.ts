@@ -6,12 +6,13 @@ import { UsageError, helpText, parseCommand, type CommandSpec, type ParsedFlags 
 import { benchEngineCommand } from './bench.js';
 import { clusterCommand, clusterSwapDemoCommand } from './cluster.js';
 import { dataInfoCommand } from './data.js';
+import { sampleCommand } from './sample.js';
 import { tokenizerCommands } from './tokenizer.js';
 import { trainCommands } from './train.js';
 
 export interface Command { spec: CommandSpec; run: (flags: ParsedFlags, positionals: string[]) => Promise<void> }
 
-const COMMANDS: Command[] = [benchEngineCommand, dataInfoCommand, ...tokenizerCommands, clusterCommand, clusterSwapDemoCommand, ...trainCommands];
+const COMMANDS: Command[] = [benchEngineCommand, dataInfoCommand, ...tokenizerCommands, clusterCommand, clusterSwapDemoCommand, ...trainCommands, sampleCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -1,0 +1,179 @@
+// `ctfgen sample`: flags → a sampling request on the pieces of a run (src/sample/run-dir.ts), progress on
+// stderr, PNGs and token JSON out. The numerics live in src/sample.
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { writeFileAtomic } from '../io/atomic.js';
+import { writeImageGrid } from '../io/png.js';
+import { clusterRepresentatives, previewSteps, progressivePreview } from '../sample/images.js';
+import { sampleImages, type SamplingResult } from '../sample/pipeline.js';
+import { RUN_LAYOUT, SAMPLER_METHODS, loadSampler, resolveSamplerPaths, type SamplerMethod, type SamplerPieces } from '../sample/run-dir.js';
+import { UsageError, kebab, type ParsedFlags } from './args.js';
+import type { Command } from './main.js';
+import { Progress } from './progress.js';
+
+const log = (s: string): void => { process.stderr.write(s + '\n'); };
+
+/** "3" / "0,1,2" / "all" → class ids (checked against the model's class count once it is loaded). */
+export function parseClasses(f: ParsedFlags): number[] | 'all' {
+  if (f['class'] !== undefined && f['classes'] !== undefined) throw new UsageError('give --class or --classes, not both');
+  if (f['class'] !== undefined) return [f['class'] as number];
+  const s = String(f['classes'] ?? 'all').trim();
+  if (s === 'all') return 'all';
+  const ids = s.split(',').map((x) => x.trim());
+  if (ids.some((x) => !/^\d+$/.test(x))) throw new UsageError(`--classes: expected "all" or comma-separated class ids like 0,1,2, got "${s}"`);
+  return ids.map(Number);
+}
+
+function onOff(f: ParsedFlags, key: string): boolean {
+  const v = String(f[key]);
+  if (v === 'on' || v === 'true') return true;
+  if (v === 'off' || v === 'false') return false;
+  throw new UsageError(`--${kebab(key)}: expected on or off, got "${v}"`);
+}
+
+/** JSON with one image per line: {"classes": [...], "coarse": [[...], ...], "fine": [[...], ...]}. */
+export function tokensJson(r: Pick<SamplingResult, 'classes' | 'coarse' | 'fine'>, T: number): string {
+  const rows = (x: Int32Array): string => {
+    const lines = Array.from({ length: x.length / T }, (_, n) => `    ${JSON.stringify(Array.from(x.subarray(n * T, (n + 1) * T)))}`);
+    return `[\n${lines.join(',\n')}\n  ]`;
+  };
+  const parts = [`  "classes": ${JSON.stringify(Array.from(r.classes))}`];
+  if (r.coarse) parts.push(`  "coarse": ${rows(r.coarse)}`);
+  parts.push(`  "fine": ${rows(r.fine)}`);
+  return `{\n${parts.join(',\n')}\n}\n`;
+}
+
+function checkNumber(f: ParsedFlags, key: string, ok: (v: number) => boolean, what: string): number {
+  const v = f[key] as number;
+  if (!ok(v)) throw new UsageError(`--${kebab(key)}: ${what}, got ${v}`);
+  return v;
+}
+
+export const sampleCommand: Command = {
+  spec: {
+    name: 'sample',
+    summary: 'Samples images with CTF (stage 1 coarse labels, stage 2 fine labels) or the baseline, decodes them with the tokenizer\n' +
+      'and writes a PNG grid. Pieces come from --run DIR (' + Object.values(RUN_LAYOUT).join(', ') + ')\n' +
+      'or explicit paths, and are checked to belong together (tokenizer hash, coarse map, K, V) before sampling.\n' +
+      'Every image draws from its own stream named by (seed, class, index), so --batch never changes an image.',
+    usage: 'ctfgen sample (--run DIR | --tokenizer F [--clusters F --stage1 F --aux F | --baseline F]) [--method ctf|baseline] [--class C | --classes all] --out grid.png [options]',
+    flags: {
+      run: { type: 'string', help: 'run directory holding the pieces (explicit paths override)' },
+      tokenizer: { type: 'string', help: 'tokenizer checkpoint' },
+      clusters: { type: 'string', help: 'coarse map (ctfgen cluster)' },
+      stage1: { type: 'string', help: 'CTF stage 1: coarse-ar checkpoint' },
+      aux: { type: 'string', help: 'CTF stage 2: fine-aux checkpoint' },
+      baseline: { type: 'string', help: 'baseline checkpoint' },
+      method: { type: 'string', default: 'ctf', help: 'ctf or baseline' },
+      class: { type: 'int', min: 0, help: 'sample this class only' },
+      classes: { type: 'string', help: 'comma-separated class ids, or all (default all)' },
+      n: { type: 'int', default: 8, min: 1, help: 'images per class' },
+      cfg: { type: 'number', default: 2, help: 'classifier-free guidance scale of stage 1 / the baseline (1 = off)' },
+      t1: { type: 'number', default: 1, help: 'temperature of stage 1 and of the baseline (0 = greedy)' },
+      t2: { type: 'number', default: 1, help: 'temperature of stage 2' },
+      topK: { type: 'int', default: 0, min: 0, help: 'top-k of both stages (0 = off, 1 = greedy)' },
+      topP: { type: 'number', default: 1, help: 'top-p of both stages (1 = off)' },
+      mask: { type: 'string', default: 'on', help: 'stage 2 samples only inside the predicted cluster: on|off' },
+      cfg2: { type: 'number', default: 1, help: 'guidance scale of stage 2 (1 = off; doubles its cost)' },
+      seed: { type: 'int', default: 0, min: 0, help: 'root of every image\'s random stream' },
+      batch: { type: 'int', default: 64, min: 1, help: 'images per chunk (memory and speed only)' },
+      out: { type: 'string', help: 'PNG grid to write (default with --run: DIR/samples-<method>.png)' },
+      cols: { type: 'int', min: 1, help: 'grid columns (default: --n with several classes and --n ≤ 32, else a square)' },
+      scale: { type: 'int', default: 2, min: 1, help: 'enlarge every tile by this integer factor' },
+      each: { type: 'string', help: 'also write every image as DIR/c<class>-<index>.png' },
+      tokensOut: { type: 'string', help: 'write the sampled tokens as JSON {classes, coarse, fine} (baseline: fine only)' },
+      progressive: { type: 'string', help: 'CTF: PNG of the stage-1 preview (rows = images; after 1/4, 1/2, 3/4, all coarse labels; final)' },
+      progressiveCount: { type: 'int', default: 8, min: 1, help: 'images (rows) in the --progressive PNG' },
+      json: { type: 'boolean', help: 'print a summary as JSON on stdout' },
+    },
+  },
+  async run(f) {
+    const method = String(f['method']) as SamplerMethod;
+    if (!SAMPLER_METHODS.includes(method)) throw new UsageError(`--method: expected ${SAMPLER_METHODS.join(' or ')}, got "${method}"`);
+    const run = typeof f['run'] === 'string' ? f['run'] : undefined;
+    const explicit = Object.fromEntries(Object.keys(RUN_LAYOUT).filter((k) => typeof f[k] === 'string').map((k) => [k, f[k] as string]));
+    const { paths, missing } = resolveSamplerPaths([method], run, explicit);
+    if (missing.length) throw new UsageError(`${missing.map((m) => `--${m}`).join(', ')} ${missing.length > 1 ? 'are' : 'is'} required for --method ${method} (or --run DIR)`);
+    const out = typeof f['out'] === 'string' ? f['out'] : run !== undefined ? join(run, `samples-${method}.png`) : undefined;
+    if (out === undefined) throw new UsageError('--out is required (or --run DIR)');
+    const wanted = parseClasses(f);
+    const mask = onOff(f, 'mask');
+    const temperature = checkNumber(f, 't1', (v) => v >= 0, 'must be ≥ 0');
+    const t2 = checkNumber(f, 't2', (v) => v >= 0, 'must be ≥ 0');
+    const topP = checkNumber(f, 'topP', (v) => v > 0 && v <= 1, 'must be in (0, 1]');
+    if (method === 'baseline' && typeof f['progressive'] === 'string') throw new UsageError('--progressive shows CTF\'s stage 1; use --method ctf');
+
+    const t0 = performance.now();
+    const pieces: SamplerPieces = await loadSampler([method], paths);
+    const classIds = wanted === 'all' ? Array.from({ length: pieces.numClasses }, (_, c) => c) : wanted;
+    const bad = classIds.find((c) => c >= pieces.numClasses);
+    if (bad !== undefined) throw new UsageError(`class ${bad}: the models know classes 0…${pieces.numClasses - 1}`);
+    const n = f['n'] as number;
+    const classes = Int32Array.from(classIds.flatMap((c) => Array<number>(n).fill(c)));
+    const N = classes.length, T = pieces.grid ** 2;
+    log(`${method}: ${N} images (${classIds.length} class${classIds.length > 1 ? 'es' : ''} × ${n}), loaded ${Object.values(paths).join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+    const progress = new Progress({ label: method === 'ctf' ? 'stage 1' : 'baseline', total: N, unit: 'img' });
+    const r = sampleImages(pieces, {
+      method, classes, seed: f['seed'] as number, batchSize: f['batch'] as number,
+      cfgScale: f['cfg'] as number, temperature, topK: f['topK'] as number, topP,
+      stage2: { temperature: t2, topK: f['topK'] as number, topP, clusterMask: mask, cfgScale: f['cfg2'] as number },
+      onProgress: (e) => { if (e.phase === 'stage1' && e.done < N) progress.update(Math.floor(e.done)); },
+    });
+    progress.finish();
+    const s = r.seconds;
+    let inside: number | null = null;
+    if (r.coarse && pieces.map) {
+      let k = 0;
+      for (let i = 0; i < r.fine.length; i++) k += pieces.map.fineToCoarse[r.fine[i]!] === r.coarse[i] ? 1 : 0;
+      inside = k / r.fine.length;
+    }
+    log(`${method}: ${N} images in ${s.total.toFixed(2)} s = ${(N / s.total).toFixed(1)} img/s ` +
+      `(${method === 'ctf' ? `stage 1 ${s.stage1.toFixed(2)} s, stage 2 ${s.stage2.toFixed(2)} s` : `generate ${s.stage1.toFixed(2)} s`}, decode ${s.decode.toFixed(2)} s)` +
+      (inside !== null ? `; ${(100 * inside).toFixed(2)}% of the fine tokens lie in their predicted cluster` : ''));
+
+    const cols = (f['cols'] as number | undefined) ?? (classIds.length > 1 && n <= 32 ? n : Math.ceil(Math.sqrt(N)));
+    const scale = f['scale'] as number;
+    await mkdir(dirname(out), { recursive: true });
+    await writeImageGrid(out, r.images, r.shape, { cols, scale });
+    const written = [out];
+    if (typeof f['each'] === 'string') {
+      const dir = f['each'];
+      await mkdir(dir, { recursive: true });
+      const [, C, H, W] = r.shape, px = C * H * W, width = String(n - 1).length;
+      for (let i = 0; i < N; i++) {
+        const file = join(dir, `c${classes[i]}-${String(i % n).padStart(width, '0')}.png`);
+        await writeImageGrid(file, r.images.subarray(i * px, (i + 1) * px), [1, C, H, W], { cols: 1, pad: 0, scale });
+      }
+      written.push(`${dir}/ (${N} PNGs)`);
+    }
+    if (typeof f['tokensOut'] === 'string') {
+      await mkdir(dirname(f['tokensOut']), { recursive: true });
+      await writeFileAtomic(f['tokensOut'], tokensJson(r, T));
+      written.push(f['tokensOut']);
+    }
+    if (typeof f['progressive'] === 'string' && r.coarse && pieces.map) {
+      const count = Math.min(N, f['progressiveCount'] as number);
+      // Spread the rows over the classes: every ⌈N/count⌉-th image.
+      const rows = Array.from({ length: count }, (_, i) => Math.floor((i * N) / count));
+      const [, C, H, W] = r.shape, px = C * H * W;
+      const tok = pieces.tokenizer.model;
+      const reps = clusterRepresentatives(pieces.map, tok.quantizer.normalizedCodebook().f32);
+      const coarse = Int32Array.from(rows.flatMap((i) => Array.from(r.coarse!.subarray(i * T, (i + 1) * T))));
+      const finals = new Float32Array(count * px);
+      rows.forEach((i, j) => finals.set(r.images.subarray(i * px, (i + 1) * px), j * px));
+      const steps = previewSteps(T);
+      const p = progressivePreview(tok, reps, coarse, finals, { steps });
+      await mkdir(dirname(f['progressive']), { recursive: true });
+      await writeImageGrid(f['progressive'], p.images, [count * p.cols, C, H, W], { cols: p.cols, scale });
+      written.push(`${f['progressive']} (columns: after ${steps.join('/')} coarse labels, then the final image)`);
+    }
+    log(`wrote ${written.join(', ')}`);
+    if (f['json'])
+      process.stdout.write(JSON.stringify({
+        method, out, images: N, classes: classIds, n, seed: f['seed'], seconds: s, imagesPerSecond: N / s.total, insideCluster: inside,
+        paths, written,
+      }, null, 2) + '\n');
+  },
+};
+
