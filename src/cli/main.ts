@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { CtfError } from '../errors.js';
 import { UsageError, helpText, parseCommand, type CommandSpec, type ParsedFlags } from './args.js';
 import { benchEngineCommand } from './bench.js';
+import { benchSampleCommand } from './bench-sample.js';
 import { clusterCommand, clusterSwapDemoCommand } from './cluster.js';
 import { dataInfoCommand } from './data.js';
 import { sampleCommand } from './sample.js';
@@ -12,7 +13,7 @@ import { trainCommands } from './train.js';
 
 export interface Command { spec: CommandSpec; run: (flags: ParsedFlags, positionals: string[]) => Promise<void> }
 
-const COMMANDS: Command[] = [benchEngineCommand, dataInfoCommand, ...tokenizerCommands, clusterCommand, clusterSwapDemoCommand, ...trainCommands, sampleCommand];
+const COMMANDS: Command[] = [benchEngineCommand, benchSampleCommand, dataInfoCommand, ...tokenizerCommands, clusterCommand, clusterSwapDemoCommand, ...trainCommands, sampleCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -1,0 +1,177 @@
+#!/usr/bin/python3
+"""PyTorch peer of `ctfgen bench sample`: a KV-cached sampler of the same checkpoints, driven by the JSON-lines
+protocol of src/bench/peer.ts (setup / run / tokens / info / exit), like bench/torch_peer.py.
+
+  setup  {"config": {"paths": {tokenizer, clusters, stage1, aux, baseline}, "batch", "cfg", "temperature", "numClasses"}}
+  run    {"method": "baseline" | "ctf", "n", "seed"}  -> {"ms": [...], "cpuMs": [...], "parts": [{"stage1", "stage2", "decode"} ms]}
+  tokens {"method", "count", "seed"}                  -> greedy tokens of the first `count` images (cross-check)
+
+The models: oracle/llamagen_gpt.py (LlamaGen's GPT, same state_dict names as our checkpoints) with LlamaGen's
+generate() loop — CFG by batch doubling, KV cache, sample() per step; stage 2 is one forward of the bidirectional
+auxiliary model whose head is evaluated only on each position's cluster members (the same algorithm as ours:
+positions grouped by predicted cluster, one small matmul per cluster); the tokenizer is bench/torch_tokenizer.py.
+Run with Debian's /usr/bin/python3 (python3-torch); --threads sets torch.set_num_threads (default 1)."""
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', 'oracle'))
+sys.path.insert(0, HERE)
+
+import llamagen_gpt as lg  # noqa: E402
+import st  # noqa: E402  (oracle/st.py: safetensors without the package)
+from torch_peer import blas_info, sample_logits  # noqa: E402
+from torch_tokenizer import VqTokenizer  # noqa: E402
+
+
+def load_gpt(path):
+    tensors, meta = st.load(path)
+    c = json.loads(meta['config'])
+    model = lg.Gpt(lg.GptConfig(vocab_size=c['inVocab'], out_vocab_size=c['outVocab'], n_layer=c['layers'], n_head=c['heads'],
+                                dim=c['dim'], num_classes=c['numClasses'], block_size=c['grid'] ** 2, multiple_of=c['ffnMultipleOf'],
+                                norm_eps=c['normEps'], rope_base=c['ropeBase'], causal=c['causal']))
+    model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    return model.eval()
+
+
+def load_tokenizer(path):
+    tensors, meta = st.load(path)
+    model = VqTokenizer(json.loads(meta['config']))
+    model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    return model.eval()
+
+
+class Sampler:
+    def __init__(self, c):
+        p = c['paths']
+        self.c = c
+        self.baseline = load_gpt(p['baseline'])
+        self.stage1 = load_gpt(p['stage1'])
+        self.aux = load_gpt(p['aux'])
+        self.tok = load_tokenizer(p['tokenizer'])
+        cl, _ = st.load(p['clusters'])
+        self.fine_to_coarse = cl['fineToCoarse'].long()
+        offsets = cl['memberOffsets'].long().tolist()
+        self.members = [cl['members'][offsets[j]:offsets[j + 1]].long() for j in range(len(offsets) - 1)]
+        self.head_rows = [self.aux.output.weight[m].contiguous() for m in self.members]  # (|c|, dim) per cluster
+        self.codebook = F.normalize(self.tok.quantize.embedding.weight, p=2, dim=-1)
+        self.T = self.baseline.c.block_size
+
+    def labels(self, n):
+        return torch.arange(n) % self.c['numClasses']
+
+    def generate(self, model, labels, top_k=0):
+        """LlamaGen's generate(): prefill the class token, then one KV-cached step per token, CFG by batch doubling."""
+        B, T, s = labels.shape[0], self.T, self.c['cfg']
+        both = torch.cat([labels, torch.full_like(labels, model.c.num_classes)])
+        cache = model.new_cache(2 * B, T)
+        x = model.cls_embedding(both)
+        out = torch.empty(B, T, dtype=torch.long)
+        for pos in range(T):
+            logits = model.step(x, cache, pos)[:, -1]
+            cond, uncond = logits[:B], logits[B:]
+            nxt = sample_logits(uncond + (cond - uncond) * s, self.c['temperature'], top_k, 1.0)
+            out[:, pos] = nxt
+            x = model.tok_embeddings(torch.cat([nxt, nxt]))[:, None, :]
+        return out
+
+    def aux_hidden(self, labels, coarse):
+        """The auxiliary model's final normed states at the token positions: (B, T, dim)."""
+        m = self.aux
+        h = torch.cat([m.cls_embedding(labels), m.tok_embeddings(coarse)], 1)
+        table = m.rope[: h.shape[1]].to(h.dtype)
+        for layer in m.layers:
+            h = layer(h, table)
+        return m.norm(h)[:, 1:]
+
+    def refine(self, labels, coarse, top_k=0):
+        """Stage 2 with the cluster mask: each position sampled among its cluster's members only."""
+        h = self.aux_hidden(labels, coarse).reshape(-1, self.aux.c.dim)
+        flat = coarse.reshape(-1)
+        fine = torch.empty_like(flat)
+        order = torch.argsort(flat, stable=True)
+        counts = torch.bincount(flat, minlength=len(self.members)).tolist()
+        start = 0
+        for c, n in enumerate(counts):
+            if n == 0:
+                continue
+            pos = order[start:start + n]
+            start += n
+            local = sample_logits(h[pos] @ self.head_rows[c].t(), self.c['temperature'], top_k, 1.0)
+            fine[pos] = self.members[c][local]
+        return fine.view_as(coarse)
+
+    def decode(self, fine):
+        g = int(self.T ** 0.5)
+        z = self.codebook[fine].view(fine.shape[0], g, g, -1).permute(0, 3, 1, 2)
+        return self.tok.decoder(self.tok.post_quant_conv(z))
+
+    @torch.no_grad()
+    def run(self, method, labels, top_k=0):
+        t0 = time.perf_counter()
+        if method == 'baseline':
+            coarse, fine = None, self.generate(self.baseline, labels, top_k)
+            t1 = t2 = time.perf_counter()
+        else:
+            coarse = self.generate(self.stage1, labels, top_k)
+            t1 = time.perf_counter()
+            fine = self.refine(labels, coarse, top_k)
+            t2 = time.perf_counter()
+        self.decode(fine)
+        t3 = time.perf_counter()
+        parts = {'stage1': 1e3 * (t1 - t0), 'stage2': 1e3 * (t2 - t1), 'decode': 1e3 * (t3 - t2)}
+        return coarse, fine, parts
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--threads', type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    sampler = None
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        msg = json.loads(line)
+        try:
+            if msg['cmd'] == 'exit':
+                break
+            if msg['cmd'] == 'setup':
+                sampler = Sampler(msg['config'])
+                reply = {'ok': True}
+            elif msg['cmd'] == 'run':
+                ms, cpu_ms, parts = [], [], []
+                labels = sampler.labels(sampler.c['batch'])
+                for i in range(msg.get('n', 1)):
+                    torch.manual_seed(msg.get('seed', 0) + i)
+                    c0, t0 = time.process_time(), time.perf_counter()
+                    _, _, p = sampler.run(msg['method'], labels)
+                    ms.append(1e3 * (time.perf_counter() - t0))
+                    cpu_ms.append(1e3 * (time.process_time() - c0))
+                    parts.append(p)
+                reply = {'ms': ms, 'cpuMs': cpu_ms, 'parts': parts}
+            elif msg['cmd'] == 'tokens':
+                coarse, fine, _ = sampler.run(msg['method'], sampler.labels(msg['count']), top_k=1)
+                reply = {'coarse': None if coarse is None else coarse.tolist(), 'fine': fine.tolist()}
+            elif msg['cmd'] == 'info':
+                core, bt = blas_info()
+                reply = {'impl': 'pytorch', 'version': torch.__version__, 'corename': core, 'blasThreads': bt,
+                         'threads': torch.get_num_threads(),
+                         'peakRssMb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            else:
+                reply = {'error': 'unknown command ' + msg['cmd']}
+        except Exception as e:  # report to the orchestrator instead of dying silently
+            reply = {'error': f'{type(e).__name__}: {e}'}
+        sys.stdout.write(json.dumps(reply) + '\n')
+        sys.stdout.flush()
+
+
+if __name__ == '__main__':
+    main()
