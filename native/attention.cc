@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <vector>
 #include "common.h"
+#include "vecmath.h"
 
 namespace {
 
@@ -27,28 +28,7 @@ inline v16 load16(const float* p) { return *reinterpret_cast<const v16u*>(p); }
 inline void store16(float* p, v16 v) { *reinterpret_cast<v16u*>(p) = v; }
 inline int64_t round16(int64_t n) { return (n + 15) & ~int64_t(15); }
 
-// Vectorisable expf (Cephes range reduction + degree-6 polynomial, max relative error ~1e-7); libm's
-// expf is a scalar call per element. Same algorithm as exp_vec in elementwise.cc.
-inline float exp_vec(float x) {
-  constexpr float LO = -103.97f, HI = 88.7228394f;
-  float xc = x < LO ? LO : (x > HI ? HI : x);
-  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t n1 = (int32_t)n >> 1, n2 = (int32_t)n - n1;
-  int32_t b1 = (n1 + 127) << 23, b2 = (n2 + 127) << 23;
-  float s1, s2;
-  std::memcpy(&s1, &b1, 4);
-  std::memcpy(&s2, &b2, 4);
-  float y = p * s1 * s2;
-  return x < LO ? 0.0f : (x > HI ? INFINITY : y);
-}
+using ctf::exp_vec;  // vecmath.h
 
 // C[r, 0:16·NV) (= or +=) Σ_{k0 ≤ k < k1} a(r, k) · B[k·ldb + 0:16·NV), for r < rows ≤ R, where
 // a(r, k) = A[r·lda + k], or A[k·lda + r] with TRANS_A (A stored transposed: no transpose copies).

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 #include "common.h"
+#include "vecmath.h"
 
 namespace ctf {
 // native/attention.cc: one decoding step's attention for rows n0 ≤ n < n1.
@@ -20,28 +21,7 @@ void decode_attention_rows(const float* qkv, float* kt, float* vc, const float* 
 
 namespace {
 
-// Vectorisable expf (Cephes range reduction + degree-6 polynomial, max relative error ~1e-7); libm's
-// expf is a scalar call per element. Same algorithm as exp_vec in elementwise.cc and attention.cc.
-inline float exp_vec(float x) {
-  constexpr float LO = -103.97f, HI = 88.7228394f;
-  float xc = x < LO ? LO : (x > HI ? HI : x);
-  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t n1 = (int32_t)n >> 1, n2 = (int32_t)n - n1;
-  int32_t b1 = (n1 + 127) << 23, b2 = (n2 + 127) << 23;
-  float s1, s2;
-  std::memcpy(&s1, &b1, 4);
-  std::memcpy(&s2, &b2, 4);
-  float y = p * s1 * s2;
-  return x < LO ? 0.0f : (x > HI ? INFINITY : y);
-}
+using ctf::exp_vec;  // vecmath.h
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + exp_vec(-x)); }
 
