@@ -5,7 +5,6 @@
 import { backward } from '../engine/autograd.js';
 import { AdamW } from '../engine/optim.js';
 import { Rng } from '../engine/rng.js';
-import { constantLr, warmupCosine } from '../engine/schedule.js';
 import { Tensor } from '../engine/tensor.js';
 import { CtfError } from '../errors.js';
 import { EpochBatches } from '../data/batches.js';
@@ -13,6 +12,7 @@ import type { Dataset } from '../data/dataset.js';
 import { toModelInput } from '../data/model-input.js';
 import { restoreModelAndOptimizer, savedStateTensor, type LoadedTrainState, type TrainState } from '../train/checkpoint.js';
 import type { StepResult, TrainTask } from '../train/loop.js';
+import { checkResumable, scheduledLr } from '../train/resume.js';
 import type { VqTokenizer } from './model.js';
 import { mseInside, psnr } from './metrics.js';
 import { CodeUsage, reinitDeadCodes } from './usage.js';
@@ -80,10 +80,7 @@ export class TokenizerTrainTask implements TrainTask {
   }
 
   lr(step: number): number {
-    const o = this.options;
-    return o.schedule === 'constant'
-      ? constantLr(step, { lr: o.lr, warmup: o.warmup })
-      : warmupCosine(step, { lr: o.lr, warmup: Math.min(o.warmup, this.totalSteps), total: this.totalSteps, minLr: o.lr * o.minLrRatio });
+    return scheduledLr(this.options, this.totalSteps, step);
   }
 
   forwardBackward(step: number): StepResult {
@@ -145,13 +142,7 @@ export class TokenizerTrainTask implements TrainTask {
 
   /** Restores a saved run into this task (built with the saved config and options); returns the step. */
   restore(saved: LoadedTrainState): number {
-    const mine = this.options as unknown as Record<string, unknown>, theirs = saved.options as Record<string, unknown>;
-    for (const k of TRAJECTORY_KEYS)
-      if (JSON.stringify(mine[k]) !== JSON.stringify(theirs[k]))
-        throw new CtfError(`cannot resume ${saved.source}: it was trained with ${k} = ${JSON.stringify(theirs[k])}, this run has ${JSON.stringify(mine[k])} — resume with the same options`);
-    const canonical = (o: unknown): string => JSON.stringify(Object.entries(o as object).sort(([a], [b]) => a.localeCompare(b)));
-    if (canonical(saved.config) !== canonical(this.model.config))
-      throw new CtfError(`cannot resume ${saved.source}: its tokenizer config ${JSON.stringify(saved.config)} differs from this run's ${JSON.stringify(this.model.config)}`);
+    checkResumable(saved, this.options, TRAJECTORY_KEYS, this.model.config, 'tokenizer');
     restoreModelAndOptimizer(saved, this.model.stateDict(), this.optimizer);
     const V = this.usage.size;
     this.usage.lastUsed.set(savedStateTensor(saved, 'usage.last_used', [V], 'i32').i32);

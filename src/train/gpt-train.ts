@@ -9,7 +9,6 @@ import { createHash } from 'node:crypto';
 import { backward, noGrad } from '../engine/autograd.js';
 import { AdamW } from '../engine/optim.js';
 import { Rng } from '../engine/rng.js';
-import { constantLr, warmupCosine } from '../engine/schedule.js';
 import { CtfError } from '../errors.js';
 import { EpochBatches, type BatchOrderState } from '../data/batches.js';
 import type { CoarseMap } from '../cluster/coarse-map.js';
@@ -17,17 +16,14 @@ import type { Gpt, GptConfig } from '../models/gpt.js';
 import type { TokenSet } from '../tokenizer/tokens-file.js';
 import { restoreModelAndOptimizer, type LoadedTrainState, type TrainState } from './checkpoint.js';
 import type { StepResult, TrainTask } from './loop.js';
+import { checkResumable, scheduledLr, type LrScheduleOptions } from './resume.js';
 
 export const GPT_KINDS = ['baseline', 'coarse-ar', 'fine-aux'] as const;
 export type GptKind = (typeof GPT_KINDS)[number];
 
-export interface GptTrainOptions {
+export interface GptTrainOptions extends LrScheduleOptions {
   epochs: number;
   batchSize: number;     // sequences per step
-  lr: number;            // peak learning rate
-  warmup: number;        // linear warmup steps
-  schedule: 'cosine' | 'constant';
-  minLrRatio: number;    // cosine floor as a fraction of lr
   weightDecay: number;   // AdamW decoupled decay on ≥ 2-D parameters (LlamaGen: 0.05)
   gradClip: number;      // max global gradient norm (LlamaGen: 1.0); 0 = off
   seed: number;          // data order and dropout draws (the init has its own stream of the same seed)
@@ -126,10 +122,7 @@ export class GptTrainTask implements TrainTask {
   }
 
   lr(step: number): number {
-    const o = this.options;
-    return o.schedule === 'constant'
-      ? constantLr(step, { lr: o.lr, warmup: o.warmup })
-      : warmupCosine(step, { lr: o.lr, warmup: Math.min(o.warmup, this.totalSteps), total: this.totalSteps, minLr: o.lr * o.minLrRatio });
+    return scheduledLr(this.options, this.totalSteps, step);
   }
 
   forwardBackward(step: number): StepResult {
@@ -160,12 +153,7 @@ export class GptTrainTask implements TrainTask {
 
   /** Restores a saved run (same config and options); returns the step it stopped at. */
   restore(saved: LoadedTrainState): number {
-    const mine = this.options as unknown as Record<string, unknown>, theirs = saved.options as Record<string, unknown>;
-    for (const k of TRAJECTORY_KEYS)
-      if (JSON.stringify(mine[k]) !== JSON.stringify(theirs[k]))
-        throw new CtfError(`cannot resume ${saved.source}: it was trained with ${k} = ${JSON.stringify(theirs[k])}, this run has ${JSON.stringify(mine[k])} — resume with the same options`);
-    if (JSON.stringify(saved.config) !== JSON.stringify(this.model.config))
-      throw new CtfError(`cannot resume ${saved.source}: its GPT config ${JSON.stringify(saved.config)} differs from this run's ${JSON.stringify(this.model.config)}`);
+    checkResumable(saved, this.options, TRAJECTORY_KEYS, this.model.config, 'GPT');
     restoreModelAndOptimizer(saved, this.model.stateDict(), this.optimizer);
     this.batches.setState(saved.data as BatchOrderState);
     const pos = this.batches.getState();
