@@ -9,6 +9,8 @@ import { TOKENIZER_PRESETS, tokenizerConfig } from '../../src/tokenizer/config.j
 import { VqTokenizer } from '../../src/tokenizer/model.js';
 import { mseInside, psnr as psnrOf } from '../../src/tokenizer/metrics.js';
 import { toModelInput } from '../../src/data/model-input.js';
+import { ResBlock } from '../../src/nn/resblock.js';
+import { gradcheck, randn } from '../helpers.js';
 import { syntheticDataset } from './synthetic.js';
 
 const tinyConfig = (o: { codebookSize?: number; inChannels?: number } = {}) =>
@@ -95,4 +97,12 @@ test('a tiny tokenizer overfits a few images: loss falls far, PSNR rises', () =>
   const psnr1 = psnr();
   assert.ok(last < first / 10, `reconstruction loss ${first} → ${last}`);
   assert.ok(psnr1 > psnr0 + 10 && psnr1 > 20, `PSNR ${psnr0.toFixed(1)} → ${psnr1.toFixed(1)} dB`);
+});
+
+test('ResBlock (GroupNorm, SiLU, 3×3 convs, 1×1 shortcut): gradients by finite differences', () => {
+  const block = new ResBlock('b', 4, 8, 2, new Rng(1));
+  const x = randn([2, 4, 5, 5], 2, { requiresGrad: true });
+  gradcheck(([xx]) => block.forward(xx!), [x], { eps: 1e-2, atol: 3e-3, rtol: 3e-2 });
+  // gradcheck perturbs its inputs in place, so the block's own parameters can be the inputs.
+  gradcheck(() => block.forward(x), block.parameters(), { eps: 1e-2, atol: 3e-3, rtol: 3e-2, maxPerInput: 8 });
 });
