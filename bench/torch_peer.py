@@ -132,40 +132,56 @@ class ConvCase:
 CASES = {'train': TrainCase, 'decode': DecodeCase, 'conv': ConvCase}
 
 
+def peer_info():
+    """The protocol's `info` reply: implementation, OpenBLAS kernel and threads, peak memory."""
+    core, bt = blas_info()
+    return {'impl': 'pytorch', 'version': torch.__version__, 'corename': core, 'blasThreads': bt,
+            'threads': torch.get_num_threads(), 'peakRssMb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def serve(handlers):
+    """The JSON-lines worker loop of src/bench/peer.ts: one command per line on stdin, one JSON reply per line
+    on stdout. handlers maps a command name to fn(msg) -> reply dict; `info` and `exit` are built in, and an
+    exception becomes an error reply for the orchestrator instead of a silent death."""
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        msg = json.loads(line)
+        if msg['cmd'] == 'exit':
+            break
+        try:
+            if msg['cmd'] == 'info':
+                reply = peer_info()
+            elif msg['cmd'] in handlers:
+                reply = handlers[msg['cmd']](msg)
+            else:
+                reply = {'error': 'unknown command ' + msg['cmd']}
+        except Exception as e:
+            reply = {'error': f'{type(e).__name__}: {e}'}
+        sys.stdout.write(json.dumps(reply) + '\n')
+        sys.stdout.flush()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--threads', type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    case = None
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        msg = json.loads(line)
-        try:
-            if msg['cmd'] == 'exit':
-                break
-            if msg['cmd'] == 'setup':
-                case = CASES[msg['case']](msg['config'])
-                reply = {'ok': True}
-            elif msg['cmd'] == 'run':
-                ms = []
-                for _ in range(msg.get('n', 1)):
-                    t0 = time.perf_counter()
-                    case.step()
-                    ms.append((time.perf_counter() - t0) * 1e3)
-                reply = {'ms': ms}
-            elif msg['cmd'] == 'info':
-                core, bt = blas_info()
-                reply = {'impl': 'pytorch', 'version': torch.__version__, 'corename': core, 'blasThreads': bt,
-                         'threads': torch.get_num_threads(),
-                         'peakRssMb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-            else:
-                reply = {'error': 'unknown command ' + msg['cmd']}
-        except Exception as e:  # report to the orchestrator instead of dying silently
-            reply = {'error': f'{type(e).__name__}: {e}'}
-        sys.stdout.write(json.dumps(reply) + '\n')
-        sys.stdout.flush()
+    state = {}
+
+    def setup(msg):
+        state['case'] = CASES[msg['case']](msg['config'])
+        return {'ok': True}
+
+    def run(msg):
+        ms = []
+        for _ in range(msg.get('n', 1)):
+            t0 = time.perf_counter()
+            state['case'].step()
+            ms.append((time.perf_counter() - t0) * 1e3)
+        return {'ms': ms}
+
+    serve({'setup': setup, 'run': run})
 
 
 if __name__ == '__main__':

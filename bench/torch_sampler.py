@@ -14,7 +14,6 @@ Run with Debian's /usr/bin/python3 (python3-torch); --threads sets torch.set_num
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 
@@ -27,7 +26,7 @@ sys.path.insert(0, HERE)
 
 import llamagen_gpt as lg  # noqa: E402
 import st  # noqa: E402  (oracle/st.py: safetensors without the package)
-from torch_peer import blas_info, sample_logits  # noqa: E402
+from torch_peer import sample_logits, serve  # noqa: E402
 from torch_tokenizer import VqTokenizer  # noqa: E402
 
 
@@ -135,42 +134,31 @@ def main():
     ap.add_argument('--threads', type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    sampler = None
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        msg = json.loads(line)
-        try:
-            if msg['cmd'] == 'exit':
-                break
-            if msg['cmd'] == 'setup':
-                sampler = Sampler(msg['config'])
-                reply = {'ok': True}
-            elif msg['cmd'] == 'run':
-                ms, cpu_ms, parts = [], [], []
-                labels = sampler.labels(sampler.c['batch'])
-                for i in range(msg.get('n', 1)):
-                    torch.manual_seed(msg.get('seed', 0) + i)
-                    c0, t0 = time.process_time(), time.perf_counter()
-                    _, _, p = sampler.run(msg['method'], labels)
-                    ms.append(1e3 * (time.perf_counter() - t0))
-                    cpu_ms.append(1e3 * (time.process_time() - c0))
-                    parts.append(p)
-                reply = {'ms': ms, 'cpuMs': cpu_ms, 'parts': parts}
-            elif msg['cmd'] == 'tokens':
-                coarse, fine, _ = sampler.run(msg['method'], sampler.labels(msg['count']), top_k=1)
-                reply = {'coarse': None if coarse is None else coarse.tolist(), 'fine': fine.tolist()}
-            elif msg['cmd'] == 'info':
-                core, bt = blas_info()
-                reply = {'impl': 'pytorch', 'version': torch.__version__, 'corename': core, 'blasThreads': bt,
-                         'threads': torch.get_num_threads(),
-                         'peakRssMb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-            else:
-                reply = {'error': 'unknown command ' + msg['cmd']}
-        except Exception as e:  # report to the orchestrator instead of dying silently
-            reply = {'error': f'{type(e).__name__}: {e}'}
-        sys.stdout.write(json.dumps(reply) + '\n')
-        sys.stdout.flush()
+    state = {}
+
+    def setup(msg):
+        state['sampler'] = Sampler(msg['config'])
+        return {'ok': True}
+
+    def run(msg):
+        sampler = state['sampler']
+        ms, cpu_ms, parts = [], [], []
+        labels = sampler.labels(sampler.c['batch'])
+        for i in range(msg.get('n', 1)):
+            torch.manual_seed(msg.get('seed', 0) + i)
+            c0, t0 = time.process_time(), time.perf_counter()
+            _, _, p = sampler.run(msg['method'], labels)
+            ms.append(1e3 * (time.perf_counter() - t0))
+            cpu_ms.append(1e3 * (time.process_time() - c0))
+            parts.append(p)
+        return {'ms': ms, 'cpuMs': cpu_ms, 'parts': parts}
+
+    def tokens(msg):
+        sampler = state['sampler']
+        coarse, fine, _ = sampler.run(msg['method'], sampler.labels(msg['count']), top_k=1)
+        return {'coarse': None if coarse is None else coarse.tolist(), 'fine': fine.tolist()}
+
+    serve({'setup': setup, 'run': run, 'tokens': tokens})
 
 
 if __name__ == '__main__':
