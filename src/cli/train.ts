@@ -147,7 +147,7 @@ function trainCommand(kind: GptKind): Command {
           optimizer: task.optimizer, params: model.parameters(), lr: (s) => task.lr(s), startStep: start,
           gradClip: options.gradClip > 0 ? options.gradClip : undefined, checkpointEvery: f['checkpointEvery'] as number,
           progressEvery: f['progressEvery'] as number, stop,
-          emit: trainEventRenderer({ label: kind, unit: 'seq', formatMetrics: (m) => (m['valLoss'] !== undefined ? `val loss ${m['valLoss'].toFixed(4)}` : '') }),
+          emit: trainEventRenderer({ label: kind, unit: 'token', formatMetrics: (m) => (m['valLoss'] !== undefined ? `val loss ${m['valLoss'].toFixed(4)}` : '') }),
         });
       } finally {
         stop.dispose();

@@ -116,7 +116,7 @@ export class GptTrainTask implements TrainTask {
     this.batches = new EpochBatches({ count: data.tokens.dim(0), batchSize: options.batchSize, seed: options.seed });
     this.stepsPerEpoch = this.batches.batchesPerEpoch;
     this.totalSteps = options.epochs * this.stepsPerEpoch;
-    this.itemsPerStep = options.batchSize;
+    this.itemsPerStep = options.batchSize * this.T;  // tokens, so progress reports tokens/s
     this.optimizer = new AdamW(model.parameters(), { lr: options.lr, betas: [0.9, 0.95], weightDecay: options.weightDecay });
     this.classes = new Int32Array(options.batchSize);
   }
