@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The small-scale reproduction of CTF (arXiv 2503.16194) on Fashion-MNIST, from scratch, resumable.
+#
+#   bash experiments/reproduce.sh [RUN_DIR]        (default RUN_DIR: runs/repro)
+#
+# Every step is a `ctfgen` command. A step whose output exists is skipped; an interrupted training continues
+# with --resume; so running the script again after a stop (Ctrl-C, a crash, a reboot) continues where it
+# stopped. Each finished step appends {step, command, seconds} to RUN_DIR/times.jsonl, which
+# experiments/summarize.mjs turns into the wall-clock column of results/README.md.
+#
+# What it trains (results/README.md gives the reading):
+#   tokenizer  S, V = 4096, 8×8 tokens, 3 epochs (more than the GPTs: it is the ceiling of every sample metric)
+#   clusters   k-means K = 128 on the l2-normalised codebook
+#   backbones  S and tiny: baseline and CTF stage 1 (coarse-ar) with the same preset, epochs, batch, LR and seed
+#   aux        one fine-aux at preset S, shared by both stage-1 models (as the paper shares its GPT-L aux)
+# GPT epochs count passes over the training split plus its mirrored copies (120 000 sequences).
+set -euo pipefail
+cd "${CTFGEN_REPO:-$(dirname "$0")/..}"  # CTFGEN_REPO: when running a copy of this script from elsewhere
+RUN=${1:-runs/repro}
+CTFGEN=(node dist/src/cli/main.js)
+GPT_EPOCHS=${GPT_EPOCHS:-1}
+TOKENIZER_EPOCHS=${TOKENIZER_EPOCHS:-3}
+mkdir -p "$RUN"
+
+log() { printf '[reproduce %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# step NAME OUTPUT -- ARGS...: runs `ctfgen ARGS` unless OUTPUT exists; records the time. With STDOUT_TO set,
+# the command's stdout goes to that file (through a temporary name, renamed once the command succeeded).
+step() {
+  local name=$1 output=$2; shift 3
+  if [[ -e $output ]]; then log "$name: done before ($output)"; return; fi
+  log "$name: ctfgen $*"
+  local t0=$SECONDS
+  if [[ -n ${STDOUT_TO:-} ]]; then
+    "${CTFGEN[@]}" "$@" >"$STDOUT_TO.tmp" && mv -f "$STDOUT_TO.tmp" "$STDOUT_TO"
+  else
+    "${CTFGEN[@]}" "$@"
+  fi
+  local dt=$((SECONDS - t0))
+  printf '{"step":"%s","command":"ctfgen %s","seconds":%d,"finishedAt":"%s"}\n' "$name" "$*" "$dt" "$(date -u +%FT%TZ)" >>"$RUN/times.jsonl"
+  log "$name: finished in ${dt} s"
+}
+
+# train_step NAME DONE CHECKPOINT -- ARGS...: like step with DONE as the output (a file written only at the end),
+# adding --resume when CHECKPOINT's train state exists (checkpoints are written during training too).
+train_step() {
+  local name=$1 done=$2 state=${3%.safetensors}.train-state.safetensors; shift 4
+  if [[ ! -e $done && -e $state ]]; then step "$name" "$done" -- "$@" --resume; else step "$name" "$done" -- "$@"; fi
+}
+
+TOK=$RUN/tokenizer.safetensors
+TOKENIZER_CONFIG=(--preset S --codebook 4096)
+[[ -e ${TOK%.safetensors}.train-state.safetensors ]] && TOKENIZER_CONFIG=()  # --resume takes them from the saved run
+train_step tokenizer "$RUN/tokenizer.done" "$TOK" -- tokenizer train --data fashion-mnist --out "$TOK" "${TOKENIZER_CONFIG[@]}" \
+  --epochs "$TOKENIZER_EPOCHS" --seed 0 --progress-every 100 --eval-limit 0
+touch "$RUN/tokenizer.done"
+STDOUT_TO=$RUN/tokenizer-eval.json step tokenizer-eval "$RUN/tokenizer-eval.json" -- tokenizer eval --tokenizer "$TOK" --grid "$RUN/tokenizer-recon.png" --json
+step encode-train "$RUN/tokens-train.safetensors" -- tokenizer encode --tokenizer "$TOK" --split train --flip --out "$RUN/tokens-train.safetensors"
+step encode-test "$RUN/tokens-test.safetensors" -- tokenizer encode --tokenizer "$TOK" --split test --out "$RUN/tokens-test.safetensors"
+step cluster "$RUN/clusters.safetensors" -- cluster --tokenizer "$TOK" --k 128 --seed 0 --out "$RUN/clusters.safetensors"
+
+# gpt KIND PRESET: trains RUN/KIND-PRESET.safetensors with the shared recipe.
+gpt() {
+  local kind=$1 preset=$2 out=$RUN/$1-$2.safetensors
+  local clusters=()
+  [[ $kind != baseline ]] && clusters=(--clusters "$RUN/clusters.safetensors")
+  train_step "$kind-$preset" "${out%.safetensors}.report.json" "$out" -- train "$kind" --tokens "$RUN/tokens-train.safetensors" --val-tokens "$RUN/tokens-test.safetensors" \
+    "${clusters[@]}" --out "$out" --preset "$preset" --epochs "$GPT_EPOCHS" --batch 128 --lr 3e-3 --seed 0 \
+    --val-limit 2000 --checkpoint-every 200 --progress-every 50
+}
+gpt coarse-ar S
+gpt fine-aux S
+gpt baseline S
+gpt coarse-ar tiny
+gpt baseline tiny
+log "training finished: $RUN"
