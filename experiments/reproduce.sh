@@ -13,7 +13,8 @@
 #   clusters   k-means K = 128 on the l2-normalised codebook
 #   backbones  S and tiny: baseline and CTF stage 1 (coarse-ar) with the same preset, epochs, batch, LR and seed
 #   aux        one fine-aux at preset S, shared by both stage-1 models (as the paper shares its GPT-L aux)
-# GPT epochs count passes over the training split plus its mirrored copies (120 000 sequences).
+# GPT epochs count passes over the training split plus its mirrored copies (120 000 sequences). Each GPT logs its
+# events (loss, validation loss every 100 steps) to *.events.jsonl and keeps snapshots every 200 steps for the curves.
 set -euo pipefail
 cd "${CTFGEN_REPO:-$(dirname "$0")/..}"  # CTFGEN_REPO: when running a copy of this script from elsewhere
 RUN=${1:-runs/repro}
@@ -66,7 +67,7 @@ gpt() {
   [[ $kind != baseline ]] && clusters=(--clusters "$RUN/clusters.safetensors")
   train_step "$kind-$preset" "${out%.safetensors}.report.json" "$out" -- train "$kind" --tokens "$RUN/tokens-train.safetensors" --val-tokens "$RUN/tokens-test.safetensors" \
     "${clusters[@]}" --out "$out" --preset "$preset" --epochs "$GPT_EPOCHS" --batch 128 --lr 3e-3 --seed 0 \
-    --val-limit 2000 --checkpoint-every 200 --progress-every 50
+    --val-limit 2000 --eval-every 100 --checkpoint-every 200 --snapshot-every 200 --progress-every 50
 }
 gpt coarse-ar S
 gpt fine-aux S

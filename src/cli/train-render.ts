@@ -45,6 +45,9 @@ export function trainEventRenderer(o: RenderOptions): (e: TrainEvent) => void {
       case 'epoch':
         line(`${o.label}: epoch ${e.epoch} done at step ${e.step}  ${o.formatMetrics(e.metrics)}`);
         break;
+      case 'eval':
+        line(`${o.label}: step ${e.step} (epoch ${e.epoch.toFixed(2)})  ${o.formatMetrics(e.metrics)}`);
+        break;
       case 'checkpoint':
         if (!tty) line(`${o.label}: checkpoint at step ${e.step} → ${e.path} (${e.ms.toFixed(0)} ms)`);
         break;

@@ -15,6 +15,7 @@ import {
   DEFAULT_GPT_TRAIN, GPT_KINDS, GptTrainTask, coarseMapHash, gptTask, validateGptTrainOptions, validationLoss,
   type GptKind, type GptTrainOptions,
 } from '../train/gpt-train.js';
+import { eventLogPath, eventLogSink, teeEvents } from '../train/event-log.js';
 import { StopRequest } from '../train/interrupt.js';
 import { runTraining } from '../train/loop.js';
 import { UsageError, requireString, type ParsedFlags } from './args.js';
@@ -84,6 +85,8 @@ function trainCommand(kind: GptKind): Command {
         classDropout: { type: 'number', help: 'p(label → null class) in training, for CFG (default 0.1)' },
         seed: { type: 'int', min: 0, help: 'seed of the initialisation, data order and dropout (default 0)' },
         valLimit: { type: 'int', default: 2000, min: 0, help: 'test sequences for the validation loss each epoch (0 = skip)' },
+        evalEvery: { type: 'int', default: 0, min: 0, help: 'also compute the validation loss every N steps, for curves (0 = only per epoch)' },
+        snapshotEvery: { type: 'int', default: 0, min: 0, help: 'keep a copy of the checkpoint every N steps as <out>.step<N>.safetensors (a multiple of --checkpoint-every; 0 = none)' },
         checkpointEvery: { type: 'int', default: 200, min: 0, help: 'steps between checkpoints, 0 = only at the end' },
         progressEvery: { type: 'int', default: 10, min: 1, help: 'steps between progress updates' },
         resume: { type: 'boolean', help: 'continue the run saved beside --out exactly where it stopped' },
@@ -122,10 +125,16 @@ function trainCommand(kind: GptKind): Command {
         ...(map ? { clusters_hash: coarseMapHash(map), clusters_k: String(map.k), clusters_mode: map.mode } : {}),
       };
 
+      const snapshotEvery = f['snapshotEvery'] as number, checkpointEvery = f['checkpointEvery'] as number;
+      if (snapshotEvery > 0 && (checkpointEvery === 0 || snapshotEvery % checkpointEvery !== 0))
+        throw new UsageError(`--snapshot-every ${snapshotEvery} must be a multiple of --checkpoint-every (${checkpointEvery}): snapshots are taken when a checkpoint is written`);
       const save = async (task: GptTrainTask, step: number): Promise<string> => {
         await mkdir(dirname(out), { recursive: true });
         await saveTrainState(statePath, { ...task.trainState(step), extra: identity });
-        await saveGptCheckpoint(out, model, { ...identity, step: String(step), options: JSON.stringify(options) });
+        const meta = { ...identity, step: String(step), options: JSON.stringify(options) };
+        await saveGptCheckpoint(out, model, meta);
+        if (snapshotEvery > 0 && step % snapshotEvery === 0 && step < task.totalSteps)
+          await saveGptCheckpoint(out.replace(/(\.safetensors)?$/, `.step${step}.safetensors`), model, meta);
         return statePath;
       };
       const validate = val ? (t: GptTrainTask): Record<string, number> => ({ valLoss: validationLoss(t.model, kind, val, map, { limit: f['valLimit'] as number }) }) : undefined;
@@ -146,8 +155,11 @@ function trainCommand(kind: GptKind): Command {
         result = await runTraining(task, {
           optimizer: task.optimizer, params: model.parameters(), lr: (s) => task.lr(s), startStep: start,
           gradClip: options.gradClip > 0 ? options.gradClip : undefined, checkpointEvery: f['checkpointEvery'] as number,
-          progressEvery: f['progressEvery'] as number, stop,
-          emit: trainEventRenderer({ label: kind, unit: 'token', formatMetrics: (m) => (m['valLoss'] !== undefined ? `val loss ${m['valLoss'].toFixed(4)}` : '') }),
+          progressEvery: f['progressEvery'] as number, evalEvery: val ? (f['evalEvery'] as number) : 0, stop,
+          emit: teeEvents(
+            trainEventRenderer({ label: kind, unit: 'token', formatMetrics: (m) => (m['valLoss'] !== undefined ? `val loss ${m['valLoss'].toFixed(4)}` : '') }),
+            eventLogSink(eventLogPath(out)),
+          ),
         });
       } finally {
         stop.dispose();

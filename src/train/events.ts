@@ -14,6 +14,7 @@ export type TrainEvent =
       etaSec: number;                   // remaining steps at the recent throughput
     }
   | { type: 'epoch'; epoch: number; step: number; metrics: Record<string, number> }
+  | { type: 'eval'; epoch: number; step: number; metrics: Record<string, number> }  // every evalEvery steps
   | { type: 'checkpoint'; step: number; path: string; ms: number }
   | { type: 'nonfinite'; step: number; loss: number; gradNorm: number; consecutive: number }
   | { type: 'note'; step: number; message: string }

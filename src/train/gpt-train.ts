@@ -140,6 +140,10 @@ export class GptTrainTask implements TrainTask {
     return this.validate?.(this) ?? {};
   }
 
+  evalMetrics(): Record<string, number> {
+    return this.validate?.(this) ?? {};
+  }
+
   save(stepsDone: number): Promise<string> {
     return this.saveCheckpoint(this, stepsDone);
   }

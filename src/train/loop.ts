@@ -25,6 +25,8 @@ export interface TrainTask {
   windowMetrics?(): Record<string, number>;
   /** Metrics of the epoch that just ended; may reset epoch counters. */
   epochMetrics?(epoch: number): Record<string, number>;
+  /** Evaluation metrics (e.g. validation loss) at step `stepsDone`, every `evalEvery` steps; must not touch the trajectory. */
+  evalMetrics?(stepsDone: number): Record<string, number>;
   /** Writes a checkpoint after `stepsDone` steps; returns its path. */
   save(stepsDone: number): Promise<string>;
 }
@@ -37,6 +39,7 @@ export interface TrainLoopOptions {
   gradClip?: number;              // max global gradient norm; undefined = no clipping
   checkpointEvery?: number;       // steps between checkpoints; 0 = at the end only (default)
   progressEvery?: number;         // steps between progress events (default 10)
+  evalEvery?: number;             // steps between task.evalMetrics calls ('eval' events); 0 = never (default)
   stop?: StopRequest;
   guard?: NonFiniteGuard;
   emit: TrainEventSink;
@@ -51,7 +54,7 @@ export interface TrainLoopResult {
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export async function runTraining(task: TrainTask, o: TrainLoopOptions): Promise<TrainLoopResult> {
-  const every = o.progressEvery ?? 10, ckptEvery = o.checkpointEvery ?? 0;
+  const every = o.progressEvery ?? 10, ckptEvery = o.checkpointEvery ?? 0, evalEvery = o.evalEvery ?? 0;
   if (!Number.isInteger(o.startStep) || o.startStep < 0 || o.startStep > task.totalSteps)
     throw new CtfError(`training: start step ${o.startStep} is outside 0..${task.totalSteps}`);
   if (!Number.isInteger(every) || every < 1) throw new CtfError(`training: progressEvery ${every} must be an integer ≥ 1`);
@@ -116,6 +119,8 @@ export async function runTraining(task: TrainTask, o: TrainLoopOptions): Promise
       const epoch = step / task.stepsPerEpoch;
       o.emit({ type: 'epoch', epoch, step, metrics: task.epochMetrics?.(epoch) ?? {} });
     }
+    if (evalEvery > 0 && task.evalMetrics && step % evalEvery === 0)
+      o.emit({ type: 'eval', step, epoch: step / task.stepsPerEpoch, metrics: task.evalMetrics(step) });
     if (ckptEvery > 0 && step % ckptEvery === 0 && step < task.totalSteps) await save(step);
     await yieldToEventLoop();  // lets a pending SIGINT handler run
   }

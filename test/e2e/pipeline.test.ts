@@ -35,6 +35,9 @@ test('tiny run: demo pipeline, sample both methods, PNGs decode, demo resumes id
     assert.ok(report.stages.every((s) => s.ranNow && s.command.startsWith('ctfgen ')));
     for (const k of ['baseline', 'coarseAr', 'fineAux']) assert.ok(Number.isFinite(report.valLoss[k]) && report.valLoss[k]! > 0, `val loss ${k}`);
     assert.ok(report.tokenizer.psnr > 5);
+    const events = readFileSync(join(run, 'fine-aux.events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number });
+    assert.deepEqual([events[0]!.type, events.at(-1)!.type], ['start', 'done'], 'the event log holds the whole run');
+    assert.ok(events.some((e) => e.type === 'epoch') && events.some((e) => e.type === 'progress'));
     assert.equal(report.samples.ctf.insideCluster, 1);
     assert.match(readFileSync(join(run, 'report.md'), 'utf8'), /\| baseline \| \d+s \| `ctfgen train baseline --run /);
 

@@ -42,22 +42,24 @@ function coarseMap(hash = 'tok-hash'): CoarseMap {
 
 const options: GptTrainOptions = { epochs: 4, batchSize: 16, lr: 3e-3, warmup: 4, schedule: 'cosine', minLrRatio: 0.1, weightDecay: 0.05, gradClip: 1, seed: 1 };
 
-async function train(kind: GptKind, data: TokenSet, map: CoarseMap | null, o: { path?: string; stopAt?: number; resumeFrom?: string; opts?: Partial<GptTrainOptions> } = {}) {
+async function train(kind: GptKind, data: TokenSet, map: CoarseMap | null,
+  o: { path?: string; stopAt?: number; resumeFrom?: string; opts?: Partial<GptTrainOptions>; evalEvery?: number; evals?: TrainEvent[] } = {}) {
   const opts = { ...options, ...o.opts };
   const model = new Gpt(gptConfig('tiny', gptTask(kind, data, map), { layers: 1, dim: 32, heads: 2 }), new Rng(opts.seed).split('init'));
   const task = new GptTrainTask(kind, model, data, map, opts, async (t, step) => {
     if (o.path) await saveTrainState(o.path, t.trainState(step));
     return o.path ?? '';
-  });
+  }, o.evalEvery ? (t) => ({ valLoss: validationLoss(t.model, kind, data, map) }) : undefined);
   const start = o.resumeFrom ? task.restore(await loadTrainState(o.resumeFrom, `gpt:${kind}`)) : 0;
   const stop = new StopRequest();
   const losses: number[] = [];
   const emit = (e: TrainEvent): void => {
+    if (e.type === 'eval') o.evals?.push(e);
     if (e.type !== 'progress') return;
     losses.push(e.loss);
     if (e.step === o.stopAt) stop.request('test');
   };
-  const result = await runTraining(task, { optimizer: task.optimizer, params: model.parameters(), lr: (s) => task.lr(s), startStep: start, gradClip: 1, progressEvery: 1, stop, emit });
+  const result = await runTraining(task, { optimizer: task.optimizer, params: model.parameters(), lr: (s) => task.lr(s), startStep: start, gradClip: 1, progressEvery: 1, evalEvery: o.evalEvery, stop, emit });
   return { model, losses, result, weights: model.parameters().map((p) => p.f32.slice()) };
 }
 
@@ -102,6 +104,18 @@ test('resume continues exactly: N steps = N/2 + save + restore + N/2 (losses and
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('validation every N steps reports a curve and leaves the trajectory untouched (losses and weights bit for bit)', async () => {
+  const data = tokenSet(), map = coarseMap();
+  const plain = await train('fine-aux', data, map);
+  const evals: TrainEvent[] = [];
+  const watched = await train('fine-aux', data, map, { evalEvery: 6, evals });
+  assert.deepEqual(watched.losses, plain.losses);
+  plain.weights.forEach((w, i) => assert.deepEqual(watched.weights[i], w, `parameter ${i}`));
+  assert.deepEqual(evals.map((e) => e.step), [6, 12, 18, 24]);  // 4 epochs × 6 steps
+  const curve = evals.map((e) => (e.type === 'eval' ? e.metrics['valLoss']! : NaN));
+  assert.ok(curve.every(Number.isFinite) && curve[3]! < curve[0]!, `validation curve ${curve}`);
 });
 
 test('mismatched inputs are refused with the reason', () => {
