@@ -12,7 +12,9 @@
 #   tokenizer  S, V = 4096, 8×8 tokens, 3 epochs (more than the GPTs: it is the ceiling of every sample metric)
 #   clusters   k-means K = 128 on the l2-normalised codebook
 #   backbones  S and tiny: baseline and CTF stage 1 (coarse-ar) with the same preset, epochs, batch, LR and seed
-#   aux        one fine-aux at preset S, shared by both stage-1 models (as the paper shares its GPT-L aux)
+#   aux        fine-aux at presets tiny and S, each shared by both stage-1 models (as the paper shares its GPT-L aux
+#              across backbones; the aux size is the paper's ablation too): on a CPU the aux forward costs
+#              FLOPs like the stage-1 decode, so the aux size decides CTF's speed (results/README.md)
 # GPT epochs count passes over the training split plus its mirrored copies (120 000 sequences). Each GPT logs its
 # events (loss, validation loss every 100 steps) to *.events.jsonl and keeps snapshots every 200 steps for the curves.
 set -euo pipefail
@@ -70,8 +72,9 @@ gpt() {
     --val-limit 2000 --eval-every 100 --checkpoint-every 200 --snapshot-every 200 --progress-every 50
 }
 gpt coarse-ar S
-gpt fine-aux S
 gpt baseline S
+gpt fine-aux tiny
+gpt fine-aux S
 gpt coarse-ar tiny
 gpt baseline tiny
 log "training finished: $RUN"
