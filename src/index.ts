@@ -35,3 +35,6 @@ export * from './tokenizer/checkpoint.js';
 export * from './tokenizer/tokens-file.js';
 export * from './train/loop.js';
 export * from './train/gpt-train.js';
+export * from './eval/metrics.js';
+export * from './eval/linalg.js';
+export * from './io/npz.js';
