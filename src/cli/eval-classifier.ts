@@ -1,0 +1,201 @@
+// `ctfgen eval classifier train | test`: the evaluation classifier. Flags → options, events → stderr,
+// results → stdout. The numerics live in src/eval (classifier.ts, classifier-train.ts, features.ts).
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { loadDataset, type Dataset, type Split } from '../data/dataset.js';
+import { Rng } from '../engine/rng.js';
+import { CtfError } from '../errors.js';
+import {
+  CLASSIFIER_PRESETS, Classifier, DEFAULT_CLASSIFIER_PRESET, classifierConfig, loadClassifier, saveClassifier, type ClassifierConfig,
+} from '../eval/classifier.js';
+import {
+  ClassifierTrainTask, DEFAULT_CLASSIFIER_TRAIN, validateClassifierTrainOptions, type ClassifierTrainOptions,
+} from '../eval/classifier-train.js';
+import { accuracyAndLoss, datasetFeatures } from '../eval/features.js';
+import { loadClassifierSplit, type DataLoad } from '../eval/reference.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { dataIdentity, type DataIdentity } from '../tokenizer/data-identity.js';
+import { loadTrainState, saveTrainState, type LoadedTrainState } from '../train/checkpoint.js';
+import { StopRequest } from '../train/interrupt.js';
+import { runTraining } from '../train/loop.js';
+import { UsageError, kebab, requireString, type ParsedFlags } from './args.js';
+import { DATA_LOAD_FLAGS, loadOptionsFromFlags } from './data.js';
+import type { Command } from './main.js';
+import { Progress, formatDuration } from './progress.js';
+import { trainStatePath } from './tokenizer.js';
+import { trainEventRenderer } from './train-render.js';
+
+const log = (s: string): void => { process.stderr.write(s + '\n'); };
+const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
+
+function onOff(f: ParsedFlags, key: string): boolean | undefined {
+  const v = f[key];
+  if (v === undefined) return undefined;
+  if (v === 'on' || v === 'true') return true;
+  if (v === 'off' || v === 'false') return false;
+  throw new UsageError(`--${kebab(key)}: expected on or off, got "${String(v)}"`);
+}
+
+/** The first `limit` images of a split (quick runs and tests); the data identity then describes the subset. */
+function firstImages(ds: Dataset, limit: number | undefined): Dataset {
+  if (limit === undefined || limit >= ds.count) return ds;
+  const size = ds.channels * ds.height * ds.width;
+  return { ...ds, count: limit, images: ds.images.subarray(0, limit * size), labels: ds.labels.subarray(0, limit) };
+}
+
+/** Training options from flags; on --resume the saved ones, with any flag given explicitly required to agree. */
+function trainOptions(f: ParsedFlags, saved: LoadedTrainState | null): ClassifierTrainOptions {
+  const given: Partial<Record<keyof ClassifierTrainOptions, unknown>> = {};
+  const pairs: [string, keyof ClassifierTrainOptions][] = [['epochs', 'epochs'], ['batch', 'batchSize'], ['lr', 'lr'], ['warmup', 'warmup'],
+    ['schedule', 'schedule'], ['minLrRatio', 'minLrRatio'], ['weightDecay', 'weightDecay'], ['gradClip', 'gradClip'], ['seed', 'seed'], ['shift', 'shift']];
+  for (const [flag, key] of pairs) if (f[flag] !== undefined) given[key] = f[flag];
+  const flip = onOff(f, 'flip');
+  if (flip !== undefined) given.flip = flip;
+  if (!saved) {
+    const o = { ...DEFAULT_CLASSIFIER_TRAIN, ...given } as ClassifierTrainOptions;
+    try { validateClassifierTrainOptions(o); } catch (e) { throw new UsageError((e as Error).message); }
+    return o;
+  }
+  const o = saved.options as ClassifierTrainOptions;
+  for (const [k, v] of Object.entries(given))
+    if (JSON.stringify((o as unknown as Record<string, unknown>)[k]) !== JSON.stringify(v))
+      throw new UsageError(`--resume: the run was started with ${k} = ${JSON.stringify((o as unknown as Record<string, unknown>)[k])}; drop the flag or pass the same value (it decides the trajectory)`);
+  return o;
+}
+
+const trainCommand: Command = {
+  spec: {
+    name: 'eval classifier train',
+    summary: 'Trains the evaluation classifier (a small CNN; its penultimate features and softmax feed FID, IS, precision/recall and\n' +
+      'class accuracy) on the training split, as the tokenizer sees it (Fashion-MNIST padded to 32×32). Checkpoints (atomic) go to\n' +
+      '--out and beside it *.train-state.safetensors for --resume; Ctrl-C saves and exits. Ends with the test accuracy.',
+    usage: 'ctfgen eval classifier train --out runs/NAME/classifier.safetensors [options]',
+    flags: {
+      out: { type: 'string', help: 'classifier checkpoint to write (required)' },
+      data: { type: 'string', default: 'fashion-mnist', help: 'dataset: fashion-mnist, mnist or folder:PATH' },
+      preset: { type: 'string', help: `size preset: ${Object.keys(CLASSIFIER_PRESETS).join(', ')} (default ${DEFAULT_CLASSIFIER_PRESET})` },
+      epochs: { type: 'int', min: 1, help: `passes over the training split (default ${DEFAULT_CLASSIFIER_TRAIN.epochs})` },
+      batch: { type: 'int', min: 1, help: `images per step (default ${DEFAULT_CLASSIFIER_TRAIN.batchSize})` },
+      lr: { type: 'number', help: `peak learning rate (default ${DEFAULT_CLASSIFIER_TRAIN.lr})` },
+      warmup: { type: 'int', min: 0, help: `linear warmup steps (default ${DEFAULT_CLASSIFIER_TRAIN.warmup})` },
+      schedule: { type: 'string', help: `cosine or constant (default ${DEFAULT_CLASSIFIER_TRAIN.schedule})` },
+      minLrRatio: { type: 'number', help: `cosine floor as a fraction of --lr (default ${DEFAULT_CLASSIFIER_TRAIN.minLrRatio})` },
+      weightDecay: { type: 'number', help: `AdamW decoupled weight decay (default ${DEFAULT_CLASSIFIER_TRAIN.weightDecay})` },
+      gradClip: { type: 'number', help: `max global gradient norm, 0 = off (default ${DEFAULT_CLASSIFIER_TRAIN.gradClip})` },
+      seed: { type: 'int', min: 0, help: 'seed of the initialisation, data order, flips, shifts and dropout (default 0)' },
+      flip: { type: 'string', help: 'random horizontal flips: on|off (default on; never where a flip changes the class)' },
+      shift: { type: 'int', min: 0, help: `random shifts by up to N pixels (default ${DEFAULT_CLASSIFIER_TRAIN.shift})` },
+      checkpointEvery: { type: 'int', default: 500, min: 0, help: 'steps between checkpoints, 0 = only at the end' },
+      progressEvery: { type: 'int', default: 20, min: 1, help: 'steps between progress updates' },
+      testLimit: { type: 'int', min: 0, help: 'test images scored after every epoch and at the end (default all; 0 = skip)' },
+      limit: { type: 'int', min: 1, help: 'train on the first N images only (quick runs)' },
+      resume: { type: 'boolean', help: 'continue the run saved beside --out exactly where it stopped' },
+      json: { type: 'boolean', help: 'print the final report as JSON on stdout' },
+      ...DATA_LOAD_FLAGS,
+    },
+  },
+  async run(f) {
+    const out = requireString(f, 'out');
+    const statePath = trainStatePath(out);
+    const saved = f['resume'] ? await loadTrainState(statePath, 'classifier') : null;
+    const options = trainOptions(f, saved);
+    const savedExtra = saved?.extra as { data?: DataIdentity; dataLoad?: DataLoad } | undefined;
+    const spec = String(f['data']);
+    const load: DataLoad = { spec, ...loadOptionsFromFlags(f) };
+    load.pad ??= savedExtra?.dataLoad?.pad ?? (spec === 'fashion-mnist' || spec === 'mnist' ? 2 : 0);
+    const t0 = performance.now();
+    const { spec: _, ...loadOptions } = load;
+    const ds = firstImages(await loadDataset(spec, 'train', loadOptions), f['limit'] as number | undefined);
+    const identity = dataIdentity(ds);
+    if (savedExtra?.data && savedExtra.data.sha256 !== identity.sha256)
+      throw new CtfError(`--resume: ${statePath} was trained on ${savedExtra.data.name} (${savedExtra.data.count} images, sha256 ${savedExtra.data.sha256.slice(0, 12)}…), ` +
+        `not on this data (${identity.name}, ${identity.count} images, ${identity.sha256.slice(0, 12)}…)`);
+    let config: ClassifierConfig;
+    if (saved) {
+      if (f['preset'] !== undefined) throw new UsageError('--resume: the model config comes from the saved run; drop --preset');
+      config = saved.config as ClassifierConfig;
+    } else {
+      config = classifierConfig(String(f['preset'] ?? DEFAULT_CLASSIFIER_PRESET), { inChannels: ds.channels, imageSize: ds.height, numClasses: ds.numClasses });
+      if (ds.height !== ds.width) throw new CtfError(`classifier: images of ${ds.name} are ${ds.height}×${ds.width}; it needs square images (use --resize or --pad)`);
+    }
+    const testLimit = f['testLimit'] as number | undefined;
+    const test = testLimit === 0 ? null : await loadDataset(spec, 'test', loadOptions);
+    log(`loaded ${ds.name}: ${ds.count} train${test ? ` + ${test.count} test` : ''} images ${ds.channels}×${ds.height}×${ds.width} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const model = new Classifier(config, new Rng(options.seed).split('init'));
+    const meta = { data: identity, data_load: load };
+    const save = async (task: ClassifierTrainTask, step: number): Promise<string> => {
+      await mkdir(dirname(out), { recursive: true });
+      await saveTrainState(statePath, { ...task.trainState(step), extra: { data: identity, dataLoad: load } });
+      await saveClassifier(out, model, { ...meta, training: { step, epochs: step / task.stepsPerEpoch, options } });
+      return statePath;
+    };
+    const task = new ClassifierTrainTask(model, ds, options, save, test ? { data: test, limit: testLimit } : null);
+    log(`classifier: ${model.numParameters().toLocaleString('en')} parameters, ${JSON.stringify(config)}`);
+    log(`${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ${options.batchSize} images`);
+    const start = saved ? task.restore(saved) : 0;
+    const stop = new StopRequest().listen();
+    const tTrain = performance.now();
+    let result;
+    try {
+      result = await runTraining(task, {
+        optimizer: task.optimizer, params: model.parameters(), lr: (s) => task.lr(s), startStep: start,
+        gradClip: options.gradClip > 0 ? options.gradClip : undefined, checkpointEvery: f['checkpointEvery'] as number,
+        progressEvery: f['progressEvery'] as number, stop,
+        emit: trainEventRenderer({
+          label: 'classifier', unit: 'img',
+          formatMetrics: (m) => [m['trainAcc'] !== undefined ? `train acc ${pct(m['trainAcc'])}` : '', m['testAcc'] !== undefined ? `test acc ${pct(m['testAcc'])} (loss ${m['testLoss']!.toFixed(4)})` : '']
+            .filter(Boolean).join('  '),
+        }),
+      });
+    } finally {
+      stop.dispose();
+    }
+    if (result.stopped) return;
+    const trainSeconds = (performance.now() - tTrain) / 1000;
+    let evaluation = null;
+    if (test) {
+      const tested = firstImages(test, testLimit);
+      const r = accuracyAndLoss(datasetFeatures(model, tested), tested.labels);
+      evaluation = { split: 'test', images: tested.count, accuracy: r.accuracy, loss: r.loss, perClass: r.perClass };
+      log(`classifier test accuracy ${pct(r.accuracy)} (loss ${r.loss.toFixed(4)}, ${tested.count} images); trained in ${formatDuration(trainSeconds)} (this process)`);
+    }
+    await saveClassifier(out, model, { ...meta, training: { step: result.step, epochs: options.epochs, options }, ...(evaluation ? { eval: evaluation } : {}) });
+    const report = {
+      kind: 'ctfgen.classifier-report', out, command: ['ctfgen', ...process.argv.slice(2)].join(' '), config, options,
+      parameters: model.numParameters(), steps: result.step, trainSeconds, data: identity, eval: evaluation,
+    };
+    await writeFileAtomic(out.replace(/(\.safetensors)?$/, '.report.json'), JSON.stringify(report, null, 2) + '\n');
+    if (f['json']) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  },
+};
+
+const testCommand: Command = {
+  spec: {
+    name: 'eval classifier test',
+    summary: 'Accuracy (overall and per class) and mean cross-entropy of the evaluation classifier on a split of the dataset it was trained on.',
+    usage: 'ctfgen eval classifier test --classifier F [--split test] [options]',
+    flags: {
+      classifier: { type: 'string', help: 'classifier checkpoint (required)' },
+      split: { type: 'string', default: 'test', help: 'train or test' },
+      limit: { type: 'int', min: 1, help: 'the first N images only' },
+      batch: { type: 'int', default: 250, min: 1, help: 'images per forward' },
+      json: { type: 'boolean', help: 'print the result as JSON on stdout' },
+    },
+  },
+  async run(f) {
+    const c = await loadClassifier(requireString(f, 'classifier'));
+    const split = String(f['split']) as Split;
+    if (split !== 'train' && split !== 'test') throw new UsageError(`--split: expected train or test, got "${split}"`);
+    const ds = firstImages(await loadClassifierSplit(c, split), f['limit'] as number | undefined);
+    const progress = new Progress({ label: 'scoring', total: ds.count, unit: 'img' });
+    const r = accuracyAndLoss(datasetFeatures(c.model, ds, { batchSize: f['batch'] as number, onBatch: (d) => progress.update(d) }), ds.labels);
+    progress.finish();
+    const lines = [`classifier ${c.path} (${c.hash.slice(0, 12)}…) on ${ds.name} ${split}, ${ds.count} images: accuracy ${pct(r.accuracy)}, loss ${r.loss.toFixed(4)}`,
+      ...r.perClass.map((a, k) => `  ${String(k).padStart(2)} ${(ds.classNames[k] ?? '').padEnd(12)} ${pct(a)}`)];
+    log(lines.join('\n'));
+    if (f['json'])
+      process.stdout.write(JSON.stringify({ classifier: c.path, hash: c.hash, split, images: ds.count, accuracy: r.accuracy, loss: r.loss, perClass: r.perClass }, null, 2) + '\n');
+  },
+};
+
+export const classifierCommands: Command[] = [trainCommand, testCommand];

@@ -1,0 +1,275 @@
+// `ctfgen eval` (sample quality of a run), `ctfgen eval real` (the "real data" row) and `ctfgen eval recon`
+// (rFID of the tokenizer). Flags → requests, progress → stderr, report JSON / PNG / .npz out. The numerics
+// live in src/eval (evaluate.ts, features.ts, metrics.ts, reference.ts).
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Dataset } from '../data/dataset.js';
+import { CtfError } from '../errors.js';
+import { loadClassifier, type LoadedClassifier } from '../eval/classifier.js';
+import {
+  gridSelection, realDataRow, realReference, reconstructSplit, sampleForEval, scoreImages, toNhwc, type EvalSamples, type SampleQuality,
+} from '../eval/evaluate.js';
+import { pixelFeatures } from '../eval/features.js';
+import { classifierData, loadClassifierSplit, referenceFeatures, type ReferenceFeatures } from '../eval/reference.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { writeNpz } from '../io/npz.js';
+import { writeImageGrid } from '../io/png.js';
+import { RUN_LAYOUT, SAMPLER_METHODS, loadSampler, resolveSamplerPaths, type SamplerMethod, type SamplerPieces } from '../sample/run-dir.js';
+import { loadTokenizer } from '../tokenizer/checkpoint.js';
+import type { DataIdentity } from '../tokenizer/data-identity.js';
+import { UsageError, kebab, requireString, type ParsedFlags } from './args.js';
+import { classifierCommands } from './eval-classifier.js';
+import type { Command } from './main.js';
+import { Progress, formatDuration } from './progress.js';
+
+const log = (s: string): void => { process.stderr.write(s + '\n'); };
+const command = (): string => ['ctfgen', ...process.argv.slice(2)].join(' ');
+
+function onOff(f: ParsedFlags, key: string): boolean {
+  const v = String(f[key]);
+  if (v === 'on' || v === 'true') return true;
+  if (v === 'off' || v === 'false') return false;
+  throw new UsageError(`--${kebab(key)}: expected on or off, got "${v}"`);
+}
+
+function checkNumber(f: ParsedFlags, key: string, ok: (v: number) => boolean, what: string): number {
+  const v = f[key] as number;
+  if (!ok(v)) throw new UsageError(`--${kebab(key)}: ${what}, got ${v}`);
+  return v;
+}
+
+function noPositionals(name: string, positionals: string[]): void {
+  if (positionals.length > 0)
+    throw new UsageError(`unexpected argument "${positionals[0]}"${name === 'eval' ? ' (subcommands: eval classifier train|test, eval real, eval recon)' : ''}`);
+}
+
+export function metricsLine(m: SampleQuality): string {
+  return `FID ${m.fid.toFixed(3)}  IS ${m.isMean.toFixed(3)} ± ${m.isStd.toFixed(3)}  precision ${m.precision.toFixed(4)}  recall ${m.recall.toFixed(4)}` +
+    (m.classAccuracy !== null ? `  class accuracy ${(100 * m.classAccuracy).toFixed(2)}%` : '') + `  (${m.images} images)`;
+}
+
+function classifierSummary(c: LoadedClassifier): Record<string, unknown> {
+  const e = c.metadata['eval'] ? (JSON.parse(c.metadata['eval']) as { accuracy?: number }) : null;
+  return { path: c.path, hash: c.hash, featureDim: c.model.config.featureDim, testAccuracy: e?.accuracy ?? null, config: c.model.config };
+}
+
+/** A split of the classifier's dataset and its features (cached beside the classifier), with a progress bar when computed. */
+async function reference(c: LoadedClassifier, split: 'test' | 'train'): Promise<ReferenceFeatures & { dataset: Dataset }> {
+  const dataset = await loadClassifierSplit(c, split);
+  let progress: Progress | null = null;
+  const r = await referenceFeatures(c, split, {
+    dataset,
+    onBatch: (done, total) => { if (done < total) (progress ??= new Progress({ label: `${split} features`, total, unit: 'img' })).update(done); },
+  });
+  (progress as Progress | null)?.finish();  // assigned in the callback
+  log(`${split} split: ${r.features.n} images of ${r.data.name}, features ${r.cached ? 'read from' : 'cached in'} ${r.cache}`);
+  return { ...r, dataset };
+}
+
+const evalCommand: Command = {
+  spec: {
+    name: 'eval',
+    summary: 'Sample quality of a run: samples --n images (an equal number per class) with CTF and/or the baseline, times the sampling,\n' +
+      'scores the images with the evaluation classifier against the real test split: FID, IS (mean ± std over 10 splits), precision /\n' +
+      'recall (k-NN manifolds, k = 3) and class accuracy. Writes the report JSON (every knob, the metrics, timing, paths), a PNG grid\n' +
+      '(one row per class) and an .npz of every sample (arr_0: uint8 NHWC; labels: int32) per method.',
+    usage: 'ctfgen eval (--run DIR | --tokenizer F [--clusters F --stage1 F --aux F] [--baseline F]) --classifier F [--method ctf|baseline|both] --out REPORT.json [options]',
+    flags: {
+      run: { type: 'string', help: 'run directory holding the pieces (' + Object.values(RUN_LAYOUT).join(', ') + '); explicit paths override' },
+      tokenizer: { type: 'string', help: 'tokenizer checkpoint' },
+      clusters: { type: 'string', help: 'coarse map (ctfgen cluster)' },
+      stage1: { type: 'string', help: 'CTF stage 1: coarse-ar checkpoint' },
+      aux: { type: 'string', help: 'CTF stage 2: fine-aux checkpoint' },
+      baseline: { type: 'string', help: 'baseline checkpoint' },
+      classifier: { type: 'string', help: 'evaluation classifier (ctfgen eval classifier train; required)' },
+      method: { type: 'string', default: 'ctf', help: 'ctf, baseline or both' },
+      n: { type: 'int', default: 10000, min: 1, help: 'images per method, a multiple of the class count' },
+      cfg: { type: 'number', default: 2, help: 'classifier-free guidance of stage 1 / the baseline (1 = off)' },
+      t1: { type: 'number', default: 1, help: 'temperature of stage 1 and of the baseline (0 = greedy)' },
+      t2: { type: 'number', default: 1, help: 'temperature of stage 2' },
+      topK: { type: 'int', default: 0, min: 0, help: 'top-k of both stages (0 = off)' },
+      topP: { type: 'number', default: 1, help: 'top-p of both stages (1 = off)' },
+      mask: { type: 'string', default: 'on', help: 'stage 2 samples only inside the predicted cluster: on|off' },
+      cfg2: { type: 'number', default: 1, help: 'guidance of stage 2 (1 = off)' },
+      seed: { type: 'int', default: 0, min: 0, help: 'root of every image\'s random stream' },
+      batch: { type: 'int', default: 64, min: 1, help: 'images per sampling batch (the timing is at this batch)' },
+      k: { type: 'int', default: 3, min: 1, help: 'neighbours of the precision/recall manifolds' },
+      out: { type: 'string', help: 'report JSON (default with --run: DIR/eval-<method>.json)' },
+      gridPerClass: { type: 'int', default: 8, min: 1, help: 'images per class (row) in the PNG grid <out>-<method>.png' },
+      scale: { type: 'int', default: 2, min: 1, help: 'enlarge the grid tiles by this integer factor' },
+      npzCrop: { type: 'string', default: 'on', help: 'on: the .npz holds the images without the dataset padding (28×28 for Fashion-MNIST); off: as decoded (32×32)' },
+      json: { type: 'boolean', help: 'print the report as JSON on stdout' },
+    },
+  },
+  async run(f, positionals) {
+    noPositionals('eval', positionals);
+    const which = String(f['method']);
+    if (which !== 'both' && !SAMPLER_METHODS.includes(which as SamplerMethod))
+      throw new UsageError(`--method: expected ctf, baseline or both, got "${which}"`);
+    const methods: SamplerMethod[] = which === 'both' ? ['baseline', 'ctf'] : [which as SamplerMethod];
+    const run = typeof f['run'] === 'string' ? f['run'] : undefined;
+    const explicit = Object.fromEntries(Object.keys(RUN_LAYOUT).filter((k) => typeof f[k] === 'string').map((k) => [k, f[k] as string]));
+    const { paths, missing } = resolveSamplerPaths(methods, run, explicit);
+    if (missing.length) throw new UsageError(`${missing.map((m) => `--${m}`).join(', ')} ${missing.length > 1 ? 'are' : 'is'} required for --method ${which} (or --run DIR)`);
+    const classifierPath = requireString(f, 'classifier');
+    const out = typeof f['out'] === 'string' ? f['out'] : run !== undefined ? join(run, `eval-${which}.json`) : undefined;
+    if (out === undefined) throw new UsageError('--out is required (or --run DIR)');
+    const base = out.replace(/\.json$/, '');
+    const knobs = {
+      n: f['n'] as number, seed: f['seed'] as number, batch: f['batch'] as number,
+      cfg: f['cfg'] as number, t1: checkNumber(f, 't1', (v) => v >= 0, 'must be ≥ 0'), t2: checkNumber(f, 't2', (v) => v >= 0, 'must be ≥ 0'),
+      topK: f['topK'] as number, topP: checkNumber(f, 'topP', (v) => v > 0 && v <= 1, 'must be in (0, 1]'), mask: onOff(f, 'mask'), cfg2: f['cfg2'] as number,
+      k: f['k'] as number,
+    };
+    const crop = onOff(f, 'npzCrop');
+
+    const classifier = await loadClassifier(classifierPath);
+    const pieces: SamplerPieces = await loadSampler(methods, paths);
+    if (knobs.n % pieces.numClasses !== 0)
+      throw new UsageError(`--n ${knobs.n} is not a multiple of the ${pieces.numClasses} classes; every class gets the same number of images`);
+    const { identity: classifierTrainData, load } = classifierData(classifier);
+    const tokData = pieces.tokenizer.metadata['data'] ? (JSON.parse(pieces.tokenizer.metadata['data']) as DataIdentity) : null;
+    if (tokData && (tokData.name !== classifierTrainData.name || tokData.preprocessing.pad !== classifierTrainData.preprocessing.pad))
+      throw new CtfError(`${paths.tokenizer} was trained on ${tokData.name} (padding ${tokData.preprocessing.pad}), the classifier ${classifierPath} on ` +
+        `${classifierTrainData.name} (padding ${classifierTrainData.preprocessing.pad}) — evaluate with a classifier of the same data`);
+    const ref = await reference(classifier, 'test');
+    const real = realReference(ref.features);
+    const border = crop ? (load.pad ?? 0) : 0;
+
+    const results: Record<string, unknown> = {};
+    for (const method of methods) {
+      const progress = new Progress({ label: method, total: knobs.n, unit: 'img' });
+      const s: EvalSamples = sampleForEval(pieces, classifier.model, {
+        method, n: knobs.n, seed: knobs.seed, batchSize: knobs.batch, cfgScale: knobs.cfg, temperature: knobs.t1, topK: knobs.topK, topP: knobs.topP,
+        stage2: { temperature: knobs.t2, topK: knobs.topK, topP: knobs.topP, clusterMask: knobs.mask, cfgScale: knobs.cfg2 },
+      }, (done) => { if (done < knobs.n) progress.update(Math.floor(done)); });
+      progress.finish();
+      const t0 = performance.now();
+      const metrics = scoreImages(s.features, s.classes, real, { k: knobs.k });
+      const metricSeconds = (performance.now() - t0) / 1000;
+      log(`${method}: ${metricsLine(metrics)}`);
+      log(`${method}: sampled ${s.classes.length} images in ${formatDuration(s.seconds.total)} = ${s.imagesPerSec.toFixed(1)} img/s at batch ${knobs.batch}` +
+        (method === 'ctf' ? ` (stage 1 ${s.seconds.stage1.toFixed(1)} s, stage 2 ${s.seconds.stage2.toFixed(1)} s` : ` (generate ${s.seconds.stage1.toFixed(1)} s`) +
+        `, decode ${s.seconds.decode.toFixed(1)} s); scoring ${s.seconds.scoring.toFixed(1)} s, metrics ${metricSeconds.toFixed(1)} s`);
+
+      const grid = `${base}-${method}.png`, npz = `${base}-${method}.npz`;
+      await mkdir(dirname(grid), { recursive: true });
+      const order = gridSelection(s, f['gridPerClass'] as number);
+      await writeImageGrid(grid, s.pixels, s.shape, { order, cols: order.length / pieces.numClasses, scale: f['scale'] as number });
+      const nhwc = toNhwc(s.pixels, s.shape, border);
+      await writeNpz(npz, { arr_0: { data: nhwc.data, shape: nhwc.shape }, labels: { data: s.classes, shape: [s.classes.length] } });
+      log(`${method}: wrote ${grid}, ${npz} (arr_0 uint8 ${nhwc.shape.join('×')} NHWC)`);
+      const parameters = method === 'ctf'
+        ? { stage1: pieces.stage1!.model.numParameters(), aux: pieces.aux!.model.numParameters() }
+        : { baseline: pieces.baseline!.model.numParameters() };
+      results[method] = {
+        metrics,
+        timing: { images: s.classes.length, batch: knobs.batch, seconds: s.seconds, imagesPerSec: s.imagesPerSec, metricSeconds },
+        parameters: { ...parameters, total: Object.values(parameters).reduce((a, b) => a + b, 0) },
+        insideCluster: s.insideCluster,
+        grid: { path: grid, perClass: order.length / pieces.numClasses, rows: 'one per class, in class order' },
+        npz: {
+          path: npz, arrays: { arr_0: { dtype: 'uint8', layout: 'NHWC', shape: nhwc.shape }, labels: { dtype: 'int32', shape: [s.classes.length] } },
+          pixels: border > 0 ? `the ${nhwc.shape[1]}×${nhwc.shape[2]} dataset frame: the ${border}-pixel padding cut from the ${s.shape[2]}×${s.shape[3]} decoded image` : `the ${s.shape[2]}×${s.shape[3]} decoded image`,
+          order: `class-major: image i was asked for class floor(i / ${s.perClass})`,
+        },
+      };
+    }
+    const report = {
+      kind: 'ctfgen.eval-report', version: 1, date: new Date().toISOString(), command: command(), run: run ?? null, methods,
+      knobs: { ...knobs, perClass: knobs.n / pieces.numClasses, numClasses: pieces.numClasses, classOrder: 'class-major' },
+      paths: { ...paths, classifier: classifierPath },
+      hashes: { tokenizer: pieces.tokenizer.hash, classifier: classifier.hash },
+      classifier: classifierSummary(classifier),
+      reference: { split: 'test', images: ref.features.n, dataset: ref.data.name, sha256: ref.data.sha256, cache: ref.cache, manifold: 'the same test images' },
+      results,
+    };
+    await mkdir(dirname(out), { recursive: true });
+    await writeFileAtomic(out, JSON.stringify(report, null, 2) + '\n');
+    log(`wrote ${out}`);
+    if (f['json']) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  },
+};
+
+const realCommand: Command = {
+  spec: {
+    name: 'eval real',
+    summary: 'The "real data" row: the test split scored like samples against the training split — FID against the training\n' +
+      'split\'s statistics, IS of the test images, precision/recall against a seeded subset of the training split as large as the\n' +
+      'test split, class accuracy = the classifier\'s test accuracy.',
+    usage: 'ctfgen eval real --classifier F [--out REPORT.json] [--json]',
+    flags: {
+      classifier: { type: 'string', help: 'evaluation classifier (required)' },
+      k: { type: 'int', default: 3, min: 1, help: 'neighbours of the precision/recall manifolds' },
+      seed: { type: 'int', default: 0, min: 0, help: 'seed of the training-split subset for precision/recall' },
+      out: { type: 'string', help: 'also write the report as JSON to this file' },
+      json: { type: 'boolean', help: 'print the report as JSON on stdout' },
+    },
+  },
+  async run(f, positionals) {
+    noPositionals('eval real', positionals);
+    const c = await loadClassifier(requireString(f, 'classifier'));
+    const test = await reference(c, 'test'), train = await reference(c, 'train');
+    const metrics = realDataRow(test.features, test.labels, train.features, { k: f['k'] as number, seed: f['seed'] as number });
+    log(`real (test vs train): ${metricsLine(metrics)}`);
+    const report = {
+      kind: 'ctfgen.eval-real', version: 1, date: new Date().toISOString(), command: command(), classifier: classifierSummary(c),
+      images: { split: 'test', count: test.features.n, sha256: test.data.sha256 },
+      reference: { split: 'train', count: train.features.n, sha256: train.data.sha256, manifold: `${metrics.manifoldImages} training images drawn with seed ${f['seed']}` },
+      knobs: { k: f['k'] }, metrics,
+    };
+    if (typeof f['out'] === 'string') {
+      await mkdir(dirname(f['out']), { recursive: true });
+      await writeFileAtomic(f['out'], JSON.stringify(report, null, 2) + '\n');
+    }
+    if (f['json']) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  },
+};
+
+const reconCommand: Command = {
+  spec: {
+    name: 'eval recon',
+    summary: 'rFID of a tokenizer: its reconstructions (encode → decode, as u8) of the test split scored against the test split itself\n' +
+      '(FID = rFID, IS, precision/recall, class accuracy against the true labels).',
+    usage: 'ctfgen eval recon --tokenizer F --classifier F [--limit N] [--out REPORT.json] [--json]',
+    flags: {
+      tokenizer: { type: 'string', help: 'tokenizer checkpoint (required)' },
+      classifier: { type: 'string', help: 'evaluation classifier (required)' },
+      limit: { type: 'int', min: 4, help: 'reconstruct the first N test images only (the reference stays the whole split)' },
+      batch: { type: 'int', default: 250, min: 1, help: 'images per tokenizer call' },
+      k: { type: 'int', default: 3, min: 1, help: 'neighbours of the precision/recall manifolds' },
+      out: { type: 'string', help: 'also write the report as JSON to this file' },
+      json: { type: 'boolean', help: 'print the report as JSON on stdout' },
+    },
+  },
+  async run(f, positionals) {
+    noPositionals('eval recon', positionals);
+    const tokPath = requireString(f, 'tokenizer');
+    const c = await loadClassifier(requireString(f, 'classifier'));
+    const tok = await loadTokenizer(tokPath);
+    const ref = await reference(c, 'test'), ds = ref.dataset;
+    const n = Math.min(ds.count, (f['limit'] as number | undefined) ?? ds.count);
+    const progress = new Progress({ label: 'reconstructing', total: n, unit: 'img' });
+    const t0 = performance.now();
+    const pixels = reconstructSplit(tok.model, ds, { limit: n, batchSize: f['batch'] as number, onBatch: (d) => { if (d < n) progress.update(d); } });
+    progress.finish();
+    const seconds = (performance.now() - t0) / 1000;
+    const { inChannels: C, imageSize: S } = tok.model.config;
+    const recon = pixelFeatures(c.model, pixels, [n, C, S, S]);
+    const metrics = scoreImages(recon, ds.labels.subarray(0, n), realReference(ref.features), { k: f['k'] as number });
+    log(`tokenizer ${tokPath} reconstructions: r${metricsLine(metrics)}`);
+    const report = {
+      kind: 'ctfgen.eval-recon', version: 1, date: new Date().toISOString(), command: command(), classifier: classifierSummary(c),
+      tokenizer: { path: tokPath, hash: tok.hash, config: tok.model.config },
+      images: { split: 'test', count: n }, reference: { split: 'test', count: ref.features.n, sha256: ref.data.sha256 },
+      knobs: { k: f['k'] }, metrics: { rfid: metrics.fid, ...metrics }, seconds, imagesPerSec: n / seconds,
+    };
+    if (typeof f['out'] === 'string') {
+      await mkdir(dirname(f['out']), { recursive: true });
+      await writeFileAtomic(f['out'], JSON.stringify(report, null, 2) + '\n');
+    }
+    if (f['json']) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  },
+};
+
+export const evalCommands: Command[] = [evalCommand, realCommand, reconCommand, ...classifierCommands];
