@@ -38,3 +38,8 @@ export * from './train/gpt-train.js';
 export * from './eval/metrics.js';
 export * from './eval/linalg.js';
 export * from './io/npz.js';
+export * from './eval/classifier.js';
+export * from './eval/classifier-train.js';
+export * from './eval/features.js';
+export * from './eval/reference.js';
+export * from './eval/evaluate.js';
