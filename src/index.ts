@@ -38,6 +38,7 @@ export * from './train/gpt-train.js';
 export * from './eval/metrics.js';
 export * from './eval/linalg.js';
 export * from './io/npz.js';
+export { renderLinePlot, niceTicks, logTicks, formatTicks, PALETTE, type PlotSeries, type LinePlotOptions, type PlotImage, type Ticks } from './viz/plot.js';
 export * from './eval/classifier.js';
 export * from './eval/classifier-train.js';
 export * from './eval/features.js';

@@ -9,13 +9,14 @@ import { clusterCommand, clusterSwapDemoCommand } from './cluster.js';
 import { dataInfoCommand } from './data.js';
 import { demoCommand } from './demo.js';
 import { evalCommands } from './eval.js';
+import { plotCommands } from './plot.js';
 import { sampleCommand } from './sample.js';
 import { tokenizerCommands } from './tokenizer.js';
 import { trainCommands } from './train.js';
 
 export interface Command { spec: CommandSpec; run: (flags: ParsedFlags, positionals: string[]) => Promise<void> }
 
-const COMMANDS: Command[] = [benchEngineCommand, benchSampleCommand, dataInfoCommand, ...tokenizerCommands, clusterCommand, clusterSwapDemoCommand, ...trainCommands, sampleCommand, demoCommand, ...evalCommands];
+const COMMANDS: Command[] = [benchEngineCommand, benchSampleCommand, dataInfoCommand, ...tokenizerCommands, clusterCommand, clusterSwapDemoCommand, ...trainCommands, sampleCommand, demoCommand, ...evalCommands, ...plotCommands];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
