@@ -24,6 +24,7 @@ CTFGEN=(node dist/src/cli/main.js)
 GPT_EPOCHS=${GPT_EPOCHS:-1}
 TOKENIZER_EPOCHS=${TOKENIZER_EPOCHS:-3}
 mkdir -p "$RUN"
+[[ -n ${SKIP_SETUP:-} ]] || CTFGEN_TORCH=1 bash scripts/setup.sh  # native build, tsc, and PyTorch for the sampler benchmark
 
 log() { printf '[reproduce %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -71,10 +72,59 @@ gpt() {
     "${clusters[@]}" --out "$out" --preset "$preset" --epochs "$GPT_EPOCHS" --batch 128 --lr 3e-3 --seed 0 \
     --val-limit 2000 --eval-every 100 --checkpoint-every 200 --snapshot-every 200 --progress-every 50
 }
+# ev NAME ARGS...: one `ctfgen eval` of the pieces named by ARGS into RUN/eval/NAME.json (+ grids and .npz beside it).
+CLASSIFIER=$RUN/classifier.safetensors
+ev() {
+  local name=$1; shift
+  step "eval-$name" "$RUN/eval/$name.json" -- eval --tokenizer "$TOK" --clusters "$RUN/clusters.safetensors" --classifier "$CLASSIFIER" \
+    --n "${EVAL_N:-10000}" --seed 0 --batch 64 "$@" --out "$RUN/eval/$name.json"
+}
+mkdir -p "$RUN/eval"
+
+# 1. The backbone-S comparison, the classifier and the real-data / tokenizer rows.
 gpt coarse-ar S
 gpt baseline S
 gpt fine-aux tiny
+train_step classifier "${CLASSIFIER%.safetensors}.report.json" "$CLASSIFIER" -- eval classifier train --data fashion-mnist --out "$CLASSIFIER" --seed 0
+step eval-real "$RUN/eval/real.json" -- eval real --classifier "$CLASSIFIER" --out "$RUN/eval/real.json"
+step eval-recon "$RUN/eval/recon.json" -- eval recon --tokenizer "$TOK" --classifier "$CLASSIFIER" --out "$RUN/eval/recon.json"
+ev S-auxtiny --method both --stage1 "$RUN/coarse-ar-S.safetensors" --aux "$RUN/fine-aux-tiny.safetensors" --baseline "$RUN/baseline-S.safetensors"
+
+# bench RUNNAME BACKBONE AUX: images/s of the trained pieces, ours and the PyTorch sampler, alternating (ctfgen bench sample
+# reads a run directory with the standard names, so RUN/RUNNAME holds links to the pieces).
+bench() {
+  local dir=$RUN/$1
+  mkdir -p "$dir" "$RUN/bench"
+  ln -sf ../tokenizer.safetensors "$dir/tokenizer.safetensors"; ln -sf ../clusters.safetensors "$dir/clusters.safetensors"
+  ln -sf "../coarse-ar-$2.safetensors" "$dir/coarse-ar.safetensors"; ln -sf "../baseline-$2.safetensors" "$dir/baseline.safetensors"
+  ln -sf "../fine-aux-$3.safetensors" "$dir/fine-aux.safetensors"
+  step "bench-$1" "$RUN/bench/$1.json" -- bench sample --run "$dir" --rounds 5 --json "$RUN/bench/$1.json"
+}
+bench S-auxtiny S tiny
+
+# 2. The aux at the backbone's size, and the second backbone.
 gpt fine-aux S
+ev S-auxS --method ctf --stage1 "$RUN/coarse-ar-S.safetensors" --aux "$RUN/fine-aux-S.safetensors"
+bench S-auxS S S
 gpt coarse-ar tiny
 gpt baseline tiny
-log "training finished: $RUN"
+ev tiny-auxtiny --method both --stage1 "$RUN/coarse-ar-tiny.safetensors" --aux "$RUN/fine-aux-tiny.safetensors" --baseline "$RUN/baseline-tiny.safetensors"
+ev tiny-auxS --method ctf --stage1 "$RUN/coarse-ar-tiny.safetensors" --aux "$RUN/fine-aux-S.safetensors"
+bench tiny-auxtiny tiny tiny
+
+# 3. Sampling ablations on the S models (no retraining), each against the main setting (CFG 2, τ1 = τ2 = 1, mask on).
+CTF_S=(--method ctf --stage1 "$RUN/coarse-ar-S.safetensors" --aux "$RUN/fine-aux-tiny.safetensors")
+BASE_S=(--method baseline --baseline "$RUN/baseline-S.safetensors")
+for t in 0.9 1.1; do ev "S-auxtiny-t1-$t" "${CTF_S[@]}" --t1 "$t"; ev "S-auxtiny-t2-$t" "${CTF_S[@]}" --t2 "$t"; ev "S-baseline-t-$t" "${BASE_S[@]}" --t1 "$t"; done
+for c in 1.5 2.5; do ev "S-auxtiny-cfg-$c" "${CTF_S[@]}" --cfg "$c"; ev "S-baseline-cfg-$c" "${BASE_S[@]}" --cfg "$c"; done
+ev S-auxtiny-greedy2 "${CTF_S[@]}" --t2 0
+ev S-auxtiny-nomask "${CTF_S[@]}" --mask off
+
+# 4. FID against training steps (the snapshots every 200 steps and the final model), 2000 images each.
+for snap in "$RUN"/baseline-S.step*.safetensors "$RUN/baseline-S.safetensors"; do
+  s=$(basename "$snap" .safetensors); EVAL_N=2000 ev "curve-$s" --method baseline --baseline "$snap"
+done
+for snap in "$RUN"/coarse-ar-S.step*.safetensors "$RUN/coarse-ar-S.safetensors"; do
+  s=$(basename "$snap" .safetensors); EVAL_N=2000 ev "curve-$s-auxtiny" --method ctf --stage1 "$snap" --aux "$RUN/fine-aux-tiny.safetensors"
+done
+log "finished: $RUN (node experiments/summarize.mjs $RUN writes the tables)"
