@@ -32,7 +32,7 @@ export interface ClassifierTrainOptions {
 }
 
 export const DEFAULT_CLASSIFIER_TRAIN: ClassifierTrainOptions = {
-  epochs: 4, batchSize: 64, lr: 3e-3, warmup: 100, schedule: 'cosine', minLrRatio: 0.02, weightDecay: 0.05, gradClip: 1,
+  epochs: 3, batchSize: 64, lr: 3e-3, warmup: 100, schedule: 'cosine', minLrRatio: 0.02, weightDecay: 0.05, gradClip: 1,
   seed: 0, flip: true, shift: 0,
 };
 
