@@ -104,8 +104,7 @@ const trainCommand: Command = {
     const load: DataLoad = { spec, ...loadOptionsFromFlags(f) };
     load.pad ??= savedExtra?.dataLoad?.pad ?? (spec === 'fashion-mnist' || spec === 'mnist' ? 2 : 0);
     const t0 = performance.now();
-    const { spec: _, ...loadOptions } = load;
-    const ds = firstImages(await loadDataset(spec, 'train', loadOptions), f['limit'] as number | undefined);
+    const ds = firstImages(await loadDataset(spec, 'train', load), f['limit'] as number | undefined);
     const identity = dataIdentity(ds);
     if (savedExtra?.data && savedExtra.data.sha256 !== identity.sha256)
       throw new CtfError(`--resume: ${statePath} was trained on ${savedExtra.data.name} (${savedExtra.data.count} images, sha256 ${savedExtra.data.sha256.slice(0, 12)}…), ` +
@@ -119,7 +118,7 @@ const trainCommand: Command = {
       if (ds.height !== ds.width) throw new CtfError(`classifier: images of ${ds.name} are ${ds.height}×${ds.width}; it needs square images (use --resize or --pad)`);
     }
     const testLimit = f['testLimit'] as number | undefined;
-    const test = testLimit === 0 ? null : await loadDataset(spec, 'test', loadOptions);
+    const test = testLimit === 0 ? null : await loadDataset(spec, 'test', load);
     log(`loaded ${ds.name}: ${ds.count} train${test ? ` + ${test.count} test` : ''} images ${ds.channels}×${ds.height}×${ds.width} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     const model = new Classifier(config, new Rng(options.seed).split('init'));
     const meta = { data: identity, data_load: load };
@@ -188,7 +187,7 @@ const testCommand: Command = {
     if (split !== 'train' && split !== 'test') throw new UsageError(`--split: expected train or test, got "${split}"`);
     const ds = firstImages(await loadClassifierSplit(c, split), f['limit'] as number | undefined);
     const progress = new Progress({ label: 'scoring', total: ds.count, unit: 'img' });
-    const r = accuracyAndLoss(datasetFeatures(c.model, ds, { batchSize: f['batch'] as number, onBatch: (d) => progress.update(d) }), ds.labels);
+    const r = accuracyAndLoss(datasetFeatures(c.model, ds, { batchSize: f['batch'] as number, onBatch: (d) => { if (d < ds.count) progress.update(d); } }), ds.labels);
     progress.finish();
     const lines = [`classifier ${c.path} (${c.hash.slice(0, 12)}…) on ${ds.name} ${split}, ${ds.count} images: accuracy ${pct(r.accuracy)}, loss ${r.loss.toFixed(4)}`,
       ...r.perClass.map((a, k) => `  ${String(k).padStart(2)} ${(ds.classNames[k] ?? '').padEnd(12)} ${pct(a)}`)];

@@ -48,6 +48,15 @@ export function metricsLine(m: SampleQuality): string {
     (m.classAccuracy !== null ? `  class accuracy ${(100 * m.classAccuracy).toFixed(2)}%` : '') + `  (${m.images} images)`;
 }
 
+/** The report to --out (atomically) and, with --json, to stdout. */
+async function writeReport(f: ParsedFlags, report: object): Promise<void> {
+  if (typeof f['out'] === 'string') {
+    await mkdir(dirname(f['out']), { recursive: true });
+    await writeFileAtomic(f['out'], JSON.stringify(report, null, 2) + '\n');
+  }
+  if (f['json']) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+}
+
 function classifierSummary(c: LoadedClassifier): Record<string, unknown> {
   const e = c.metadata['eval'] ? (JSON.parse(c.metadata['eval']) as { accuracy?: number }) : null;
   return { path: c.path, hash: c.hash, featureDim: c.model.config.featureDim, testAccuracy: e?.accuracy ?? null, config: c.model.config };
@@ -218,11 +227,7 @@ const realCommand: Command = {
       reference: { split: 'train', count: train.features.n, sha256: train.data.sha256, manifold: `${metrics.manifoldImages} training images drawn with seed ${f['seed']}` },
       knobs: { k: f['k'] }, metrics,
     };
-    if (typeof f['out'] === 'string') {
-      await mkdir(dirname(f['out']), { recursive: true });
-      await writeFileAtomic(f['out'], JSON.stringify(report, null, 2) + '\n');
-    }
-    if (f['json']) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+    await writeReport(f, report);
   },
 };
 
@@ -264,11 +269,7 @@ const reconCommand: Command = {
       images: { split: 'test', count: n }, reference: { split: 'test', count: ref.features.n, sha256: ref.data.sha256 },
       knobs: { k: f['k'] }, metrics: { rfid: metrics.fid, ...metrics }, seconds, imagesPerSec: n / seconds,
     };
-    if (typeof f['out'] === 'string') {
-      await mkdir(dirname(f['out']), { recursive: true });
-      await writeFileAtomic(f['out'], JSON.stringify(report, null, 2) + '\n');
-    }
-    if (f['json']) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+    await writeReport(f, report);
   },
 };
 
