@@ -68,3 +68,35 @@ export function requireString(f: ParsedFlags, key: string): string {
   if (typeof v !== 'string' || v === '') throw new UsageError(`--${kebab(key)} is required`);
   return v;
 }
+
+/** An on|off flag (also true|false): undefined when absent, else the boolean; anything else is a UsageError. */
+export function onOff(f: ParsedFlags, key: string): boolean | undefined {
+  const v = f[key];
+  if (v === undefined) return undefined;
+  if (v === 'on' || v === 'true' || v === true) return true;
+  if (v === 'off' || v === 'false' || v === false) return false;
+  throw new UsageError(`--${kebab(key)}: expected on or off, got "${String(v)}"`);
+}
+
+/** The options of a training run. Fresh: the defaults with the flags given (validated). --resume: the saved
+ * options, and any flag given explicitly must agree with them, since it decides the trajectory. */
+export function resolveTrainOptions<T extends object>(given: Partial<T>, saved: T | null, defaults: T, validate: (o: T) => void): T {
+  if (!saved) {
+    const o = { ...defaults, ...given };
+    try { validate(o); } catch (e) { throw new UsageError((e as Error).message); }
+    return o;
+  }
+  for (const [k, v] of Object.entries(given)) {
+    const had = (saved as Record<string, unknown>)[k];
+    if (JSON.stringify(had) !== JSON.stringify(v))
+      throw new UsageError(`--resume: the run was started with ${k} = ${JSON.stringify(had)}; drop the flag or pass the same value (it decides the trajectory)`);
+  }
+  return saved;
+}
+
+/** The flags given among `pairs` ([flag key, option key]), as a partial options object. */
+export function givenOptions<T>(f: ParsedFlags, pairs: [string, keyof T][]): Partial<T> {
+  const given: Partial<T> = {};
+  for (const [flag, key] of pairs) if (f[flag] !== undefined) (given as Record<string, unknown>)[key as string] = f[flag];
+  return given;
+}

@@ -2,7 +2,7 @@
 // results → stdout. The numerics live in src/eval (classifier.ts, classifier-train.ts, features.ts).
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { loadDataset, type Dataset, type Split } from '../data/dataset.js';
+import { firstImages, loadDataset, type Dataset, type Split } from '../data/dataset.js';
 import { Rng } from '../engine/rng.js';
 import { CtfError } from '../errors.js';
 import {
@@ -18,7 +18,7 @@ import { dataIdentity, type DataIdentity } from '../tokenizer/data-identity.js';
 import { loadTrainState, saveTrainState, type LoadedTrainState } from '../train/checkpoint.js';
 import { StopRequest } from '../train/interrupt.js';
 import { runTraining } from '../train/loop.js';
-import { UsageError, kebab, requireString, type ParsedFlags } from './args.js';
+import { UsageError, givenOptions, kebab, onOff, requireString, resolveTrainOptions, type ParsedFlags } from './args.js';
 import { DATA_LOAD_FLAGS, loadOptionsFromFlags } from './data.js';
 import type { Command } from './main.js';
 import { Progress, formatDuration } from './progress.js';
@@ -28,39 +28,14 @@ import { trainEventRenderer } from './train-render.js';
 const log = (s: string): void => { process.stderr.write(s + '\n'); };
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
 
-function onOff(f: ParsedFlags, key: string): boolean | undefined {
-  const v = f[key];
-  if (v === undefined) return undefined;
-  if (v === 'on' || v === 'true') return true;
-  if (v === 'off' || v === 'false') return false;
-  throw new UsageError(`--${kebab(key)}: expected on or off, got "${String(v)}"`);
-}
-
 /** The first `limit` images of a split (quick runs and tests); the data identity then describes the subset. */
-function firstImages(ds: Dataset, limit: number | undefined): Dataset {
-  if (limit === undefined || limit >= ds.count) return ds;
-  const size = ds.channels * ds.height * ds.width;
-  return { ...ds, count: limit, images: ds.images.subarray(0, limit * size), labels: ds.labels.subarray(0, limit) };
-}
-
-/** Training options from flags; on --resume the saved ones, with any flag given explicitly required to agree. */
+/** Training options from flags; on --resume the saved ones (see resolveTrainOptions). */
 function trainOptions(f: ParsedFlags, saved: LoadedTrainState | null): ClassifierTrainOptions {
-  const given: Partial<Record<keyof ClassifierTrainOptions, unknown>> = {};
-  const pairs: [string, keyof ClassifierTrainOptions][] = [['epochs', 'epochs'], ['batch', 'batchSize'], ['lr', 'lr'], ['warmup', 'warmup'],
-    ['schedule', 'schedule'], ['minLrRatio', 'minLrRatio'], ['weightDecay', 'weightDecay'], ['gradClip', 'gradClip'], ['seed', 'seed'], ['shift', 'shift']];
-  for (const [flag, key] of pairs) if (f[flag] !== undefined) given[key] = f[flag];
+  const given = givenOptions<ClassifierTrainOptions>(f, [['epochs', 'epochs'], ['batch', 'batchSize'], ['lr', 'lr'], ['warmup', 'warmup'],
+    ['schedule', 'schedule'], ['minLrRatio', 'minLrRatio'], ['weightDecay', 'weightDecay'], ['gradClip', 'gradClip'], ['seed', 'seed'], ['shift', 'shift']]);
   const flip = onOff(f, 'flip');
   if (flip !== undefined) given.flip = flip;
-  if (!saved) {
-    const o = { ...DEFAULT_CLASSIFIER_TRAIN, ...given } as ClassifierTrainOptions;
-    try { validateClassifierTrainOptions(o); } catch (e) { throw new UsageError((e as Error).message); }
-    return o;
-  }
-  const o = saved.options as ClassifierTrainOptions;
-  for (const [k, v] of Object.entries(given))
-    if (JSON.stringify((o as unknown as Record<string, unknown>)[k]) !== JSON.stringify(v))
-      throw new UsageError(`--resume: the run was started with ${k} = ${JSON.stringify((o as unknown as Record<string, unknown>)[k])}; drop the flag or pass the same value (it decides the trajectory)`);
-  return o;
+  return resolveTrainOptions(given, (saved?.options as ClassifierTrainOptions | undefined) ?? null, DEFAULT_CLASSIFIER_TRAIN, validateClassifierTrainOptions);
 }
 
 const trainCommand: Command = {

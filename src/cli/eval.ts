@@ -17,7 +17,7 @@ import { writeImageGrid } from '../io/png.js';
 import { RUN_LAYOUT, SAMPLER_METHODS, loadSampler, resolveSamplerPaths, type SamplerMethod, type SamplerPieces } from '../sample/run-dir.js';
 import { loadTokenizer } from '../tokenizer/checkpoint.js';
 import type { DataIdentity } from '../tokenizer/data-identity.js';
-import { UsageError, kebab, requireString, type ParsedFlags } from './args.js';
+import { UsageError, kebab, onOff, requireString, type ParsedFlags } from './args.js';
 import { classifierCommands } from './eval-classifier.js';
 import type { Command } from './main.js';
 import { Progress, formatDuration } from './progress.js';
@@ -25,11 +25,9 @@ import { Progress, formatDuration } from './progress.js';
 const log = (s: string): void => { process.stderr.write(s + '\n'); };
 const command = (): string => ['ctfgen', ...process.argv.slice(2)].join(' ');
 
-function onOff(f: ParsedFlags, key: string): boolean {
-  const v = String(f[key]);
-  if (v === 'on' || v === 'true') return true;
-  if (v === 'off' || v === 'false') return false;
-  throw new UsageError(`--${kebab(key)}: expected on or off, got "${v}"`);
+/** An on|off flag that has a default, so it is always set. */
+function onOffSet(f: ParsedFlags, key: string): boolean {
+  return onOff(f, key) ?? true;
 }
 
 function checkNumber(f: ParsedFlags, key: string, ok: (v: number) => boolean, what: string): number {
@@ -127,10 +125,10 @@ const evalCommand: Command = {
     const knobs = {
       n: f['n'] as number, seed: f['seed'] as number, batch: f['batch'] as number,
       cfg: f['cfg'] as number, t1: checkNumber(f, 't1', (v) => v >= 0, 'must be ≥ 0'), t2: checkNumber(f, 't2', (v) => v >= 0, 'must be ≥ 0'),
-      topK: f['topK'] as number, topP: checkNumber(f, 'topP', (v) => v > 0 && v <= 1, 'must be in (0, 1]'), mask: onOff(f, 'mask'), cfg2: f['cfg2'] as number,
+      topK: f['topK'] as number, topP: checkNumber(f, 'topP', (v) => v > 0 && v <= 1, 'must be in (0, 1]'), mask: onOffSet(f, 'mask'), cfg2: f['cfg2'] as number,
       k: f['k'] as number,
     };
-    const crop = onOff(f, 'npzCrop');
+    const crop = onOffSet(f, 'npzCrop');
 
     const classifier = await loadClassifier(classifierPath);
     const pieces: SamplerPieces = await loadSampler(methods, paths);

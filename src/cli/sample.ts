@@ -7,7 +7,7 @@ import { writeImageGrid } from '../io/png.js';
 import { clusterRepresentatives, previewSteps, progressivePreview } from '../sample/images.js';
 import { sampleImages, type SamplingResult } from '../sample/pipeline.js';
 import { RUN_LAYOUT, SAMPLER_METHODS, loadSampler, resolveSamplerPaths, type SamplerMethod, type SamplerPieces } from '../sample/run-dir.js';
-import { UsageError, kebab, type ParsedFlags } from './args.js';
+import { UsageError, kebab, onOff, type ParsedFlags } from './args.js';
 import type { Command } from './main.js';
 import { Progress } from './progress.js';
 
@@ -24,11 +24,9 @@ export function parseClasses(f: ParsedFlags): number[] | 'all' {
   return ids.map(Number);
 }
 
-function onOff(f: ParsedFlags, key: string): boolean {
-  const v = String(f[key]);
-  if (v === 'on' || v === 'true') return true;
-  if (v === 'off' || v === 'false') return false;
-  throw new UsageError(`--${kebab(key)}: expected on or off, got "${v}"`);
+/** An on|off flag that has a default, so it is always set. */
+function onOffSet(f: ParsedFlags, key: string): boolean {
+  return onOff(f, key) ?? true;
 }
 
 /** JSON with one image per line: {"classes": [...], "coarse": [[...], ...], "fine": [[...], ...]}. */
@@ -97,7 +95,7 @@ export const sampleCommand: Command = {
     const out = typeof f['out'] === 'string' ? f['out'] : run !== undefined ? join(run, `samples-${method}.png`) : undefined;
     if (out === undefined) throw new UsageError('--out is required (or --run DIR)');
     const wanted = parseClasses(f);
-    const mask = onOff(f, 'mask');
+    const mask = onOffSet(f, 'mask');
     const temperature = checkNumber(f, 't1', (v) => v >= 0, 'must be ≥ 0');
     const t2 = checkNumber(f, 't2', (v) => v >= 0, 'must be ≥ 0');
     const topP = checkNumber(f, 'topP', (v) => v > 0 && v <= 1, 'must be in (0, 1]');

@@ -2,7 +2,7 @@
 // The numerics live in src/tokenizer and src/train.
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { loadDataset, type Dataset, type LoadOptions, type Split } from '../data/dataset.js';
+import { firstImages, loadDataset, type Dataset, type LoadOptions, type Split } from '../data/dataset.js';
 import { toModelInput } from '../data/model-input.js';
 import { Rng } from '../engine/rng.js';
 import { Tensor } from '../engine/tensor.js';
@@ -22,7 +22,7 @@ import { evaluateTokenizer, reconstructionGrid, type TokenizerEval } from '../to
 import { VqTokenizer } from '../tokenizer/model.js';
 import { saveTokens } from '../tokenizer/tokens-file.js';
 import { DEFAULT_TOKENIZER_TRAIN, TokenizerTrainTask, validateTrainOptions, type TokenizerTrainOptions } from '../tokenizer/train.js';
-import { UsageError, type ParsedFlags } from './args.js';
+import { UsageError, givenOptions, onOff, resolveTrainOptions, type ParsedFlags } from './args.js';
 import { DATA_LOAD_FLAGS, loadOptionsFromFlags } from './data.js';
 import type { Command } from './main.js';
 import { formatDuration } from './progress.js';
@@ -34,14 +34,6 @@ const log = (s: string): void => { process.stderr.write(s + '\n'); };
 /** runs/x/tokenizer.safetensors → runs/x/tokenizer.train-state.safetensors (weights + optimizer + position). */
 export function trainStatePath(out: string): string {
   return out.replace(/(\.safetensors)?$/, '.train-state.safetensors');
-}
-
-function onOff(f: ParsedFlags, key: string): boolean | undefined {
-  const v = f[key];
-  if (v === undefined) return undefined;
-  if (v === 'on' || v === 'true') return true;
-  if (v === 'off' || v === 'false') return false;
-  throw new UsageError(`--${key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}: expected on or off, got "${String(v)}"`);
 }
 
 function requireString(f: ParsedFlags, key: string, flag: string): string {
@@ -65,13 +57,6 @@ async function loadSplit(spec: string, split: Split, o: LoadOptions): Promise<Da
   return ds;
 }
 
-/** The first `limit` images of a split (quick runs and tests); the data identity then describes the subset. */
-function firstImages(ds: Dataset, limit: number | undefined): Dataset {
-  if (limit === undefined || limit >= ds.count) return ds;
-  const size = ds.channels * ds.height * ds.width;
-  return { ...ds, count: limit, images: ds.images.subarray(0, limit * size), labels: ds.labels.subarray(0, limit) };
-}
-
 function metricsLine(m: Record<string, number>): string {
   const parts: string[] = [];
   if (m['psnr'] !== undefined) parts.push(`psnr ${m['psnr'].toFixed(2)} dB`);
@@ -87,26 +72,14 @@ function evalLine(e: TokenizerEval): string {
     `(${e.images} images, ${e.imagesPerSec.toFixed(0)} img/s)`;
 }
 
-/** Training options from flags; on --resume, the saved ones, with any flag given explicitly required to agree. */
+/** Training options from flags; on --resume, the saved ones (see resolveTrainOptions). */
 function trainOptions(f: ParsedFlags, saved: LoadedTrainState | null): TokenizerTrainOptions {
-  const given: Partial<TokenizerTrainOptions> = {};
-  const num = (flag: string, key: keyof TokenizerTrainOptions): void => { if (f[flag] !== undefined) (given as Record<string, unknown>)[key] = f[flag]; };
-  num('epochs', 'epochs'); num('batch', 'batchSize'); num('lr', 'lr'); num('warmup', 'warmup'); num('seed', 'seed');
-  num('deadCodeWindow', 'deadCodeWindow'); num('weightDecay', 'weightDecay'); num('gradClip', 'gradClip'); num('minLrRatio', 'minLrRatio');
-  if (f['schedule'] !== undefined) given.schedule = f['schedule'] as TokenizerTrainOptions['schedule'];
+  const given = givenOptions<TokenizerTrainOptions>(f, [['epochs', 'epochs'], ['batch', 'batchSize'], ['lr', 'lr'], ['warmup', 'warmup'], ['seed', 'seed'],
+    ['deadCodeWindow', 'deadCodeWindow'], ['weightDecay', 'weightDecay'], ['gradClip', 'gradClip'], ['minLrRatio', 'minLrRatio'], ['schedule', 'schedule']]);
   const reinit = onOff(f, 'deadCodeReinit'), flip = onOff(f, 'flip');
   if (reinit !== undefined) given.deadCodeReinit = reinit;
   if (flip !== undefined) given.flip = flip;
-  if (!saved) {
-    const o = { ...DEFAULT_TOKENIZER_TRAIN, ...given };
-    try { validateTrainOptions(o); } catch (e) { throw new UsageError((e as Error).message); }
-    return o;
-  }
-  const o = saved.options as TokenizerTrainOptions;
-  for (const [k, v] of Object.entries(given))
-    if (JSON.stringify((o as unknown as Record<string, unknown>)[k]) !== JSON.stringify(v))
-      throw new UsageError(`--resume: the run was started with ${k} = ${JSON.stringify((o as unknown as Record<string, unknown>)[k])}; drop the flag or pass the same value (it decides the trajectory)`);
-  return o;
+  return resolveTrainOptions(given, (saved?.options as TokenizerTrainOptions | undefined) ?? null, DEFAULT_TOKENIZER_TRAIN, validateTrainOptions);
 }
 
 const trainCommand: Command = {

@@ -18,7 +18,7 @@ import {
 import { eventLogPath, eventLogSink, teeEvents } from '../train/event-log.js';
 import { StopRequest } from '../train/interrupt.js';
 import { runTraining } from '../train/loop.js';
-import { UsageError, requireString, type ParsedFlags } from './args.js';
+import { UsageError, givenOptions, requireString, resolveTrainOptions, type ParsedFlags } from './args.js';
 import type { Command } from './main.js';
 import { trainStatePath } from './tokenizer.js';
 import { trainEventRenderer } from './train-render.js';
@@ -43,19 +43,9 @@ function pathFlag(f: ParsedFlags, key: string, run: string | undefined, file: st
 }
 
 function trainOptions(f: ParsedFlags, savedOptions: GptTrainOptions | null): GptTrainOptions {
-  const given: Partial<GptTrainOptions> = {};
-  const map: [string, keyof GptTrainOptions][] = [['epochs', 'epochs'], ['batch', 'batchSize'], ['lr', 'lr'], ['warmup', 'warmup'],
-    ['schedule', 'schedule'], ['minLrRatio', 'minLrRatio'], ['weightDecay', 'weightDecay'], ['gradClip', 'gradClip'], ['seed', 'seed']];
-  for (const [flag, key] of map) if (f[flag] !== undefined) (given as Record<string, unknown>)[key] = f[flag];
-  if (!savedOptions) {
-    const o = { ...DEFAULT_GPT_TRAIN, ...given };
-    try { validateGptTrainOptions(o); } catch (e) { throw new UsageError((e as Error).message); }
-    return o;
-  }
-  for (const [k, v] of Object.entries(given))
-    if (JSON.stringify((savedOptions as unknown as Record<string, unknown>)[k]) !== JSON.stringify(v))
-      throw new UsageError(`--resume: the run was started with ${k} = ${JSON.stringify((savedOptions as unknown as Record<string, unknown>)[k])}; drop the flag or pass the same value`);
-  return savedOptions;
+  const given = givenOptions<GptTrainOptions>(f, [['epochs', 'epochs'], ['batch', 'batchSize'], ['lr', 'lr'], ['warmup', 'warmup'],
+    ['schedule', 'schedule'], ['minLrRatio', 'minLrRatio'], ['weightDecay', 'weightDecay'], ['gradClip', 'gradClip'], ['seed', 'seed']]);
+  return resolveTrainOptions(given, savedOptions, DEFAULT_GPT_TRAIN, validateGptTrainOptions);
 }
 
 function trainCommand(kind: GptKind): Command {

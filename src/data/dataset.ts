@@ -154,3 +154,10 @@ export function parseSize(s: string, what = 'size'): [number, number] {
   if (!(h > 0 && w > 0)) throw new CtfError(`${what} "${s}": expected N or HxW with positive integers, e.g. 32 or 48x64`);
   return [h, w];
 }
+
+/** The first `limit` images of a dataset (views, no copy); the whole set when limit is undefined or ≥ its size. */
+export function firstImages(ds: Dataset, limit: number | undefined): Dataset {
+  if (limit === undefined || limit >= ds.count) return ds;
+  const size = ds.channels * ds.height * ds.width;
+  return { ...ds, count: limit, images: ds.images.subarray(0, limit * size), labels: ds.labels.subarray(0, limit) };
+}
