@@ -112,7 +112,14 @@ ev tiny-auxtiny --method both --stage1 "$RUN/coarse-ar-tiny.safetensors" --aux "
 ev tiny-auxS --method ctf --stage1 "$RUN/coarse-ar-tiny.safetensors" --aux "$RUN/fine-aux-S.safetensors"
 bench tiny-auxtiny tiny tiny
 
-# 3. Sampling ablations on the S models (no retraining), each against the main setting (CFG 2, τ1 = τ2 = 1, mask on).
+# 3. FID against training steps (the snapshots every 200 steps and the final model), 2000 images each.
+for snap in "$RUN"/baseline-S.step*.safetensors "$RUN/baseline-S.safetensors"; do
+  s=$(basename "$snap" .safetensors); EVAL_N=2000 ev "curve-$s" --method baseline --baseline "$snap"
+done
+for snap in "$RUN"/coarse-ar-S.step*.safetensors "$RUN/coarse-ar-S.safetensors"; do
+  s=$(basename "$snap" .safetensors); EVAL_N=2000 ev "curve-$s-auxtiny" --method ctf --stage1 "$snap" --aux "$RUN/fine-aux-tiny.safetensors"
+done
+# 4. Sampling ablations on the S models (no retraining), each against the main setting (CFG 2, τ1 = τ2 = 1, mask on).
 CTF_S=(--method ctf --stage1 "$RUN/coarse-ar-S.safetensors" --aux "$RUN/fine-aux-tiny.safetensors")
 BASE_S=(--method baseline --baseline "$RUN/baseline-S.safetensors")
 for t in 0.9 1.1; do ev "S-auxtiny-t1-$t" "${CTF_S[@]}" --t1 "$t"; ev "S-auxtiny-t2-$t" "${CTF_S[@]}" --t2 "$t"; ev "S-baseline-t-$t" "${BASE_S[@]}" --t1 "$t"; done
@@ -120,11 +127,4 @@ for c in 1.5 2.5; do ev "S-auxtiny-cfg-$c" "${CTF_S[@]}" --cfg "$c"; ev "S-basel
 ev S-auxtiny-greedy2 "${CTF_S[@]}" --t2 0
 ev S-auxtiny-nomask "${CTF_S[@]}" --mask off
 
-# 4. FID against training steps (the snapshots every 200 steps and the final model), 2000 images each.
-for snap in "$RUN"/baseline-S.step*.safetensors "$RUN/baseline-S.safetensors"; do
-  s=$(basename "$snap" .safetensors); EVAL_N=2000 ev "curve-$s" --method baseline --baseline "$snap"
-done
-for snap in "$RUN"/coarse-ar-S.step*.safetensors "$RUN/coarse-ar-S.safetensors"; do
-  s=$(basename "$snap" .safetensors); EVAL_N=2000 ev "curve-$s-auxtiny" --method ctf --stage1 "$snap" --aux "$RUN/fine-aux-tiny.safetensors"
-done
 log "finished: $RUN (node experiments/summarize.mjs $RUN writes the tables)"
