@@ -26,12 +26,28 @@ const times = existsSync(join(run, 'times.jsonl'))
 const secondsOf = (prefix) => times.filter((t) => t.step.startsWith(prefix)).reduce((s, t) => s + t.seconds, 0);
 
 const trainReport = (name) => readJson(join(run, `${name}.report.json`));
+
+// Wall-clock seconds of a GPT training from its event log: the sum, over the processes that worked on it (a
+// resumed run has several), of the time from its 'start' event to its last event.
+function trainingWallSeconds(name) {
+  const path = join(run, `${name}.events.jsonl`);
+  if (!existsSync(path)) return null;
+  let total = 0, start = null, last = null;
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const e = JSON.parse(line), t = Date.parse(e.time);
+    if (e.type === 'start') { if (start !== null) total += last - start; start = t; }
+    last = t;
+  }
+  return start === null ? null : (total + last - start) / 1000;
+}
 const models = {};
 for (const f of existsSync(run) ? readdirSync(run) : []) {
   const m = /^(baseline|coarse-ar|fine-aux)-(\w+)\.report\.json$/.exec(f);
   if (!m) continue;
   const r = trainReport(`${m[1]}-${m[2]}`);
-  models[`${m[1]}-${m[2]}`] = { parameters: r.parameters, steps: r.steps, trainSeconds: r.seconds, valLoss: r.valLoss, epochs: r.options.epochs, preset: m[2] };
+  const name = `${m[1]}-${m[2]}`;
+  models[name] = { parameters: r.parameters, steps: r.steps, wallSeconds: trainingWallSeconds(name), lastProcessSeconds: r.seconds, valLoss: r.valLoss, epochs: r.options.epochs, preset: m[2] };
 }
 
 const evalReport = (name) => readJson(join(run, 'eval', `${name}.json`));
@@ -93,6 +109,13 @@ for (const f of existsSync(join(run, 'eval')) ? readdirSync(join(run, 'eval')) :
 }
 for (const k of Object.keys(curve)) curve[k].sort((a, b) => a.step - b.step);
 
+// A step's time: its line in times.jsonl, or for a GPT the event log's sum over every process that trained it.
+for (const t of times) {
+  const w = models[t.step]?.wallSeconds;
+  if (w && w > t.seconds) { t.lastAttemptSeconds = t.seconds; t.seconds = Math.round(w); }
+  t.command = t.command.split(REPO).join('');
+}
+
 const summary = {
   kind: 'ctfgen.reproduction-summary', run: rel(run), date: new Date().toISOString(),
   wallClock: {
@@ -125,7 +148,7 @@ const lines = [
   ...Object.entries(curve).flatMap(([k, pts]) => pts.map((p) => `| ${k} | ${p.step} | ${f2(p.fid)} | ${f2(p.isMean)} | ${f2(p.classAccuracy, 3)} |`)), '',
   '## Trained models', '',
   '| model | parameters | steps | epochs | training time | validation loss (nats/token) |', '|---|---|---|---|---|---|',
-  ...Object.entries(models).map(([n, m]) => `| ${n} | ${(m.parameters / 1e6).toFixed(2)} M | ${m.steps} | ${m.epochs} | ${mins(m.trainSeconds)} | ${f2(m.valLoss, 4)} |`), '',
+  ...Object.entries(models).map(([n, m]) => `| ${n} | ${(m.parameters / 1e6).toFixed(2)} M | ${m.steps} | ${m.epochs} | ${m.wallSeconds === null ? '–' : mins(m.wallSeconds)} | ${f2(m.valLoss, 4)} |`), '',
   '## Wall clock of every step', '',
   '| step | time | command |', '|---|---|---|',
   ...times.map((t) => `| ${t.step} | ${mins(t.seconds)} | \`${t.command.replace(/\|/g, '\\|')}\` |`),
