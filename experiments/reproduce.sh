@@ -63,11 +63,12 @@ step encode-train "$RUN/tokens-train.safetensors" -- tokenizer encode --tokenize
 step encode-test "$RUN/tokens-test.safetensors" -- tokenizer encode --tokenizer "$TOK" --split test --out "$RUN/tokens-test.safetensors"
 step cluster "$RUN/clusters.safetensors" -- cluster --tokenizer "$TOK" --k 128 --seed 0 --out "$RUN/clusters.safetensors"
 
-# gpt KIND PRESET: trains RUN/KIND-PRESET.safetensors with the shared recipe.
+# gpt KIND PRESET [SUFFIX CLUSTERS]: trains RUN/KIND-PRESET[SUFFIX].safetensors with the shared recipe (on the
+# coarse map CLUSTERS, default RUN/clusters.safetensors).
 gpt() {
-  local kind=$1 preset=$2 out=$RUN/$1-$2.safetensors
+  local kind=$1 preset=$2 out=$RUN/$1-$2${3:-}.safetensors
   local clusters=()
-  [[ $kind != baseline ]] && clusters=(--clusters "$RUN/clusters.safetensors")
+  [[ $kind != baseline ]] && clusters=(--clusters "${4:-$RUN/clusters.safetensors}")
   train_step "$kind-$preset" "${out%.safetensors}.report.json" "$out" -- train "$kind" --tokens "$RUN/tokens-train.safetensors" --val-tokens "$RUN/tokens-test.safetensors" \
     "${clusters[@]}" --out "$out" --preset "$preset" --epochs "$GPT_EPOCHS" --batch 128 --lr 3e-3 --seed 0 \
     --val-limit 2000 --eval-every 100 --checkpoint-every 200 --snapshot-every 200 --progress-every 50
@@ -126,5 +127,19 @@ for t in 0.9 1.1; do ev "S-auxtiny-t1-$t" "${CTF_S[@]}" --t1 "$t"; ev "S-auxtiny
 for c in 1.5 2.5; do ev "S-auxtiny-cfg-$c" "${CTF_S[@]}" --cfg "$c"; ev "S-baseline-cfg-$c" "${BASE_S[@]}" --cfg "$c"; done
 ev S-auxtiny-greedy2 "${CTF_S[@]}" --t2 0
 ev S-auxtiny-nomask "${CTF_S[@]}" --mask off
+
+# 5. Clustering ablations (paper Table 3): K = 32 and 512, and random clusters with the k-means sizes; stage 1 (S)
+# and the aux (tiny) retrained on each coarse map, evaluated at the main setting.
+for variant in k32 k512 random; do
+  case $variant in
+    k32) cargs=(--k 32) ;; k512) cargs=(--k 512) ;; random) cargs=(--k 128 --mode random) ;;
+  esac
+  step "cluster-$variant" "$RUN/clusters-$variant.safetensors" -- cluster --tokenizer "$TOK" "${cargs[@]}" --seed 0 --out "$RUN/clusters-$variant.safetensors"
+  gpt coarse-ar S "-$variant" "$RUN/clusters-$variant.safetensors"
+  gpt fine-aux tiny "-$variant" "$RUN/clusters-$variant.safetensors"
+  step "eval-S-auxtiny-$variant" "$RUN/eval/S-auxtiny-$variant.json" -- eval --tokenizer "$TOK" --clusters "$RUN/clusters-$variant.safetensors" \
+    --classifier "$CLASSIFIER" --n "${EVAL_N:-10000}" --seed 0 --batch 64 --method ctf \
+    --stage1 "$RUN/coarse-ar-S-$variant.safetensors" --aux "$RUN/fine-aux-tiny-$variant.safetensors" --out "$RUN/eval/S-auxtiny-$variant.json"
+done
 
 log "finished: $RUN (node experiments/summarize.mjs $RUN writes the tables)"

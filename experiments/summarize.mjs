@@ -43,7 +43,7 @@ function trainingWallSeconds(name) {
 }
 const models = {};
 for (const f of existsSync(run) ? readdirSync(run) : []) {
-  const m = /^(baseline|coarse-ar|fine-aux)-(\w+)\.report\.json$/.exec(f);
+  const m = /^(baseline|coarse-ar|fine-aux)-(\w+(?:-k\d+|-random)?)\.report\.json$/.exec(f);
   if (!m) continue;
   const r = trainReport(`${m[1]}-${m[2]}`);
   const name = `${m[1]}-${m[2]}`;
@@ -88,6 +88,8 @@ if (mainS) {
 const ablationNames = [
   ['S-auxtiny-t1-0.9', 'CTF τ1 0.9'], ['S-auxtiny-t1-1.1', 'CTF τ1 1.1'], ['S-auxtiny-t2-0.9', 'CTF τ2 0.9'], ['S-auxtiny-t2-1.1', 'CTF τ2 1.1'],
   ['S-auxtiny-cfg-1.5', 'CTF CFG 1.5'], ['S-auxtiny-cfg-2.5', 'CTF CFG 2.5'], ['S-auxtiny-greedy2', 'CTF stage 2 greedy'], ['S-auxtiny-nomask', 'CTF cluster mask off'],
+  ['S-auxtiny-k32', 'CTF K = 32 (stage 1 and aux retrained)'], ['S-auxtiny-k512', 'CTF K = 512 (stage 1 and aux retrained)'],
+  ['S-auxtiny-random', 'CTF random clusters, K = 128 (stage 1 and aux retrained)'],
   ['S-baseline-t-0.9', 'baseline τ 0.9'], ['S-baseline-t-1.1', 'baseline τ 1.1'], ['S-baseline-cfg-1.5', 'baseline CFG 1.5'], ['S-baseline-cfg-2.5', 'baseline CFG 2.5'],
 ];
 for (const [name, label] of ablationNames) {
