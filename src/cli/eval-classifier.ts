@@ -162,7 +162,7 @@ const testCommand: Command = {
     if (split !== 'train' && split !== 'test') throw new UsageError(`--split: expected train or test, got "${split}"`);
     const ds = firstImages(await loadClassifierSplit(c, split), f['limit'] as number | undefined);
     const progress = new Progress({ label: 'scoring', total: ds.count, unit: 'img' });
-    const r = accuracyAndLoss(datasetFeatures(c.model, ds, { batchSize: f['batch'] as number, onBatch: (d) => { if (d < ds.count) progress.update(d); } }), ds.labels);
+    const r = accuracyAndLoss(datasetFeatures(c.model, ds, { batchSize: f['batch'] as number, onBatch: (d) => progress.update(d) }), ds.labels);
     progress.finish();
     const lines = [`classifier ${c.path} (${c.hash.slice(0, 12)}…) on ${ds.name} ${split}, ${ds.count} images: accuracy ${pct(r.accuracy)}, loss ${r.loss.toFixed(4)}`,
       ...r.perClass.map((a, k) => `  ${String(k).padStart(2)} ${(ds.classNames[k] ?? '').padEnd(12)} ${pct(a)}`)];

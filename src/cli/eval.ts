@@ -66,7 +66,7 @@ async function reference(c: LoadedClassifier, split: 'test' | 'train'): Promise<
   let progress: Progress | null = null;
   const r = await referenceFeatures(c, split, {
     dataset,
-    onBatch: (done, total) => { if (done < total) (progress ??= new Progress({ label: `${split} features`, total, unit: 'img' })).update(done); },
+    onBatch: (done, total) => (progress ??= new Progress({ label: `${split} features`, total, unit: 'img' })).update(done),
   });
   (progress as Progress | null)?.finish();  // assigned in the callback
   log(`${split} split: ${r.features.n} images of ${r.data.name}, features ${r.cached ? 'read from' : 'cached in'} ${r.cache}`);
@@ -149,7 +149,7 @@ const evalCommand: Command = {
       const s: EvalSamples = sampleForEval(pieces, classifier.model, {
         method, n: knobs.n, seed: knobs.seed, batchSize: knobs.batch, cfgScale: knobs.cfg, temperature: knobs.t1, topK: knobs.topK, topP: knobs.topP,
         stage2: { temperature: knobs.t2, topK: knobs.topK, topP: knobs.topP, clusterMask: knobs.mask, cfgScale: knobs.cfg2 },
-      }, (done) => { if (done < knobs.n) progress.update(Math.floor(done)); });
+      }, (done) => progress.update(Math.floor(done)));
       progress.finish();
       const t0 = performance.now();
       const metrics = scoreImages(s.features, s.classes, real, { k: knobs.k });
@@ -254,7 +254,7 @@ const reconCommand: Command = {
     const n = Math.min(ds.count, (f['limit'] as number | undefined) ?? ds.count);
     const progress = new Progress({ label: 'reconstructing', total: n, unit: 'img' });
     const t0 = performance.now();
-    const pixels = reconstructSplit(tok.model, ds, { limit: n, batchSize: f['batch'] as number, onBatch: (d) => { if (d < n) progress.update(d); } });
+    const pixels = reconstructSplit(tok.model, ds, { limit: n, batchSize: f['batch'] as number, onBatch: (d) => progress.update(d) });
     progress.finish();
     const seconds = (performance.now() - t0) / 1000;
     const { inChannels: C, imageSize: S } = tok.model.config;

@@ -22,6 +22,7 @@ export class Progress {
   private readonly start = performance.now();
   private lastDraw = 0;
   private done = 0;
+  private drawn = -1;  // the `done` of the last line written
 
   constructor(private readonly o: ProgressOptions) {
     this.stream = o.stream ?? process.stderr;
@@ -35,6 +36,7 @@ export class Progress {
     const every = this.tty ? 100 : (this.o.intervalMs ?? 10_000);
     if (!force && now - this.lastDraw < every && done < this.o.total) return;
     this.lastDraw = now;
+    this.drawn = done;
     const elapsed = (now - this.start) / 1000;
     const rate = done / Math.max(elapsed, 1e-9);
     const eta = rate > 0 ? (this.o.total - done) / rate : Infinity;
@@ -56,8 +58,9 @@ export class Progress {
     this.lastDraw = 0;
   }
 
+  /** The final line (unless a plain-mode line already showed this count), then a newline on a TTY. */
   finish(status = ''): void {
-    this.update(this.done, status, true);
+    if (this.tty || this.drawn !== this.done || status !== '') this.update(this.done, status, true);
     if (this.tty) this.stream.write('\n');
   }
 }
