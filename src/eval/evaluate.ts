@@ -40,6 +40,18 @@ export interface ScoreOptions {
   splits?: number;  // Inception Score splits (default 10, fewer when there are fewer images)
 }
 
+/**
+ * The Inception Score over splits of a fixed seeded shuffle of the rows. The splits are blocks of consecutive
+ * rows, and samples come class-major (ctfgen eval asks for class 0 first), so unshuffled every split would hold a
+ * single class, p(y) of a split would be that class, and the score would collapse towards 1.
+ */
+export function shuffledInceptionScore(probs: Float32Array, n: number, classes: number, splits: number): { mean: number; std: number } {
+  const order = new Rng(0).split('inception-splits').permutation(n);
+  const shuffled = new Float32Array(n * classes);
+  order.forEach((j, i) => shuffled.set(probs.subarray(j * classes, (j + 1) * classes), i * classes));
+  return inceptionScore(shuffled, n, classes, splits);
+}
+
 export function realReference(stats: ImageFeatures, manifold: ImageFeatures = stats): RealReference {
   return { stats: featureStats(stats.features, stats.n, stats.dim), manifold };
 }
@@ -48,7 +60,7 @@ export function realReference(stats: ImageFeatures, manifold: ImageFeatures = st
 export function scoreImages(fake: ImageFeatures, wanted: Int32Array | null, real: RealReference, o: ScoreOptions = {}): SampleQuality {
   if (fake.dim !== real.stats.dim || fake.dim !== real.manifold.dim)
     throw new CtfError(`scoreImages: features of dim ${fake.dim} against a reference of dim ${real.stats.dim} — were they made by the same classifier?`);
-  const is = inceptionScore(fake.probs, fake.n, fake.classes, Math.min(o.splits ?? 10, fake.n));
+  const is = shuffledInceptionScore(fake.probs, fake.n, fake.classes, Math.min(o.splits ?? 10, fake.n));
   const pr = precisionRecall(real.manifold.features, fake.features, real.manifold.n, fake.n, fake.dim, o.k ?? 3);
   return {
     fid: frechetDistance(real.stats, featureStats(fake.features, fake.n, fake.dim)),

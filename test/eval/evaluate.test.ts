@@ -114,3 +114,12 @@ test('reconstructSplit: u8 reconstructions of the first images, any batch size',
   assert.equal(r.length, 4 * 1024);
   assert.deepEqual(r, reconstructSplit(pieces.tokenizer.model, ds, { limit: 4, batchSize: 4 }));
 });
+
+test('Inception Score of class-major samples: confident balanced predictions score the class count, whatever the order', () => {
+  const n = 1000, classes = 10, dim = 4;
+  const probs = new Float32Array(n * classes);
+  for (let i = 0; i < n; i++) probs[i * classes + Math.floor(i / (n / classes))] = 1;  // class-major, like ctfgen eval
+  const features: ImageFeatures = { n, dim, classes, features: randomFeatures(n, dim, classes, 3).features, probs };
+  const m = scoreImages(features, null, realReference(features));
+  assert.ok(m.isMean > 9.3 && m.isMean <= 10, `IS of perfectly confident balanced class-major samples ${m.isMean} (unshuffled splits give 1)`);
+});
