@@ -182,6 +182,12 @@ for (const name of ['S-auxtiny', 'S-auxS', 'tiny-auxtiny'])
     const grid = evalReport(name)?.results?.[method]?.grid?.path;
     if (grid && existsSync(grid)) copyFileSync(grid, join(out, `samples-${name}-${method}.png`));
   }
+// The reports themselves (not the .npz samples, 7.8 MB each), so every number above can be traced to its file.
+for (const dir of ['eval', 'bench']) {
+  if (!existsSync(join(run, dir))) continue;
+  mkdirSync(join(out, dir), { recursive: true });
+  for (const f of readdirSync(join(run, dir))) if (f.endsWith('.json')) copyFileSync(join(run, dir, f), join(out, dir, f));
+}
 if (existsSync(join(run, 'tokenizer-recon.png'))) copyFileSync(join(run, 'tokenizer-recon.png'), join(out, 'tokenizer-recon.png'));
 process.stderr.write(`summarize: wrote ${rel(out)}/summary.json and tables.md (${main.length} main rows, ${ablations.length} ablation rows, ${times.length} timed steps)\n`);
 
