@@ -25,11 +25,6 @@ import { Progress, formatDuration } from './progress.js';
 const log = (s: string): void => { process.stderr.write(s + '\n'); };
 const command = (): string => ['ctfgen', ...process.argv.slice(2)].join(' ');
 
-/** An on|off flag that has a default, so it is always set. */
-function onOffSet(f: ParsedFlags, key: string): boolean {
-  return onOff(f, key) ?? true;
-}
-
 function checkNumber(f: ParsedFlags, key: string, ok: (v: number) => boolean, what: string): number {
   const v = f[key] as number;
   if (!ok(v)) throw new UsageError(`--${kebab(key)}: ${what}, got ${v}`);
@@ -125,10 +120,10 @@ const evalCommand: Command = {
     const knobs = {
       n: f['n'] as number, seed: f['seed'] as number, batch: f['batch'] as number,
       cfg: f['cfg'] as number, t1: checkNumber(f, 't1', (v) => v >= 0, 'must be ≥ 0'), t2: checkNumber(f, 't2', (v) => v >= 0, 'must be ≥ 0'),
-      topK: f['topK'] as number, topP: checkNumber(f, 'topP', (v) => v > 0 && v <= 1, 'must be in (0, 1]'), mask: onOffSet(f, 'mask'), cfg2: f['cfg2'] as number,
+      topK: f['topK'] as number, topP: checkNumber(f, 'topP', (v) => v > 0 && v <= 1, 'must be in (0, 1]'), mask: (onOff(f, 'mask') ?? true), cfg2: f['cfg2'] as number,
       k: f['k'] as number,
     };
-    const crop = onOffSet(f, 'npzCrop');
+    const crop = (onOff(f, 'npzCrop') ?? true);
 
     const classifier = await loadClassifier(classifierPath);
     const pieces: SamplerPieces = await loadSampler(methods, paths);

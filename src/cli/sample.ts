@@ -24,11 +24,6 @@ export function parseClasses(f: ParsedFlags): number[] | 'all' {
   return ids.map(Number);
 }
 
-/** An on|off flag that has a default, so it is always set. */
-function onOffSet(f: ParsedFlags, key: string): boolean {
-  return onOff(f, key) ?? true;
-}
-
 /** JSON with one image per line: {"classes": [...], "coarse": [[...], ...], "fine": [[...], ...]}. */
 export function tokensJson(r: Pick<SamplingResult, 'classes' | 'coarse' | 'fine'>, T: number): string {
   const rows = (x: Int32Array): string => {
@@ -95,7 +90,7 @@ export const sampleCommand: Command = {
     const out = typeof f['out'] === 'string' ? f['out'] : run !== undefined ? join(run, `samples-${method}.png`) : undefined;
     if (out === undefined) throw new UsageError('--out is required (or --run DIR)');
     const wanted = parseClasses(f);
-    const mask = onOffSet(f, 'mask');
+    const mask = (onOff(f, 'mask') ?? true);
     const temperature = checkNumber(f, 't1', (v) => v >= 0, 'must be ≥ 0');
     const t2 = checkNumber(f, 't2', (v) => v >= 0, 'must be ≥ 0');
     const topP = checkNumber(f, 'topP', (v) => v > 0 && v <= 1, 'must be in (0, 1]');
