@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 #include "common.h"
+#include "parallel.h"
 #include "vecmath.h"
 
 namespace ctf {
@@ -22,6 +23,7 @@ void decode_attention_rows(const float* qkv, float* kt, float* vc, const float* 
 namespace {
 
 using ctf::exp_vec;  // vecmath.h
+using ctf::split2;   // parallel.h
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + exp_vec(-x)); }
 
@@ -65,20 +67,6 @@ class Barrier2 {
       if (spins > 2000) std::this_thread::yield();
   }
 };
-
-// Runs body(lo, hi) over [0, n) on the calling thread and one helper when the work (elems elements)
-// pays for starting a thread (~50 µs), else on the caller alone. Halves are split at a multiple of 16.
-template <class F>
-void split2(int64_t n, int64_t elems, F body) {
-  if (elems < (1 << 18) || n < 32) {
-    body(int64_t(0), n);
-    return;
-  }
-  const int64_t mid = (n / 2 + 15) / 16 * 16;
-  std::thread helper([&] { body(mid, n); });
-  body(int64_t(0), mid);
-  helper.join();
-}
 
 // Thread t's part [lo, hi) of n items; the split point is rounded to 16 so GEMM column blocks stay aligned.
 inline std::pair<int64_t, int64_t> part(int64_t n, int t, int64_t align = 16) {

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 #include "common.h"
+#include "parallel.h"
+#include "vecmath.h"
 
 namespace {
 
@@ -188,7 +190,10 @@ CTF_KERNEL(layerNormBackward) {
 }
 
 // x (N, C, HW) in G groups of C/G channels; w, b (C) or null -> y (N, C, HW); mean, rstd (N, G).
-// args: x, w, b, y, mean, rstd, N, C, HW, G, eps
+// silu: y = silu(groupNorm(x)) instead, in the same pass (inference only: the backward of the fused form
+// is not kept; src/engine/ops/norm.ts groupNormSilu falls back to two ops when a gradient is needed).
+// Groups are independent, so the (n, g) pairs are split over two threads.
+// args: x, w, b, y, mean, rstd, N, C, HW, G, eps, silu
 CTF_KERNEL(groupNormForward) {
   const float* x = ctf::f32(info, 0, "x");
   const float* w = f32_or_null(info, 1, "weight");
@@ -199,6 +204,7 @@ CTF_KERNEL(groupNormForward) {
   const int64_t N = ctf::integer(info, 6, "N"), C = ctf::integer(info, 7, "C"), HW = ctf::integer(info, 8, "HW"),
                 G = ctf::integer(info, 9, "G");
   const double eps = ctf::number(info, 10, "eps");
+  const bool silu = info[11].ToBoolean();
   if (N < 0 || C <= 0 || HW <= 0 || G <= 0 || C % G != 0) ctf::fail(info, "groupNormForward: bad sizes (C must divide into G groups)");
   check_len(info, "groupNormForward", 0, N * C * HW, "x");
   if (w) check_len(info, "groupNormForward", 1, C, "weight");
@@ -207,22 +213,32 @@ CTF_KERNEL(groupNormForward) {
   check_len(info, "groupNormForward", 4, N * G, "mean");
   check_len(info, "groupNormForward", 5, N * G, "rstd");
   const int64_t Cg = C / G, S = Cg * HW;  // channels and elements per group
-  for (int64_t ng = 0; ng < N * G; ng++) {
-    const float* xg = x + ng * S;  // (Cg, HW), contiguous
-    float* yg = y + ng * S;
-    const double m = sum(xg, S) / S;
-    const float rs = (float)(1.0 / std::sqrt(sum_sq_dev(xg, S, m) / S + eps)), mf = (float)m;
-    mean[ng] = mf;
-    rstd[ng] = rs;
-    const int64_t c0 = (ng % G) * Cg;
-    for (int64_t c = 0; c < Cg; c++) {
-      const float scale = rs * (w ? w[c0 + c] : 1.0f), shift = (b ? b[c0 + c] : 0.0f) - mf * scale;
-      const float* xc = xg + c * HW;
-      float* yc = yg + c * HW;
+  ctf::split2(N * G, N * C * HW, [&](int64_t g0, int64_t g1) {
+    for (int64_t ng = g0; ng < g1; ng++) {
+      const float* xg = x + ng * S;  // (Cg, HW), contiguous
+      float* yg = y + ng * S;
+      const double m = sum(xg, S) / S;
+      const float rs = (float)(1.0 / std::sqrt(sum_sq_dev(xg, S, m) / S + eps)), mf = (float)m;
+      mean[ng] = mf;
+      rstd[ng] = rs;
+      const int64_t c0 = (ng % G) * Cg;
+      for (int64_t c = 0; c < Cg; c++) {
+        const float scale = rs * (w ? w[c0 + c] : 1.0f), shift = (b ? b[c0 + c] : 0.0f) - mf * scale;
+        const float* xc = xg + c * HW;
+        float* yc = yg + c * HW;
+        if (silu) {
 #pragma omp simd
-      for (int64_t i = 0; i < HW; i++) yc[i] = xc[i] * scale + shift;
+          for (int64_t i = 0; i < HW; i++) {
+            const float v = xc[i] * scale + shift;
+            yc[i] = v / (1.0f + ctf::exp_vec(-v));
+          }
+        } else {
+#pragma omp simd
+          for (int64_t i = 0; i < HW; i++) yc[i] = xc[i] * scale + shift;
+        }
+      }
     }
-  }
+  });
   return info.Env().Undefined();
 }
 

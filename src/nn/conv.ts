@@ -1,7 +1,7 @@
 // Conv2d and GroupNorm layers with torch's default initialisation, so a layer here and a torch layer
 // seeded alike start from the same distribution.
 import { conv2d } from '../engine/ops/conv.js';
-import { groupNorm } from '../engine/ops/norm.js';
+import { groupNorm, groupNormSilu } from '../engine/ops/norm.js';
 import type { Rng } from '../engine/rng.js';
 import type { Tensor } from '../engine/tensor.js';
 import { CtfError } from '../errors.js';
@@ -54,6 +54,11 @@ export class GroupNorm implements Module {
 
   forward(x: Tensor): Tensor {
     return groupNorm(x, this.groups, this.weight, this.bias, this.eps);
+  }
+
+  /** silu(forward(x)), one pass at inference. */
+  forwardSilu(x: Tensor): Tensor {
+    return groupNormSilu(x, this.groups, this.weight, this.bias, this.eps);
   }
 
   parameters(): Tensor[] {

@@ -1,7 +1,7 @@
 // LlamaGen's ResnetBlock (tokenizer/tokenizer_image/vq_model.py) without dropout:
 //   h = conv1(silu(norm1(x)));  h = conv2(silu(norm2(h)));  out = shortcut(x) + h
 // where shortcut is a 1×1 conv when the channel count changes, else the identity.
-import { add, silu } from '../engine/ops/elementwise.js';
+import { add } from '../engine/ops/elementwise.js';
 import type { Rng } from '../engine/rng.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Conv2d, GroupNorm } from './conv.js';
@@ -24,7 +24,7 @@ export class ResBlock implements Module {
 
   /** x (N, in, H, W) -> (N, out, H, W) */
   forward(x: Tensor): Tensor {
-    const h = this.conv2.forward(silu(this.norm2.forward(this.conv1.forward(silu(this.norm1.forward(x))))));
+    const h = this.conv2.forward(this.norm2.forwardSilu(this.conv1.forward(this.norm1.forwardSilu(x))));
     return add(this.shortcut ? this.shortcut.forward(x) : x, h);
   }
 

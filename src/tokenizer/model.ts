@@ -11,7 +11,7 @@
 // Images are (B, C, S, S) in [−1, 1]; tokens are (B, g, g) codebook indices, g = S / 2^(levels − 1).
 import { noGrad } from '../engine/autograd.js';
 import { upsampleNearest2d } from '../engine/ops/conv.js';
-import { add, mul, mulScalar, silu, sub } from '../engine/ops/elementwise.js';
+import { add, mul, mulScalar, sub } from '../engine/ops/elementwise.js';
 import { embedding } from '../engine/ops/embedding.js';
 import { mean } from '../engine/ops/reduce.js';
 import { permute, reshape } from '../engine/ops/shape.js';
@@ -57,7 +57,7 @@ class Encoder implements Module {
       if (level.down) h = level.down.forward(h);
     }
     for (const b of this.mid) h = b.forward(h);
-    return this.convOut.forward(silu(this.normOut.forward(h)));
+    return this.convOut.forward(this.normOut.forwardSilu(h));
   }
 
   parameters(): Tensor[] {
@@ -100,7 +100,7 @@ class Decoder implements Module {
       for (const b of level.blocks) h = b.forward(h);
       if (level.up) h = level.up.forward(upsampleNearest2d(h, 2));
     }
-    return this.convOut.forward(silu(this.normOut.forward(h)));
+    return this.convOut.forward(this.normOut.forwardSilu(h));
   }
 
   parameters(): Tensor[] {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { noGrad } from '../../src/engine/autograd.js';
-import { groupNorm, layerNorm, rmsNorm } from '../../src/engine/ops/norm.js';
+import { silu } from '../../src/engine/ops/elementwise.js';
+import { groupNorm, groupNormSilu, layerNorm, rmsNorm } from '../../src/engine/ops/norm.js';
 import { CtfError } from '../../src/errors.js';
 import { assertClose, gradcheck, randn } from '../helpers.js';
 
@@ -56,6 +57,29 @@ test('groupNorm with groups < C: per-group statistics, per-channel affine', () =
   gradcheck(([a, c]) => groupNorm(a!, 2, c!, null), [x, w]);
   gradcheck(([a]) => groupNorm(a!, 1), [x]);
   gradcheck(([a]) => groupNorm(a!, C), [x]);  // one channel per group (InstanceNorm)
+});
+
+test('groupNorm on a tensor large enough to run on two threads equals the per-group reference', () => {
+  const [N, C, H, W, G] = [16, 32, 24, 24, 8];  // 294 912 elements, 128 (n, g) pairs: split over two threads
+  const x = randn([N, C, H, W], 21), w = randn([C], 22), b = randn([C], 23);
+  const chan = (i: number): number => Math.floor(i / (H * W)) % C;
+  const y = noGrad(() => groupNorm(x, G, w, b));
+  assertClose(y.f32, naiveNorm(x.f32, (C / G) * H * W, true, 1e-5, (i) => [w.f32[chan(i)]!, b.f32[chan(i)]!]), { atol: 2e-5 });
+});
+
+test('groupNormSilu: one pass without a graph, equal to silu(groupNorm); the composition (and its gradients) with one', () => {
+  for (const [N, C, H, W, G] of [[2, 6, 3, 2, 3], [16, 32, 24, 24, 8]] as const) {
+    const x = randn([N, C, H, W], 24, { requiresGrad: true });
+    const w = randn([C], 25, { requiresGrad: true }), b = randn([C], 26, { requiresGrad: true });
+    const fused = noGrad(() => groupNormSilu(x, G, w, b));
+    assert.equal(fused.requiresGrad, false);
+    assertClose(fused.f32, noGrad(() => silu(groupNorm(x, G, w, b))).f32, { atol: 1e-6 });
+    const recorded = groupNormSilu(x, G, w, b);
+    assert.equal(recorded.node?.op, 'silu', 'with a graph to record, the two ops are recorded');
+    assertClose(recorded.f32, fused.f32, { atol: 1e-6 });
+  }
+  const x = randn([2, 6, 3, 2], 27, { requiresGrad: true }), w = randn([6], 28, { requiresGrad: true });
+  gradcheck(([a, c]) => groupNormSilu(a!, 3, c!, null), [x, w]);
 });
 
 test('norms reject bad shapes with CtfError', () => {

@@ -1,8 +1,9 @@
 // RMSNorm, LayerNorm and GroupNorm: fused native forward (keeps only the per-row statistics) and backward.
 import { CtfError } from '../../errors.js';
-import { gradOf, record } from '../autograd.js';
+import { gradOf, isRecording, record } from '../autograd.js';
 import { kernel } from '../native.js';
 import { Tensor, expectDType, expectShape } from '../tensor.js';
+import { silu } from './elementwise.js';
 
 type F32 = Float32Array;
 const rmsNormForward = kernel<(x: F32, w: F32, y: F32, rstd: F32, rows: number, D: number, eps: number) => void>('rmsNormForward');
@@ -11,7 +12,7 @@ const layerNormForward = kernel<(x: F32, w: F32 | null, b: F32 | null, y: F32, m
 const layerNormBackward = kernel<(x: F32, w: F32 | null, mean: F32, rstd: F32, dy: F32, dx: F32 | null, dw: F32 | null,
   db: F32 | null, rows: number, D: number) => void>('layerNormBackward');
 const groupNormForward = kernel<(x: F32, w: F32 | null, b: F32 | null, y: F32, mean: F32, rstd: F32,
-  N: number, C: number, HW: number, G: number, eps: number) => void>('groupNormForward');
+  N: number, C: number, HW: number, G: number, eps: number, silu: boolean) => void>('groupNormForward');
 const groupNormBackward = kernel<(x: F32, w: F32 | null, mean: F32, rstd: F32, dy: F32, dx: F32 | null, dw: F32 | null,
   db: F32 | null, N: number, C: number, HW: number, G: number) => void>('groupNormBackward');
 
@@ -68,6 +69,19 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
  * then scaled and shifted per channel by weight (C) and bias (C), like torch.nn.GroupNorm.
  */
 export function groupNorm(x: Tensor, groups: number, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
+  return groupNormImpl(x, groups, weight, bias, eps, false);
+}
+
+/**
+ * silu(groupNorm(x)), the norm-then-activation of every ResBlock. Without a graph to record (inference)
+ * it is one native pass; with one it is the two ops, so gradients are exactly those of the composition.
+ */
+export function groupNormSilu(x: Tensor, groups: number, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
+  const needsGraph = isRecording() && [x, weight, bias].some((t) => t?.requiresGrad);
+  return needsGraph ? silu(groupNorm(x, groups, weight, bias, eps)) : groupNormImpl(x, groups, weight, bias, eps, true);
+}
+
+function groupNormImpl(x: Tensor, groups: number, weight: Tensor | null, bias: Tensor | null, eps: number, fusedSilu: boolean): Tensor {
   expectDType(x, 'f32', 'groupNorm input');
   if (x.ndim < 2) throw new CtfError(`groupNorm: input ${x.describe()} must be (N, C, ...)`);
   const N = x.dim(0), C = x.dim(1), HW = x.size / Math.max(1, N * C);
@@ -78,7 +92,8 @@ export function groupNorm(x: Tensor, groups: number, weight: Tensor | null = nul
   checkEps('groupNorm', eps);
   const out = new Tensor(new Float32Array(x.size), x.shape);
   const mean = new Float32Array(N * groups), rstd = new Float32Array(N * groups);
-  groupNormForward(x.f32, w?.f32 ?? null, b?.f32 ?? null, out.f32, mean, rstd, N, C, HW, groups, eps);
+  groupNormForward(x.f32, w?.f32 ?? null, b?.f32 ?? null, out.f32, mean, rstd, N, C, HW, groups, eps, fusedSilu);
+  if (fusedSilu) return out;  // no graph: see groupNormSilu
   const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
   return record('groupNorm', out, inputs, (dy) => {
     const dx = gradOf(x), dw = w ? gradOf(w) : null, db = b ? gradOf(b) : null;
