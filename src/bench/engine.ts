@@ -25,7 +25,7 @@ export interface CaseResult {
 }
 export interface EngineBenchReport {
   kind: 'ctfgen.bench.engine'; version: 1; date: string;
-  env: { OPENBLAS_CORETYPE: string | null; OPENBLAS_L2_SIZE: string | null; OPENBLAS_NUM_THREADS: string | null; node: string };
+  env: { OPENBLAS_CORETYPE: string | null; OPENBLAS_L2_SIZE: string | null; OPENBLAS_NUM_THREADS: string | null; OPENBLAS_THREAD_TIMEOUT: string | null; node: string };
   reps: number; warmup: number; cases: CaseResult[];
 }
 
@@ -92,6 +92,7 @@ export async function runEngineBench(o: EngineBenchOptions, emit: (e: BenchEvent
       OPENBLAS_CORETYPE: process.env['OPENBLAS_CORETYPE'] ?? null,
       OPENBLAS_L2_SIZE: process.env['OPENBLAS_L2_SIZE'] ?? null,
       OPENBLAS_NUM_THREADS: process.env['OPENBLAS_NUM_THREADS'] ?? null,
+      OPENBLAS_THREAD_TIMEOUT: process.env['OPENBLAS_THREAD_TIMEOUT'] ?? null,
       node: process.version,
     },
     reps: o.reps, warmup: o.warmup, cases: results,

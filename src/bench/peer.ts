@@ -5,6 +5,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface, type Interface } from 'node:readline';
 import { CtfError } from '../errors.js';
+import { applyBlasThreadTimeout } from '../engine/blas-env.js';
 
 export interface PeerInfo { impl: string; version: string; corename: string; blasThreads: number; threads: number; peakRssMb: number }
 
@@ -16,6 +17,7 @@ export class Peer {
   private exited: string | null = null;
 
   constructor(readonly label: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env) {
+    applyBlasThreadTimeout();  // both sides of a benchmark under the same OpenBLAS setting
     this.proc = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
     this.proc.stderr.on('data', (d: Buffer) => { this.stderr = (this.stderr + d.toString()).slice(-4000); });
     this.proc.on('exit', (code, sig) => {

@@ -56,7 +56,7 @@ export interface SampleBenchReport {
   ratios: { oursOverTorch: Record<SamplerMethod, number>; ctfOverBaseline: { ours: number; torch: number } };
   check: { images: number; baselineAgreement: number; coarseAgreement: number; fineAgreement: number };
   info: { ours: PeerInfo; torch: PeerInfo };
-  env: { OPENBLAS_CORETYPE: string | null; OPENBLAS_NUM_THREADS: string | null; node: string };
+  env: { OPENBLAS_CORETYPE: string | null; OPENBLAS_NUM_THREADS: string | null; OPENBLAS_THREAD_TIMEOUT: string | null; node: string };
 }
 
 export type SampleBenchEvent = { type: 'round'; round: number; of: number; line: string } | { type: 'note'; line: string };
@@ -174,7 +174,8 @@ export async function runSampleBench(o: SampleBenchOptions, command: string, emi
         ctfOverBaseline: { ours: res.ours.ctf.imagesPerSecond / res.ours.baseline.imagesPerSecond, torch: res.torch.ctf.imagesPerSecond / res.torch.baseline.imagesPerSecond },
       },
       check, info,
-      env: { OPENBLAS_CORETYPE: process.env['OPENBLAS_CORETYPE'] ?? null, OPENBLAS_NUM_THREADS: process.env['OPENBLAS_NUM_THREADS'] ?? null, node: process.version },
+      env: { OPENBLAS_CORETYPE: process.env['OPENBLAS_CORETYPE'] ?? null, OPENBLAS_NUM_THREADS: process.env['OPENBLAS_NUM_THREADS'] ?? null,
+        OPENBLAS_THREAD_TIMEOUT: process.env['OPENBLAS_THREAD_TIMEOUT'] ?? null, node: process.version },
     };
   } finally {
     await Promise.allSettled([ours.close(), torch.close()]);

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CtfError } from '../errors.js';
+import { applyBlasThreadTimeout } from './blas-env.js';
 
 type AnyKernel = (...args: unknown[]) => unknown;
 
@@ -19,6 +20,7 @@ function findAddon(): string {
 }
 
 function load(): Record<string, AnyKernel> {
+  applyBlasThreadTimeout();  // before OpenBLAS is loaded with the addon (blas-env.ts says why)
   const path = findAddon();
   const addon = createRequire(import.meta.url)(path) as Record<string, AnyKernel>;
   const err = (addon['sgemmSelfCheck'] as () => number)();
