@@ -100,3 +100,33 @@ export function givenOptions<T>(f: ParsedFlags, pairs: [string, keyof T][]): Par
   for (const [flag, key] of pairs) if (f[flag] !== undefined) (given as Record<string, unknown>)[key as string] = f[flag];
   return given;
 }
+
+/** The optimiser options every training command has (tokenizer, classifier, GPT), as their defaults show them. */
+export interface OptimizerDefaults {
+  epochs: number; batchSize: number; lr: number; warmup: number; schedule: string;
+  minLrRatio: number; weightDecay: number; gradClip: number;
+}
+
+/**
+ * The flags of those options and --seed, with each command's defaults in the help. `batchOf` names what a step
+ * batches ("images", "sequences"), `passesOver` what an epoch passes over, `seedHelp` what the seed decides.
+ */
+export function optimizerFlags(d: OptimizerDefaults, o: { batchOf: string; passesOver: string; seedHelp: string }): Record<string, FlagSpec> {
+  return {
+    epochs: { type: 'int', min: 1, help: `passes over ${o.passesOver} (default ${d.epochs})` },
+    batch: { type: 'int', min: 1, help: `${o.batchOf} per step (default ${d.batchSize})` },
+    lr: { type: 'number', help: `peak learning rate (default ${d.lr})` },
+    warmup: { type: 'int', min: 0, help: `linear warmup steps (default ${d.warmup})` },
+    schedule: { type: 'string', help: `cosine or constant (default ${d.schedule})` },
+    minLrRatio: { type: 'number', help: `cosine floor as a fraction of --lr (default ${d.minLrRatio})` },
+    weightDecay: { type: 'number', help: `AdamW decoupled weight decay on ≥2-D parameters (default ${d.weightDecay})` },
+    gradClip: { type: 'number', help: `max global gradient norm, 0 = off (default ${d.gradClip})` },
+    seed: { type: 'int', min: 0, help: `seed of ${o.seedHelp} (default 0)` },
+  };
+}
+
+/** [flag, option] pairs of optimizerFlags(), for givenOptions(). */
+export const OPTIMIZER_OPTIONS: [string, keyof OptimizerDefaults | 'seed'][] = [
+  ['epochs', 'epochs'], ['batch', 'batchSize'], ['lr', 'lr'], ['warmup', 'warmup'], ['schedule', 'schedule'],
+  ['minLrRatio', 'minLrRatio'], ['weightDecay', 'weightDecay'], ['gradClip', 'gradClip'], ['seed', 'seed'],
+];

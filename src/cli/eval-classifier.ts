@@ -18,7 +18,9 @@ import { dataIdentity, type DataIdentity } from '../tokenizer/data-identity.js';
 import { loadTrainState, saveTrainState, type LoadedTrainState } from '../train/checkpoint.js';
 import { StopRequest } from '../train/interrupt.js';
 import { runTraining } from '../train/loop.js';
-import { UsageError, givenOptions, kebab, onOff, requireString, resolveTrainOptions, type ParsedFlags } from './args.js';
+import {
+  OPTIMIZER_OPTIONS, UsageError, givenOptions, kebab, onOff, optimizerFlags, requireString, resolveTrainOptions, type ParsedFlags,
+} from './args.js';
 import { DATA_LOAD_FLAGS, loadOptionsFromFlags } from './data.js';
 import type { Command } from './main.js';
 import { Progress, formatDuration } from './progress.js';
@@ -28,11 +30,9 @@ import { trainEventRenderer } from './train-render.js';
 const log = (s: string): void => { process.stderr.write(s + '\n'); };
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
 
-/** The first `limit` images of a split (quick runs and tests); the data identity then describes the subset. */
 /** Training options from flags; on --resume the saved ones (see resolveTrainOptions). */
 function trainOptions(f: ParsedFlags, saved: LoadedTrainState | null): ClassifierTrainOptions {
-  const given = givenOptions<ClassifierTrainOptions>(f, [['epochs', 'epochs'], ['batch', 'batchSize'], ['lr', 'lr'], ['warmup', 'warmup'],
-    ['schedule', 'schedule'], ['minLrRatio', 'minLrRatio'], ['weightDecay', 'weightDecay'], ['gradClip', 'gradClip'], ['seed', 'seed'], ['shift', 'shift']]);
+  const given = givenOptions<ClassifierTrainOptions>(f, [...OPTIMIZER_OPTIONS, ['shift', 'shift']]);
   const flip = onOff(f, 'flip');
   if (flip !== undefined) given.flip = flip;
   return resolveTrainOptions(given, (saved?.options as ClassifierTrainOptions | undefined) ?? null, DEFAULT_CLASSIFIER_TRAIN, validateClassifierTrainOptions);
@@ -49,15 +49,7 @@ const trainCommand: Command = {
       out: { type: 'string', help: 'classifier checkpoint to write (required)' },
       data: { type: 'string', default: 'fashion-mnist', help: 'dataset: fashion-mnist, mnist or folder:PATH' },
       preset: { type: 'string', help: `size preset: ${Object.keys(CLASSIFIER_PRESETS).join(', ')} (default ${DEFAULT_CLASSIFIER_PRESET})` },
-      epochs: { type: 'int', min: 1, help: `passes over the training split (default ${DEFAULT_CLASSIFIER_TRAIN.epochs})` },
-      batch: { type: 'int', min: 1, help: `images per step (default ${DEFAULT_CLASSIFIER_TRAIN.batchSize})` },
-      lr: { type: 'number', help: `peak learning rate (default ${DEFAULT_CLASSIFIER_TRAIN.lr})` },
-      warmup: { type: 'int', min: 0, help: `linear warmup steps (default ${DEFAULT_CLASSIFIER_TRAIN.warmup})` },
-      schedule: { type: 'string', help: `cosine or constant (default ${DEFAULT_CLASSIFIER_TRAIN.schedule})` },
-      minLrRatio: { type: 'number', help: `cosine floor as a fraction of --lr (default ${DEFAULT_CLASSIFIER_TRAIN.minLrRatio})` },
-      weightDecay: { type: 'number', help: `AdamW decoupled weight decay (default ${DEFAULT_CLASSIFIER_TRAIN.weightDecay})` },
-      gradClip: { type: 'number', help: `max global gradient norm, 0 = off (default ${DEFAULT_CLASSIFIER_TRAIN.gradClip})` },
-      seed: { type: 'int', min: 0, help: 'seed of the initialisation, data order, flips, shifts and dropout (default 0)' },
+      ...optimizerFlags(DEFAULT_CLASSIFIER_TRAIN, { batchOf: 'images', passesOver: 'the training split', seedHelp: 'the initialisation, data order, flips, shifts and dropout' }),
       flip: { type: 'string', help: 'random horizontal flips: on|off (default on; never where a flip changes the class)' },
       shift: { type: 'int', min: 0, help: `random shifts by up to N pixels (default ${DEFAULT_CLASSIFIER_TRAIN.shift})` },
       checkpointEvery: { type: 'int', default: 500, min: 0, help: 'steps between checkpoints, 0 = only at the end' },

@@ -22,7 +22,7 @@ import { evaluateTokenizer, reconstructionGrid, type TokenizerEval } from '../to
 import { VqTokenizer } from '../tokenizer/model.js';
 import { saveTokens } from '../tokenizer/tokens-file.js';
 import { DEFAULT_TOKENIZER_TRAIN, TokenizerTrainTask, validateTrainOptions, type TokenizerTrainOptions } from '../tokenizer/train.js';
-import { UsageError, givenOptions, onOff, resolveTrainOptions, type ParsedFlags } from './args.js';
+import { OPTIMIZER_OPTIONS, UsageError, givenOptions, onOff, optimizerFlags, resolveTrainOptions, type ParsedFlags } from './args.js';
 import { DATA_LOAD_FLAGS, loadOptionsFromFlags } from './data.js';
 import type { Command } from './main.js';
 import { formatDuration } from './progress.js';
@@ -74,8 +74,7 @@ function evalLine(e: TokenizerEval): string {
 
 /** Training options from flags; on --resume, the saved ones (see resolveTrainOptions). */
 function trainOptions(f: ParsedFlags, saved: LoadedTrainState | null): TokenizerTrainOptions {
-  const given = givenOptions<TokenizerTrainOptions>(f, [['epochs', 'epochs'], ['batch', 'batchSize'], ['lr', 'lr'], ['warmup', 'warmup'], ['seed', 'seed'],
-    ['deadCodeWindow', 'deadCodeWindow'], ['weightDecay', 'weightDecay'], ['gradClip', 'gradClip'], ['minLrRatio', 'minLrRatio'], ['schedule', 'schedule']]);
+  const given = givenOptions<TokenizerTrainOptions>(f, [...OPTIMIZER_OPTIONS, ['deadCodeWindow', 'deadCodeWindow']]);
   const reinit = onOff(f, 'deadCodeReinit'), flip = onOff(f, 'flip');
   if (reinit !== undefined) given.deadCodeReinit = reinit;
   if (flip !== undefined) given.flip = flip;
@@ -93,15 +92,7 @@ const trainCommand: Command = {
       out: { type: 'string', help: 'tokenizer checkpoint to write (required)' },
       preset: { type: 'string', help: `size preset: ${Object.keys(TOKENIZER_PRESETS).join(', ')} (default ${DEFAULT_TOKENIZER_PRESET})` },
       codebook: { type: 'int', min: 2, help: 'codebook size V (default 4096)' },
-      epochs: { type: 'int', min: 1, help: `passes over the training split (default ${DEFAULT_TOKENIZER_TRAIN.epochs})` },
-      batch: { type: 'int', min: 1, help: `images per step (default ${DEFAULT_TOKENIZER_TRAIN.batchSize})` },
-      lr: { type: 'number', help: `peak learning rate (default ${DEFAULT_TOKENIZER_TRAIN.lr})` },
-      warmup: { type: 'int', min: 0, help: `linear warmup steps (default ${DEFAULT_TOKENIZER_TRAIN.warmup})` },
-      schedule: { type: 'string', help: `cosine or constant (default ${DEFAULT_TOKENIZER_TRAIN.schedule})` },
-      minLrRatio: { type: 'number', help: `cosine floor as a fraction of --lr (default ${DEFAULT_TOKENIZER_TRAIN.minLrRatio})` },
-      weightDecay: { type: 'number', help: `AdamW decoupled weight decay (default ${DEFAULT_TOKENIZER_TRAIN.weightDecay})` },
-      gradClip: { type: 'number', help: `max global gradient norm, 0 = off (default ${DEFAULT_TOKENIZER_TRAIN.gradClip})` },
-      seed: { type: 'int', min: 0, help: 'seed of the initialisation, data order, flips and dead-code draws (default 0)' },
+      ...optimizerFlags(DEFAULT_TOKENIZER_TRAIN, { batchOf: 'images', passesOver: 'the training split', seedHelp: 'the initialisation, data order, flips and dead-code draws' }),
       flip: { type: 'string', help: 'random horizontal flips: on|off (default on; never for datasets where a flip changes the class)' },
       deadCodeReinit: { type: 'string', help: 'dead-code re-initialisation: on|off (default on)' },
       deadCodeWindow: { type: 'int', min: 1, help: `steps without a pick after which a codeword is re-initialised (default ${DEFAULT_TOKENIZER_TRAIN.deadCodeWindow})` },

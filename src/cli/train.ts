@@ -18,7 +18,7 @@ import {
 import { eventLogPath, eventLogSink, teeEvents } from '../train/event-log.js';
 import { StopRequest } from '../train/interrupt.js';
 import { runTraining } from '../train/loop.js';
-import { UsageError, givenOptions, requireString, resolveTrainOptions, type ParsedFlags } from './args.js';
+import { OPTIMIZER_OPTIONS, UsageError, givenOptions, optimizerFlags, requireString, resolveTrainOptions, type ParsedFlags } from './args.js';
 import type { Command } from './main.js';
 import { trainStatePath } from './tokenizer.js';
 import { trainEventRenderer } from './train-render.js';
@@ -43,8 +43,7 @@ function pathFlag(f: ParsedFlags, key: string, run: string | undefined, file: st
 }
 
 function trainOptions(f: ParsedFlags, savedOptions: GptTrainOptions | null): GptTrainOptions {
-  const given = givenOptions<GptTrainOptions>(f, [['epochs', 'epochs'], ['batch', 'batchSize'], ['lr', 'lr'], ['warmup', 'warmup'],
-    ['schedule', 'schedule'], ['minLrRatio', 'minLrRatio'], ['weightDecay', 'weightDecay'], ['gradClip', 'gradClip'], ['seed', 'seed']]);
+  const given = givenOptions<GptTrainOptions>(f, OPTIMIZER_OPTIONS);
   return resolveTrainOptions(given, savedOptions, DEFAULT_GPT_TRAIN, validateGptTrainOptions);
 }
 
@@ -63,17 +62,9 @@ function trainCommand(kind: GptKind): Command {
         ...(kind === 'baseline' ? {} : { clusters: { type: 'string' as const, help: 'coarse map (ctfgen cluster)' } }),
         out: { type: 'string', help: 'GPT checkpoint to write' },
         preset: { type: 'string', default: 'S', help: `size preset: ${Object.keys(GPT_PRESETS).join(', ')}` },
-        epochs: { type: 'int', min: 1, help: `passes over the training tokens (default ${DEFAULT_GPT_TRAIN.epochs})` },
-        batch: { type: 'int', min: 1, help: `sequences per step (default ${DEFAULT_GPT_TRAIN.batchSize})` },
-        lr: { type: 'number', help: `peak learning rate (default ${DEFAULT_GPT_TRAIN.lr})` },
-        warmup: { type: 'int', min: 0, help: `linear warmup steps (default ${DEFAULT_GPT_TRAIN.warmup})` },
-        schedule: { type: 'string', help: `cosine or constant (default ${DEFAULT_GPT_TRAIN.schedule})` },
-        minLrRatio: { type: 'number', help: `cosine floor as a fraction of --lr (default ${DEFAULT_GPT_TRAIN.minLrRatio})` },
-        weightDecay: { type: 'number', help: `AdamW weight decay on ≥2-D parameters (default ${DEFAULT_GPT_TRAIN.weightDecay})` },
-        gradClip: { type: 'number', help: `max global gradient norm, 0 = off (default ${DEFAULT_GPT_TRAIN.gradClip})` },
+        ...optimizerFlags(DEFAULT_GPT_TRAIN, { batchOf: 'sequences', passesOver: 'the training tokens', seedHelp: 'the initialisation, data order and dropout' }),
         dropout: { type: 'number', help: 'dropout on embeddings, residual and FFN (default 0.1)' },
         classDropout: { type: 'number', help: 'p(label → null class) in training, for CFG (default 0.1)' },
-        seed: { type: 'int', min: 0, help: 'seed of the initialisation, data order and dropout (default 0)' },
         valLimit: { type: 'int', default: 2000, min: 0, help: 'test sequences for the validation loss each epoch (0 = skip)' },
         evalEvery: { type: 'int', default: 0, min: 0, help: 'also compute the validation loss every N steps, for curves (0 = only per epoch)' },
         snapshotEvery: { type: 'int', default: 0, min: 0, help: 'keep a copy of the checkpoint every N steps as <out>.step<N>.safetensors (a multiple of --checkpoint-every; 0 = none)' },
