@@ -99,7 +99,7 @@ bench() {
   ln -sf ../tokenizer.safetensors "$dir/tokenizer.safetensors"; ln -sf ../clusters.safetensors "$dir/clusters.safetensors"
   ln -sf "../coarse-ar-$2.safetensors" "$dir/coarse-ar.safetensors"; ln -sf "../baseline-$2.safetensors" "$dir/baseline.safetensors"
   ln -sf "../fine-aux-$3.safetensors" "$dir/fine-aux.safetensors"
-  step "bench-$1" "$RUN/bench/$1.json" -- bench sample --run "$dir" --rounds 5 --json "$RUN/bench/$1.json"
+  step "bench-$1" "$RUN/bench/$1.json" -- bench sample --run "$dir" --rounds 15 --json "$RUN/bench/$1.json"
 }
 bench S-auxtiny S tiny
 

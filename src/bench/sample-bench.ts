@@ -53,7 +53,9 @@ export interface SampleBenchReport {
   batch: number; cfg: number; temperature: number; rounds: number; warmup: number; torchThreads: number;
   ours: Record<SamplerMethod, BenchSide>;
   torch: Record<SamplerMethod, BenchSide>;
-  ratios: { oursOverTorch: Record<SamplerMethod, number>; ctfOverBaseline: { ours: number; torch: number } };
+  /** ctfOverBaseline: ratio of the median images/s; ctfOverBaselinePaired: median over rounds of baseline ms / CTF ms
+   *  within a round (both ran back to back there, so a slow spell of the machine hits both). */
+  ratios: { oursOverTorch: Record<SamplerMethod, number>; ctfOverBaseline: { ours: number; torch: number }; ctfOverBaselinePaired: { ours: number; torch: number } };
   check: { images: number; baselineAgreement: number; coarseAgreement: number; fineAgreement: number };
   info: { ours: PeerInfo; torch: PeerInfo };
   env: { OPENBLAS_CORETYPE: string | null; OPENBLAS_NUM_THREADS: string | null; OPENBLAS_THREAD_TIMEOUT: string | null; node: string };
@@ -89,6 +91,11 @@ export async function writeRandomRun(dir: string, o: RandomRunOptions): Promise<
   await make(paths.stage1!, 'coarse-ar', o.preset, K, K, true, seed + 2);
   await make(paths.aux!, 'fine-aux', o.auxPreset, K, V, false, seed + 3);
   return paths;
+}
+
+/** Median over rounds of baseline ms / CTF ms, round by round. */
+export function pairedRatio(baselineMs: readonly number[], ctfMs: readonly number[]): number {
+  return median(baselineMs.map((b, i) => b / ctfMs[i]!));
 }
 
 function agreement(a: number[][], b: number[][]): number {
@@ -172,6 +179,7 @@ export async function runSampleBench(o: SampleBenchOptions, command: string, emi
       ratios: {
         oursOverTorch: { baseline: res.ours.baseline.imagesPerSecond / res.torch.baseline.imagesPerSecond, ctf: res.ours.ctf.imagesPerSecond / res.torch.ctf.imagesPerSecond },
         ctfOverBaseline: { ours: res.ours.ctf.imagesPerSecond / res.ours.baseline.imagesPerSecond, torch: res.torch.ctf.imagesPerSecond / res.torch.baseline.imagesPerSecond },
+        ctfOverBaselinePaired: { ours: pairedRatio(runs.ours.baseline.ms, runs.ours.ctf.ms), torch: pairedRatio(runs.torch.baseline.ms, runs.torch.ctf.ms) },
       },
       check, info,
       env: { OPENBLAS_CORETYPE: process.env['OPENBLAS_CORETYPE'] ?? null, OPENBLAS_NUM_THREADS: process.env['OPENBLAS_NUM_THREADS'] ?? null,

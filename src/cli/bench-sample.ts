@@ -18,7 +18,8 @@ function table(r: SampleBenchReport): string {
     'side   method      img/s  total ms  stage1 ms  stage2 ms  decode ms    CPU ms',
     row('ours', 'baseline', r.ours.baseline), row('ours', 'ctf', r.ours.ctf), row('torch', 'baseline', r.torch.baseline), row('torch', 'ctf', r.torch.ctf),
     `ours / torch: baseline ${r.ratios.oursOverTorch.baseline.toFixed(2)}×, ctf ${r.ratios.oursOverTorch.ctf.toFixed(2)}×;  ` +
-      `ctf / baseline: ours ${r.ratios.ctfOverBaseline.ours.toFixed(2)}×, torch ${r.ratios.ctfOverBaseline.torch.toFixed(2)}×`,
+      `ctf / baseline: ours ${r.ratios.ctfOverBaseline.ours.toFixed(2)}×, torch ${r.ratios.ctfOverBaseline.torch.toFixed(2)}× ` +
+      `(median of the per-round ratios: ours ${r.ratios.ctfOverBaselinePaired.ours.toFixed(2)}×, torch ${r.ratios.ctfOverBaselinePaired.torch.toFixed(2)}×)`,
     `greedy cross-check (${r.check.images} images): baseline ${(100 * r.check.baselineAgreement).toFixed(1)}%, coarse ${(100 * r.check.coarseAgreement).toFixed(1)}%, fine ${(100 * r.check.fineAgreement).toFixed(1)}% of tokens agree`,
     `OpenBLAS ${r.info.ours.corename}, ${r.info.ours.blasThreads} threads; torch ${r.info.torch.version}, ${r.info.torch.threads} thread(s); medians of ${r.rounds} alternating rounds (wall clock; CPU ms = process CPU time, all threads)`,
   ];
