@@ -49,6 +49,13 @@ inline void linear_cols(const float* A, int64_t M, int64_t K, const float* B, fl
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, c1 - c0, K, 1.0f, A, K, B + c0 * K, K, beta, C + c0, ldc);
 }
 
+// Rows r0 ≤ i < r1 of C (· × N) (= or, with beta 1, +=) A (· × K) · Bᵀ, B (N × K) a weight matrix: a linear
+// layer over some of the rows.
+inline void linear_rows(const float* A, int64_t r0, int64_t r1, int64_t K, const float* B, int64_t N, float* C, float beta) {
+  if (r1 <= r0) return;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, N, K, 1.0f, A + r0 * K, K, B, K, beta, C + r0 * N, N);
+}
+
 // Two threads meeting between the phases of a decode step. Spins (phases last microseconds), yielding
 // after a while in case the other vCPU is descheduled.
 class Barrier2 {
@@ -212,9 +219,9 @@ CTF_KERNEL(prefixEmbedBackward) {
   return info.Env().Undefined();
 }
 
-// A whole KV-cached decoding step of the GPT (src/models/kv-cache.ts) in one call, on two threads that
-// split each linear layer by output columns (OpenBLAS single-threaded inside, so each thread packs only
-// its half of the weights) and the attention and norms by rows, meeting at a barrier between phases.
+// A whole KV-cached decoding step of the GPT (src/models/kv-cache.ts) in one call, on two threads (OpenBLAS
+// single-threaded inside): each takes half of the rows through every block, then both meet once and split
+// the output head by columns, so each packs only half of its V rows.
 // h (N, D) holds the input embeddings and is the residual stream; x (N, D), qkv (N, 3D), att (N, D),
 // ab (N, 2·hid), g (N, hid) are scratch; logits (N, V) receives the output.
 // args: h, x, qkv, att, ab, g, logits, layers (array of 6·L: attnNorm, wqkv, wo, ffnNorm, w13, w2 per layer),
@@ -268,36 +275,28 @@ CTF_KERNEL(gptDecodeStep) {
   const int64_t attScratch = hd + (pos + 16) / 16 * 16;
   std::vector<float> scratch(2 * attScratch);
   Barrier2 barrier;
+  // Rows are independent sequences, so each thread carries its half of the rows through every layer with no
+  // meeting point (a barrier per phase cost more than it saved: 37 per step, and on a shared two-vCPU machine
+  // each one waits out the other thread's hiccups). Only the head, whose weights are the large ones at
+  // V = 4096, is split by output columns, after one barrier.
   auto work = [&](int t) {
     const auto [r0, r1] = part(N, t, 1);
-    const auto [q0, q1] = part(3 * D, t);
-    const auto [d0, d1] = part(D, t);
-    const auto [f0, f1] = part(hid, t);
     const auto [v0, v1] = part(V, t);
     for (const Layer& ly : layers) {
       rms_norm_rows(h, ly.attnNorm, x, r0, r1, D, eps);
-      barrier.wait();
-      linear_cols(x, N, D, ly.wqkv, qkv, 3 * D, q0, q1, 0.0f);
-      barrier.wait();
+      linear_rows(x, r0, r1, D, ly.wqkv, 3 * D, qkv, 0.0f);
       ctf::decode_attention_rows(qkv, ly.kt, ly.vc, cos, sin, att, r0, r1, H, hd, maxT, ldk, pos, scale,
                                  scratch.data() + t * attScratch);
-      barrier.wait();
-      linear_cols(att, N, D, ly.wo, h, D, d0, d1, 1.0f);  // h += att · woᵀ
-      barrier.wait();
+      linear_rows(att, r0, r1, D, ly.wo, D, h, 1.0f);  // h += att · woᵀ
       rms_norm_rows(h, ly.ffnNorm, x, r0, r1, D, eps);
-      barrier.wait();
-      // This thread's hidden units f0..f1: their w1 and w3 rows, then SwiGLU on the same columns.
-      linear_cols(x, N, D, ly.w13, ab, 2 * hid, f0, f1, 0.0f);
-      linear_cols(x, N, D, ly.w13, ab, 2 * hid, hid + f0, hid + f1, 0.0f);
-      for (int64_t n = 0; n < N; n++) {
+      linear_rows(x, r0, r1, D, ly.w13, 2 * hid, ab, 0.0f);
+      for (int64_t n = r0; n < r1; n++) {
         const float* a = ab + n * 2 * hid;
         float* o = g + n * hid;
 #pragma omp simd
-        for (int64_t j = f0; j < f1; j++) o[j] = a[j] * sigmoid(a[j]) * a[hid + j];
+        for (int64_t j = 0; j < hid; j++) o[j] = a[j] * sigmoid(a[j]) * a[hid + j];
       }
-      barrier.wait();
-      linear_cols(g, N, hid, ly.w2, h, D, d0, d1, 1.0f);  // h += g · w2ᵀ
-      barrier.wait();
+      linear_rows(g, r0, r1, hid, ly.w2, D, h, 1.0f);  // h += g · w2ᵀ
     }
     rms_norm_rows(h, normW, x, r0, r1, D, eps);
     barrier.wait();
