@@ -611,6 +611,23 @@ CTF_KERNEL(attentionBackward) {
 // ldk ≥ maxT rounded up to 16, so those loads never leave a head's block.
 namespace ctf {
 
+// Attention of the sequences b0 ≤ b < b1 of a fused projection qkv (B, T, 3·H·hd) whose q is already scaled and
+// rotated and whose k is rotated (ropeQkvInPlace / rope_qkv_rows), into out (B, T, H·hd), on the calling thread.
+// For inference passes that give each thread whole sequences (fused.cc gptHiddenForward).
+void attention_sequences(const float* qkv, float* out, int64_t b0, int64_t b1, int64_t B, int64_t T, int64_t H, int64_t hd,
+                         bool causal) {
+  const int64_t D = H * hd;
+  const Dims d{B, H, T, hd};
+  float* base = const_cast<float*>(qkv);  // read only: View holds non-const pointers for the in-place paths
+  const View q{base, T * 3 * D, hd, 3 * D}, k{base + D, T * 3 * D, hd, 3 * D}, v{base + 2 * D, T * 3 * D, hd, 3 * D};
+  const View o{out, T * D, hd, D};
+  std::vector<float> lse(B * H * T);  // forward_unit indexes it by absolute b; only [b0, b1) is written
+  std::unique_ptr<Scratch> sc = pool.take(d, H);
+  for (int64_t b = b0; b < b1; b++) forward_unit(q, k, v, o, lse.data(), nullptr, causal, Rope{nullptr, nullptr}, d, 1.0f, Unit{b, 0, H}, *sc);
+  pool.give(std::move(sc));
+}
+
+
 // Rows n0 ≤ n < n1 of the step above; scratch holds hd + round16(pos + 1) floats. Also called by the
 // fused decode step (fused.cc), which splits rows over its threads.
 void decode_attention_rows(const float* qkv, float* kt, float* vc, const float* cos, const float* sin, float* out,

@@ -18,6 +18,12 @@ namespace ctf {
 void decode_attention_rows(const float* qkv, float* kt, float* vc, const float* cos, const float* sin, float* out,
                            int64_t n0, int64_t n1, int64_t H, int64_t hd, int64_t maxT, int64_t ldk, int64_t pos,
                            float scale, float* scratch);
+// native/attention.cc: attention of whole sequences b0 ≤ b < b1 of a rotated, scaled fused qkv.
+void attention_sequences(const float* qkv, float* out, int64_t b0, int64_t b1, int64_t B, int64_t T, int64_t H, int64_t hd,
+                         bool causal);
+// native/rope.cc: ropeQkvInPlace on rows n0 ≤ n < n1.
+void rope_qkv_rows(float* qkv, const float* cos, const float* sin, int64_t n0, int64_t n1, int64_t T, int64_t H, int64_t hd,
+                   float scale, bool inverse);
 }  // namespace ctf
 
 namespace {
@@ -307,6 +313,90 @@ CTF_KERNEL(gptDecodeStep) {
   std::thread helper(work, 1);
   work(0);
   helper.join();
+  openblas_set_num_threads(prev);
+  return info.Env().Undefined();
+}
+
+// The GPT's blocks and final norm over whole sequences, for inference (src/sample/hidden.ts: stage 2 reads the
+// aux model's final states and multiplies them by only the head rows it samples from). Same arithmetic as the
+// training-path ops without dropout; each of two threads takes half of the sequences through every block,
+// with OpenBLAS single-threaded inside, so nothing waits on the other thread until the end.
+// h (B·T, D) holds the input embeddings and becomes the residual stream; x (B·T, D), qkv (B·T, 3D),
+// att (B·T, D), ab (B·T, 2·hid), g (B·T, hid) are scratch; out (B·T, D) receives rmsNorm(h).
+// args: h, x, qkv, att, ab, g, out, layers (array of 6·L: attnNorm, wqkv, wo, ffnNorm, w13, w2 per layer),
+//       cos, sin ((T, hd/2) RoPE tables, or both empty), norm (D), B, T, D, H, hid, causal, eps
+CTF_KERNEL(gptHiddenForward) {
+  float* h = ctf::f32(info, 0, "h");
+  float* x = ctf::f32(info, 1, "x");
+  float* qkv = ctf::f32(info, 2, "qkv");
+  float* att = ctf::f32(info, 3, "att");
+  float* ab = ctf::f32(info, 4, "ab");
+  float* g = ctf::f32(info, 5, "g");
+  float* out = ctf::f32(info, 6, "out");
+  if (!info[7].IsArray()) ctf::fail(info, "gptHiddenForward: layers must be an array");
+  Napi::Array layerArr = info[7].As<Napi::Array>();
+  const float* cos = ctf::len(info, 8) ? ctf::f32(info, 8, "cos") : nullptr;
+  const float* sin = ctf::len(info, 9) ? ctf::f32(info, 9, "sin") : nullptr;
+  const float* normW = ctf::f32(info, 10, "norm");
+  const int64_t B = ctf::integer(info, 11, "B"), T = ctf::integer(info, 12, "T"), D = ctf::integer(info, 13, "D"),
+                H = ctf::integer(info, 14, "H"), hid = ctf::integer(info, 15, "hid");
+  const bool causal = info[16].ToBoolean();
+  const float eps = (float)ctf::number(info, 17, "eps");
+  const int64_t L = layerArr.Length() / 6, hd = D / H, N = B * T;
+  if (B < 1 || T < 1 || H < 1 || D % H != 0 || hd % 2 != 0 || hid < 1 || (int64_t)layerArr.Length() != 6 * L)
+    ctf::fail(info, "gptHiddenForward: inconsistent dimensions (or layers not 6 weights per block)");
+  auto need = [&](size_t i, int64_t n, const char* what) {
+    if ((int64_t)ctf::len(info, i) < n) ctf::fail(info, std::string("gptHiddenForward: ") + what + " is smaller than its shape");
+  };
+  need(0, N * D, "h"); need(1, N * D, "x"); need(2, N * 3 * D, "qkv"); need(3, N * D, "att"); need(4, N * 2 * hid, "ab");
+  need(5, N * hid, "g"); need(6, N * D, "out"); need(10, D, "norm");
+  if ((cos == nullptr) != (sin == nullptr) || (cos && ((int64_t)ctf::len(info, 8) < T * hd / 2 || (int64_t)ctf::len(info, 9) < T * hd / 2)))
+    ctf::fail(info, "gptHiddenForward: RoPE tables must both be (T, hd/2) or both empty");
+  struct Layer { const float *attnNorm, *wqkv, *wo, *ffnNorm, *w13, *w2; };
+  std::vector<Layer> layers(L);
+  const int64_t sizes[6] = {D, 3 * D * D, D * D, D, 2 * hid * D, D * hid};
+  for (int64_t l = 0; l < L; l++) {
+    const float* w[6];
+    for (int i = 0; i < 6; i++) {
+      Napi::Value v = layerArr.Get((uint32_t)(6 * l + i));
+      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+          (int64_t)v.As<Napi::TypedArray>().ElementLength() < sizes[i])
+        ctf::fail(info, "gptHiddenForward: layer weight " + std::to_string(6 * l + i) + " must be a Float32Array of ≥ " + std::to_string(sizes[i]));
+      w[i] = v.As<Napi::Float32Array>().Data();
+    }
+    layers[l] = {w[0], w[1], w[2], w[3], w[4], w[5]};
+  }
+  const float scale = 1.0f / std::sqrt((float)hd);
+  auto work = [&](int t) {
+    const int64_t mid = (B + 1) / 2, b0 = t == 0 ? 0 : mid, b1 = t == 0 ? mid : B;
+    const int64_t r0 = b0 * T, r1 = b1 * T;
+    for (const Layer& ly : layers) {
+      rms_norm_rows(h, ly.attnNorm, x, r0, r1, D, eps);
+      linear_rows(x, r0, r1, D, ly.wqkv, 3 * D, qkv, 0.0f);
+      ctf::rope_qkv_rows(qkv, cos, sin, r0, r1, T, H, hd, scale, false);
+      ctf::attention_sequences(qkv, att, b0, b1, B, T, H, hd, causal);
+      linear_rows(att, r0, r1, D, ly.wo, D, h, 1.0f);  // h += att · woᵀ
+      rms_norm_rows(h, ly.ffnNorm, x, r0, r1, D, eps);
+      linear_rows(x, r0, r1, D, ly.w13, 2 * hid, ab, 0.0f);
+      for (int64_t n = r0; n < r1; n++) {
+        const float* a = ab + n * 2 * hid;
+        float* o = g + n * hid;
+#pragma omp simd
+        for (int64_t j = 0; j < hid; j++) o[j] = a[j] * sigmoid(a[j]) * a[hid + j];
+      }
+      linear_rows(g, r0, r1, hid, ly.w2, D, h, 1.0f);  // h += g · w2ᵀ
+    }
+    rms_norm_rows(h, normW, out, r0, r1, D, eps);
+  };
+  const int prev = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+  if (B >= 2) {
+    std::thread helper(work, 1);
+    work(0);
+    helper.join();
+  } else {
+    work(0);  // one sequence: thread 0's half is all of it
+  }
   openblas_set_num_threads(prev);
   return info.Env().Undefined();
 }

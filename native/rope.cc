@@ -46,26 +46,14 @@ CTF_KERNEL(ropeApply) {
   return info.Env().Undefined();
 }
 
-// In place on a fused projection qkv (N = B·T rows of 3·H·hd, columns q | k | v): the q part of row n
-// becomes scale · rope_t(q), the k part rope_t(k), with t = n mod T and tables (T, hd/2) (empty: no
-// rotation, q only scaled). inverse applies the transpose instead, scale · rope_t⁻¹ on q and rope_t⁻¹
-// on k: the backward of the same map, on the gradient.
-// args: qkv, cos, sin, N, T, H, hd, scale, inverse
-CTF_KERNEL(ropeQkvInPlace) {
-  float* qkv = ctf::f32(info, 0, "qkv");
-  const float* cos = ctf::len(info, 1) ? ctf::f32(info, 1, "cos") : nullptr;
-  const float* sin = ctf::len(info, 2) ? ctf::f32(info, 2, "sin") : nullptr;
-  const int64_t N = ctf::integer(info, 3, "N"), T = ctf::integer(info, 4, "T"), H = ctf::integer(info, 5, "H"),
-                hd = ctf::integer(info, 6, "hd");
-  const float scale = (float)ctf::number(info, 7, "scale");
-  const bool inverse = info[8].ToBoolean();
+namespace ctf {
+
+// Rows n0 ≤ n < n1 of ropeQkvInPlace below (position t = n mod T); also the fused inference forward's.
+void rope_qkv_rows(float* qkv, const float* cos, const float* sin, int64_t n0, int64_t n1, int64_t T, int64_t H, int64_t hd,
+                   float scale, bool inverse) {
   const int64_t half = hd / 2, D = H * hd;
-  if (hd % 2 != 0 || T < 1 || N % T != 0) ctf::fail(info, "ropeQkvInPlace: head dim must be even and rows a multiple of T");
-  if ((int64_t)ctf::len(info, 0) < N * 3 * D) ctf::fail(info, "ropeQkvInPlace: qkv smaller than (N, 3·H·hd)");
-  if ((cos == nullptr) != (sin == nullptr) || (cos && ((int64_t)ctf::len(info, 1) < T * half || (int64_t)ctf::len(info, 2) < T * half)))
-    ctf::fail(info, "ropeQkvInPlace: tables must both be (T, hd/2) or both empty");
   const float sign = inverse ? -1.0f : 1.0f;
-  for (int64_t n = 0; n < N; n++) {
+  for (int64_t n = n0; n < n1; n++) {
     float* row = qkv + n * 3 * D;
     if (!cos) {
 #pragma omp simd
@@ -87,5 +75,28 @@ CTF_KERNEL(ropeQkvInPlace) {
       }
     }
   }
+}
+
+}  // namespace ctf
+
+// In place on a fused projection qkv (N = B·T rows of 3·H·hd, columns q | k | v): the q part of row n
+// becomes scale · rope_t(q), the k part rope_t(k), with t = n mod T and tables (T, hd/2) (empty: no
+// rotation, q only scaled). inverse applies the transpose instead, scale · rope_t⁻¹ on q and rope_t⁻¹
+// on k: the backward of the same map, on the gradient.
+// args: qkv, cos, sin, N, T, H, hd, scale, inverse
+CTF_KERNEL(ropeQkvInPlace) {
+  float* qkv = ctf::f32(info, 0, "qkv");
+  const float* cos = ctf::len(info, 1) ? ctf::f32(info, 1, "cos") : nullptr;
+  const float* sin = ctf::len(info, 2) ? ctf::f32(info, 2, "sin") : nullptr;
+  const int64_t N = ctf::integer(info, 3, "N"), T = ctf::integer(info, 4, "T"), H = ctf::integer(info, 5, "H"),
+                hd = ctf::integer(info, 6, "hd");
+  const float scale = (float)ctf::number(info, 7, "scale");
+  const bool inverse = info[8].ToBoolean();
+  const int64_t half = hd / 2, D = H * hd;
+  if (hd % 2 != 0 || T < 1 || N % T != 0) ctf::fail(info, "ropeQkvInPlace: head dim must be even and rows a multiple of T");
+  if ((int64_t)ctf::len(info, 0) < N * 3 * D) ctf::fail(info, "ropeQkvInPlace: qkv smaller than (N, 3·H·hd)");
+  if ((cos == nullptr) != (sin == nullptr) || (cos && ((int64_t)ctf::len(info, 1) < T * half || (int64_t)ctf::len(info, 2) < T * half)))
+    ctf::fail(info, "ropeQkvInPlace: tables must both be (T, hd/2) or both empty");
+  ctf::rope_qkv_rows(qkv, cos, sin, 0, N, T, H, hd, scale, inverse);
   return info.Env().Undefined();
 }

@@ -23,6 +23,10 @@ type GptDecodeStep = (h: Float32Array, x: Float32Array, qkv: Float32Array, att: 
   norm: Float32Array, output: Float32Array, N: number, D: number, H: number, hid: number, V: number, maxT: number, ldk: number,
   pos: number, eps: number) => void;
 
+type GptHiddenForward = (h: Float32Array, x: Float32Array, qkv: Float32Array, att: Float32Array, ab: Float32Array, g: Float32Array,
+  out: Float32Array, layers: Float32Array[], cos: Float32Array, sin: Float32Array, norm: Float32Array,
+  B: number, T: number, D: number, H: number, hid: number, causal: boolean, eps: number) => void;
+
 type AddDropoutForward = (h: Float32Array, x: Float32Array, out: Float32Array, p: number, seed: number) => void;
 type AddDropoutBackward = (g: Float32Array, gx: Float32Array, p: number, seed: number, accumulate: boolean) => void;
 
@@ -37,6 +41,12 @@ const prefixEmbedBackward = kernel<PrefixEmbedBackward>('prefixEmbedBackward');
  * See native/fused.cc; src/models/kv-cache.ts is its caller.
  */
 export const gptDecodeStep = kernel<GptDecodeStep>('gptDecodeStep');
+
+/**
+ * The GPT's blocks and final norm over whole sequences at inference, in one native call on two threads that
+ * each take half of the sequences (native/fused.cc); src/sample/hidden.ts is its caller.
+ */
+export const gptHiddenForward = kernel<GptHiddenForward>('gptHiddenForward');
 
 const NONE = new Float32Array(0);
 
