@@ -26,8 +26,16 @@ export function finalHidden(model: Gpt, classes: Int32Array, tokens: Int32Array)
     const N = B * T, rope = ropeRows(model.rope, 0, T);
     const out = new Tensor(new Float32Array(N * D), [B, T, D]);
     const weights = model.blocks.flatMap((b) => [b.attnNorm.f32, b.wqkv.f32, b.wo.f32, b.ffnNorm.f32, b.w13.f32, b.w2.f32]);
-    gptHiddenForward(h, new Float32Array(N * D), new Float32Array(N * 3 * D), new Float32Array(N * D), new Float32Array(N * 2 * hid),
-      new Float32Array(N * hid), out.f32, weights, rope.cos, rope.sin, model.norm.f32, B, T, D, c.heads, hid, c.causal, c.normEps);
+    const [x, qkv, att, ab, g] = scratch([N * D, N * 3 * D, N * D, N * 2 * hid, N * hid]);
+    gptHiddenForward(h, x!, qkv!, att!, ab!, g!, out.f32, weights, rope.cos, rope.sin, model.norm.f32, B, T, D, c.heads, hid, c.causal, c.normEps);
     return c.causal ? out : slice(out, 1, 1);
   });
+}
+
+// The pass's scratch, kept from one call to the next (sampling calls it once per chunk with the same sizes):
+// fresh buffers of 20–40 MB per chunk made V8 collect garbage for "external memory pressure" inside stage 2.
+let kept: Float32Array[] = [];
+function scratch(sizes: number[]): Float32Array[] {
+  if (kept.length !== sizes.length || kept.some((b, i) => b.length !== sizes[i])) kept = sizes.map((n) => new Float32Array(n));
+  return kept;
 }
