@@ -69,7 +69,7 @@ gpt() {
   local kind=$1 preset=$2 out=$RUN/$1-$2${3:-}.safetensors
   local clusters=()
   [[ $kind != baseline ]] && clusters=(--clusters "${4:-$RUN/clusters.safetensors}")
-  train_step "$kind-$preset" "${out%.safetensors}.report.json" "$out" -- train "$kind" --tokens "$RUN/tokens-train.safetensors" --val-tokens "$RUN/tokens-test.safetensors" \
+  train_step "$kind-$preset${3:-}" "${out%.safetensors}.report.json" "$out" -- train "$kind" --tokens "$RUN/tokens-train.safetensors" --val-tokens "$RUN/tokens-test.safetensors" \
     "${clusters[@]}" --out "$out" --preset "$preset" --epochs "$GPT_EPOCHS" --batch 128 --lr 3e-3 --seed 0 \
     --val-limit 2000 --eval-every 100 --checkpoint-every 200 --snapshot-every 200 --progress-every 50
 }
