@@ -78,7 +78,7 @@ CLASSIFIER=$RUN/classifier.safetensors
 ev() {
   local name=$1; shift
   step "eval-$name" "$RUN/eval/$name.json" -- eval --tokenizer "$TOK" --clusters "$RUN/clusters.safetensors" --classifier "$CLASSIFIER" \
-    --n "${EVAL_N:-10000}" --seed 0 --batch 64 "$@" --out "$RUN/eval/$name.json"
+    --n "${EVAL_N:-10000}" --seed "${EVAL_SEED:-0}" --batch 64 "$@" --out "$RUN/eval/$name.json"
 }
 mkdir -p "$RUN/eval"
 
@@ -140,6 +140,12 @@ for variant in k32 k512 random; do
   step "eval-S-auxtiny-$variant" "$RUN/eval/S-auxtiny-$variant.json" -- eval --tokenizer "$TOK" --clusters "$RUN/clusters-$variant.safetensors" \
     --classifier "$CLASSIFIER" --n "${EVAL_N:-10000}" --seed 0 --batch 64 --method ctf \
     --stage1 "$RUN/coarse-ar-S-$variant.safetensors" --aux "$RUN/fine-aux-tiny-$variant.safetensors" --out "$RUN/eval/S-auxtiny-$variant.json"
+done
+
+# 6. The main comparisons again with sampling seeds 1 and 2 (same models), for the spread over seeds.
+for seed in 1 2; do
+  EVAL_SEED=$seed ev "S-auxtiny-seed$seed" --method both --stage1 "$RUN/coarse-ar-S.safetensors" --aux "$RUN/fine-aux-tiny.safetensors" --baseline "$RUN/baseline-S.safetensors"
+  EVAL_SEED=$seed ev "tiny-auxtiny-seed$seed" --method both --stage1 "$RUN/coarse-ar-tiny.safetensors" --aux "$RUN/fine-aux-tiny.safetensors" --baseline "$RUN/baseline-tiny.safetensors"
 done
 
 log "finished: $RUN (node experiments/summarize.mjs $RUN writes the tables)"

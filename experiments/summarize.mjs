@@ -99,6 +99,22 @@ for (const [name, label] of ablationNames) {
 }
 
 // FID against training steps (snapshot evaluations, 2000 images each).
+// The main comparisons over sampling seeds 0, 1, 2 (same models): each metric's mean and sample standard deviation.
+const seeds = [];
+for (const name of ['S-auxtiny', 'tiny-auxtiny']) {
+  const reports = [name, `${name}-seed1`, `${name}-seed2`].map(evalReport).filter(Boolean);
+  if (reports.length < 2) continue;
+  for (const method of ['baseline', 'ctf']) {
+    const spread = (key) => {
+      const xs = reports.map((r) => r.results[method].metrics[key]);
+      const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+      return { mean, std: Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1)), values: xs };
+    };
+    seeds.push({ models: name, method, seeds: reports.map((r) => r.knobs.seed), fid: spread('fid'), isMean: spread('isMean'),
+      precision: spread('precision'), recall: spread('recall'), classAccuracy: spread('classAccuracy') });
+  }
+}
+
 const curve = { baseline: [], ctf: [] };
 for (const f of existsSync(join(run, 'eval')) ? readdirSync(join(run, 'eval')) : []) {
   const m = /^curve-(baseline|coarse-ar)-S(?:\.step(\d+))?(-auxtiny)?\.json$/.exec(f);
@@ -126,7 +142,7 @@ const summary = {
     classifierSeconds: secondsOf('classifier'), evalSeconds: secondsOf('eval-'), benchSeconds: secondsOf('bench-'),
   },
   tokenizer: readJson(join(run, 'tokenizer-eval.json')), classifier: readJson(join(run, 'classifier.report.json')),
-  models, main, ablations, fidVsStep: curve,
+  models, main, seeds, ablations, fidVsStep: curve,
   bench: Object.fromEntries(['S-auxtiny', 'S-auxS', 'tiny-auxtiny'].map((n) => [n, bench(n)]).filter(([, b]) => b).map(([n, b]) => [n, { rounds: b.rounds, ours: b.ours, torch: b.torch, ratios: b.ratios, check: b.check, info: b.info, env: b.env }])),
 };
 writeAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
@@ -152,6 +168,10 @@ const lines = [
       `${f2(p.stage1, 0)} / ${f2(p.stage2, 0)} / ${f2(p.decode, 0)} | ${f2(q.stage1, 0)} / ${f2(q.decode, 0)} | ${f2(t.baseline.imagesPerSecond, 1)} / ${f2(t.ctf.imagesPerSecond, 1)} | ` +
       `${f2(r.ctfOverBaseline.torch)}× | ${f2(r.oursOverTorch.baseline, 1)}×, ${f2(r.oursOverTorch.ctf, 1)}× |`;
   }), '',
+  '## Over sampling seeds (the main setting, 10 000 samples per seed; mean ± standard deviation over the seeds)', '',
+  '| models | method | seeds | FID ↓ | IS ↑ | precision ↑ | recall ↑ | class accuracy ↑ |', '|---|---|---|---|---|---|---|---|',
+  ...seeds.map((r) => `| ${r.models} | ${r.method} | ${r.fid.values.length} | ${f2(r.fid.mean)} ± ${f2(r.fid.std)} | ${f2(r.isMean.mean)} ± ${f2(r.isMean.std)} | ` +
+    `${f2(r.precision.mean, 3)} ± ${f2(r.precision.std, 3)} | ${f2(r.recall.mean, 3)} ± ${f2(r.recall.std, 3)} | ${f2(r.classAccuracy.mean, 3)} ± ${f2(r.classAccuracy.std, 3)} |`), '',
   '## Sampling ablations (backbone S, aux tiny; 10 000 samples each)', '',
   ...metricTable(ablations), '',
   '## FID against training steps (2 000 samples each)', '',
