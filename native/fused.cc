@@ -62,6 +62,62 @@ inline void linear_rows(const float* A, int64_t r0, int64_t r1, int64_t K, const
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, N, K, 1.0f, A + r0 * K, K, B, K, beta, C + r0 * N, N);
 }
 
+// A Float32Array element i of a JS array with at least n elements, else a clear error naming the kernel.
+float* array_f32(const Napi::CallbackInfo& info, const char* kernel, Napi::Array arr, uint32_t i, int64_t n, const char* what) {
+  Napi::Value v = arr.Get(i);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+      (int64_t)v.As<Napi::TypedArray>().ElementLength() < n)
+    ctf::fail(info, std::string(kernel) + ": " + what + " " + std::to_string(i) + " must be a Float32Array of ≥ " + std::to_string(n));
+  return v.As<Napi::Float32Array>().Data();
+}
+
+// One transformer block's weights, read from a JS array of 6 per block (attnNorm, wqkv, wo, ffnNorm, w13, w2).
+struct Block {
+  const float *attnNorm, *wqkv, *wo, *ffnNorm, *w13, *w2;
+};
+std::vector<Block> read_blocks(const Napi::CallbackInfo& info, const char* kernel, Napi::Array arr, int64_t L, int64_t D, int64_t hid) {
+  if ((int64_t)arr.Length() != 6 * L) ctf::fail(info, std::string(kernel) + ": need 6 weights per block");
+  const int64_t sizes[6] = {D, 3 * D * D, D * D, D, 2 * hid * D, D * hid};
+  std::vector<Block> blocks(L);
+  for (int64_t l = 0; l < L; l++) {
+    const float* w[6];
+    for (int i = 0; i < 6; i++) w[i] = array_f32(info, kernel, arr, (uint32_t)(6 * l + i), sizes[i], "layer weight");
+    blocks[l] = {w[0], w[1], w[2], w[3], w[4], w[5]};
+  }
+  return blocks;
+}
+
+// The residual stream h (·, D) and the per-row scratch of a block: x (·, D), qkv (·, 3D), att (·, D),
+// ab (·, 2·hid), g (·, hid); arguments 0 … 5 of both GPT kernels.
+struct Stream {
+  float *h, *x, *qkv, *att, *ab, *g;
+};
+Stream read_stream(const Napi::CallbackInfo& info) {
+  return {ctf::f32(info, 0, "h"), ctf::f32(info, 1, "x"), ctf::f32(info, 2, "qkv"), ctf::f32(info, 3, "att"),
+          ctf::f32(info, 4, "ab"), ctf::f32(info, 5, "g")};
+}
+
+// One pre-norm block on rows r0 ≤ i < r1 of the stream:
+//   h += wo · attend(wqkv · rmsNorm(h));  h += w2 · (silu(w1 x) · w3 x), x = rmsNorm(h).
+// attend() turns those rows of qkv into att.
+template <class Attend>
+void block_rows(const Block& b, const Stream& st, int64_t r0, int64_t r1, int64_t D, int64_t hid, float eps, Attend attend) {
+  float *h = st.h, *x = st.x, *qkv = st.qkv, *att = st.att, *ab = st.ab, *g = st.g;
+  rms_norm_rows(h, b.attnNorm, x, r0, r1, D, eps);
+  linear_rows(x, r0, r1, D, b.wqkv, 3 * D, qkv, 0.0f);
+  attend();
+  linear_rows(att, r0, r1, D, b.wo, D, h, 1.0f);  // h += att · woᵀ
+  rms_norm_rows(h, b.ffnNorm, x, r0, r1, D, eps);
+  linear_rows(x, r0, r1, D, b.w13, 2 * hid, ab, 0.0f);
+  for (int64_t n = r0; n < r1; n++) {
+    const float* a = ab + n * 2 * hid;
+    float* o = g + n * hid;
+#pragma omp simd
+    for (int64_t j = 0; j < hid; j++) o[j] = a[j] * sigmoid(a[j]) * a[hid + j];
+  }
+  linear_rows(g, r0, r1, hid, b.w2, D, h, 1.0f);  // h += g · w2ᵀ
+}
+
 // Two threads meeting between the phases of a decode step. Spins (phases last microseconds), yielding
 // after a while in case the other vCPU is descheduled.
 class Barrier2 {
@@ -234,12 +290,8 @@ CTF_KERNEL(prefixEmbedBackward) {
 //       kCaches (array of L, (N, H, hd, ldk)), vCaches (array of L, (N, H, maxT, hd)), cos, sin (hd/2, for pos),
 //       norm (D), output (V, D), N, D, H, hid, V, maxT, ldk, pos, eps
 CTF_KERNEL(gptDecodeStep) {
-  float* h = ctf::f32(info, 0, "h");
-  float* x = ctf::f32(info, 1, "x");
-  float* qkv = ctf::f32(info, 2, "qkv");
-  float* att = ctf::f32(info, 3, "att");
-  float* ab = ctf::f32(info, 4, "ab");
-  float* g = ctf::f32(info, 5, "g");
+  const Stream st = read_stream(info);
+  float *h = st.h, *x = st.x, *qkv = st.qkv, *att = st.att;
   float* logits = ctf::f32(info, 6, "logits");
   if (!info[7].IsArray() || !info[8].IsArray() || !info[9].IsArray()) ctf::fail(info, "gptDecodeStep: layers, kCaches, vCaches must be arrays");
   Napi::Array layerArr = info[7].As<Napi::Array>(), kArr = info[8].As<Napi::Array>(), vArr = info[9].As<Napi::Array>();
@@ -254,28 +306,18 @@ CTF_KERNEL(gptDecodeStep) {
   const int64_t L = kArr.Length(), hd = D / H;
   if (N < 1 || H < 1 || D % H != 0 || hd % 2 != 0 || pos < 0 || pos >= maxT || ldk < (maxT + 15) / 16 * 16)
     ctf::fail(info, "gptDecodeStep: inconsistent dimensions");
-  if ((int64_t)layerArr.Length() != 6 * L || (int64_t)vArr.Length() != L) ctf::fail(info, "gptDecodeStep: need 6 weights, a key and a value cache per layer");
+  if ((int64_t)vArr.Length() != L) ctf::fail(info, "gptDecodeStep: need a key and a value cache per layer");
   auto need = [&](size_t i, int64_t n, const char* what) {
     if ((int64_t)ctf::len(info, i) < n) ctf::fail(info, std::string("gptDecodeStep: ") + what + " is smaller than its shape");
   };
   need(0, N * D, "h"); need(1, N * D, "x"); need(2, N * 3 * D, "qkv"); need(3, N * D, "att"); need(4, N * 2 * hid, "ab");
   need(5, N * hid, "g"); need(6, N * V, "logits"); need(10, hd / 2, "cos"); need(11, hd / 2, "sin"); need(12, D, "norm");
   need(13, V * D, "output");
-  auto array_f32 = [&](Napi::Array arr, uint32_t i, int64_t n, const char* what) -> float* {
-    Napi::Value v = arr.Get(i);
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
-        (int64_t)v.As<Napi::TypedArray>().ElementLength() < n)
-      ctf::fail(info, std::string("gptDecodeStep: ") + what + " " + std::to_string(i) + " must be a Float32Array of ≥ " + std::to_string(n));
-    return v.As<Napi::Float32Array>().Data();
-  };
-  struct Layer { const float *attnNorm, *wqkv, *wo, *ffnNorm, *w13, *w2; float *kt, *vc; };
-  std::vector<Layer> layers(L);
-  const int64_t sizes[6] = {D, 3 * D * D, D * D, D, 2 * hid * D, D * hid};
+  const std::vector<Block> blocks = read_blocks(info, "gptDecodeStep", layerArr, L, D, hid);
+  std::vector<float*> kt(L), vc(L);
   for (int64_t l = 0; l < L; l++) {
-    const float* w[6];
-    for (int i = 0; i < 6; i++) w[i] = array_f32(layerArr, (uint32_t)(6 * l + i), sizes[i], "layer weight");
-    layers[l] = {w[0], w[1], w[2], w[3], w[4], w[5], array_f32(kArr, (uint32_t)l, N * H * hd * ldk, "key cache"),
-                 array_f32(vArr, (uint32_t)l, N * H * maxT * hd, "value cache")};
+    kt[l] = array_f32(info, "gptDecodeStep", kArr, (uint32_t)l, N * H * hd * ldk, "key cache");
+    vc[l] = array_f32(info, "gptDecodeStep", vArr, (uint32_t)l, N * H * maxT * hd, "value cache");
   }
   const float scale = 1.0f / std::sqrt((float)hd);
   const int64_t attScratch = hd + (pos + 16) / 16 * 16;
@@ -288,22 +330,11 @@ CTF_KERNEL(gptDecodeStep) {
   auto work = [&](int t) {
     const auto [r0, r1] = part(N, t, 1);
     const auto [v0, v1] = part(V, t);
-    for (const Layer& ly : layers) {
-      rms_norm_rows(h, ly.attnNorm, x, r0, r1, D, eps);
-      linear_rows(x, r0, r1, D, ly.wqkv, 3 * D, qkv, 0.0f);
-      ctf::decode_attention_rows(qkv, ly.kt, ly.vc, cos, sin, att, r0, r1, H, hd, maxT, ldk, pos, scale,
-                                 scratch.data() + t * attScratch);
-      linear_rows(att, r0, r1, D, ly.wo, D, h, 1.0f);  // h += att · woᵀ
-      rms_norm_rows(h, ly.ffnNorm, x, r0, r1, D, eps);
-      linear_rows(x, r0, r1, D, ly.w13, 2 * hid, ab, 0.0f);
-      for (int64_t n = r0; n < r1; n++) {
-        const float* a = ab + n * 2 * hid;
-        float* o = g + n * hid;
-#pragma omp simd
-        for (int64_t j = 0; j < hid; j++) o[j] = a[j] * sigmoid(a[j]) * a[hid + j];
-      }
-      linear_rows(g, r0, r1, hid, ly.w2, D, h, 1.0f);  // h += g · w2ᵀ
-    }
+    for (int64_t l = 0; l < L; l++)
+      block_rows(blocks[l], st, r0, r1, D, hid, eps, [&] {
+        ctf::decode_attention_rows(qkv, kt[l], vc[l], cos, sin, att, r0, r1, H, hd, maxT, ldk, pos, scale,
+                                   scratch.data() + t * attScratch);
+      });
     rms_norm_rows(h, normW, x, r0, r1, D, eps);
     barrier.wait();
     linear_cols(x, N, D, outW, logits, V, v0, v1, 0.0f);
@@ -326,12 +357,8 @@ CTF_KERNEL(gptDecodeStep) {
 // args: h, x, qkv, att, ab, g, out, layers (array of 6·L: attnNorm, wqkv, wo, ffnNorm, w13, w2 per layer),
 //       cos, sin ((T, hd/2) RoPE tables, or both empty), norm (D), B, T, D, H, hid, causal, eps
 CTF_KERNEL(gptHiddenForward) {
-  float* h = ctf::f32(info, 0, "h");
-  float* x = ctf::f32(info, 1, "x");
-  float* qkv = ctf::f32(info, 2, "qkv");
-  float* att = ctf::f32(info, 3, "att");
-  float* ab = ctf::f32(info, 4, "ab");
-  float* g = ctf::f32(info, 5, "g");
+  const Stream st = read_stream(info);
+  float *h = st.h, *qkv = st.qkv, *att = st.att;
   float* out = ctf::f32(info, 6, "out");
   if (!info[7].IsArray()) ctf::fail(info, "gptHiddenForward: layers must be an array");
   Napi::Array layerArr = info[7].As<Napi::Array>();
@@ -343,8 +370,7 @@ CTF_KERNEL(gptHiddenForward) {
   const bool causal = info[16].ToBoolean();
   const float eps = (float)ctf::number(info, 17, "eps");
   const int64_t L = layerArr.Length() / 6, hd = D / H, N = B * T;
-  if (B < 1 || T < 1 || H < 1 || D % H != 0 || hd % 2 != 0 || hid < 1 || (int64_t)layerArr.Length() != 6 * L)
-    ctf::fail(info, "gptHiddenForward: inconsistent dimensions (or layers not 6 weights per block)");
+  if (B < 1 || T < 1 || H < 1 || D % H != 0 || hd % 2 != 0 || hid < 1) ctf::fail(info, "gptHiddenForward: inconsistent dimensions");
   auto need = [&](size_t i, int64_t n, const char* what) {
     if ((int64_t)ctf::len(info, i) < n) ctf::fail(info, std::string("gptHiddenForward: ") + what + " is smaller than its shape");
   };
@@ -352,40 +378,16 @@ CTF_KERNEL(gptHiddenForward) {
   need(5, N * hid, "g"); need(6, N * D, "out"); need(10, D, "norm");
   if ((cos == nullptr) != (sin == nullptr) || (cos && ((int64_t)ctf::len(info, 8) < T * hd / 2 || (int64_t)ctf::len(info, 9) < T * hd / 2)))
     ctf::fail(info, "gptHiddenForward: RoPE tables must both be (T, hd/2) or both empty");
-  struct Layer { const float *attnNorm, *wqkv, *wo, *ffnNorm, *w13, *w2; };
-  std::vector<Layer> layers(L);
-  const int64_t sizes[6] = {D, 3 * D * D, D * D, D, 2 * hid * D, D * hid};
-  for (int64_t l = 0; l < L; l++) {
-    const float* w[6];
-    for (int i = 0; i < 6; i++) {
-      Napi::Value v = layerArr.Get((uint32_t)(6 * l + i));
-      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
-          (int64_t)v.As<Napi::TypedArray>().ElementLength() < sizes[i])
-        ctf::fail(info, "gptHiddenForward: layer weight " + std::to_string(6 * l + i) + " must be a Float32Array of ≥ " + std::to_string(sizes[i]));
-      w[i] = v.As<Napi::Float32Array>().Data();
-    }
-    layers[l] = {w[0], w[1], w[2], w[3], w[4], w[5]};
-  }
+  const std::vector<Block> blocks = read_blocks(info, "gptHiddenForward", layerArr, L, D, hid);
   const float scale = 1.0f / std::sqrt((float)hd);
   auto work = [&](int t) {
     const int64_t mid = (B + 1) / 2, b0 = t == 0 ? 0 : mid, b1 = t == 0 ? mid : B;
     const int64_t r0 = b0 * T, r1 = b1 * T;
-    for (const Layer& ly : layers) {
-      rms_norm_rows(h, ly.attnNorm, x, r0, r1, D, eps);
-      linear_rows(x, r0, r1, D, ly.wqkv, 3 * D, qkv, 0.0f);
-      ctf::rope_qkv_rows(qkv, cos, sin, r0, r1, T, H, hd, scale, false);
-      ctf::attention_sequences(qkv, att, b0, b1, B, T, H, hd, causal);
-      linear_rows(att, r0, r1, D, ly.wo, D, h, 1.0f);  // h += att · woᵀ
-      rms_norm_rows(h, ly.ffnNorm, x, r0, r1, D, eps);
-      linear_rows(x, r0, r1, D, ly.w13, 2 * hid, ab, 0.0f);
-      for (int64_t n = r0; n < r1; n++) {
-        const float* a = ab + n * 2 * hid;
-        float* o = g + n * hid;
-#pragma omp simd
-        for (int64_t j = 0; j < hid; j++) o[j] = a[j] * sigmoid(a[j]) * a[hid + j];
-      }
-      linear_rows(g, r0, r1, hid, ly.w2, D, h, 1.0f);  // h += g · w2ᵀ
-    }
+    for (const Block& b : blocks)
+      block_rows(b, st, r0, r1, D, hid, eps, [&] {
+        ctf::rope_qkv_rows(qkv, cos, sin, r0, r1, T, H, hd, scale, false);
+        ctf::attention_sequences(qkv, att, b0, b1, B, T, H, hd, causal);
+      });
     rms_norm_rows(h, normW, out, r0, r1, D, eps);
   };
   const int prev = openblas_get_num_threads();
