@@ -31,6 +31,8 @@ test('final hidden states times the output head are forward()\'s logits', () => 
     assertClose(linear(h, aux.output).f32, aux.forward(classes, coarse, { training: false }).f32, { atol: 1e-5, what: 'logits' });
     const c = finalHidden(stage1, classes, coarse.subarray(0, classes.length * (T - 1)));
     assert.deepEqual(c.shape, [classes.length, T, stage1.config.dim], 'causal: the class position too');
+    const prefix = coarse.subarray(0, classes.length * (T - 1));
+    assertClose(linear(c, stage1.output).f32, stage1.forward(classes, prefix, { training: false }).f32, { atol: 1e-5, what: 'causal logits' });
     for (const n of [1, 3]) {  // the native pass gives each thread whole sequences: one alone, and an odd split
       const cl = classes.subarray(0, n), co = coarse.subarray(0, n * T);
       assertClose(linear(finalHidden(aux, cl, co), aux.output).f32, aux.forward(cl, co, { training: false }).f32, { atol: 1e-5, what: `logits of ${n}` });
