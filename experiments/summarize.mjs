@@ -98,7 +98,6 @@ for (const [name, label] of ablationNames) {
   if (m) ablations.push(metricsRow(label, `eval/${name}.json`, m));
 }
 
-// FID against training steps (snapshot evaluations, 2000 images each).
 // The main comparisons over sampling seeds 0, 1, 2 (same models): each metric's mean and sample standard deviation.
 const seeds = [];
 for (const name of ['S-auxtiny', 'tiny-auxtiny']) {
@@ -115,6 +114,7 @@ for (const name of ['S-auxtiny', 'tiny-auxtiny']) {
   }
 }
 
+// FID against training steps (snapshot evaluations, 2000 images each).
 const curve = { baseline: [], ctf: [] };
 for (const f of existsSync(join(run, 'eval')) ? readdirSync(join(run, 'eval')) : []) {
   const m = /^curve-(baseline|coarse-ar)-S(?:\.step(\d+))?(-auxtiny)?\.json$/.exec(f);

@@ -228,6 +228,14 @@ export class Gpt {
     return { loss: crossEntropy(logits, new Tensor(targets, [B, T])), logits };
   }
 
+  /**
+   * The blocks' weights as the native inference kernels (gptDecodeStep, gptHiddenForward) take them: six per
+   * block, attnNorm, wqkv, wo, ffnNorm, w13, w2.
+   */
+  blockWeights(): Float32Array[] {
+    return this.blocks.flatMap((b) => [b.attnNorm.f32, b.wqkv.f32, b.wo.f32, b.ffnNorm.f32, b.w13.f32, b.w2.f32]);
+  }
+
   /** Number of trainable scalars. */
   numParameters(): number {
     return this.parameters().reduce((n, t) => n + t.size, 0);

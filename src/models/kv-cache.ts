@@ -73,7 +73,7 @@ function step(model: Gpt, cache: KvCache): Float32Array {
   if (pos >= cache.maxT) throw new CtfError(`kv decode: cache full (${cache.maxT} positions); reset() or make a larger cache`);
   const pairs = model.headDim / 2;
   const cos = model.rope.cos.subarray(pos * pairs, (pos + 1) * pairs), sin = model.rope.sin.subarray(pos * pairs, (pos + 1) * pairs);
-  const weights = model.blocks.flatMap((b) => [b.attnNorm.f32, b.wqkv.f32, b.wo.f32, b.ffnNorm.f32, b.w13.f32, b.w2.f32]);
+  const weights = model.blockWeights();
   gptDecodeStep(cache.h, cache.x, cache.qkv, cache.att, cache.ab, cache.g, cache.logits, weights, cache.k, cache.v, cos, sin,
     model.norm.f32, model.output.f32, cache.batch, c.dim, c.heads, model.hidden, c.outVocab, cache.maxT, cache.ldk, pos, c.normEps);
   cache.pos = pos + 1;

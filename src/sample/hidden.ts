@@ -25,7 +25,7 @@ export function finalHidden(model: Gpt, classes: Int32Array, tokens: Int32Array)
     const h = prefixEmbedding(model.clsTable, cls, model.tokTable, new Tensor(tokens, [B, L])).f32;  // (B, T, dim)
     const N = B * T, rope = ropeRows(model.rope, 0, T);
     const out = new Tensor(new Float32Array(N * D), [B, T, D]);
-    const weights = model.blocks.flatMap((b) => [b.attnNorm.f32, b.wqkv.f32, b.wo.f32, b.ffnNorm.f32, b.w13.f32, b.w2.f32]);
+    const weights = model.blockWeights();
     const [x, qkv, att, ab, g] = scratch([N * D, N * 3 * D, N * D, N * 2 * hid, N * hid]);
     gptHiddenForward(h, x!, qkv!, att!, ab!, g!, out.f32, weights, rope.cos, rope.sin, model.norm.f32, B, T, D, c.heads, hid, c.causal, c.normEps);
     return c.causal ? out : slice(out, 1, 1);
