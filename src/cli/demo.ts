@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CtfError } from '../errors.js';
+import { CtfError, Interrupted } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { trainStatePath } from './tokenizer.js';
 import { UsageError } from './args.js';
@@ -207,9 +207,9 @@ export const demoCommand: Command = {
 
     // A Ctrl-C reaches the child too (same process group): it saves and exits; we stop after it. A SIGTERM is
     // sent to us alone, so we pass it on.
-    let interrupted = false, child: ChildProcess | null = null;
-    const onSigint = (): void => { interrupted = true; };
-    const onSigterm = (): void => { interrupted = true; child?.kill('SIGTERM'); };
+    let interrupted: string | null = null, child: ChildProcess | null = null;
+    const onSigint = (): void => { interrupted ??= 'SIGINT'; };
+    const onSigterm = (): void => { interrupted ??= 'SIGTERM'; child?.kill('SIGTERM'); };
     process.on('SIGINT', onSigint);
     process.on('SIGTERM', onSigterm);
     const ran = new Set<string>();
@@ -229,8 +229,7 @@ export const demoCommand: Command = {
         const r = await runCtfgen(args, s.json === true, (c) => { child = c; });
         if (interrupted) {
           await writeFileAtomic(statePath, JSON.stringify(state, null, 2) + '\n');
-          log(`interrupted during ${s.name}; run the same command again to continue where it stopped`);
-          return;
+          throw new Interrupted(interrupted, `interrupted during ${s.name}; run the same command again to continue where it stopped`);
         }
         if (r.code !== 0) throw new CtfError(`demo: stage ${s.name} failed (exit ${r.code}): ${shell(args)}`);
         const missing = s.outputs.filter((o) => !existsSync(o));

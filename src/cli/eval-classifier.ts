@@ -4,7 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { firstImages, loadDataset, type Dataset, type Split } from '../data/dataset.js';
 import { Rng } from '../engine/rng.js';
-import { CtfError } from '../errors.js';
+import { CtfError, Interrupted } from '../errors.js';
 import {
   CLASSIFIER_PRESETS, Classifier, DEFAULT_CLASSIFIER_PRESET, classifierConfig, loadClassifier, saveClassifier, type ClassifierConfig,
 } from '../eval/classifier.js';
@@ -116,7 +116,7 @@ const trainCommand: Command = {
     } finally {
       stop.dispose();
     }
-    if (result.stopped) return;
+    if (result.stopped) throw new Interrupted(stop.signal ?? 'SIGINT');
     const trainSeconds = (performance.now() - tTrain) / 1000;
     let evaluation = null;
     if (test) {

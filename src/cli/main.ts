@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `ctfgen` command: finds the subcommand, parses its flags, renders events. No numerics here.
 import { readFileSync } from 'node:fs';
-import { CtfError } from '../errors.js';
+import { CtfError, Interrupted } from '../errors.js';
 import { UsageError, helpText, parseCommand, type CommandSpec, type ParsedFlags } from './args.js';
 import { benchEngineCommand } from './bench.js';
 import { benchSampleCommand } from './bench-sample.js';
@@ -52,6 +52,10 @@ async function main(argv: string[]): Promise<number> {
     if (e instanceof UsageError) {
       process.stderr.write(`ctfgen ${cmd.spec.name}: ${e.message}\n\n${helpText(cmd.spec)}`);
       return 2;
+    }
+    if (e instanceof Interrupted) {
+      process.stderr.write(`ctfgen ${cmd.spec.name}: ${e.message}\n`);
+      return e.exitCode;
     }
     if (e instanceof CtfError) {
       process.stderr.write(`ctfgen ${cmd.spec.name}: ${e.message}\n`);

@@ -6,7 +6,7 @@ import { firstImages, loadDataset, type Dataset, type LoadOptions, type Split } 
 import { toModelInput } from '../data/model-input.js';
 import { Rng } from '../engine/rng.js';
 import { Tensor } from '../engine/tensor.js';
-import { CtfError } from '../errors.js';
+import { CtfError, Interrupted } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeImageGrid } from '../io/png.js';
 import { loadTrainState, saveTrainState, type LoadedTrainState } from '../train/checkpoint.js';
@@ -164,7 +164,7 @@ const trainCommand: Command = {
     } finally {
       stop.dispose();
     }
-    if (result.stopped) return;
+    if (result.stopped) throw new Interrupted(stop.signal ?? 'SIGINT');
 
     const limit = f['evalLimit'] as number | undefined;
     let evaluation: TokenizerEval | null = null;

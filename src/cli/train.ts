@@ -5,7 +5,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { loadCoarseMap, type CoarseMap } from '../cluster/coarse-map.js';
 import { Rng } from '../engine/rng.js';
-import { CtfError } from '../errors.js';
+import { CtfError, Interrupted } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { GPT_PRESETS, Gpt, gptConfig, type GptConfig, type GptPreset } from '../models/gpt.js';
 import { saveGptCheckpoint } from '../models/gpt-checkpoint.js';
@@ -145,7 +145,7 @@ function trainCommand(kind: GptKind): Command {
       } finally {
         stop.dispose();
       }
-      if (result.stopped) return;
+      if (result.stopped) throw new Interrupted(stop.signal ?? 'SIGINT');
       const valLoss = val ? validationLoss(model, kind, val, map, { limit: f['valLimit'] as number }) : null;
       if (valLoss !== null) log(`${kind}: validation loss ${valLoss.toFixed(4)} nats/token`);
       const report = {

@@ -1,6 +1,8 @@
 // Stop requests from signals. The first SIGINT/SIGTERM only raises a flag: the training loop notices it
-// between steps, saves a checkpoint and returns. A second one exits at once (code 130) for a user who
+// between steps, saves a checkpoint and returns. A second one exits at once (128 + the signal's number) for a user who
 // does not want to wait for the save.
+import { signalExitCode } from '../errors.js';
+
 export class StopRequest {
   signal: string | null = null;
   private readonly handlers: [NodeJS.Signals, () => void][] = [];
@@ -18,7 +20,7 @@ export class StopRequest {
   listen(signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): this {
     for (const s of signals) {
       const h = (): void => {
-        if (this.signal !== null) process.exit(130);
+        if (this.signal !== null) process.exit(signalExitCode(s));
         this.signal = s;
       };
       process.on(s, h);

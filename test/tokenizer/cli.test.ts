@@ -20,7 +20,8 @@ test('tokenizer train → SIGINT → resume → eval → encode', { skip: !haveD
     const out = join(dir, 'run', 'tokenizer.safetensors');
     const common = ['--preset', 'tiny', '--codebook', '64', '--limit', '256', '--batch', '16', '--epochs', '3', '--warmup', '2', '--eval-limit', '64'];
 
-    // Interrupted run: SIGINT once training has started; it saves and exits cleanly.
+    // Interrupted run: SIGINT once training has started; it saves and exits with 130 (128 + SIGINT), not 0:
+    // a stopped run is not a finished one.
     const child = spawn(process.execPath, [CLI, 'tokenizer', 'train', '--out', out, ...common, '--progress-every', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {
@@ -28,7 +29,8 @@ test('tokenizer train → SIGINT → resume → eval → encode', { skip: !haveD
       if (/starting, 48 steps/.test(stderr) && !child.killed) child.kill('SIGINT');
     });
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    assert.equal(code, 0, stderr);
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /stopped by SIGINT/);
     assert.match(stderr, /SIGINT — saved step \d+ to .*train-state\.safetensors; continue with --resume/);
     assert.ok(existsSync(out) && existsSync(join(dir, 'run', 'tokenizer.train-state.safetensors')));
 
