@@ -26,31 +26,8 @@ TOKENIZER_EPOCHS=${TOKENIZER_EPOCHS:-3}
 mkdir -p "$RUN"
 [[ -n ${SKIP_SETUP:-} ]] || CTFGEN_TORCH=1 bash scripts/setup.sh  # native build, tsc, and PyTorch for the sampler benchmark
 
-log() { printf '[reproduce %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-
-# step NAME OUTPUT -- ARGS...: runs `ctfgen ARGS` unless OUTPUT exists; records the time. With STDOUT_TO set,
-# the command's stdout goes to that file (through a temporary name, renamed once the command succeeded).
-step() {
-  local name=$1 output=$2; shift 3
-  if [[ -e $output ]]; then log "$name: done before ($output)"; return; fi
-  log "$name: ctfgen $*"
-  local t0=$SECONDS
-  if [[ -n ${STDOUT_TO:-} ]]; then
-    "${CTFGEN[@]}" "$@" >"$STDOUT_TO.tmp" && mv -f "$STDOUT_TO.tmp" "$STDOUT_TO"
-  else
-    "${CTFGEN[@]}" "$@"
-  fi
-  local dt=$((SECONDS - t0))
-  printf '{"step":"%s","command":"ctfgen %s","seconds":%d,"finishedAt":"%s"}\n' "$name" "$*" "$dt" "$(date -u +%FT%TZ)" >>"$RUN/times.jsonl"
-  log "$name: finished in ${dt} s"
-}
-
-# train_step NAME DONE CHECKPOINT -- ARGS...: like step with DONE as the output (a file written only at the end),
-# adding --resume when CHECKPOINT's train state exists (checkpoints are written during training too).
-train_step() {
-  local name=$1 done=$2 state=${3%.safetensors}.train-state.safetensors; shift 4
-  if [[ ! -e $done && -e $state ]]; then step "$name" "$done" -- "$@" --resume; else step "$name" "$done" -- "$@"; fi
-}
+LOG_TAG=reproduce
+source experiments/lib.sh  # log, step, train_step
 
 TOK=$RUN/tokenizer.safetensors
 TOKENIZER_CONFIG=(--preset S --codebook 4096)

@@ -16,7 +16,9 @@
 #include <thread>
 #include <type_traits>
 #include <vector>
+
 #include "common.h"
+#include "parallel.h"
 #include "vecmath.h"
 
 namespace {
@@ -120,10 +122,11 @@ struct Rope {
   const float* sin;
 };
 
-// Runs fn(i, thread) for i < n on the calling thread and one helper thread (contiguous halves).
+// Runs fn(i, thread) for i < n on the calling thread and one helper thread (contiguous halves); on the caller
+// alone when the process is limited to one thread.
 template <class F>
 void parallel2(int64_t n, F fn) {
-  if (n < 2) {
+  if (n < 2 || !ctf::two_threads()) {
     for (int64_t i = 0; i < n; i++) fn(i, 0);
     return;
   }

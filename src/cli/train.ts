@@ -67,7 +67,7 @@ function trainCommand(kind: GptKind): Command {
         classDropout: { type: 'number', help: 'p(label → null class) in training, for CFG (default 0.1)' },
         valLimit: { type: 'int', default: 2000, min: 0, help: 'test sequences for the validation loss each epoch (0 = skip)' },
         evalEvery: { type: 'int', default: 0, min: 0, help: 'also compute the validation loss every N steps, for curves (0 = only per epoch)' },
-        snapshotEvery: { type: 'int', default: 0, min: 0, help: 'keep a copy of the checkpoint every N steps as <out>.step<N>.safetensors (a multiple of --checkpoint-every; 0 = none)' },
+        snapshotEvery: { type: 'int', default: 0, min: 0, help: 'also checkpoint every N steps and keep a copy as <out>.step<N>.safetensors (e.g. the steps of one pass; 0 = none)' },
         checkpointEvery: { type: 'int', default: 200, min: 0, help: 'steps between checkpoints, 0 = only at the end' },
         progressEvery: { type: 'int', default: 10, min: 1, help: 'steps between progress updates' },
         resume: { type: 'boolean', help: 'continue the run saved beside --out exactly where it stopped' },
@@ -106,9 +106,7 @@ function trainCommand(kind: GptKind): Command {
         ...(map ? { clusters_hash: coarseMapHash(map), clusters_k: String(map.k), clusters_mode: map.mode } : {}),
       };
 
-      const snapshotEvery = f['snapshotEvery'] as number, checkpointEvery = f['checkpointEvery'] as number;
-      if (snapshotEvery > 0 && (checkpointEvery === 0 || snapshotEvery % checkpointEvery !== 0))
-        throw new UsageError(`--snapshot-every ${snapshotEvery} must be a multiple of --checkpoint-every (${checkpointEvery}): snapshots are taken when a checkpoint is written`);
+      const snapshotEvery = f['snapshotEvery'] as number;
       const save = async (task: GptTrainTask, step: number): Promise<string> => {
         await mkdir(dirname(out), { recursive: true });
         await saveTrainState(statePath, { ...task.trainState(step), extra: identity });
@@ -136,6 +134,7 @@ function trainCommand(kind: GptKind): Command {
         result = await runTraining(task, {
           optimizer: task.optimizer, params: model.parameters(), lr: (s) => task.lr(s), startStep: start,
           gradClip: options.gradClip > 0 ? options.gradClip : undefined, checkpointEvery: f['checkpointEvery'] as number,
+          checkpointAlsoAt: snapshotEvery > 0 ? (s) => s % snapshotEvery === 0 : undefined,
           progressEvery: f['progressEvery'] as number, evalEvery: val ? (f['evalEvery'] as number) : 0, stop,
           emit: teeEvents(
             trainEventRenderer({ label: kind, unit: 'token', formatMetrics: (m) => (m['valLoss'] !== undefined ? `val loss ${m['valLoss'].toFixed(4)}` : '') }),

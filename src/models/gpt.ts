@@ -40,6 +40,7 @@ export const GPT_PRESETS = {
   tiny: { layers: 2, dim: 64, heads: 4, ffnMultipleOf: 32 },      // tests
   S: { layers: 4, dim: 128, heads: 4, ffnMultipleOf: 64 },        // ~0.9M params in the blocks
   M: { layers: 4, dim: 256, heads: 8, ffnMultipleOf: 256 },       // the engine benchmark's model
+  ML: { layers: 6, dim: 256, heads: 8, ffnMultipleOf: 256 },      // an aux ~3× baseline S, as the paper's aux is to its GPT-B
   L: { layers: 6, dim: 384, heads: 12, ffnMultipleOf: 256 },
   XL: { layers: 8, dim: 512, heads: 16, ffnMultipleOf: 256 },
 } as const;

@@ -38,6 +38,7 @@ export interface TrainLoopOptions {
   startStep: number;              // steps already done (0, or the resumed step)
   gradClip?: number;              // max global gradient norm; undefined = no clipping
   checkpointEvery?: number;       // steps between checkpoints; 0 = at the end only (default)
+  checkpointAlsoAt?: (step: number) => boolean;  // further checkpoint steps (snapshots that fall between them)
   progressEvery?: number;         // steps between progress events (default 10)
   evalEvery?: number;             // steps between task.evalMetrics calls ('eval' events); 0 = never (default)
   stop?: StopRequest;
@@ -121,7 +122,7 @@ export async function runTraining(task: TrainTask, o: TrainLoopOptions): Promise
     }
     if (evalEvery > 0 && task.evalMetrics && step % evalEvery === 0)
       o.emit({ type: 'eval', step, epoch: step / task.stepsPerEpoch, metrics: task.evalMetrics(step) });
-    if (ckptEvery > 0 && step % ckptEvery === 0 && step < task.totalSteps) await save(step);
+    if (((ckptEvery > 0 && step % ckptEvery === 0) || o.checkpointAlsoAt?.(step)) && step < task.totalSteps) await save(step);
     await yieldToEventLoop();  // lets a pending SIGINT handler run
   }
   await save(step);

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Where CTF wins: the paper's proportions (an aux ~3x the baseline), its vocabulary (V = 16384, K = 512), training
+# length, dropout, and the stage-2 ceiling, against the plain baseline at equal backbone and training.
+#
+#   bash experiments/regime.sh [RUN_DIR]          (default RUN_DIR: runs/regime; resumable: run it again after any stop)
+#   bash experiments/regime.sh [RUN_DIR] --lane a (one lane in the foreground, for debugging)
+#
+# Two lanes run side by side, each a single-threaded process (OPENBLAS_NUM_THREADS=1): on this 2-core machine two
+# one-thread trainings did 1.15x (GPT preset S) to 1.25x (tokenizer S) the work of one two-thread training in the
+# same time (experiments/README.md). Lane a works on V = 4096 / K = 128, lane b trains the evaluation classifier,
+# then works on V = 16384 / K = 512. Images/s in the evaluations below are therefore measured on a loaded machine
+# and not comparable with the benchmarks; quality metrics do not depend on it.
+#
+# Every step is a ctfgen command (experiments/lib.sh): done steps are skipped, an interrupted training resumes, a
+# stopped or failed command ends its lane without marking the step done.
+set -euo pipefail
+cd "${CTFGEN_REPO:-$(dirname "$0")/..}"
+RUN=runs/regime LANE=
+while (($#)); do
+  case $1 in
+    --lane) LANE=$2; shift 2 ;;
+    *) RUN=$1; shift ;;
+  esac
+done
+# The lanes run a snapshot of the built command ($RUN/.ctfgen, refreshed at each launch), so the working tree can be
+# rebuilt while they run; a relaunch picks up the new build for the steps still to do.
+CTFGEN=(node "$RUN/.ctfgen/dist/src/cli/main.js")
+LOG_TAG="regime${LANE:+ $LANE}"
+source "${CTFGEN_LIB:-experiments/lib.sh}"
+mkdir -p "$RUN"
+
+if [[ -z $LANE ]]; then
+  [[ -n ${SKIP_SETUP:-} ]] || bash scripts/setup.sh
+  rm -f "$RUN/lane-failed"
+  # Bash reads a script while running it: the lanes run a copy, so this file may be edited meanwhile.
+  cp "$0" "$RUN/.regime.sh"; cp experiments/lib.sh "$RUN/.lib.sh"
+  rm -rf "$RUN/.ctfgen"; mkdir -p "$RUN/.ctfgen/build"
+  cp -r dist package.json bench "$RUN/.ctfgen/"; cp -r build/Release "$RUN/.ctfgen/build/"
+  ln -s "$PWD/node_modules" "$RUN/.ctfgen/node_modules"
+  pids=()
+  for lane in a b; do
+    OPENBLAS_NUM_THREADS=1 CTFGEN_REPO=$PWD CTFGEN_LIB=$RUN/.lib.sh bash "$RUN/.regime.sh" "$RUN" --lane "$lane" >>"$RUN/lane-$lane.log" 2>&1 &
+    pids+=($!)
+  done
+  trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait' INT TERM
+  log "lanes a and b started (logs: $RUN/lane-a.log, $RUN/lane-b.log)"
+  rc=0
+  for p in "${pids[@]}"; do wait "$p" || rc=$?; done
+  ((rc)) && { log "a lane did not finish (exit $rc); run the script again to continue"; exit "$rc"; }
+  log "finished: $RUN (node experiments/regime-summary.mjs $RUN writes results/regime/)"
+  exit 0
+fi
+trap 'rc=$?; ((rc)) && echo "lane $LANE exit $rc" >"$RUN/lane-failed"' EXIT
+
+CLASSIFIER=$RUN/classifier.safetensors
+GPT_RECIPE=(--batch 128 --lr 3e-3 --seed 0 --val-limit 2000 --eval-every 100 --checkpoint-every 200 --progress-every 50)
+
+# tokenizer DIR V: the VQ tokenizer (preset S, 3 epochs: more than the GPTs, it is the ceiling of every sample metric),
+# its evaluation, and the encoded train (+ mirrored copies) and test splits.
+tokenizer() {
+  local dir=$1 v=$2 tok=$1/tokenizer.safetensors config=(--preset S --codebook "$2")
+  mkdir -p "$dir/eval"
+  [[ -e ${tok%.safetensors}.train-state.safetensors ]] && config=()  # --resume takes them from the saved run
+  train_step "tokenizer-v$v" "$dir/tokenizer.done" "$tok" -- tokenizer train --data fashion-mnist --out "$tok" "${config[@]}" \
+    --epochs 3 --seed 0 --progress-every 100 --eval-limit 0
+  touch "$dir/tokenizer.done"
+  STDOUT_TO=$dir/tokenizer-eval.json step "tokenizer-eval-v$v" "$dir/tokenizer-eval.json" -- tokenizer eval --tokenizer "$tok" --json
+  step "encode-train-v$v" "$dir/tokens-train.safetensors" -- tokenizer encode --tokenizer "$tok" --split train --flip --out "$dir/tokens-train.safetensors"
+  step "encode-test-v$v" "$dir/tokens-test.safetensors" -- tokenizer encode --tokenizer "$tok" --split test --out "$dir/tokens-test.safetensors"
+}
+
+# gpt DIR KIND PRESET NAME [ARGS...]: trains DIR/NAME.safetensors (one pass unless ARGS say --epochs) with the
+# reproduction's recipe on DIR's tokens and clusters.
+gpt() {
+  local dir=$1 kind=$2 preset=$3 name=$4 out=$1/$4.safetensors; shift 4
+  local clusters=()
+  [[ $kind != baseline ]] && clusters=(--clusters "$dir/clusters.safetensors")
+  train_step "$(basename "$dir")-$name" "$dir/$name.report.json" "$out" -- train "$kind" --tokens "$dir/tokens-train.safetensors" \
+    --val-tokens "$dir/tokens-test.safetensors" "${clusters[@]}" --out "$out" --preset "$preset" --epochs 1 "${GPT_RECIPE[@]}" "$@"
+}
+
+# ev DIR NAME ARGS...: one `ctfgen eval` (10 000 samples, seed EVAL_SEED) into DIR/eval/NAME.json.
+ev() {
+  local dir=$1 name=$2; shift 2
+  wait_for "$CLASSIFIER.done" "the evaluation classifier (lane b)"
+  step "eval-$(basename "$dir")-$name" "$dir/eval/$name.json" -- eval --tokenizer "$dir/tokenizer.safetensors" --clusters "$dir/clusters.safetensors" \
+    --classifier "$CLASSIFIER" --n "${EVAL_N:-10000}" --seed "${EVAL_SEED:-0}" --batch 64 "$@" --out "$dir/eval/$name.json"
+}
+# ctf / base DIR STAGE1|BASELINE [AUX]: the pieces of one method, by model name.
+ctf() { echo --method ctf --stage1 "$1/$2.safetensors" --aux "$1/$3.safetensors"; }
+base() { echo --method baseline --baseline "$1/$2.safetensors"; }
+
+A=$RUN/v4096 B=$RUN/v16384
+case $LANE in
+a)
+  # V = 4096, K = 128: the reproduction's setting, re-established, then the paper's proportions and training length.
+  tokenizer "$A" 4096
+  step cluster-v4096 "$A/clusters.safetensors" -- cluster --tokenizer "$A/tokenizer.safetensors" --k 128 --seed 0 --out "$A/clusters.safetensors"
+  gpt "$A" baseline S baseline-S
+  gpt "$A" coarse-ar S coarse-ar-S
+  gpt "$A" fine-aux S fine-aux-S
+  gpt "$A" fine-aux tiny fine-aux-tiny
+  wait_for "$CLASSIFIER.done" "the evaluation classifier (lane b)"
+  step eval-recon-v4096 "$A/eval/recon.json" -- eval recon --tokenizer "$A/tokenizer.safetensors" --classifier "$CLASSIFIER" --out "$A/eval/recon.json"
+  ev "$A" baseline-S $(base "$A" baseline-S)
+  ev "$A" ctf-S-auxS $(ctf "$A" coarse-ar-S fine-aux-S)
+  ev "$A" ctf-S-auxtiny $(ctf "$A" coarse-ar-S fine-aux-tiny)
+  # The paper's proportions: an aux of preset ML (6 layers, dim 256), ~3x baseline S's parameters, 4 passes with
+  # its validation curve, shared by the S and tiny stage-1 models.
+  gpt "$A" fine-aux ML fine-aux-ML --epochs 4 --checkpoint-every 200 --snapshot-every 937
+  ev "$A" ctf-S-auxML $(ctf "$A" coarse-ar-S fine-aux-ML)
+  ;;
+b)
+  # The evaluation classifier first (both lanes' evaluations need it), then V = 16384, K = 512.
+  train_step classifier "$CLASSIFIER.done" "$CLASSIFIER" -- eval classifier train --data fashion-mnist --out "$CLASSIFIER" --seed 0
+  touch "$CLASSIFIER.done"
+  step eval-real "$RUN/eval-real.json" -- eval real --classifier "$CLASSIFIER" --out "$RUN/eval-real.json"
+  tokenizer "$B" 16384
+  step cluster-v16384 "$B/clusters.safetensors" -- cluster --tokenizer "$B/tokenizer.safetensors" --k 512 --seed 0 --out "$B/clusters.safetensors"
+  step eval-recon-v16384 "$B/eval/recon.json" -- eval recon --tokenizer "$B/tokenizer.safetensors" --classifier "$CLASSIFIER" --out "$B/eval/recon.json"
+  gpt "$B" baseline S baseline-S
+  gpt "$B" coarse-ar S coarse-ar-S
+  gpt "$B" fine-aux S fine-aux-S
+  ev "$B" baseline-S $(base "$B" baseline-S)
+  ev "$B" ctf-S-auxS $(ctf "$B" coarse-ar-S fine-aux-S)
+  gpt "$B" baseline tiny baseline-tiny
+  gpt "$B" coarse-ar tiny coarse-ar-tiny
+  ev "$B" baseline-tiny $(base "$B" baseline-tiny)
+  ev "$B" ctf-tiny-auxS $(ctf "$B" coarse-ar-tiny fine-aux-S)
+  ;;
+*) echo "regime.sh: unknown lane \"$LANE\" (a or b)" >&2; exit 2 ;;
+esac
+log "lane $LANE finished"
