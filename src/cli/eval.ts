@@ -1,72 +1,27 @@
 // `ctfgen eval` (sample quality of a run), `ctfgen eval real` (the "real data" row) and `ctfgen eval recon`
-// (rFID of the tokenizer). Flags → requests, progress → stderr, report JSON / PNG / .npz out. The numerics
+// (rFID of the tokenizer); `ctfgen eval ceiling` lives in eval-ceiling.ts. Flags → requests, progress → stderr, report JSON / PNG / .npz out. The numerics
 // live in src/eval (evaluate.ts, features.ts, metrics.ts, reference.ts).
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Dataset } from '../data/dataset.js';
 import { CtfError } from '../errors.js';
-import { loadClassifier, type LoadedClassifier } from '../eval/classifier.js';
+import { loadClassifier } from '../eval/classifier.js';
 import {
-  gridSelection, realDataRow, realReference, reconstructSplit, sampleForEval, scoreImages, toNhwc, type EvalSamples, type SampleQuality,
+  gridSelection, realDataRow, realReference, reconstructSplit, sampleForEval, scoreImages, toNhwc, type EvalSamples,
 } from '../eval/evaluate.js';
 import { pixelFeatures } from '../eval/features.js';
-import { classifierData, loadClassifierSplit, referenceFeatures, type ReferenceFeatures } from '../eval/reference.js';
+import { classifierData } from '../eval/reference.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeNpz } from '../io/npz.js';
 import { writeImageGrid } from '../io/png.js';
 import { RUN_LAYOUT, SAMPLER_METHODS, loadSampler, resolveSamplerPaths, type SamplerMethod, type SamplerPieces } from '../sample/run-dir.js';
 import { loadTokenizer } from '../tokenizer/checkpoint.js';
 import type { DataIdentity } from '../tokenizer/data-identity.js';
-import { UsageError, kebab, onOff, requireString, type ParsedFlags } from './args.js';
+import { UsageError, onOff, requireString } from './args.js';
+import { ceilingCommand } from './eval-ceiling.js';
 import { classifierCommands } from './eval-classifier.js';
+import { checkNumber, classifierSummary, command, log, metricsLine, noPositionals, reference, writeReport } from './eval-common.js';
 import type { Command } from './main.js';
 import { Progress, formatDuration } from './progress.js';
-
-const log = (s: string): void => { process.stderr.write(s + '\n'); };
-const command = (): string => ['ctfgen', ...process.argv.slice(2)].join(' ');
-
-function checkNumber(f: ParsedFlags, key: string, ok: (v: number) => boolean, what: string): number {
-  const v = f[key] as number;
-  if (!ok(v)) throw new UsageError(`--${kebab(key)}: ${what}, got ${v}`);
-  return v;
-}
-
-function noPositionals(name: string, positionals: string[]): void {
-  if (positionals.length > 0)
-    throw new UsageError(`unexpected argument "${positionals[0]}"${name === 'eval' ? ' (subcommands: eval classifier train|test, eval real, eval recon)' : ''}`);
-}
-
-export function metricsLine(m: SampleQuality): string {
-  return `FID ${m.fid.toFixed(3)}  IS ${m.isMean.toFixed(3)} ± ${m.isStd.toFixed(3)}  precision ${m.precision.toFixed(4)}  recall ${m.recall.toFixed(4)}` +
-    (m.classAccuracy !== null ? `  class accuracy ${(100 * m.classAccuracy).toFixed(2)}%` : '') + `  (${m.images} images)`;
-}
-
-/** The report to --out (atomically) and, with --json, to stdout. */
-async function writeReport(f: ParsedFlags, report: object): Promise<void> {
-  if (typeof f['out'] === 'string') {
-    await mkdir(dirname(f['out']), { recursive: true });
-    await writeFileAtomic(f['out'], JSON.stringify(report, null, 2) + '\n');
-  }
-  if (f['json']) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-}
-
-function classifierSummary(c: LoadedClassifier): Record<string, unknown> {
-  const e = c.metadata['eval'] ? (JSON.parse(c.metadata['eval']) as { accuracy?: number }) : null;
-  return { path: c.path, hash: c.hash, featureDim: c.model.config.featureDim, testAccuracy: e?.accuracy ?? null, config: c.model.config };
-}
-
-/** A split of the classifier's dataset and its features (cached beside the classifier), with a progress bar when computed. */
-async function reference(c: LoadedClassifier, split: 'test' | 'train'): Promise<ReferenceFeatures & { dataset: Dataset }> {
-  const dataset = await loadClassifierSplit(c, split);
-  let progress: Progress | null = null;
-  const r = await referenceFeatures(c, split, {
-    dataset,
-    onBatch: (done, total) => (progress ??= new Progress({ label: `${split} features`, total, unit: 'img' })).update(done),
-  });
-  (progress as Progress | null)?.finish();  // assigned in the callback
-  log(`${split} split: ${r.features.n} images of ${r.data.name}, features ${r.cached ? 'read from' : 'cached in'} ${r.cache}`);
-  return { ...r, dataset };
-}
 
 const evalCommand: Command = {
   spec: {
@@ -266,4 +221,4 @@ const reconCommand: Command = {
   },
 };
 
-export const evalCommands: Command[] = [evalCommand, realCommand, reconCommand, ...classifierCommands];
+export const evalCommands: Command[] = [evalCommand, realCommand, reconCommand, ceilingCommand, ...classifierCommands];

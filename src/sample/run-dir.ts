@@ -141,7 +141,12 @@ export function checkSamplerPieces(p: Omit<SamplerPieces, 'numClasses' | 'grid'>
 
 /** Loads and cross-checks what the methods need; `paths` from resolveSamplerPaths. */
 export async function loadSampler(methods: readonly SamplerMethod[], paths: SamplerPaths): Promise<SamplerPieces> {
-  const names = [...new Set(methods.flatMap(piecesOf))];
+  return loadPieces(methods.flatMap(piecesOf), paths);
+}
+
+/** Loads and cross-checks the named pieces (the tokenizer always); `paths` must hold each one's path. */
+export async function loadPieces(pieces: readonly PieceName[], paths: SamplerPaths): Promise<SamplerPieces> {
+  const names = [...new Set<PieceName>(['tokenizer', ...pieces])];
   for (const n of names) {
     const p = paths[n];
     if (p === undefined) throw new CtfError(`sampler: no path for the ${n}`);
@@ -151,7 +156,7 @@ export async function loadSampler(methods: readonly SamplerMethod[], paths: Samp
   const map = paths.clusters !== undefined && names.includes('clusters')
     ? { ...(await loadCoarseMap(paths.clusters)), path: paths.clusters } : undefined;
   const gpt = async (role: GptRole): Promise<GptPiece | undefined> => (names.includes(role) ? loadGptPiece(paths[role]!) : undefined);
-  const pieces = { tokenizer, map, stage1: await gpt('stage1'), aux: await gpt('aux'), baseline: await gpt('baseline') };
-  const numClasses = checkSamplerPieces(pieces);
-  return { ...pieces, numClasses, grid: tokenizer.model.grid };
+  const loaded = { tokenizer, map, stage1: await gpt('stage1'), aux: await gpt('aux'), baseline: await gpt('baseline') };
+  const numClasses = checkSamplerPieces(loaded);
+  return { ...loaded, numClasses, grid: tokenizer.model.grid };
 }

@@ -1,0 +1,87 @@
+// `ctfgen eval ceiling`: the stage-2 ceiling of a CTF run, row by row (src/eval/ceiling.ts says what each row is).
+// Flags → options, rows → stderr as they finish, report JSON and one picture (a row of images per ceiling row).
+import { join } from 'node:path';
+import { loadClassifier } from '../eval/classifier.js';
+import { CEILING_ROWS, stage2Ceiling, type CeilingRow } from '../eval/ceiling.js';
+import { realReference } from '../eval/evaluate.js';
+import { writeImageGrid } from '../io/png.js';
+import { RUN_LAYOUT, loadPieces, type PieceName, type SamplerPaths } from '../sample/run-dir.js';
+import { UsageError, requireString } from './args.js';
+import { checkNumber, classifierSummary, command, log, metricsLine, noPositionals, reference, writeReport } from './eval-common.js';
+import type { Command } from './main.js';
+
+export const ceilingCommand: Command = {
+  spec: {
+    name: 'eval ceiling',
+    summary: 'How much sample quality stage 2 costs, as rows scored like samples: the test split\'s tokens decoded (recon); every test\n' +
+      'token swapped for a random member of its cluster; the test split\'s true coarse labels through the aux (sampled, greedy);\n' +
+      'with --baseline its samples, and the same samples\' coarse labels through the aux; with --stage1 CTF\'s samples.',
+    usage: 'ctfgen eval ceiling (--run DIR | --tokenizer F --clusters F --aux F) [--baseline F] [--stage1 F] --classifier F --out REPORT.json',
+    flags: {
+      run: { type: 'string', help: 'run directory holding the pieces (' + Object.values(RUN_LAYOUT).join(', ') + '); explicit paths override' },
+      tokenizer: { type: 'string', help: 'tokenizer checkpoint' },
+      clusters: { type: 'string', help: 'coarse map (ctfgen cluster)' },
+      aux: { type: 'string', help: 'CTF stage 2: fine-aux checkpoint (required)' },
+      baseline: { type: 'string', help: 'baseline checkpoint: adds the baseline and baseline → coarse → aux rows' },
+      stage1: { type: 'string', help: 'CTF stage 1: coarse-ar checkpoint: adds the CTF row' },
+      classifier: { type: 'string', help: 'evaluation classifier (required)' },
+      n: { type: 'int', default: 10000, min: 1, help: 'images per sample row, a multiple of the class count' },
+      limit: { type: 'int', min: 10, help: 'test images of the rows on test tokens (default: the whole split)' },
+      cfg: { type: 'number', default: 2, help: 'classifier-free guidance of the baseline and of stage 1 (1 = off)' },
+      t1: { type: 'number', default: 1, help: 'temperature of the baseline and of stage 1' },
+      t2: { type: 'number', default: 1, help: 'temperature of the sampled aux rows' },
+      seed: { type: 'int', default: 0, min: 0, help: 'root of every random stream' },
+      batch: { type: 'int', default: 64, min: 1, help: 'images per sampling batch' },
+      out: { type: 'string', help: 'report JSON (default with --run: DIR/eval-ceiling.json); the picture goes beside it (.png)' },
+      scale: { type: 'int', default: 2, min: 1, help: 'enlarge the picture\'s tiles by this integer factor' },
+      json: { type: 'boolean', help: 'print the report as JSON on stdout' },
+    },
+  },
+  async run(f, positionals) {
+    noPositionals('eval ceiling', positionals);
+    const run = typeof f['run'] === 'string' ? f['run'] : undefined;
+    const paths: SamplerPaths = {};
+    const wanted: PieceName[] = ['tokenizer', 'clusters', 'aux', ...(['baseline', 'stage1'] as const).filter((k) => typeof f[k] === 'string')];
+    for (const name of wanted) {
+      const p = typeof f[name] === 'string' ? (f[name] as string) : run !== undefined ? join(run, RUN_LAYOUT[name]) : undefined;
+      if (p === undefined) throw new UsageError(`--${name} is required (or --run DIR)`);
+      paths[name] = p;
+    }
+    const out = typeof f['out'] === 'string' ? f['out'] : run !== undefined ? join(run, 'eval-ceiling.json') : undefined;
+    if (out === undefined) throw new UsageError('--out is required (or --run DIR)');
+    const t1 = checkNumber(f, 't1', (v) => v >= 0, 'must be ≥ 0'), t2 = checkNumber(f, 't2', (v) => v >= 0, 'must be ≥ 0');
+    const classifierPath = requireString(f, 'classifier');
+
+    const classifier = await loadClassifier(classifierPath);
+    const pieces = await loadPieces(wanted, paths);
+    const n = f['n'] as number;
+    if (n % pieces.numClasses !== 0) throw new UsageError(`--n ${n} is not a multiple of the ${pieces.numClasses} classes`);
+    const ref = await reference(classifier, 'test');
+    const rowsOut: CeilingRow[] = stage2Ceiling({
+      tokenizer: pieces.tokenizer.model, map: pieces.map!, aux: pieces.aux!.model, baseline: pieces.baseline?.model, stage1: pieces.stage1?.model,
+      classifier: classifier.model, test: ref.dataset, real: realReference(ref.features),
+    }, {
+      n, seed: f['seed'] as number, batchSize: f['batch'] as number, t2, limit: f['limit'] as number | undefined,
+      stage1: { cfgScale: f['cfg'] as number, temperature: t1, topK: 0, topP: 1 },
+    }, (r) => log(`${r.name.padEnd(22)} ${metricsLine(r.metrics)}` +
+      (r.tokensKept !== null ? `  tokens kept ${(100 * r.tokensKept).toFixed(1)}%, clusters ${(100 * r.coarseKept!).toFixed(1)}%` : '') + `  (${r.seconds.toFixed(1)} s)`));
+
+    const picture = out.replace(/(\.json)?$/, '.png');
+    const { inChannels: C, imageSize: S } = pieces.tokenizer.model.config, px = C * S * S, k = pieces.numClasses;
+    const previews = new Uint8Array(rowsOut.length * k * px);
+    rowsOut.forEach((r, i) => previews.set(r.preview, i * k * px));
+    await writeImageGrid(picture, previews, [rowsOut.length * k, C, S, S], { cols: k, scale: f['scale'] as number });
+    const report = {
+      kind: 'ctfgen.eval-ceiling', version: 1, date: new Date().toISOString(), command: command(),
+      paths: { ...paths, classifier: classifierPath }, hashes: { tokenizer: pieces.tokenizer.hash, classifier: classifier.hash },
+      classifier: classifierSummary(classifier),
+      knobs: { n, limit: f['limit'] ?? null, seed: f['seed'], batch: f['batch'], cfg: f['cfg'], t1, t2, clusterMask: true },
+      reference: { split: 'test', images: ref.features.n, dataset: ref.data.name, sha256: ref.data.sha256 },
+      picture: { path: picture, rows: rowsOut.map((r) => r.name), columns: 'the first image of every class' },
+      rowOrder: CEILING_ROWS,
+      rows: rowsOut.map(({ preview: _, ...r }) => r),
+    };
+    await writeReport({ ...f, out }, report);
+    log(`wrote ${out} and ${picture}`);
+  },
+};
