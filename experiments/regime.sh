@@ -39,10 +39,12 @@ if [[ -z $LANE ]]; then
   ln -s "$PWD/node_modules" "$RUN/.ctfgen/node_modules"
   pids=()
   for lane in a b; do
-    OPENBLAS_NUM_THREADS=1 CTFGEN_REPO=$PWD CTFGEN_LIB=$RUN/.lib.sh bash "$RUN/.regime.sh" "$RUN" --lane "$lane" >>"$RUN/lane-$lane.log" 2>&1 &
+    # Each lane in its own process group, so a stop reaches the ctfgen command it runs (which saves and exits 143).
+    OPENBLAS_NUM_THREADS=1 CTFGEN_REPO=$PWD CTFGEN_LIB=$RUN/.lib.sh setsid bash "$RUN/.regime.sh" "$RUN" --lane "$lane" \
+      >>"$RUN/lane-$lane.log" 2>&1 &
     pids+=($!)
   done
-  trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait' INT TERM
+  trap 'for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null; done; wait' INT TERM
   log "lanes a and b started (logs: $RUN/lane-a.log, $RUN/lane-b.log)"
   rc=0
   for p in "${pids[@]}"; do wait "$p" || rc=$?; done
@@ -86,6 +88,14 @@ ev() {
   step "eval-$(basename "$dir")-$name" "$dir/eval/$name.json" -- eval --tokenizer "$dir/tokenizer.safetensors" --clusters "$dir/clusters.safetensors" \
     --classifier "$CLASSIFIER" --n "${EVAL_N:-10000}" --seed "${EVAL_SEED:-0}" --batch 64 "$@" --out "$dir/eval/$name.json"
 }
+# ceiling DIR NAME AUX BASELINE STAGE1: the stage-2 decomposition (ctfgen eval ceiling) into DIR/eval/ceiling-NAME.json.
+ceiling() {
+  local dir=$1
+  wait_for "$CLASSIFIER.done" "the evaluation classifier (lane b)"
+  step "ceiling-$(basename "$dir")-$2" "$dir/eval/ceiling-$2.json" -- eval ceiling --tokenizer "$dir/tokenizer.safetensors" \
+    --clusters "$dir/clusters.safetensors" --aux "$dir/$3.safetensors" --baseline "$dir/$4.safetensors" --stage1 "$dir/$5.safetensors" \
+    --classifier "$CLASSIFIER" --n 10000 --seed 0 --out "$dir/eval/ceiling-$2.json"
+}
 # ctf / base DIR STAGE1|BASELINE [AUX]: the pieces of one method, by model name.
 ctf() { echo --method ctf --stage1 "$1/$2.safetensors" --aux "$1/$3.safetensors"; }
 base() { echo --method baseline --baseline "$1/$2.safetensors"; }
@@ -105,10 +115,30 @@ a)
   ev "$A" baseline-S $(base "$A" baseline-S)
   ev "$A" ctf-S-auxS $(ctf "$A" coarse-ar-S fine-aux-S)
   ev "$A" ctf-S-auxtiny $(ctf "$A" coarse-ar-S fine-aux-tiny)
+  ceiling "$A" S-auxS fine-aux-S baseline-S coarse-ar-S
   # The paper's proportions: an aux of preset ML (6 layers, dim 256), ~3x baseline S's parameters, 4 passes with
   # its validation curve, shared by the S and tiny stage-1 models.
   gpt "$A" fine-aux ML fine-aux-ML --epochs 4 --checkpoint-every 200 --snapshot-every 937
   ev "$A" ctf-S-auxML $(ctf "$A" coarse-ar-S fine-aux-ML)
+  ceiling "$A" S-auxML fine-aux-ML baseline-S coarse-ar-S
+  # Backbone tiny with the shared auxes.
+  gpt "$A" baseline tiny baseline-tiny
+  gpt "$A" coarse-ar tiny coarse-ar-tiny
+  ev "$A" baseline-tiny $(base "$A" baseline-tiny)
+  ev "$A" ctf-tiny-auxS $(ctf "$A" coarse-ar-tiny fine-aux-S)
+  ev "$A" ctf-tiny-auxML $(ctf "$A" coarse-ar-tiny fine-aux-ML)
+  # Training length: baseline S and stage 1 S for 4 passes, a snapshot per pass; CTF with the 4-pass ML aux.
+  gpt "$A" baseline S baseline-S-4p --epochs 4 --snapshot-every 937
+  gpt "$A" coarse-ar S coarse-ar-S-4p --epochs 4 --snapshot-every 937
+  for pass in 1 2 3; do
+    EVAL_N=2000 ev "$A" "pass$pass-baseline-S" $(base "$A" "baseline-S-4p.step$((937 * pass))")
+    EVAL_N=2000 ev "$A" "pass$pass-ctf-S-auxML" $(ctf "$A" "coarse-ar-S-4p.step$((937 * pass))" fine-aux-ML)
+  done
+  EVAL_N=2000 ev "$A" pass4-baseline-S $(base "$A" baseline-S-4p)
+  EVAL_N=2000 ev "$A" pass4-ctf-S-auxML $(ctf "$A" coarse-ar-S-4p fine-aux-ML)
+  ev "$A" baseline-S-4p $(base "$A" baseline-S-4p)
+  ev "$A" ctf-S4p-auxML $(ctf "$A" coarse-ar-S-4p fine-aux-ML)
+  ev "$A" ctf-S4p-auxS $(ctf "$A" coarse-ar-S-4p fine-aux-S)
   ;;
 b)
   # The evaluation classifier first (both lanes' evaluations need it), then V = 16384, K = 512.
@@ -123,10 +153,18 @@ b)
   gpt "$B" fine-aux S fine-aux-S
   ev "$B" baseline-S $(base "$B" baseline-S)
   ev "$B" ctf-S-auxS $(ctf "$B" coarse-ar-S fine-aux-S)
+  ceiling "$B" S-auxS fine-aux-S baseline-S coarse-ar-S
   gpt "$B" baseline tiny baseline-tiny
   gpt "$B" coarse-ar tiny coarse-ar-tiny
   ev "$B" baseline-tiny $(base "$B" baseline-tiny)
   ev "$B" ctf-tiny-auxS $(ctf "$B" coarse-ar-tiny fine-aux-S)
+  # Dropout 0 for all three models at S, one pass, on lane a's V = 4096 tokens.
+  wait_for "$A/clusters.safetensors" "the V = 4096 tokens and clusters (lane a)"
+  gpt "$A" baseline S baseline-S-d0 --dropout 0
+  gpt "$A" coarse-ar S coarse-ar-S-d0 --dropout 0
+  gpt "$A" fine-aux S fine-aux-S-d0 --dropout 0
+  ev "$A" baseline-S-d0 $(base "$A" baseline-S-d0)
+  ev "$A" ctf-S-auxS-d0 $(ctf "$A" coarse-ar-S-d0 fine-aux-S-d0)
   ;;
 *) echo "regime.sh: unknown lane \"$LANE\" (a or b)" >&2; exit 2 ;;
 esac
