@@ -24,6 +24,9 @@ import { trainStatePath } from './tokenizer.js';
 import { trainEventRenderer } from './train-render.js';
 
 const log = (s: string): void => { process.stderr.write(s + '\n'); };
+const valLossLine = (m: Record<string, number>): string =>
+  [m['valLoss'] !== undefined ? `val loss ${m['valLoss'].toFixed(4)}` : '', m['valLossHalf'] !== undefined ? `half shown ${m['valLossHalf'].toFixed(4)}` : '']
+    .filter(Boolean).join('  ');
 
 /** Where a run directory keeps each piece (explicit flags override). */
 export const RUN_FILES = {
@@ -65,6 +68,12 @@ function trainCommand(kind: GptKind): Command {
         ...optimizerFlags(DEFAULT_GPT_TRAIN, { batchOf: 'sequences', passesOver: 'the training tokens', seedHelp: 'the initialisation, data order and dropout' }),
         dropout: { type: 'number', help: 'dropout on embeddings, residual and FFN (default 0.1)' },
         classDropout: { type: 'number', help: 'p(label → null class) in training, for CFG (default 0.1)' },
+        ...(kind === 'fine-aux' ? {
+          refine: {
+            type: 'string' as const, default: 'none',
+            help: 'none: the paper\'s aux; masked: it also reads chosen fine tokens, trained with a MaskGIT mask (docs/refinement.md)',
+          },
+        } : {}),
         valLimit: { type: 'int', default: 2000, min: 0, help: 'test sequences for the validation loss each epoch (0 = skip)' },
         evalEvery: { type: 'int', default: 0, min: 0, help: 'also compute the validation loss every N steps, for curves (0 = only per epoch)' },
         snapshotEvery: { type: 'int', default: 0, min: 0, help: 'also checkpoint every N steps and keep a copy as <out>.step<N>.safetensors (e.g. the steps of one pass; 0 = none)' },
@@ -98,6 +107,11 @@ function trainCommand(kind: GptKind): Command {
         const overrides: Partial<GptConfig> = {};
         if (f['dropout'] !== undefined) overrides.dropout = f['dropout'] as number;
         if (f['classDropout'] !== undefined) overrides.classDropout = f['classDropout'] as number;
+        if (kind === 'fine-aux') {
+          const refine = String(f['refine']);
+          if (refine !== 'none' && refine !== 'masked') throw new UsageError(`--refine: expected none or masked, got "${refine}"`);
+          if (refine === 'masked') overrides.fineVocab = data.tokenizerConfig.codebookSize + 1;
+        }
         config = gptConfig(preset as GptPreset, gptTask(kind, data, map), overrides);
       }
       const model = new Gpt(config, new Rng(options.seed).split('init'));
@@ -116,7 +130,12 @@ function trainCommand(kind: GptKind): Command {
           await saveGptCheckpoint(out.replace(/(\.safetensors)?$/, `.step${step}.safetensors`), model, meta);
         return statePath;
       };
-      const validate = val ? (t: GptTrainTask): Record<string, number> => ({ valLoss: validationLoss(t.model, kind, val, map, { limit: f['valLimit'] as number }) }) : undefined;
+      // A masked-refinement aux also reports its loss with half of the fine tokens shown: what refinement can buy.
+      const valLosses = (m: Gpt): Record<string, number> => ({
+        valLoss: validationLoss(m, kind, val!, map, { limit: f['valLimit'] as number }),
+        ...(m.fineTable ? { valLossHalf: validationLoss(m, kind, val!, map, { limit: f['valLimit'] as number, reveal: 0.5 }) } : {}),
+      });
+      const validate = val ? (t: GptTrainTask): Record<string, number> => valLosses(t.model) : undefined;
       const task = new GptTrainTask(kind, model, data, map, options, save, validate);
       log(`${kind}: ${model.numParameters().toLocaleString('en')} parameters, ${JSON.stringify(config)}`);
       log(`${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ${options.batchSize} sequences`);
@@ -137,7 +156,7 @@ function trainCommand(kind: GptKind): Command {
           checkpointAlsoAt: snapshotEvery > 0 ? (s) => s % snapshotEvery === 0 : undefined,
           progressEvery: f['progressEvery'] as number, evalEvery: val ? (f['evalEvery'] as number) : 0, stop,
           emit: teeEvents(
-            trainEventRenderer({ label: kind, unit: 'token', formatMetrics: (m) => (m['valLoss'] !== undefined ? `val loss ${m['valLoss'].toFixed(4)}` : '') }),
+            trainEventRenderer({ label: kind, unit: 'token', formatMetrics: valLossLine }),
             eventLogSink(eventLogPath(out)),
           ),
         });
@@ -145,11 +164,12 @@ function trainCommand(kind: GptKind): Command {
         stop.dispose();
       }
       if (result.stopped) throw new Interrupted(stop.signal ?? 'SIGINT');
-      const valLoss = val ? validationLoss(model, kind, val, map, { limit: f['valLimit'] as number }) : null;
+      const losses = val ? valLosses(model) : null, valLoss = losses?.['valLoss'] ?? null, valLossHalf = losses?.['valLossHalf'] ?? null;
       if (valLoss !== null) log(`${kind}: validation loss ${valLoss.toFixed(4)} nats/token`);
+      if (valLossHalf !== null) log(`${kind}: with half of the fine tokens shown ${valLossHalf.toFixed(4)} nats per masked token`);
       const report = {
         kind: 'ctfgen.train-report', model: kind, out, command: ['ctfgen', ...process.argv.slice(2)].join(' '), config, options,
-        parameters: model.numParameters(), steps: result.step, seconds: (performance.now() - t0) / 1000, valLoss, ...identity,
+        parameters: model.numParameters(), steps: result.step, seconds: (performance.now() - t0) / 1000, valLoss, valLossHalf, ...identity,
       };
       await writeFileAtomic(out.replace(/(\.safetensors)?$/, '.report.json'), JSON.stringify(report, null, 2) + '\n');
     },

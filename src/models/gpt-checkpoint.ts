@@ -47,7 +47,7 @@ export function gptConfigOf(file: SafetensorsFile): GptConfig {
     throw new CtfError(`checkpoint ${file.source}: format ${m['format']} is not supported (this build reads format ${GPT_CHECKPOINT_FORMAT})`);
   let config: GptConfig;
   try {
-    config = JSON.parse(m['config'] ?? '') as GptConfig;
+    config = { fineVocab: 0, ...(JSON.parse(m['config'] ?? '') as Omit<GptConfig, 'fineVocab'>) };  // checkpoints before masked refinement
   } catch {
     throw new CtfError(`checkpoint ${file.source}: metadata "config" is not valid JSON`);
   }

@@ -9,7 +9,7 @@
 // w1 and w3 live in one (2·hidden, dim) matrix so the FFN input is one GEMM; the LlamaGen names
 // layers.i.feed_forward.w1/w3.weight are views into its two halves (see stateDict()).
 import { CtfError } from '../errors.js';
-import { dropout } from '../engine/ops/elementwise.js';
+import { add, dropout } from '../engine/ops/elementwise.js';
 import { addDropout, attentionBlock, prefixEmbedding, swigluFfn } from '../engine/ops/fused.js';
 import { linear } from '../engine/ops/matmul.js';
 import { rmsNorm } from '../engine/ops/norm.js';
@@ -33,6 +33,8 @@ export interface GptConfig {
   ffnMultipleOf: number;  // hidden = find_multiple(int(8·dim/3), this) (LlamaGen: 256)
   normEps: number;        // RMSNorm eps (1e-5)
   ropeBase: number;       // 10000
+  fineVocab: number;      // 0, or V + 1 for an aux that also reads already chosen fine tokens (masked refinement):
+                          // its input adds fine_embeddings[f_i], row V being [MASK] (docs/gpt-checkpoint.md)
 }
 
 /** Sizes only; combine with the task fields via gptConfig(). */
@@ -52,7 +54,7 @@ export type GptTask = Pick<GptConfig, 'inVocab' | 'outVocab' | 'numClasses' | 'g
 export function gptConfig(preset: GptPreset, task: GptTask, overrides: Partial<GptConfig> = {}): GptConfig {
   const sizes = GPT_PRESETS[preset];
   if (!sizes) throw new CtfError(`gpt: unknown preset "${preset}" (known: ${Object.keys(GPT_PRESETS).join(', ')})`);
-  const c: GptConfig = { ...sizes, dropout: 0.1, classDropout: 0.1, normEps: 1e-5, ropeBase: 10000, ...task, ...overrides };
+  const c: GptConfig = { ...sizes, dropout: 0.1, classDropout: 0.1, normEps: 1e-5, ropeBase: 10000, fineVocab: 0, ...task, ...overrides };
   validateGptConfig(c);
   return c;
 }
@@ -66,6 +68,8 @@ export function validateGptConfig(c: GptConfig): void {
   for (const k of ['dropout', 'classDropout'] as const)
     if (!(c[k] >= 0 && c[k] < 1)) throw new CtfError(`gpt config: ${k} = ${c[k]} must be in [0, 1)`);
   if (!(c.normEps > 0)) throw new CtfError(`gpt config: normEps = ${c.normEps} must be > 0`);
+  if (c.fineVocab !== 0 && (c.causal || c.fineVocab !== c.outVocab + 1))
+    throw new CtfError(`gpt config: fineVocab = ${c.fineVocab} must be 0, or outVocab + 1 = ${c.outVocab + 1} for a bidirectional aux`);
 }
 
 /** LlamaGen's find_multiple(int(2·4·dim/3), multipleOf). */
@@ -87,7 +91,12 @@ export interface ForwardOptions {
   training: boolean;
   /** Class and token/residual/FFN dropout randomness; required when training with dropout > 0. */
   rng?: Rng;
+  /** (B·L) the fine token already chosen at each position, or fineVocab − 1 ([MASK]); masked-refinement aux only. */
+  fineInputs?: Int32Array;
 }
+
+/** A target that takes no loss (positions a masked-refinement aux is shown). */
+export const IGNORE_TARGET = -1;
 
 export class Gpt {
   readonly config: GptConfig;
@@ -95,6 +104,7 @@ export class Gpt {
   readonly headDim: number;
   readonly clsTable: Tensor;  // (numClasses + 1, dim)
   readonly tokTable: Tensor;  // (inVocab, dim)
+  readonly fineTable: Tensor | null;  // (fineVocab, dim) when config.fineVocab > 0
   readonly blocks: GptLayer[];
   readonly norm: Tensor;      // (dim)
   readonly output: Tensor;    // (outVocab, dim)
@@ -116,6 +126,7 @@ export class Gpt {
     const ones = (name: string): Tensor => new Tensor(new Float32Array(dim).fill(1), [dim], { requiresGrad: true, name });
     this.clsTable = normal('cls_embedding.embedding_table.weight', [config.numClasses + 1, dim]);
     this.tokTable = normal('tok_embeddings.weight', [config.inVocab, dim]);
+    this.fineTable = config.fineVocab > 0 ? normal('fine_embeddings.weight', [config.fineVocab, dim]) : null;
     this.blocks = Array.from({ length: layers }, (_, i) => ({
       attnNorm: ones(`layers.${i}.attention_norm.weight`),
       wqkv: normal(`layers.${i}.attention.wqkv.weight`, [3 * dim, dim]),
@@ -131,7 +142,7 @@ export class Gpt {
 
   /** The trainable tensors (what the optimizer updates); w1|w3 is one tensor per layer. */
   parameters(): Tensor[] {
-    return [this.clsTable, this.tokTable, ...this.blocks.flatMap((b) => [b.attnNorm, b.wqkv, b.wo, b.ffnNorm, b.w13, b.w2]), this.norm, this.output];
+    return [this.clsTable, this.tokTable, ...(this.fineTable ? [this.fineTable] : []), ...this.blocks.flatMap((b) => [b.attnNorm, b.wqkv, b.wo, b.ffnNorm, b.w13, b.w2]), this.norm, this.output];
   }
 
   /**
@@ -143,6 +154,7 @@ export class Gpt {
     const put = (name: string, t: Tensor): void => void sd.set(name, t);
     put('cls_embedding.embedding_table.weight', this.clsTable);
     put('tok_embeddings.weight', this.tokTable);
+    if (this.fineTable) put('fine_embeddings.weight', this.fineTable);
     const half = this.hidden * this.config.dim;
     this.blocks.forEach((b, i) => {
       const p = `layers.${i}.`;
@@ -165,6 +177,7 @@ export class Gpt {
     const half = this.hidden * this.config.dim;
     const byTensor = new Map<string, Tensor>([['cls_embedding.embedding_table.weight', this.clsTable], ['tok_embeddings.weight', this.tokTable],
       ['norm.weight', this.norm], ['output.weight', this.output]]);
+    if (this.fineTable) byTensor.set('fine_embeddings.weight', this.fineTable);
     this.blocks.forEach((b, i) => {
       const p = `layers.${i}.`;
       byTensor.set(`${p}attention.wqkv.weight`, b.wqkv).set(`${p}attention.wo.weight`, b.wo).set(`${p}feed_forward.w2.weight`, b.w2)
@@ -190,6 +203,26 @@ export class Gpt {
   }
 
   /**
+   * classes (B), tokens (B·L) -> the input sequence (B, L+1, dim): [class; token embeddings], plus the fine-token
+   * embeddings of o.fineInputs at the token positions for a masked-refinement aux. Class dropout when training.
+   */
+  embed(classes: Int32Array, tokens: Int32Array, o: ForwardOptions): Tensor {
+    const B = classes.length, L = tokens.length / B;
+    const h = prefixEmbedding(this.clsTable, new Tensor(this.dropClasses(classes, o), [B]), this.tokTable, new Tensor(tokens, [B, L]));
+    if (!this.fineTable) {
+      if (o.fineInputs) throw new CtfError('gpt: fine inputs given to a model without a fine-token table (config.fineVocab = 0)');
+      return h;
+    }
+    if (!o.fineInputs || o.fineInputs.length !== tokens.length)
+      throw new CtfError(`gpt: a masked-refinement aux needs one fine input per token (${tokens.length}), got ${o.fineInputs?.length ?? 'none'}`);
+    this.noClass ??= new Tensor(new Float32Array(this.config.dim), [1, this.config.dim]);
+    const fine = prefixEmbedding(this.noClass, new Tensor(new Int32Array(B), [B]), this.fineTable, new Tensor(o.fineInputs, [B, L]));
+    return add(h, fine);
+  }
+
+  private noClass: Tensor | null = null;  // (1, dim) zeros: the class position gets no fine embedding
+
+  /**
    * classes (B) i32, tokens (B·L) i32 row-major -> logits.
    * Causal: the sequence is [class, tokens] and logits are (B, L+1, outVocab); position i predicts token i
    * (training: tokens = t_0 … t_{T-2}, logits predict t_0 … t_{T-1}).
@@ -205,8 +238,7 @@ export class Gpt {
       throw new CtfError(`gpt.forward: sequence of 1 + ${L} positions exceeds the grid's ${this.rope.rows} (grid ${c.grid})`);
     const p = o.training ? c.dropout : 0;
     const rng = p > 0 ? requireRng(o, 'dropout') : undefined;
-    const cls = new Tensor(this.dropClasses(classes, o), [B]);
-    let h = prefixEmbedding(this.clsTable, cls, this.tokTable, new Tensor(tokens, [B, L]));  // (B, L+1, dim)
+    let h = this.embed(classes, tokens, o);
     if (p > 0) h = dropout(h, p, rng!, true);
     const attn = { heads: c.heads, causal: c.causal, rope: this.rope };
     for (const blk of this.blocks) {
@@ -226,7 +258,9 @@ export class Gpt {
     const [B, T] = logits.shape as [number, number, number];
     if (targets.length !== B * T)
       throw new CtfError(`gpt.loss: ${targets.length} targets for logits of ${B}×${T} positions (${this.config.causal ? 'causal: inputs are the targets minus the last token' : 'bidirectional: one target per input'})`);
-    return { loss: crossEntropy(logits, new Tensor(targets, [B, T])), logits };
+    // Masked refinement: the loss is on the masked positions only; the others carry IGNORE_TARGET.
+    const ignore = o.fineInputs ? { ignoreIndex: IGNORE_TARGET } : {};
+    return { loss: crossEntropy(logits, new Tensor(targets, [B, T]), ignore), logits };
   }
 
   /**

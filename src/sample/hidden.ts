@@ -4,7 +4,7 @@
 // block), with the arithmetic of src/models/gpt.ts forward() with training off; test/sample/ctf.test.ts checks
 // that these states times the head reproduce forward()'s logits.
 import { noGrad } from '../engine/autograd.js';
-import { gptHiddenForward, prefixEmbedding } from '../engine/ops/fused.js';
+import { gptHiddenForward } from '../engine/ops/fused.js';
 import { ropeRows } from '../engine/ops/rope.js';
 import { slice } from '../engine/ops/shape.js';
 import { Tensor } from '../engine/tensor.js';
@@ -15,14 +15,13 @@ import type { Gpt } from '../models/gpt.js';
  * classes (B), tokens (B·L) -> rmsNorm(h) at the positions forward() returns logits for:
  * (B, L+1, dim) for a causal model, (B, L, dim) for a bidirectional one (token positions only).
  */
-export function finalHidden(model: Gpt, classes: Int32Array, tokens: Int32Array): Tensor {
+export function finalHidden(model: Gpt, classes: Int32Array, tokens: Int32Array, fineInputs?: Int32Array): Tensor {
   const c = model.config, B = classes.length;
   if (B === 0 || tokens.length % B !== 0) throw new CtfError(`finalHidden: ${tokens.length} tokens do not split into ${B} rows`);
   const L = tokens.length / B, T = L + 1, D = c.dim, hid = model.hidden;
   if (T > model.rope.rows) throw new CtfError(`finalHidden: sequence of 1 + ${L} positions exceeds the grid's ${model.rope.rows} (grid ${c.grid})`);
   return noGrad(() => {
-    const cls = new Tensor(model.dropClasses(classes, { training: false }), [B]);  // validates the labels
-    const h = prefixEmbedding(model.clsTable, cls, model.tokTable, new Tensor(tokens, [B, L])).f32;  // (B, T, dim)
+    const h = model.embed(classes, tokens, { training: false, fineInputs }).f32;  // (B, T, dim)
     const N = B * T, rope = ropeRows(model.rope, 0, T);
     const out = new Tensor(new Float32Array(N * D), [B, T, D]);
     const weights = model.blockWeights();

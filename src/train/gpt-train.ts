@@ -2,7 +2,9 @@
 //   baseline   causal, fine tokens in and out:      [class, t_0 … t_{T-2}] → t_0 … t_{T-1}   (plain LlamaGen)
 //   coarse-ar  causal, coarse labels in and out:    [class, c_0 … c_{T-2}] → c_0 … c_{T-1}   (CTF stage 1)
 //   fine-aux   bidirectional, coarse in, fine out:  [class, c_0 … c_{T-1}] → t_0 … t_{T-1}   (CTF stage 2,
-//              teacher-forced on the ground-truth coarse labels)
+//              teacher-forced on the ground-truth coarse labels); with a fine-token table (masked refinement) it
+//              also reads the true fine tokens of the positions a cosine-scheduled mask leaves shown, and
+//              takes the loss on the masked ones (src/models/masked-refine.ts)
 // Dropout and class-dropout randomness of step s is Rng(seed).split('dropout').split(s): a pure function of
 // the step, so a resumed run draws exactly what an uninterrupted one would.
 import { createHash } from 'node:crypto';
@@ -13,6 +15,7 @@ import { CtfError } from '../errors.js';
 import { EpochBatches, type BatchOrderState } from '../data/batches.js';
 import type { CoarseMap } from '../cluster/coarse-map.js';
 import type { Gpt, GptConfig } from '../models/gpt.js';
+import { revealMask, trainingMask } from '../models/masked-refine.js';
 import type { TokenSet } from '../tokenizer/tokens-file.js';
 import { restoreModelAndOptimizer, type LoadedTrainState, type TrainState } from './checkpoint.js';
 import type { StepResult, TrainTask } from './loop.js';
@@ -81,19 +84,28 @@ export function sequenceBatch(kind: GptKind, fine: Int32Array, rows: ArrayLike<n
   return { inputs, targets };
 }
 
-/** Mean validation loss (nats per token) over up to `limit` sequences, in batches, without dropout. */
-export function validationLoss(model: Gpt, kind: GptKind, data: TokenSet, map: CoarseMap | null, o: { limit?: number; batchSize?: number } = {}): number {
+/**
+ * Mean validation loss (nats per token) over up to `limit` sequences, in batches, without dropout. A masked-refinement
+ * aux is shown round(reveal · T) true fine tokens per sequence (seeded) and scored on the others; reveal 0 (default)
+ * masks every position, which is the paper's single-pass aux.
+ */
+export function validationLoss(model: Gpt, kind: GptKind, data: TokenSet, map: CoarseMap | null,
+  o: { limit?: number; batchSize?: number; reveal?: number } = {}): number {
   const T = data.tokens.dim(1) * data.tokens.dim(2), N = Math.min(data.tokens.dim(0), o.limit ?? Infinity), bs = o.batchSize ?? 256;
-  let sum = 0;
+  let sum = 0, count = 0;
   noGrad(() => {
     for (let i = 0; i < N; i += bs) {
       const rows = Array.from({ length: Math.min(bs, N - i) }, (_, j) => i + j);
       const { inputs, targets } = sequenceBatch(kind, data.tokens.i32, rows, T, map);
       const classes = Int32Array.from(rows, (r) => data.labels[r]!);
-      sum += model.loss(classes, inputs, targets, { training: false }).loss.item() * rows.length;
+      const masked = model.fineTable ? revealMask(targets, T, model.config.outVocab, o.reveal ?? 0, new Rng(0).split('validation mask').split(i)) : null;
+      const positions = masked ? masked.masked : targets.length;
+      const { loss } = model.loss(classes, inputs, masked?.targets ?? targets, { training: false, fineInputs: masked?.fineInputs });
+      sum += loss.item() * positions;
+      count += positions;
     }
   });
-  return sum / N;
+  return sum / count;
 }
 
 export class GptTrainTask implements TrainTask {
@@ -131,7 +143,9 @@ export class GptTrainTask implements TrainTask {
     const { inputs, targets } = sequenceBatch(this.kind, this.data.tokens.i32, b.indices, this.T, this.map);
     for (let i = 0; i < b.indices.length; i++) this.classes[i] = this.data.labels[b.indices[i]!]!;
     const rng = new Rng(this.options.seed).split('dropout').split(step);
-    const { loss } = this.model.loss(this.classes, inputs, targets, { training: true, rng });
+    const masked = this.model.fineTable
+      ? trainingMask(targets, this.T, this.model.config.outVocab, new Rng(this.options.seed).split('mask').split(step)) : null;
+    const { loss } = this.model.loss(this.classes, inputs, masked?.targets ?? targets, { training: true, rng, fineInputs: masked?.fineInputs });
     backward(loss);
     return { loss: loss.item() };
   }

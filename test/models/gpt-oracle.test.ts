@@ -19,7 +19,7 @@ function modelFromFixture(file: SafetensorsFile): { model: Gpt; oc: OracleConfig
   const config: GptConfig = {
     inVocab: oc.vocab_size, outVocab: oc.out_vocab_size, numClasses: oc.num_classes, grid: Math.sqrt(oc.block_size),
     layers: oc.n_layer, dim: oc.dim, heads: oc.n_head, causal: oc.causal, dropout: 0, classDropout: 0,
-    ffnMultipleOf: oc.multiple_of, normEps: oc.norm_eps, ropeBase: oc.rope_base,
+    ffnMultipleOf: oc.multiple_of, normEps: oc.norm_eps, ropeBase: oc.rope_base, fineVocab: 0,
   };
   const model = new Gpt(config);
   assert.equal(model.hidden, oc.ffn_hidden);
