@@ -110,6 +110,9 @@ a)
   gpt "$A" coarse-ar S coarse-ar-S
   gpt "$A" fine-aux S fine-aux-S
   gpt "$A" fine-aux tiny fine-aux-tiny
+  # Beyond the paper (docs/refinement.md): an aux-S that also reads chosen fine tokens; its validation loss with half
+  # of them shown against the plain aux's is what iterative refinement could buy.
+  gpt "$A" fine-aux S fine-aux-S-masked --refine masked
   wait_for "$CLASSIFIER.done" "the evaluation classifier (lane b)"
   step eval-recon-v4096 "$A/eval/recon.json" -- eval recon --tokenizer "$A/tokenizer.safetensors" --classifier "$CLASSIFIER" --out "$A/eval/recon.json"
   ev "$A" baseline-S $(base "$A" baseline-S)
