@@ -1,0 +1,176 @@
+#!/usr/bin/env node
+// Turns a regime run (experiments/regime.sh) into results/regime/: summary.json (one row per evaluated model and
+// setting, the stage-2 ceiling rows, validation losses, wall clock), tables.md, the plots and sample grids. Reads only
+// what the run wrote (eval reports, train reports, event logs, times.jsonl); a missing piece is simply absent.
+//
+//   node experiments/regime-summary.mjs [RUN_DIR] [OUT_DIR]      (defaults: runs/regime, results/regime)
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const run = process.argv[2] ?? join(REPO, 'runs/regime');
+const out = process.argv[3] ?? join(REPO, 'results/regime');
+const CLI = join(REPO, 'dist/src/cli/main.js');
+const { GPT_PRESETS } = await import(join(REPO, 'dist/src/models/gpt.js'));
+mkdirSync(out, { recursive: true });
+
+const readJson = (path) => (existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : null);
+const writeAtomic = (path, text) => { writeFileSync(path + '.tmp', text); renameSync(path + '.tmp', path); };
+const rel = (path) => relative(REPO, path);
+const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const std = (xs) => (xs.length < 2 ? null : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
+
+/** The preset whose sizes a config has (or "layers×dim"). */
+function presetOf(c) {
+  const hit = Object.entries(GPT_PRESETS).find(([, p]) => p.layers === c.layers && p.dim === c.dim && p.heads === c.heads);
+  return hit ? hit[0] : `${c.layers}x${c.dim}`;
+}
+
+/** What a checkpoint path is: its train report (a snapshot `X.stepN.safetensors` reads X's) and passes done. */
+function modelInfo(path) {
+  if (!path) return null;
+  const snap = /^(.*)\.step(\d+)\.safetensors$/.exec(path);
+  const base = snap ? `${snap[1]}.safetensors` : path;
+  const report = readJson(resolve(REPO, base.replace(/\.safetensors$/, '.report.json')));
+  if (!report) return null;
+  const stepsPerPass = report.steps / report.options.epochs;
+  return {
+    file: rel(resolve(REPO, path)), preset: presetOf(report.config), parameters: report.parameters, dropout: report.config.dropout,
+    refine: report.config.fineVocab > 0 ? 'masked' : null, K: report.clusters_k === undefined ? null : Number(report.clusters_k),
+    passes: snap ? Number(snap[2]) / stepsPerPass : report.options.epochs, valLoss: report.valLoss, valLossHalf: report.valLossHalf ?? null,
+  };
+}
+
+// Every evaluation report under RUN/v*/eval/ (the ceiling reports aside).
+const vocabDirs = existsSync(run) ? readdirSync(run).filter((d) => /^v\d+$/.test(d)).sort() : [];
+const evaluated = [];
+const ceiling = [];
+for (const vdir of vocabDirs) {
+  const evalDir = join(run, vdir, 'eval');
+  const V = Number(vdir.slice(1));
+  for (const f of existsSync(evalDir) ? readdirSync(evalDir).filter((x) => x.endsWith('.json')).sort() : []) {
+    const r = readJson(join(evalDir, f)), source = rel(join(evalDir, f));
+    if (r.kind === 'ctfgen.eval-ceiling') {
+      const aux = modelInfo(r.paths.aux);
+      for (const row of r.rows)
+        ceiling.push({
+          setting: `${vdir} ${f.replace(/^ceiling-|\.json$/g, '')}`, V, aux: aux?.preset ?? null, name: row.name, images: row.images,
+          fid: row.metrics.fid, is: row.metrics.isMean, precision: row.metrics.precision, recall: row.metrics.recall,
+          classAccuracy: row.metrics.classAccuracy, tokensKept: row.tokensKept, coarseKept: row.coarseKept, source,
+        });
+      continue;
+    }
+    if (r.kind !== 'ctfgen.eval-report') continue;
+    for (const method of r.methods) {
+      const res = r.results[method], m = res.metrics;
+      const lead = modelInfo(method === 'ctf' ? r.paths.stage1 : r.paths.baseline), aux = method === 'ctf' ? modelInfo(r.paths.aux) : null;
+      evaluated.push({
+        name: f.replace(/\.json$/, ''), V, method, backbone: lead?.preset ?? null, K: method === 'ctf' ? (lead?.K ?? null) : null,
+        aux: aux ? aux.preset + (aux.refine ? `-${aux.refine}` : '') : null, auxParams: aux?.parameters ?? null,
+        params: res.parameters.total, passes: lead?.passes ?? null, auxPasses: aux?.passes ?? null, dropout: lead?.dropout ?? null,
+        cfg: r.knobs.cfg, t1: r.knobs.t1, t2: method === 'ctf' ? r.knobs.t2 : null, seed: r.knobs.seed, n: r.knobs.n,
+        fid: m.fid, is: m.isMean, precision: m.precision, recall: m.recall, classAccuracy: m.classAccuracy,
+        imagesPerSec: res.timing.imagesPerSec, source,
+      });
+    }
+  }
+}
+
+// Rows that differ only in the sampling seed become one row: FID mean and standard deviation over the seeds.
+const key = (r) => JSON.stringify([r.V, r.method, r.backbone, r.K, r.aux, r.passes, r.auxPasses, r.dropout, r.cfg, r.t1, r.t2, r.n, r.params]);
+const groups = new Map();
+for (const r of evaluated) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
+const rows = [...groups.values()].map((g) => {
+  const first = g[0], fids = g.map((r) => r.fid);
+  const avg = (k) => mean(g.map((r) => r[k]));
+  return {
+    ...first, name: g.map((r) => r.name).join(' + '), seeds: g.map((r) => r.seed),
+    fid: mean(fids), fidStd: std(fids), is: avg('is'), precision: avg('precision'), recall: avg('recall'),
+    classAccuracy: first.classAccuracy === null ? null : avg('classAccuracy'), imagesPerSec: avg('imagesPerSec'),
+    source: g.map((r) => r.source),
+  };
+});
+
+// Validation losses of every trained GPT, and the wall clock of every finished step.
+const models = {};
+for (const vdir of vocabDirs)
+  for (const f of readdirSync(join(run, vdir)).filter((x) => x.endsWith('.report.json'))) {
+    const r = readJson(join(run, vdir, f));
+    if (r.kind !== 'ctfgen.train-report') continue;
+    models[`${vdir}/${f.replace(/\.report\.json$/, '')}`] = {
+      model: r.model, preset: presetOf(r.config), parameters: r.parameters, passes: r.options.epochs, dropout: r.config.dropout,
+      refine: r.config.fineVocab > 0 ? 'masked' : null, valLoss: r.valLoss, valLossHalf: r.valLossHalf ?? null, steps: r.steps,
+    };
+  }
+const times = existsSync(join(run, 'times.jsonl'))
+  ? readFileSync(join(run, 'times.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+const real = readJson(join(run, 'eval-real.json'));
+
+// Plots: FID gap (CTF − baseline, same V, backbone, passes, dropout, CFG and τ1) per setting; FID against passes;
+// the validation curves of the auxes.
+const plots = [];
+const pointsFile = (name, points) => { const p = join(out, `${name}.points.json`); writeAtomic(p, JSON.stringify({ points }) + '\n'); return p; };
+const plot = (args, png) => {
+  const r = spawnSync(process.execPath, [CLI, 'plot', ...args, '--out', join(out, png)], { encoding: 'utf8' });
+  if (r.status === 0) plots.push(png); else process.stderr.write(`plot ${png}: ${r.stderr}`);
+};
+const gaps = [];
+for (const c of rows.filter((r) => r.method === 'ctf')) {
+  const b = rows.find((r) => r.method === 'baseline' && r.V === c.V && r.backbone === c.backbone && r.passes === c.passes &&
+    r.dropout === c.dropout && r.cfg === c.cfg && r.t1 === c.t1 && r.n === c.n);
+  if (b) gaps.push({ V: c.V, backbone: c.backbone, aux: c.aux, passes: c.passes, dropout: c.dropout, ctf: c.fid, baseline: b.fid, gap: c.fid - b.fid });
+}
+const curve = (method, aux) => rows.filter((r) => r.method === method && r.V === 4096 && r.backbone === 'S' && r.n === 2000 && (aux === null || r.aux === aux))
+  .map((r) => [r.passes, r.fid]).sort((a, b) => a[0] - b[0]);
+const fidVsPass = { baseline: curve('baseline', null), ctf: curve('ctf', 'ML') };
+if (fidVsPass.baseline.length > 1 || fidVsPass.ctf.length > 1)
+  plot(['points', '--x-label', 'passes', '--y-label', 'FID (2000 samples)', '--title', 'FID against training passes, backbone S, V 4096',
+    `baseline=${pointsFile('fid-vs-pass-baseline', fidVsPass.baseline)}`, `CTF (aux ML)=${pointsFile('fid-vs-pass-ctf', fidVsPass.ctf)}`], 'fid-vs-pass.png');
+const auxLogs = Object.keys(models).filter((m) => models[m].model === 'fine-aux').map((m) => `${m}=${join(run, `${m}.events.jsonl`)}`)
+  .filter((a) => existsSync(a.split('=')[1]));
+if (auxLogs.length) plot(['curves', '--x', 'epoch', '--title', 'aux validation loss (all fine tokens masked)', ...auxLogs], 'aux-val-loss.png');
+if (gaps.length) {
+  // One series per (V, aux): the gap at each backbone size, x = the backbone's parameter count in millions.
+  const series = new Map();
+  for (const g of gaps.filter((x) => x.passes === 1 && x.dropout === 0.1)) {
+    const k = `V${g.V} aux ${g.aux}`, row = rows.find((r) => r.method === 'baseline' && r.V === g.V && r.backbone === g.backbone);
+    series.set(k, [...(series.get(k) ?? []), [row.params / 1e6, g.gap]]);
+  }
+  const args = [...series].map(([k, pts]) => `${k}=${pointsFile(`gap-${k.replace(/\W+/g, '-')}`, pts.sort((a, b) => a[0] - b[0]))}`);
+  if (args.length) plot(['points', '--x-label', 'baseline parameters (M)', '--y-label', 'FID(CTF) − FID(baseline)', '--title', 'CTF − baseline FID (below 0: CTF wins)', ...args], 'fid-gap.png');
+}
+// Sample grids of every evaluation, copied beside the summary.
+for (const vdir of vocabDirs) {
+  const evalDir = join(run, vdir, 'eval');
+  for (const f of existsSync(evalDir) ? readdirSync(evalDir).filter((x) => x.endsWith('.png')) : []) {
+    mkdirSync(join(out, 'grids'), { recursive: true });
+    copyFileSync(join(evalDir, f), join(out, 'grids', `${vdir}-${f}`));
+  }
+}
+
+const summary = {
+  kind: 'ctfgen.regime-summary', date: new Date().toISOString(), run: rel(run), command: 'bash experiments/regime.sh && node experiments/regime-summary.mjs',
+  real: real?.metrics ?? null, rows, ceiling, gaps, models, plots,
+  wallClock: { steps: times, totalSeconds: times.reduce((s, t) => s + t.seconds, 0) },
+};
+writeAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+
+const fmt = (x, d = 2) => (x === null || x === undefined ? '–' : typeof x === 'number' ? x.toFixed(d) : String(x));
+const md = [
+  '# Where CTF wins — tables (written by experiments/regime-summary.mjs from ' + rel(run) + ')', '',
+  '| V | method | backbone | K | aux | params | passes | dropout | CFG | τ1 | τ2 | n | FID | ± (seeds) | IS | prec | rec | class acc | img/s | report |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ...rows.map((r) => `| ${r.V} | ${r.method} | ${r.backbone} | ${fmt(r.K, 0)} | ${r.aux ?? '–'} | ${(r.params / 1e6).toFixed(2)} M | ${fmt(r.passes)} | ${r.dropout} | ${r.cfg} | ${r.t1} | ${fmt(r.t2, 1)} | ${r.n} | ${fmt(r.fid)} | ${r.fidStd === null ? '–' : `${fmt(r.fidStd)} (${r.seeds.length})`} | ${fmt(r.is)} | ${fmt(r.precision, 3)} | ${fmt(r.recall, 3)} | ${fmt(r.classAccuracy, 3)} | ${fmt(r.imagesPerSec, 0)} | ${r.name} |`),
+  '', '## Stage-2 ceiling', '',
+  '| setting | row | images | FID | IS | prec | rec | class acc | tokens kept | clusters kept |', '|---|---|---|---|---|---|---|---|---|---|',
+  ...ceiling.map((c) => `| ${c.setting} | ${c.name} | ${c.images} | ${fmt(c.fid)} | ${fmt(c.is)} | ${fmt(c.precision, 3)} | ${fmt(c.recall, 3)} | ${fmt(c.classAccuracy, 3)} | ${fmt(c.tokensKept, 3)} | ${fmt(c.coarseKept, 3)} |`),
+  '', '## Trained models', '', '| model | preset | parameters | passes | dropout | refine | val loss | val loss, half shown |', '|---|---|---|---|---|---|---|---|',
+  ...Object.entries(models).map(([k, m]) => `| ${k} | ${m.preset} | ${m.parameters.toLocaleString('en')} | ${m.passes} | ${m.dropout} | ${m.refine ?? '–'} | ${fmt(m.valLoss, 4)} | ${fmt(m.valLossHalf, 4)} |`),
+  '', '## Wall clock of every step', '', '| step | seconds | threads | finished |', '|---|---|---|---|',
+  ...times.map((t) => `| ${t.step} | ${t.seconds} | ${t.threads ?? ''} | ${t.finishedAt} |`),
+  '', `Total: ${(summary.wallClock.totalSeconds / 3600).toFixed(2)} h of step time (two lanes side by side: wall clock is less).`, '',
+];
+writeAtomic(join(out, 'tables.md'), md.join('\n'));
+process.stderr.write(`wrote ${rel(join(out, 'summary.json'))}, tables.md, ${plots.length} plots (${rows.length} rows, ${ceiling.length} ceiling rows)\n`);
