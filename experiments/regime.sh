@@ -106,13 +106,13 @@ a)
   # V = 4096, K = 128: the reproduction's setting, re-established, then the paper's proportions and training length.
   tokenizer "$A" 4096
   step cluster-v4096 "$A/clusters.safetensors" -- cluster --tokenizer "$A/tokenizer.safetensors" --k 128 --seed 0 --out "$A/clusters.safetensors"
+  gpt "$A" fine-aux S fine-aux-S
+  # Beyond the paper (docs/refinement.md): an aux-S that also reads chosen fine tokens; its validation loss with half
+  # of them shown against the plain aux's is what iterative refinement could buy (first: it decides what to build).
+  gpt "$A" fine-aux S fine-aux-S-masked --refine masked
   gpt "$A" baseline S baseline-S
   gpt "$A" coarse-ar S coarse-ar-S
-  gpt "$A" fine-aux S fine-aux-S
   gpt "$A" fine-aux tiny fine-aux-tiny
-  # Beyond the paper (docs/refinement.md): an aux-S that also reads chosen fine tokens; its validation loss with half
-  # of them shown against the plain aux's is what iterative refinement could buy.
-  gpt "$A" fine-aux S fine-aux-S-masked --refine masked
   wait_for "$CLASSIFIER.done" "the evaluation classifier (lane b)"
   step eval-recon-v4096 "$A/eval/recon.json" -- eval recon --tokenizer "$A/tokenizer.safetensors" --classifier "$CLASSIFIER" --out "$A/eval/recon.json"
   ev "$A" baseline-S $(base "$A" baseline-S)
