@@ -48,6 +48,7 @@ const evalCommand: Command = {
       topP: { type: 'number', default: 1, help: 'top-p of both stages (1 = off)' },
       mask: { type: 'string', default: 'on', help: 'stage 2 samples only inside the predicted cluster: on|off' },
       cfg2: { type: 'number', default: 1, help: 'guidance of stage 2 (1 = off)' },
+      refineRounds: { type: 'int', default: 1, min: 1, help: 'stage-2 rounds of masked refinement (1 = the paper\'s single pass; more need an aux trained with --refine masked)' },
       seed: { type: 'int', default: 0, min: 0, help: 'root of every image\'s random stream' },
       batch: { type: 'int', default: 64, min: 1, help: 'images per sampling batch (the timing is at this batch)' },
       k: { type: 'int', default: 3, min: 1, help: 'neighbours of the precision/recall manifolds' },
@@ -76,6 +77,7 @@ const evalCommand: Command = {
       n: f['n'] as number, seed: f['seed'] as number, batch: f['batch'] as number,
       cfg: f['cfg'] as number, t1: checkNumber(f, 't1', (v) => v >= 0, 'must be ≥ 0'), t2: checkNumber(f, 't2', (v) => v >= 0, 'must be ≥ 0'),
       topK: f['topK'] as number, topP: checkNumber(f, 'topP', (v) => v > 0 && v <= 1, 'must be in (0, 1]'), mask: (onOff(f, 'mask') ?? true), cfg2: f['cfg2'] as number,
+      rounds: f['refineRounds'] as number,
       k: f['k'] as number,
     };
     const crop = (onOff(f, 'npzCrop') ?? true);
@@ -98,7 +100,7 @@ const evalCommand: Command = {
       const progress = new Progress({ label: method, total: knobs.n, unit: 'img' });
       const s: EvalSamples = sampleForEval(pieces, classifier.model, {
         method, n: knobs.n, seed: knobs.seed, batchSize: knobs.batch, cfgScale: knobs.cfg, temperature: knobs.t1, topK: knobs.topK, topP: knobs.topP,
-        stage2: { temperature: knobs.t2, topK: knobs.topK, topP: knobs.topP, clusterMask: knobs.mask, cfgScale: knobs.cfg2 },
+        stage2: { temperature: knobs.t2, topK: knobs.topK, topP: knobs.topP, clusterMask: knobs.mask, cfgScale: knobs.cfg2, rounds: knobs.rounds },
       }, (done) => progress.update(Math.floor(done)));
       progress.finish();
       const t0 = performance.now();

@@ -68,6 +68,7 @@ export const sampleCommand: Command = {
       topP: { type: 'number', default: 1, help: 'top-p of both stages (1 = off)' },
       mask: { type: 'string', default: 'on', help: 'stage 2 samples only inside the predicted cluster: on|off' },
       cfg2: { type: 'number', default: 1, help: 'guidance scale of stage 2 (1 = off; doubles its cost)' },
+      refineRounds: { type: 'int', default: 1, min: 1, help: 'stage-2 rounds of masked refinement (1 = the paper\'s single pass; more need an aux trained with --refine masked)' },
       seed: { type: 'int', default: 0, min: 0, help: 'root of every image\'s random stream' },
       batch: { type: 'int', default: 64, min: 1, help: 'images per chunk (memory and speed only)' },
       out: { type: 'string', help: 'PNG grid to write (default with --run: DIR/samples-<method>.png)' },
@@ -110,7 +111,7 @@ export const sampleCommand: Command = {
     const r = sampleImages(pieces, {
       method, classes, seed: f['seed'] as number, batchSize: f['batch'] as number,
       cfgScale: f['cfg'] as number, temperature, topK: f['topK'] as number, topP,
-      stage2: { temperature: t2, topK: f['topK'] as number, topP, clusterMask: mask, cfgScale: f['cfg2'] as number },
+      stage2: { temperature: t2, topK: f['topK'] as number, topP, clusterMask: mask, cfgScale: f['cfg2'] as number, rounds: f['refineRounds'] as number },
       onProgress: (e) => { if (e.phase === 'stage1' && e.done < N) progress.update(Math.floor(e.done)); },
     });
     progress.finish();

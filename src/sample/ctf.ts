@@ -12,6 +12,7 @@ import { sgemm } from '../engine/ops/matmul.js';
 import type { Rng } from '../engine/rng.js';
 import { sampleLogits, type SampleOptions } from '../engine/sampling.js';
 import type { Gpt } from '../models/gpt.js';
+import { maskedShare } from '../models/masked-refine.js';
 import { DEFAULT_BATCH_SIZE, generate, type GenerateOptions } from './generate.js';
 import { finalHidden } from './hidden.js';
 import {
@@ -26,6 +27,12 @@ export interface RefineOptions extends LogitsOptions {
   clusterMask?: boolean;
   /** 'fast' (default) computes only the cluster members' logits when the mask is on; 'full' always all V. */
   head?: 'fast' | 'full';
+  /**
+   * Rounds of masked refinement (default 1 = the paper's single pass). Needs an aux trained with --refine masked and
+   * the cluster mask: each round samples every still-masked position, keeps the most confident ones (MaskGIT's
+   * cosine schedule says how many) and shows them to the next round (docs/refinement.md).
+   */
+  rounds?: number;
 }
 
 /** The output head's rows regrouped cluster by cluster: cluster c is rows start[c] … start[c+1]-1 of w. */
@@ -53,7 +60,7 @@ export class ClusterHead {
  * the cluster and sampling (same options, same rng ⇒ same token up to float rounding in the head).
  */
 export function sampleWithinClusters(head: ClusterHead, map: ClusterPartition, hidden: Float32Array, coarse: Int32Array,
-  o: SampleOptions, rngs: readonly Rng[]): Int32Array {
+  o: SampleOptions, rngs: readonly Rng[], confidence?: Float32Array): Int32Array {
   const N = coarse.length, D = head.dim, K = map.k;
   if (hidden.length !== N * D || rngs.length !== N)
     throw new CtfError(`sampleWithinClusters: hidden of ${hidden.length} values, ${rngs.length} rngs for ${N} positions of dim ${D}`);
@@ -82,8 +89,18 @@ export function sampleWithinClusters(head: ClusterHead, map: ClusterPartition, h
     const local = sampleLogits(logits.subarray(0, n * m), n, m, o, rows);
     const members = map.members[c]!;
     for (let j = 0; j < n; j++) fine[order[pos[c]! + j]!] = members[local[j]!]!;
+    if (confidence) for (let j = 0; j < n; j++) confidence[order[pos[c]! + j]!] = softmaxAt(logits.subarray(j * m, (j + 1) * m), local[j]!, o.temperature ?? 1);
   }
   return fine;
+}
+
+/** softmax(row / τ)[i] (τ = 0, greedy, scores as τ = 1): the probability of the drawn member. */
+function softmaxAt(row: Float32Array, i: number, temperature: number): number {
+  const t = temperature > 0 ? temperature : 1;
+  let max = -Infinity, sum = 0;
+  for (const v of row) max = Math.max(max, v);
+  for (const v of row) sum += Math.exp((v - max) / t);
+  return Math.exp((row[i]! - max) / t) / sum;
 }
 
 /** The stage-2 streams of a chunk: one per (image, position), split from each image's stream. */
@@ -96,12 +113,13 @@ function positionRngs(images: readonly Rng[], T: number): Rng[] {
  * the auxiliary model (two rows per image with stage-2 guidance).
  */
 export function refineChunk(aux: Gpt, map: ClusterPartition, classes: Int32Array, coarse: Int32Array, images: readonly Rng[],
-  o: Required<LogitsOptions> & { clusterMask: boolean; head: 'fast' | 'full' }, clusterHead?: ClusterHead): Int32Array {
+  o: Required<LogitsOptions> & { clusterMask: boolean; head: 'fast' | 'full'; rounds: number }, clusterHead?: ClusterHead): Int32Array {
   const B = classes.length, N = coarse.length, V = aux.config.outVocab;
   const rngs = positionRngs(images, N / B);
   const cfg = usesCfg(o.cfgScale);
   const cls = cfg ? cfgClasses(classes, aux.config.numClasses) : classes, tokens = cfg ? cfgTokens(coarse) : coarse;
   return noGrad(() => {
+    if (aux.fineTable) return refineRounds(aux, map, cls, tokens, coarse, rngs, o, clusterHead);
     if (o.clusterMask && o.head === 'fast') {
       // The head is linear and bias-free: guiding the hidden states guides the logits.
       const states = finalHidden(aux, cls, tokens).f32;  // (rows·T, dim)
@@ -113,6 +131,44 @@ export function refineChunk(aux: Gpt, map: ClusterPartition, classes: Int32Array
     if (o.clusterMask) maskToClusters(logits, V, coarse, map);
     return sampleLogits(logits, N, V, o, rngs);
   });
+}
+
+/**
+ * Stage 2 of an aux that reads chosen fine tokens: o.rounds rounds over one chunk. cls / tokens: the (possibly
+ * CFG-doubled) classes and coarse labels; coarse (B·T) and rngs (B·T) the chunk's own. Round 1 sees every position
+ * masked; after round r (of R) ⌊T · cos(π/2 · r/R)⌋ positions per image stay masked (at least one fewer each round),
+ * the others keep the token drawn for them, ranked by its probability. Round r > 1 draws from stream split(r − 1)
+ * of each position's, so one round is exactly a single pass with the round-1 streams.
+ */
+function refineRounds(aux: Gpt, map: ClusterPartition, cls: Int32Array, tokens: Int32Array, coarse: Int32Array, rngs: readonly Rng[],
+  o: Required<LogitsOptions> & { clusterMask: boolean; head: 'fast' | 'full'; rounds: number }, clusterHead?: ClusterHead): Int32Array {
+  if (!o.clusterMask || o.head !== 'fast')
+    throw new CtfError('stage 2: masked refinement samples inside the predicted clusters: it needs the cluster mask on (and the fast head)');
+  const N = coarse.length, B = cls.length / (usesCfg(o.cfgScale) ? 2 : 1), T = N / B, R = o.rounds, MASK = aux.config.outVocab;
+  const head = clusterHead ?? new ClusterHead(aux.output.f32, aux.config.dim, map), D = aux.config.dim;
+  const fine = new Int32Array(N).fill(MASK);
+  let masked = T;
+  for (let r = 0; r < R && masked > 0; r++) {
+    const states = finalHidden(aux, cls, tokens, usesCfg(o.cfgScale) ? cfgTokens(fine) : fine).f32;  // (rows·T, dim)
+    const hidden = usesCfg(o.cfgScale) ? guide(states, D, o.cfgScale) : states;
+    const open = Int32Array.from({ length: N }, (_, i) => i).filter((i) => fine[i] === MASK);
+    const sub = new Float32Array(open.length * D);
+    open.forEach((i, j) => sub.set(hidden.subarray(i * D, (i + 1) * D), j * D));
+    const confidence = new Float32Array(open.length);
+    const streams = Array.from(open, (i) => (r === 0 ? rngs[i]! : rngs[i]!.split(r)));
+    const drawn = sampleWithinClusters(head, map, sub, open.map((i) => coarse[i]!), o, streams, confidence);
+    const left = r === R - 1 ? 0 : Math.min(masked - 1, Math.floor(T * maskedShare((r + 1) / R)));
+    // open is ascending, so each image's still-masked positions are one run of it; keep the most confident.
+    for (let b = 0, j0 = 0; b < B; b++) {
+      let j1 = j0;
+      while (j1 < open.length && open[j1]! < (b + 1) * T) j1++;
+      const mine = Array.from({ length: j1 - j0 }, (_, k) => j0 + k).sort((x, y) => confidence[y]! - confidence[x]! || x - y);
+      for (const j of mine.slice(0, masked - left)) fine[open[j]!] = drawn[j]!;
+      j0 = j1;
+    }
+    masked = left;
+  }
+  return fine;
 }
 
 /** Refuses a stage-1 / aux / coarse-map triple that was not made for each other, naming the mismatch. */
@@ -135,7 +191,10 @@ export function checkCtfModels(stage1: Gpt | null, aux: Gpt, map: ClusterPartiti
 export function refine(aux: Gpt, map: ClusterPartition, classes: Int32Array, coarse: Int32Array,
   o: RefineOptions & Pick<GenerateOptions, 'seed' | 'imageIndices' | 'batchSize'> = {}): Int32Array {
   checkCtfModels(null, aux, map);
-  const s = { ...resolveLogitsOptions(o, 'stage 2'), clusterMask: o.clusterMask ?? true, head: o.head ?? 'fast' };
+  const s = { ...resolveLogitsOptions(o, 'stage 2'), clusterMask: o.clusterMask ?? true, head: o.head ?? 'fast', rounds: o.rounds ?? 1 };
+  if (!Number.isInteger(s.rounds) || s.rounds < 1) throw new CtfError(`stage 2: rounds ${s.rounds} must be an integer ≥ 1`);
+  if (s.rounds > 1 && !aux.fineTable)
+    throw new CtfError(`stage 2: ${s.rounds} rounds need an aux trained with --refine masked; this aux reads coarse labels only (1 round)`);
   const N = classes.length, T = aux.config.grid ** 2, batchSize = o.batchSize ?? DEFAULT_BATCH_SIZE;
   if (coarse.length !== N * T) throw new CtfError(`stage 2: ${coarse.length} coarse labels for ${N} images of ${T} tokens`);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new CtfError(`stage 2: batchSize ${batchSize} must be a positive integer`);

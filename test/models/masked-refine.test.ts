@@ -10,6 +10,7 @@ import { Tensor } from '../../src/engine/tensor.js';
 import { Gpt, IGNORE_TARGET, gptConfig } from '../../src/models/gpt.js';
 import { decodeGptCheckpoint, encodeGptCheckpoint } from '../../src/models/gpt-checkpoint.js';
 import { maskedShare, revealMask, trainingMask } from '../../src/models/masked-refine.js';
+import { refine } from '../../src/sample/ctf.js';
 import { finalHidden } from '../../src/sample/hidden.js';
 import { tokenizerConfig } from '../../src/tokenizer/config.js';
 import type { TokenSet } from '../../src/tokenizer/tokens-file.js';
@@ -62,7 +63,7 @@ test('an aux with a fine-token table: needs fine inputs, saves fine_embeddings, 
   assert.ok(!plain.stateDict().has('fine_embeddings.weight'));
 });
 
-test('trained on images whose tokens all repeat one codeword, it learns to copy what is shown', async () => {
+test('trained on images whose tokens all repeat one codeword, it learns to copy what is shown; rounds of sampling do', async () => {
   // The coarse labels say the cluster (8 members on average); only the shown tokens say which member.
   const N = 512, rng = new Rng(7), tokens = new Int32Array(N * T), labels = new Int32Array(N);
   for (let n = 0; n < N; n++) tokens.fill(rng.int(V), n * T, (n + 1) * T);
@@ -79,4 +80,28 @@ test('trained on images whose tokens all repeat one codeword, it learns to copy 
   await runTraining(t, { optimizer: t.optimizer, params: model.parameters(), lr: (s) => t.lr(s), startStep: 0, gradClip: 1, emit: () => undefined });
   const blind = validationLoss(model, 'fine-aux', data, map, { limit: 128 }), half = validationLoss(model, 'fine-aux', data, map, { limit: 128, reveal: 0.5 });
   assert.ok(half < 0.5 && blind > 1, `loss with half shown ${half.toFixed(3)} vs none shown ${blind.toFixed(3)} (a cluster of ~8 members: ln 8 = 2.08)`);
+
+  // Sampling: one round draws every position alone (images rarely come out as one codeword); with rounds, the
+  // later positions see the earlier choices and copy them.
+  const images = 40, classes = Int32Array.from({ length: images }, (_, i) => i % 3);
+  const coarse = new Int32Array(images * T);
+  for (let n = 0; n < images; n++) coarse.fill(map.fineToCoarse[tokens[n * T]!]!, n * T, (n + 1) * T);
+  const uniform = (fine: Int32Array): number => {
+    let same = 0;
+    for (let n = 0; n < images; n++) same += fine.subarray(n * T, (n + 1) * T).every((f) => f === fine[n * T]) ? 1 : 0;
+    return same / images;
+  };
+  const sample = (rounds: number, batchSize: number): Int32Array => refine(model, map, classes, coarse, { rounds, batchSize, seed: 3 });
+  const one = sample(1, 40), many = sample(8, 40);
+  assert.deepEqual(toCoarseLabels(many, map), coarse, 'every round samples inside the cluster');
+  assert.ok(uniform(many) > 0.8 && uniform(one) < 0.3, `images of one codeword: ${uniform(one)} with 1 round, ${uniform(many)} with 8`);
+  assert.deepEqual(sample(8, 7), many, 'the batch size changes no image');
+  assert.deepEqual(sample(1, 13), one);
+  assert.throws(() => refine(model, map, classes, coarse, { rounds: 2, clusterMask: false }), /needs the cluster mask on/);
+  const plain = new Gpt(gptConfig('tiny', gptTask('fine-aux', data, map), { layers: 1, dim: 32, heads: 2 }), new Rng(1));
+  assert.throws(() => refine(plain, map, classes, coarse, { rounds: 2 }), /2 rounds need an aux trained with --refine masked/);
 });
+
+function toCoarseLabels(fine: Int32Array, map: { fineToCoarse: Int32Array }): Int32Array {
+  return fine.map((f) => map.fineToCoarse[f]!);
+}
