@@ -119,6 +119,10 @@ a)
   ev "$A" ctf-S-auxS $(ctf "$A" coarse-ar-S fine-aux-S)
   ev "$A" ctf-S-auxtiny $(ctf "$A" coarse-ar-S fine-aux-tiny)
   ceiling "$A" S-auxS fine-aux-S baseline-S coarse-ar-S
+  # Masked refinement: the aux that reads chosen fine tokens, R rounds of stage 2 (R = 1: its single pass).
+  for rounds in 1 2 4 8; do
+    ev "$A" "ctf-S-auxS-masked-R$rounds" $(ctf "$A" coarse-ar-S fine-aux-S-masked) --refine-rounds "$rounds"
+  done
   # The paper's proportions: an aux of preset ML (6 layers, dim 256), ~3x baseline S's parameters, 4 passes with
   # its validation curve, shared by the S and tiny stage-1 models.
   gpt "$A" fine-aux ML fine-aux-ML --epochs 4 --checkpoint-every 200 --snapshot-every 937
