@@ -33,7 +33,21 @@ export interface RefineOptions extends LogitsOptions {
    * cosine schedule says how many) and shows them to the next round (docs/refinement.md).
    */
   rounds?: number;
+  /** Called after every round with the chunk's fine tokens so far ((B·T), V where still masked): previews. */
+  onRound?: (e: RoundEvent) => void;
 }
+
+export interface RoundEvent {
+  first: number;      // request index of the chunk's first image
+  round: number;      // 1 … rounds
+  rounds: number;
+  fine: Int32Array;   // (count, T) the chunk's fine tokens, V (the [MASK] id) where still masked; a live view
+}
+
+/** Stage 2's options for one chunk, resolved. */
+type Stage2Settings = Required<LogitsOptions> & {
+  clusterMask: boolean; head: 'fast' | 'full'; rounds: number; onRound?: (round: number, fine: Int32Array) => void;
+};
 
 /** The output head's rows regrouped cluster by cluster: cluster c is rows start[c] … start[c+1]-1 of w. */
 export class ClusterHead {
@@ -113,7 +127,7 @@ function positionRngs(images: readonly Rng[], T: number): Rng[] {
  * the auxiliary model (two rows per image with stage-2 guidance).
  */
 export function refineChunk(aux: Gpt, map: ClusterPartition, classes: Int32Array, coarse: Int32Array, images: readonly Rng[],
-  o: Required<LogitsOptions> & { clusterMask: boolean; head: 'fast' | 'full'; rounds: number }, clusterHead?: ClusterHead): Int32Array {
+  o: Stage2Settings, clusterHead?: ClusterHead): Int32Array {
   const B = classes.length, N = coarse.length, V = aux.config.outVocab;
   const rngs = positionRngs(images, N / B);
   const cfg = usesCfg(o.cfgScale);
@@ -141,7 +155,7 @@ export function refineChunk(aux: Gpt, map: ClusterPartition, classes: Int32Array
  * of each position's, so one round is exactly a single pass with the round-1 streams.
  */
 function refineRounds(aux: Gpt, map: ClusterPartition, cls: Int32Array, tokens: Int32Array, coarse: Int32Array, rngs: readonly Rng[],
-  o: Required<LogitsOptions> & { clusterMask: boolean; head: 'fast' | 'full'; rounds: number }, clusterHead?: ClusterHead): Int32Array {
+  o: Stage2Settings, clusterHead?: ClusterHead): Int32Array {
   if (!o.clusterMask || o.head !== 'fast')
     throw new CtfError('stage 2: masked refinement samples inside the predicted clusters: it needs the cluster mask on (and the fast head)');
   const N = coarse.length, B = cls.length / (usesCfg(o.cfgScale) ? 2 : 1), T = N / B, R = o.rounds, MASK = aux.config.outVocab;
@@ -167,6 +181,7 @@ function refineRounds(aux: Gpt, map: ClusterPartition, cls: Int32Array, tokens: 
       j0 = j1;
     }
     masked = left;
+    o.onRound?.(r + 1, fine);
   }
   return fine;
 }
@@ -203,7 +218,9 @@ export function refine(aux: Gpt, map: ClusterPartition, classes: Int32Array, coa
   const fine = new Int32Array(N * T);
   for (let first = 0; first < N; first += batchSize) {
     const end = Math.min(N, first + batchSize);
-    fine.set(refineChunk(aux, map, classes.subarray(first, end), coarse.subarray(first * T, end * T), images.slice(first, end), s, head), first * T);
+    const onRound = o.onRound && ((round: number, f: Int32Array): void => o.onRound!({ first, round, rounds: s.rounds, fine: f }));
+    const chunk = refineChunk(aux, map, classes.subarray(first, end), coarse.subarray(first * T, end * T), images.slice(first, end), { ...s, onRound }, head);
+    fine.set(chunk, first * T);
   }
   return fine;
 }

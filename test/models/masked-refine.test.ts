@@ -11,6 +11,7 @@ import { Gpt, IGNORE_TARGET, gptConfig } from '../../src/models/gpt.js';
 import { decodeGptCheckpoint, encodeGptCheckpoint } from '../../src/models/gpt-checkpoint.js';
 import { maskedShare, revealMask, trainingMask } from '../../src/models/masked-refine.js';
 import { refine } from '../../src/sample/ctf.js';
+import { imageRngs, maskToClusters, sampleLogits } from '../../src/sample/logits.js';
 import { finalHidden } from '../../src/sample/hidden.js';
 import { tokenizerConfig } from '../../src/tokenizer/config.js';
 import type { TokenSet } from '../../src/tokenizer/tokens-file.js';
@@ -96,6 +97,17 @@ test('trained on images whose tokens all repeat one codeword, it learns to copy 
   assert.deepEqual(toCoarseLabels(many, map), coarse, 'every round samples inside the cluster');
   assert.ok(uniform(many) > 0.8 && uniform(one) < 0.3, `images of one codeword: ${uniform(one)} with 1 round, ${uniform(many)} with 8`);
   assert.deepEqual(sample(8, 7), many, 'the batch size changes no image');
+  // One round is the single pass: the full logits with every position masked, the cluster mask, the usual streams.
+  const logits = noGrad(() => model.forward(classes, coarse, { training: false, fineInputs: new Int32Array(images * T).fill(V) })).f32;
+  const streams = imageRngs(3, classes).flatMap((r) => Array.from({ length: T }, (_, p) => r.split('aux').split(p)));
+  assert.deepEqual(sampleLogits(maskToClusters(logits, V, coarse, map), images * T, V, { temperature: 1 }, streams), one);
+  // Rounds only ever add tokens: what a round keeps, every later round keeps.
+  const seen: Int32Array[] = [];
+  refine(model, map, classes, coarse, { rounds: 4, batchSize: 40, seed: 3, onRound: (e) => seen.push(e.fine.slice()) });
+  const open = seen.map((f) => f.filter((x) => x === V).length / images);
+  assert.deepEqual(open, [Math.floor(T * Math.cos(Math.PI / 8)), Math.floor(T * Math.cos(Math.PI / 4)), Math.floor(T * Math.cos(3 * Math.PI / 8)), 0]);
+  for (let r = 1; r < seen.length; r++) assert.ok(seen[r - 1]!.every((f, i) => f === V || f === seen[r]![i]), `round ${r + 1} changed a kept token`);
+  assert.deepEqual(seen.at(-1), sample(4, 40), 'the last round is the result');
   assert.deepEqual(sample(1, 13), one);
   assert.throws(() => refine(model, map, classes, coarse, { rounds: 2, clusterMask: false }), /needs the cluster mask on/);
   const plain = new Gpt(gptConfig('tiny', gptTask('fine-aux', data, map), { layers: 1, dim: 32, heads: 2 }), new Rng(1));

@@ -43,9 +43,10 @@ function coarseMap(hash = 'tok-hash'): CoarseMap {
 const options: GptTrainOptions = { epochs: 4, batchSize: 16, lr: 3e-3, warmup: 4, schedule: 'cosine', minLrRatio: 0.1, weightDecay: 0.05, gradClip: 1, seed: 1 };
 
 async function train(kind: GptKind, data: TokenSet, map: CoarseMap | null,
-  o: { path?: string; stopAt?: number; resumeFrom?: string; opts?: Partial<GptTrainOptions>; evalEvery?: number; evals?: TrainEvent[] } = {}) {
+  o: { path?: string; stopAt?: number; resumeFrom?: string; opts?: Partial<GptTrainOptions>; evalEvery?: number; evals?: TrainEvent[]; masked?: boolean } = {}) {
   const opts = { ...options, ...o.opts };
-  const model = new Gpt(gptConfig('tiny', gptTask(kind, data, map), { layers: 1, dim: 32, heads: 2 }), new Rng(opts.seed).split('init'));
+  const sizes = { layers: 1, dim: 32, heads: 2, ...(o.masked ? { fineVocab: V + 1 } : {}) };
+  const model = new Gpt(gptConfig('tiny', gptTask(kind, data, map), sizes), new Rng(opts.seed).split('init'));
   const task = new GptTrainTask(kind, model, data, map, opts, async (t, step) => {
     if (o.path) await saveTrainState(o.path, t.trainState(step));
     return o.path ?? '';
@@ -101,6 +102,20 @@ test('resume continues exactly: N steps = N/2 + save + restore + N/2 (losses and
     whole.weights.forEach((w, i) => assert.deepEqual(second.weights[i], w, `parameter ${i}`));
     await assert.rejects(train('coarse-ar', data, map, { resumeFrom: join(dir, 'b.safetensors'), opts: { lr: 1e-3 } }), /trained with lr = 0\.003, this run has 0\.001/);
     await assert.rejects(loadTrainState(join(dir, 'b.safetensors'), 'gpt:fine-aux'), /not a "gpt:fine-aux" run/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('resume of a masked-refinement aux is exact too (the masks are a function of the step)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctfgen-gpt-'));
+  try {
+    const data = tokenSet(), map = coarseMap();
+    const whole = await train('fine-aux', data, map, { path: join(dir, 'a.safetensors'), masked: true });
+    await train('fine-aux', data, map, { path: join(dir, 'b.safetensors'), stopAt: 9, masked: true });
+    const second = await train('fine-aux', data, map, { path: join(dir, 'c.safetensors'), resumeFrom: join(dir, 'b.safetensors'), masked: true });
+    whole.weights.forEach((w, i) => assert.deepEqual(second.weights[i], w, `parameter ${i}`));
+    assert.equal(whole.model.fineTable!.size, (V + 1) * 32);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
