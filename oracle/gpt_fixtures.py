@@ -37,10 +37,11 @@ def make_model(c: lg.GptConfig, seed: int) -> lg.Gpt:
     return m.double()
 
 
-def forward_loss(model: lg.Gpt, labels, tokens, targets, first: int):
-    logits = model(labels.long(), tokens.long())
+def forward_loss(model: lg.Gpt, labels, tokens, targets, first: int, fine=None):
+    logits = model(labels.long(), tokens.long(), None if fine is None else fine.long())
     pred = logits[:, first:first + targets.shape[1]]
-    loss = F.cross_entropy(pred.reshape(-1, pred.shape[-1]), targets.long().reshape(-1))
+    # ignore_index -1: the positions a masked-refinement aux is shown take no loss (ctfgen's IGNORE_TARGET)
+    loss = F.cross_entropy(pred.reshape(-1, pred.shape[-1]), targets.long().reshape(-1), ignore_index=-1)
     return logits, loss
 
 
@@ -56,13 +57,21 @@ def make_one(path: str, c: lg.GptConfig, seed: int, generate: bool) -> int:
         tokens = torch.randint(0, c.vocab_size, (3, T), generator=gen, dtype=torch.int32)
         targets = torch.randint(0, c.out_vocab_size, (3, T), generator=gen, dtype=torch.int32)
         first = 1                                            # [class, c_0 .. c_{T-1}]: positions 1..T predict fine labels
-    logits, loss = forward_loss(model, labels, tokens, targets, first)
+    fine = None
+    if c.fine_vocab_size:
+        # Show about half of the true fine tokens; the rest are [MASK] (row V) and are the only targets.
+        shown = torch.rand((3, T), generator=gen) < 0.5
+        fine = torch.where(shown, targets, torch.full_like(targets, c.fine_vocab_size - 1))
+        targets = torch.where(shown, torch.full_like(targets, -1), targets)
+    logits, loss = forward_loss(model, labels, tokens, targets, first, fine)
     loss.backward()
 
     tensors = dict(state_dict32(model))
     tensors["input.labels"] = labels
     tensors["input.tokens"] = tokens
     tensors["input.targets"] = targets
+    if fine is not None:
+        tensors["input.fine"] = fine
     tensors["logits"] = logits.detach().float()
     tensors["loss"] = loss.detach().float()
     for name, p in model.named_parameters():
@@ -70,7 +79,7 @@ def make_one(path: str, c: lg.GptConfig, seed: int, generate: bool) -> int:
     meta = {
         "kind": "ctfgen-gpt-fixture",
         "config": json.dumps(c.to_dict()),
-        "loss": f"mean cross-entropy of logits[:, {first}:{first + T}] against input.targets",
+        "loss": f"mean cross-entropy of logits[:, {first}:{first + T}] against input.targets (-1: no loss)",
         "loss_first_position": str(first),
         "params": json.dumps([n for n, _ in model.named_parameters()]),
     }
@@ -96,11 +105,13 @@ def make_one(path: str, c: lg.GptConfig, seed: int, generate: bool) -> int:
 CAUSAL = lg.GptConfig(vocab_size=32, n_layer=2, n_head=4, dim=32, num_classes=10, block_size=16, multiple_of=16, causal=True)
 BIDIR = lg.GptConfig(vocab_size=32, out_vocab_size=48, n_layer=2, n_head=4, dim=32, num_classes=10, block_size=16,
                      multiple_of=16, causal=False)
+MASKED = lg.GptConfig(vocab_size=32, out_vocab_size=48, n_layer=2, n_head=4, dim=32, num_classes=10, block_size=16,
+                      multiple_of=16, causal=False, fine_vocab_size=49)
 
 
 def make_all(outdir: str) -> dict:
     sizes = {}
-    for name, c, seed, gen in (("gpt_causal", CAUSAL, 100, True), ("gpt_bidir", BIDIR, 200, False)):
+    for name, c, seed, gen in (("gpt_causal", CAUSAL, 100, True), ("gpt_bidir", BIDIR, 200, False), ("gpt_masked_aux", MASKED, 300, False)):
         rel = f"{name}.safetensors"
         sizes[rel] = make_one(os.path.join(outdir, rel), c, seed, gen)
     return sizes

@@ -41,6 +41,7 @@ class GptConfig:
     rope_base: float = 10000.0
     causal: bool = True
     cls_token_num: int = 1
+    fine_vocab_size: int = 0        # ctfgen's masked-refinement aux: V + 1 fine-token rows (row V = [MASK]); not LlamaGen
     ffn_hidden: int = field(init=False)
 
     def __post_init__(self):
@@ -178,15 +179,21 @@ class Gpt(nn.Module):
         self.c = c
         self.cls_embedding = ClassEmbedding(c.num_classes, c.dim)
         self.tok_embeddings = nn.Embedding(c.vocab_size, c.dim)
+        if c.fine_vocab_size:
+            self.fine_embeddings = nn.Embedding(c.fine_vocab_size, c.dim)
         self.layers = nn.ModuleList(Block(c) for _ in range(c.n_layer))
         self.norm = RMSNorm(c.dim, c.norm_eps)
         self.output = nn.Linear(c.dim, c.out_vocab_size, bias=False)
         self.register_buffer("rope", rope_table_2d(c.grid, c.head_dim, c.rope_base, c.cls_token_num), persistent=False)
 
-    def forward(self, labels, tokens):
+    def forward(self, labels, tokens, fine=None):
         """labels (B,) with num_classes = null; tokens (B, L), L ≤ block_size -> logits (B, 1 + L, out_vocab).
-        Causal training: tokens = t[:, :-1], logits predict t. Aux: tokens = coarse labels, logits[:, 1:] predict fine labels."""
-        h = torch.cat([self.cls_embedding(labels), self.tok_embeddings(tokens)], 1)
+        Causal training: tokens = t[:, :-1], logits predict t. Aux: tokens = coarse labels, logits[:, 1:] predict fine labels.
+        Masked-refinement aux: fine (B, L) chosen fine tokens or [MASK], their embeddings added to the coarse labels'."""
+        x = self.tok_embeddings(tokens)
+        if fine is not None:
+            x = x + self.fine_embeddings(fine)
+        h = torch.cat([self.cls_embedding(labels), x], 1)
         table = self.rope[: h.shape[1]].to(h.dtype)
         for layer in self.layers:
             h = layer(h, table)

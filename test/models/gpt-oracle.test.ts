@@ -1,5 +1,6 @@
 // src/models/gpt.ts against the PyTorch oracle (oracle/llamagen_gpt.py, fixtures test/fixtures/gpt_*.safetensors):
-// LlamaGen state_dict loaded by name, then logits, loss, every parameter gradient, and greedy CFG decoding.
+// LlamaGen state_dict loaded by name, then logits, loss, every parameter gradient, and greedy CFG decoding; also the
+// masked-refinement aux (fine-token embeddings added to the coarse labels', loss on the masked positions only).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { backward, noGrad } from '../../src/engine/autograd.js';
@@ -12,6 +13,7 @@ import { fx, loadFixture } from '../oracle/fixtures.js';
 interface OracleConfig {
   vocab_size: number; out_vocab_size: number; n_layer: number; n_head: number; dim: number; num_classes: number;
   block_size: number; multiple_of: number; norm_eps: number; rope_base: number; causal: boolean; ffn_hidden: number;
+  fine_vocab_size?: number;
 }
 
 function modelFromFixture(file: SafetensorsFile): { model: Gpt; oc: OracleConfig } {
@@ -19,7 +21,7 @@ function modelFromFixture(file: SafetensorsFile): { model: Gpt; oc: OracleConfig
   const config: GptConfig = {
     inVocab: oc.vocab_size, outVocab: oc.out_vocab_size, numClasses: oc.num_classes, grid: Math.sqrt(oc.block_size),
     layers: oc.n_layer, dim: oc.dim, heads: oc.n_head, causal: oc.causal, dropout: 0, classDropout: 0,
-    ffnMultipleOf: oc.multiple_of, normEps: oc.norm_eps, ropeBase: oc.rope_base, fineVocab: 0,
+    ffnMultipleOf: oc.multiple_of, normEps: oc.norm_eps, ropeBase: oc.rope_base, fineVocab: oc.fine_vocab_size ?? 0,
   };
   const model = new Gpt(config);
   assert.equal(model.hidden, oc.ffn_hidden);
@@ -31,13 +33,14 @@ function modelFromFixture(file: SafetensorsFile): { model: Gpt; oc: OracleConfig
   return { model, oc };
 }
 
-for (const name of ['gpt_causal', 'gpt_bidir']) {
+for (const name of ['gpt_causal', 'gpt_bidir', 'gpt_masked_aux']) {
   test(`${name}: logits, loss and every parameter gradient match the PyTorch oracle`, () => {
     const file = loadFixture(`${name}.safetensors`);
     const { model, oc } = modelFromFixture(file);
     const labels = fx(file, 'input.labels').i32, tokens = fx(file, 'input.tokens').i32, targets = fx(file, 'input.targets').i32;
     assert.ok(labels.includes(oc.num_classes), 'the batch has a null-class row');
-    const { loss, logits } = model.loss(labels, tokens, targets, { training: false });
+    const fineInputs = file.tensors.has('input.fine') ? fx(file, 'input.fine').i32 : undefined;  // masked-refinement aux
+    const { loss, logits } = model.loss(labels, tokens, targets, { training: false, fineInputs });
     const ref = fx(file, 'logits');  // (B, 1 + L, V), every position
     const [B, L1, V] = ref.shape as [number, number, number];
     const first = Number(file.metadata['loss_first_position']);
