@@ -56,7 +56,8 @@ for (const vdir of vocabDirs) {
       const aux = modelInfo(r.paths.aux);
       for (const row of r.rows)
         ceiling.push({
-          setting: `${vdir} ${f.replace(/^ceiling-|\.json$/g, '')}`, V, aux: aux?.preset ?? null, name: row.name, images: row.images,
+          setting: `${vdir} ${f.replace(/^ceiling-|\.json$/g, '')}`, V, aux: aux ? aux.preset + (aux.refine ? `-${aux.refine}` : '') : null,
+          rounds: r.knobs.rounds ?? 1, name: row.name, images: row.images,
           fid: row.metrics.fid, is: row.metrics.isMean, precision: row.metrics.precision, recall: row.metrics.recall,
           classAccuracy: row.metrics.classAccuracy, tokensKept: row.tokensKept, coarseKept: row.coarseKept, source,
         });
@@ -70,7 +71,8 @@ for (const vdir of vocabDirs) {
         name: f.replace(/\.json$/, ''), V, method, backbone: lead?.preset ?? null, K: method === 'ctf' ? (lead?.K ?? null) : null,
         aux: aux ? aux.preset + (aux.refine ? `-${aux.refine}` : '') : null, auxParams: aux?.parameters ?? null,
         params: res.parameters.total, passes: lead?.passes ?? null, auxPasses: aux?.passes ?? null, dropout: lead?.dropout ?? null,
-        cfg: r.knobs.cfg, t1: r.knobs.t1, t2: method === 'ctf' ? r.knobs.t2 : null, seed: r.knobs.seed, n: r.knobs.n,
+        cfg: r.knobs.cfg, t1: r.knobs.t1, t2: method === 'ctf' ? r.knobs.t2 : null, rounds: method === 'ctf' ? (r.knobs.rounds ?? 1) : null,
+        seed: r.knobs.seed, n: r.knobs.n,
         fid: m.fid, is: m.isMean, precision: m.precision, recall: m.recall, classAccuracy: m.classAccuracy,
         imagesPerSec: res.timing.imagesPerSec, source,
       });
@@ -79,7 +81,7 @@ for (const vdir of vocabDirs) {
 }
 
 // Rows that differ only in the sampling seed become one row: FID mean and standard deviation over the seeds.
-const key = (r) => JSON.stringify([r.V, r.method, r.backbone, r.K, r.aux, r.passes, r.auxPasses, r.dropout, r.cfg, r.t1, r.t2, r.n, r.params]);
+const key = (r) => JSON.stringify([r.V, r.method, r.backbone, r.K, r.aux, r.passes, r.auxPasses, r.dropout, r.cfg, r.t1, r.t2, r.rounds, r.n, r.params]);
 const groups = new Map();
 for (const r of evaluated) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
 const rows = [...groups.values()].map((g) => {
@@ -141,6 +143,16 @@ if (gaps.length) {
   const args = [...series].map(([k, pts]) => `${k}=${pointsFile(`gap-${k.replace(/\W+/g, '-')}`, pts.sort((a, b) => a[0] - b[0]))}`);
   if (args.length) plot(['points', '--x-label', 'baseline parameters (M)', '--y-label', 'FID(CTF) − FID(baseline)', '--title', 'CTF − baseline FID (below 0: CTF wins)', ...args], 'fid-gap.png');
 }
+// Quality against speed at backbone S, V 4096, the main sampling setting: the baseline, CTF's single pass, CTF with rounds.
+const speedRows = rows.filter((r) => r.V === 4096 && r.backbone === 'S' && r.passes === 1 && r.dropout === 0.1 && r.n === 10000 && r.cfg === 2 && r.t1 === 1);
+const speedSeries = new Map();
+for (const r of speedRows) {
+  const k = r.method === 'baseline' ? 'baseline' : `CTF aux ${r.aux}`;
+  speedSeries.set(k, [...(speedSeries.get(k) ?? []), [r.imagesPerSec, r.fid]]);
+}
+if (speedRows.length > 1)
+  plot(['points', '--x-label', 'images/s (during the run, both lanes busy)', '--y-label', 'FID', '--title', 'FID against sampling speed (backbone S, V 4096)',
+    ...[...speedSeries].map(([k, pts]) => `${k}=${pointsFile(`speed-${k.replace(/\W+/g, '-')}`, pts.sort((a, b) => a[0] - b[0]))}`)], 'fid-vs-speed.png');
 // Sample grids of every evaluation, copied beside the summary.
 for (const vdir of vocabDirs) {
   const evalDir = join(run, vdir, 'eval');
@@ -160,12 +172,12 @@ writeAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
 const fmt = (x, d = 2) => (x === null || x === undefined ? '–' : typeof x === 'number' ? x.toFixed(d) : String(x));
 const md = [
   '# Where CTF wins — tables (written by experiments/regime-summary.mjs from ' + rel(run) + ')', '',
-  '| V | method | backbone | K | aux | params | passes | dropout | CFG | τ1 | τ2 | n | FID | ± (seeds) | IS | prec | rec | class acc | img/s | report |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.V} | ${r.method} | ${r.backbone} | ${fmt(r.K, 0)} | ${r.aux ?? '–'} | ${(r.params / 1e6).toFixed(2)} M | ${fmt(r.passes)} | ${r.dropout} | ${r.cfg} | ${r.t1} | ${fmt(r.t2, 1)} | ${r.n} | ${fmt(r.fid)} | ${r.fidStd === null ? '–' : `${fmt(r.fidStd)} (${r.seeds.length})`} | ${fmt(r.is)} | ${fmt(r.precision, 3)} | ${fmt(r.recall, 3)} | ${fmt(r.classAccuracy, 3)} | ${fmt(r.imagesPerSec, 0)} | ${r.name} |`),
+  '| V | method | backbone | K | aux | params | passes | dropout | CFG | τ1 | τ2 | R | n | FID | ± (seeds) | IS | prec | rec | class acc | img/s | report |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ...rows.map((r) => `| ${r.V} | ${r.method} | ${r.backbone} | ${fmt(r.K, 0)} | ${r.aux ?? '–'} | ${(r.params / 1e6).toFixed(2)} M | ${fmt(r.passes)} | ${r.dropout} | ${r.cfg} | ${r.t1} | ${fmt(r.t2, 1)} | ${r.rounds ?? '–'} | ${r.n} | ${fmt(r.fid)} | ${r.fidStd === null ? '–' : `${fmt(r.fidStd)} (${r.seeds.length})`} | ${fmt(r.is)} | ${fmt(r.precision, 3)} | ${fmt(r.recall, 3)} | ${fmt(r.classAccuracy, 3)} | ${fmt(r.imagesPerSec, 0)} | ${r.name} |`),
   '', '## Stage-2 ceiling', '',
-  '| setting | row | images | FID | IS | prec | rec | class acc | tokens kept | clusters kept |', '|---|---|---|---|---|---|---|---|---|---|',
-  ...ceiling.map((c) => `| ${c.setting} | ${c.name} | ${c.images} | ${fmt(c.fid)} | ${fmt(c.is)} | ${fmt(c.precision, 3)} | ${fmt(c.recall, 3)} | ${fmt(c.classAccuracy, 3)} | ${fmt(c.tokensKept, 3)} | ${fmt(c.coarseKept, 3)} |`),
+  '| setting | R | row | images | FID | IS | prec | rec | class acc | tokens kept | clusters kept |', '|---|---|---|---|---|---|---|---|---|---|---|',
+  ...ceiling.map((c) => `| ${c.setting} | ${c.rounds} | ${c.name} | ${c.images} | ${fmt(c.fid)} | ${fmt(c.is)} | ${fmt(c.precision, 3)} | ${fmt(c.recall, 3)} | ${fmt(c.classAccuracy, 3)} | ${fmt(c.tokensKept, 3)} | ${fmt(c.coarseKept, 3)} |`),
   '', '## Trained models', '', '| model | preset | parameters | passes | dropout | refine | val loss | val loss, half shown |', '|---|---|---|---|---|---|---|---|',
   ...Object.entries(models).map(([k, m]) => `| ${k} | ${m.preset} | ${m.parameters.toLocaleString('en')} | ${m.passes} | ${m.dropout} | ${m.refine ?? '–'} | ${fmt(m.valLoss, 4)} | ${fmt(m.valLossHalf, 4)} |`),
   '', '## Wall clock of every step', '', '| step | seconds | threads | finished |', '|---|---|---|---|',

@@ -88,13 +88,13 @@ ev() {
   step "eval-$(basename "$dir")-$name" "$dir/eval/$name.json" -- eval --tokenizer "$dir/tokenizer.safetensors" --clusters "$dir/clusters.safetensors" \
     --classifier "$CLASSIFIER" --n "${EVAL_N:-10000}" --seed "${EVAL_SEED:-0}" --batch 64 "$@" --out "$dir/eval/$name.json"
 }
-# ceiling DIR NAME AUX BASELINE STAGE1: the stage-2 decomposition (ctfgen eval ceiling) into DIR/eval/ceiling-NAME.json.
+# ceiling DIR NAME AUX BASELINE STAGE1 [ARGS...]: the stage-2 decomposition (ctfgen eval ceiling) into DIR/eval/ceiling-NAME.json.
 ceiling() {
-  local dir=$1
+  local dir=$1 name=$2 aux=$3 baseline=$4 stage1=$5; shift 5
   wait_for "$CLASSIFIER.done" "the evaluation classifier (lane b)"
-  step "ceiling-$(basename "$dir")-$2" "$dir/eval/ceiling-$2.json" -- eval ceiling --tokenizer "$dir/tokenizer.safetensors" \
-    --clusters "$dir/clusters.safetensors" --aux "$dir/$3.safetensors" --baseline "$dir/$4.safetensors" --stage1 "$dir/$5.safetensors" \
-    --classifier "$CLASSIFIER" --n 10000 --seed 0 --out "$dir/eval/ceiling-$2.json"
+  step "ceiling-$(basename "$dir")-$name" "$dir/eval/ceiling-$name.json" -- eval ceiling --tokenizer "$dir/tokenizer.safetensors" \
+    --clusters "$dir/clusters.safetensors" --aux "$dir/$aux.safetensors" --baseline "$dir/$baseline.safetensors" \
+    --stage1 "$dir/$stage1.safetensors" --classifier "$CLASSIFIER" --n 10000 --seed 0 --out "$dir/eval/ceiling-$name.json" "$@"
 }
 # ctf / base DIR STAGE1|BASELINE [AUX]: the pieces of one method, by model name.
 ctf() { echo --method ctf --stage1 "$1/$2.safetensors" --aux "$1/$3.safetensors"; }
@@ -123,6 +123,7 @@ a)
   for rounds in 1 2 4 8; do
     ev "$A" "ctf-S-auxS-masked-R$rounds" $(ctf "$A" coarse-ar-S fine-aux-S-masked) --refine-rounds "$rounds"
   done
+  ceiling "$A" S-auxS-masked-R8 fine-aux-S-masked baseline-S coarse-ar-S --refine-rounds 8
   # The paper's proportions: an aux of preset ML (6 layers, dim 256), ~3x baseline S's parameters, 4 passes with
   # its validation curve, shared by the S and tiny stage-1 models.
   gpt "$A" fine-aux ML fine-aux-ML --epochs 4 --checkpoint-every 200 --snapshot-every 937

@@ -30,6 +30,7 @@ export const ceilingCommand: Command = {
       cfg: { type: 'number', default: 2, help: 'classifier-free guidance of the baseline and of stage 1 (1 = off)' },
       t1: { type: 'number', default: 1, help: 'temperature of the baseline and of stage 1' },
       t2: { type: 'number', default: 1, help: 'temperature of the sampled aux rows' },
+      refineRounds: { type: 'int', default: 1, min: 1, help: 'stage-2 rounds of every aux row (more than 1: an aux trained with --refine masked)' },
       seed: { type: 'int', default: 0, min: 0, help: 'root of every random stream' },
       batch: { type: 'int', default: 64, min: 1, help: 'images per sampling batch' },
       out: { type: 'string', help: 'report JSON (default with --run: DIR/eval-ceiling.json); the picture goes beside it (.png)' },
@@ -62,6 +63,7 @@ export const ceilingCommand: Command = {
       classifier: classifier.model, test: ref.dataset, real: realReference(ref.features),
     }, {
       n, seed: f['seed'] as number, batchSize: f['batch'] as number, t2, limit: f['limit'] as number | undefined,
+      rounds: f['refineRounds'] as number,
       stage1: { cfgScale: f['cfg'] as number, temperature: t1, topK: 0, topP: 1 },
     }, (r) => log(`${r.name.padEnd(22)} ${metricsLine(r.metrics)}` +
       (r.tokensKept !== null ? `  tokens kept ${(100 * r.tokensKept).toFixed(1)}%, clusters ${(100 * r.coarseKept!).toFixed(1)}%` : '') + `  (${r.seconds.toFixed(1)} s)`));
@@ -75,7 +77,7 @@ export const ceilingCommand: Command = {
       kind: 'ctfgen.eval-ceiling', version: 1, date: new Date().toISOString(), command: command(),
       paths: { ...paths, classifier: classifierPath }, hashes: { tokenizer: pieces.tokenizer.hash, classifier: classifier.hash },
       classifier: classifierSummary(classifier),
-      knobs: { n, limit: f['limit'] ?? null, seed: f['seed'], batch: f['batch'], cfg: f['cfg'], t1, t2, clusterMask: true },
+      knobs: { n, limit: f['limit'] ?? null, seed: f['seed'], batch: f['batch'], cfg: f['cfg'], t1, t2, clusterMask: true, rounds: f['refineRounds'] },
       reference: { split: 'test', images: ref.features.n, dataset: ref.data.name, sha256: ref.data.sha256 },
       picture: { path: picture, rows: rowsOut.map((r) => r.name), columns: 'the first image of every class' },
       rowOrder: CEILING_ROWS,

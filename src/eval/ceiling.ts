@@ -58,6 +58,7 @@ export interface CeilingOptions {
   batchSize: number;
   stage1: LogitsOptions;     // CFG, τ1, top-k/top-p of the baseline and of CTF's stage 1
   t2: number;                // τ2 of every sampled aux row
+  rounds?: number;           // stage-2 rounds of every aux row (default 1; more need a masked-refinement aux)
   limit?: number;            // test images for the rows on test tokens (default: all)
 }
 
@@ -105,7 +106,8 @@ export function stage2Ceiling(p: CeilingPieces, o: CeilingOptions, onRow?: (r: C
     rows.push(r);
     onRow?.(r);
   };
-  const stage2 = (t2: number): { temperature: number; clusterMask: boolean } => ({ temperature: t2, clusterMask: true });
+  const stage2 = (t2: number): { temperature: number; clusterMask: boolean; rounds: number } =>
+    ({ temperature: t2, clusterMask: true, rounds: o.rounds ?? 1 });
 
   let t0 = performance.now();
   const enc = encodeSplit(tok, firstImages(p.test, o.limit), { batchSize: 256 });
