@@ -1,7 +1,8 @@
 # Shared helpers of the experiment scripts (sourced, not run). Every step is a `ctfgen` command; a step whose
 # output exists is skipped, an interrupted training continues with --resume, and a command that stops (a signal:
 # exit 130/143) or fails ends the script (set -e) without marking the step done, so running the script again
-# continues where it stopped. Each finished step appends {step, command, seconds} to $RUN/times.jsonl.
+# continues where it stopped. Each finished step appends {step, command, seconds} to $RUN/times.jsonl (seconds of the
+# attempt that finished it), every attempt {step, seconds, exit} to $RUN/attempts.jsonl.
 #
 # Callers set RUN (the run directory) and CTFGEN (the command, an array) before using these.
 
@@ -20,9 +21,11 @@ step() {
   else
     "${CTFGEN[@]}" "$@" || rc=$?
   fi
+  local dt=$((SECONDS - t0))
+  # Every attempt's time, finished or not, so a resumed step's total is the sum of its attempts.
+  printf '{"step":"%s","seconds":%d,"exit":%d,"endedAt":"%s"}\n' "$name" "$dt" "$rc" "$(date -u +%FT%TZ)" >>"$RUN/attempts.jsonl"
   # 130/143: stopped by a signal after saving; anything else non-zero: failed. Either way not finished.
   if ((rc)); then log "$name: not finished (exit $rc)"; return "$rc"; fi
-  local dt=$((SECONDS - t0))
   printf '{"step":"%s","command":"ctfgen %s","seconds":%d,"finishedAt":"%s","threads":"%s"}\n' \
     "$name" "$*" "$dt" "$(date -u +%FT%TZ)" "${OPENBLAS_NUM_THREADS:-default}" >>"$RUN/times.jsonl"
   log "$name: finished in ${dt} s"
