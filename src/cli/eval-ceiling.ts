@@ -9,6 +9,7 @@ import { RUN_LAYOUT, loadPieces, type PieceName, type SamplerPaths } from '../sa
 import { UsageError, requireString } from './args.js';
 import { checkNumber, classifierSummary, command, log, metricsLine, noPositionals, reference, writeReport } from './eval-common.js';
 import type { Command } from './main.js';
+import { REFINE_ROUNDS_FLAG, pieceFlags } from './piece-flags.js';
 
 export const ceilingCommand: Command = {
   spec: {
@@ -18,19 +19,17 @@ export const ceilingCommand: Command = {
       'with --baseline its samples, and the same samples\' coarse labels through the aux; with --stage1 CTF\'s samples.',
     usage: 'ctfgen eval ceiling (--run DIR | --tokenizer F --clusters F --aux F) [--baseline F] [--stage1 F] --classifier F --out REPORT.json',
     flags: {
-      run: { type: 'string', help: 'run directory holding the pieces (' + Object.values(RUN_LAYOUT).join(', ') + '); explicit paths override' },
-      tokenizer: { type: 'string', help: 'tokenizer checkpoint' },
-      clusters: { type: 'string', help: 'coarse map (ctfgen cluster)' },
-      aux: { type: 'string', help: 'CTF stage 2: fine-aux checkpoint (required)' },
-      baseline: { type: 'string', help: 'baseline checkpoint: adds the baseline and baseline → coarse → aux rows' },
-      stage1: { type: 'string', help: 'CTF stage 1: coarse-ar checkpoint: adds the CTF row' },
+      ...pieceFlags({
+        baseline: 'baseline checkpoint: adds the baseline and baseline → coarse → aux rows',
+        stage1: 'CTF stage 1: coarse-ar checkpoint: adds the CTF row',
+      }),
       classifier: { type: 'string', help: 'evaluation classifier (required)' },
       n: { type: 'int', default: 10000, min: 1, help: 'images per sample row, a multiple of the class count' },
       limit: { type: 'int', min: 10, help: 'test images of the rows on test tokens (default: the whole split)' },
       cfg: { type: 'number', default: 2, help: 'classifier-free guidance of the baseline and of stage 1 (1 = off)' },
       t1: { type: 'number', default: 1, help: 'temperature of the baseline and of stage 1' },
       t2: { type: 'number', default: 1, help: 'temperature of the sampled aux rows' },
-      refineRounds: { type: 'int', default: 1, min: 1, help: 'stage-2 rounds of every aux row (more than 1: an aux trained with --refine masked)' },
+      refineRounds: REFINE_ROUNDS_FLAG,
       seed: { type: 'int', default: 0, min: 0, help: 'root of every random stream' },
       batch: { type: 'int', default: 64, min: 1, help: 'images per sampling batch' },
       out: { type: 'string', help: 'report JSON (default with --run: DIR/eval-ceiling.json); the picture goes beside it (.png)' },

@@ -21,6 +21,7 @@ import { ceilingCommand } from './eval-ceiling.js';
 import { classifierCommands } from './eval-classifier.js';
 import { checkNumber, classifierSummary, command, log, metricsLine, noPositionals, reference, writeReport } from './eval-common.js';
 import type { Command } from './main.js';
+import { REFINE_ROUNDS_FLAG, pieceFlags } from './piece-flags.js';
 import { Progress, formatDuration } from './progress.js';
 
 const evalCommand: Command = {
@@ -32,12 +33,7 @@ const evalCommand: Command = {
       '(one row per class) and an .npz of every sample (arr_0: uint8 NHWC; labels: int32) per method.',
     usage: 'ctfgen eval (--run DIR | --tokenizer F [--clusters F --stage1 F --aux F] [--baseline F]) --classifier F [--method ctf|baseline|both] --out REPORT.json [options]',
     flags: {
-      run: { type: 'string', help: 'run directory holding the pieces (' + Object.values(RUN_LAYOUT).join(', ') + '); explicit paths override' },
-      tokenizer: { type: 'string', help: 'tokenizer checkpoint' },
-      clusters: { type: 'string', help: 'coarse map (ctfgen cluster)' },
-      stage1: { type: 'string', help: 'CTF stage 1: coarse-ar checkpoint' },
-      aux: { type: 'string', help: 'CTF stage 2: fine-aux checkpoint' },
-      baseline: { type: 'string', help: 'baseline checkpoint' },
+      ...pieceFlags(),
       classifier: { type: 'string', help: 'evaluation classifier (ctfgen eval classifier train; required)' },
       method: { type: 'string', default: 'ctf', help: 'ctf, baseline or both' },
       n: { type: 'int', default: 10000, min: 1, help: 'images per method, a multiple of the class count' },
@@ -48,7 +44,7 @@ const evalCommand: Command = {
       topP: { type: 'number', default: 1, help: 'top-p of both stages (1 = off)' },
       mask: { type: 'string', default: 'on', help: 'stage 2 samples only inside the predicted cluster: on|off' },
       cfg2: { type: 'number', default: 1, help: 'guidance of stage 2 (1 = off)' },
-      refineRounds: { type: 'int', default: 1, min: 1, help: 'stage-2 rounds of masked refinement (1 = the paper\'s single pass; more need an aux trained with --refine masked)' },
+      refineRounds: REFINE_ROUNDS_FLAG,
       seed: { type: 'int', default: 0, min: 0, help: 'root of every image\'s random stream' },
       batch: { type: 'int', default: 64, min: 1, help: 'images per sampling batch (the timing is at this batch)' },
       k: { type: 'int', default: 3, min: 1, help: 'neighbours of the precision/recall manifolds' },

@@ -9,6 +9,7 @@ import { sampleImages, type SamplingResult } from '../sample/pipeline.js';
 import { RUN_LAYOUT, SAMPLER_METHODS, loadSampler, resolveSamplerPaths, type SamplerMethod, type SamplerPieces } from '../sample/run-dir.js';
 import { UsageError, kebab, onOff, type ParsedFlags } from './args.js';
 import type { Command } from './main.js';
+import { REFINE_ROUNDS_FLAG, pieceFlags } from './piece-flags.js';
 import { Progress } from './progress.js';
 
 const log = (s: string): void => { process.stderr.write(s + '\n'); };
@@ -51,12 +52,7 @@ export const sampleCommand: Command = {
       'Every image draws from its own stream named by (seed, class, index), so --batch never changes an image.',
     usage: 'ctfgen sample (--run DIR | --tokenizer F [--clusters F --stage1 F --aux F | --baseline F]) [--method ctf|baseline] [--class C | --classes all] --out grid.png [options]',
     flags: {
-      run: { type: 'string', help: 'run directory holding the pieces (explicit paths override)' },
-      tokenizer: { type: 'string', help: 'tokenizer checkpoint' },
-      clusters: { type: 'string', help: 'coarse map (ctfgen cluster)' },
-      stage1: { type: 'string', help: 'CTF stage 1: coarse-ar checkpoint' },
-      aux: { type: 'string', help: 'CTF stage 2: fine-aux checkpoint' },
-      baseline: { type: 'string', help: 'baseline checkpoint' },
+      ...pieceFlags(),
       method: { type: 'string', default: 'ctf', help: 'ctf or baseline' },
       class: { type: 'int', min: 0, help: 'sample this class only' },
       classes: { type: 'string', help: 'comma-separated class ids, or all (default all)' },
@@ -68,7 +64,7 @@ export const sampleCommand: Command = {
       topP: { type: 'number', default: 1, help: 'top-p of both stages (1 = off)' },
       mask: { type: 'string', default: 'on', help: 'stage 2 samples only inside the predicted cluster: on|off' },
       cfg2: { type: 'number', default: 1, help: 'guidance scale of stage 2 (1 = off; doubles its cost)' },
-      refineRounds: { type: 'int', default: 1, min: 1, help: 'stage-2 rounds of masked refinement (1 = the paper\'s single pass; more need an aux trained with --refine masked)' },
+      refineRounds: REFINE_ROUNDS_FLAG,
       seed: { type: 'int', default: 0, min: 0, help: 'root of every image\'s random stream' },
       batch: { type: 'int', default: 64, min: 1, help: 'images per chunk (memory and speed only)' },
       out: { type: 'string', help: 'PNG grid to write (default with --run: DIR/samples-<method>.png)' },
