@@ -56,7 +56,7 @@ test('eval --method both: report with every knob and metric, PNG grid, .npz (uin
   assert.deepEqual(JSON.parse(readFileSync(out, 'utf8')), report);
   assert.equal(report.kind, 'ctfgen.eval-report');
   assert.deepEqual(report.methods, ['baseline', 'ctf']);
-  assert.deepEqual(report.knobs, { n: 10, seed: 0, batch: 4, cfg: 1.5, t1: 1, t2: 0.9, topK: 0, topP: 1, mask: true, cfg2: 1, k: 3, perClass: 1, numClasses: 10, classOrder: 'class-major' });
+  assert.deepEqual(report.knobs, { n: 10, seed: 0, batch: 4, cfg: 1.5, t1: 1, t2: 0.9, topK: 0, topP: 1, mask: true, cfg2: 1, rounds: 1, k: 3, perClass: 1, numClasses: 10, classOrder: 'class-major' });
   assert.equal(report.reference.images, 10000);
   assert.ok(existsSync(report.reference.cache));
   assert.match(report.hashes.classifier!, /^[0-9a-f]{64}$/);
