@@ -243,7 +243,8 @@ export const demoCommand: Command = {
         // just remade and every stage under --fresh start over.
         const continues = !upstreamRan && !f['fresh'] && (done === undefined || done.command === command);
         const resumeArgs = continues ? s.resume?.() ?? null : null;
-        const args = resumeArgs ?? (s.force ? [...s.args, '--force'] : s.args);
+        const replaces = s.force === true && (s.outputs.some(existsSync) || s.resume?.() != null);
+        const args = resumeArgs ?? (replaces ? [...s.args, '--force'] : s.args);
         log(`[${i + 1}/${stages.length}] ${s.name}: ${shell(args)}`);
         delete state.stages[s.name];
         const t = performance.now();

@@ -127,7 +127,7 @@ const trainCommand: Command = {
         { role: 'the train state of --out', path: statePath, artifact: true },
         { role: 'the run record beside --out', path: runJson },
       ],
-      force, resume,
+      force: force || f['dryRun'] === true, resume,  // a dry run writes nothing
     });
     let lock: OutputLock | null = null;
     if (!f['dryRun']) {

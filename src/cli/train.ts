@@ -108,7 +108,7 @@ function trainCommand(kind: GptKind): Command {
           { role: `the event log of ${role('out')}`, path: eventLogPath(out) },
           ...existingSnapshots(out, role('out')),
         ],
-        force, resume,
+        force: force || f['dryRun'] === true, resume,  // a dry run writes nothing
       });
       let lock: OutputLock | null = null;
       if (!f['dryRun']) {

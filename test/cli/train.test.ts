@@ -79,6 +79,8 @@ test('train: outputs are checked before training; a finished model is replaced o
     assert.match(again.stderr,
       /--out .*baseline\.safetensors exists; pass --resume to continue its run, or --force to replace it/);
     assert.deepEqual(readFileSync(out), model, 'the finished model is untouched');
+    const dry = ctfgen('train', 'baseline', '--tokens', tokens, '--out', out, ...quick, '--dry-run');
+    assert.equal(dry.status, 0, `a dry run writes nothing, so an existing model does not stop it: ${dry.stderr}`);
     const both = ctfgen('train', 'baseline', '--tokens', tokens, '--out', out, ...quick, '--resume', '--force');
     assert.equal(both.status, 2);
     assert.match(both.stderr, /give --resume .* or --force .*, not both/);
