@@ -77,7 +77,7 @@ export function helpText(spec: CommandSpec): string {
   return `${spec.usage}\n\n${spec.summary}\n\nOptions:\n${rows.join('\n')}\n  -h, --help                   show this help\n`;
 }
 
-/** --force: every command that writes has it (see src/io/outputs.ts for what it allows). */
+/** --force, for the commands that write checkpoints, train states, tokens or cluster files (src/io/outputs.ts). */
 export const FORCE_FLAG: Record<'force', FlagSpec> = {
   force: {
     type: 'boolean', help: 'replace existing checkpoints, train states, tokens or cluster files among the outputs',
