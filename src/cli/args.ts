@@ -1,4 +1,11 @@
 // One validation path from kebab-case flags to typed options, shared by every command.
+//
+// Exit codes. 2 (a UsageError, printed with the help): the command line itself is wrong — an unknown or missing
+// flag, a value the flag does not accept (out of range, an unknown preset or dataset name), flags that contradict
+// each other or the run being resumed, an argument the command does not take. 1 (a CtfError): the command line is
+// well formed but what it names on disk is not — a file that is missing, corrupt, of the wrong kind or from another
+// run, an output that cannot or may not be written. So `--data nope` is 2 and `--data folder:nope` is 1.
+// 130 / 143: stopped by SIGINT / SIGTERM after saving (errors.ts Interrupted).
 import { parseArgs } from 'node:util';
 
 /** Bad usage: the CLI prints the message and the command's help, and exits with code 2. */
@@ -12,6 +19,8 @@ export interface FlagSpec {
   help: string;
   short?: string;
   min?: number;
+  below?: number;                // exclusive upper bound (a probability that must stay < 1)
+  choices?: readonly string[];   // the values a string flag accepts
 }
 
 export interface CommandSpec {
@@ -47,8 +56,14 @@ export function parseCommand(spec: CommandSpec, argv: string[]): { flags: Parsed
       if (raw === '' || !Number.isFinite(v) || (f.type === 'int' && !Number.isInteger(v)))
         throw new UsageError(`--${kebab(key)}: expected ${f.type === 'int' ? 'an integer' : 'a number'}, got "${raw}"`);
       if (f.min !== undefined && v < f.min) throw new UsageError(`--${kebab(key)}: must be ≥ ${f.min}, got ${v}`);
+      if (f.below !== undefined && !(v < f.below))
+        throw new UsageError(`--${kebab(key)}: must be < ${f.below}, got ${v}`);
       flags[key] = v;
-    } else flags[key] = raw;
+    } else {
+      if (f.choices && !f.choices.includes(raw as string))
+        throw new UsageError(`--${kebab(key)}: expected ${f.choices.join(', ')}, got "${String(raw)}"`);
+      flags[key] = raw;
+    }
   }
   return { flags, positionals: parsed.positionals };
 }
@@ -60,6 +75,50 @@ export function helpText(spec: CommandSpec): string {
     return `${name.padEnd(30)} ${f.help}${def}`;
   });
   return `${spec.usage}\n\n${spec.summary}\n\nOptions:\n${rows.join('\n')}\n  -h, --help                   show this help\n`;
+}
+
+/** --force, for the commands that write checkpoints, train states, tokens or cluster files (src/io/outputs.ts). */
+export const FORCE_FLAG: Record<'force', FlagSpec> = {
+  force: {
+    type: 'boolean', help: 'replace existing checkpoints, train states, tokens or cluster files among the outputs',
+  },
+};
+
+/** --force and --resume: what may happen to an existing artifact; both at once is a contradiction. */
+export function replaceMode(f: ParsedFlags): { force: boolean; resume: boolean } {
+  const force = f['force'] === true, resume = f['resume'] === true;
+  if (force && resume)
+    throw new UsageError('give --resume (continue the saved run) or --force (start over and replace it), not both');
+  return { force, resume };
+}
+
+/**
+ * With --resume the model config comes from the saved run (`statePath`). A config flag given anyway must say the
+ * same: each check is the flag (camelCase key), the value it asks for and the saved run's value.
+ */
+export function checkConfigFlagsOnResume(
+  statePath: string, checks: { flag: string; given: unknown; saved: unknown }[],
+): void {
+  const show = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify(v));
+  for (const c of checks) {
+    if (c.given === undefined || JSON.stringify(c.given) === JSON.stringify(c.saved)) continue;
+    throw new UsageError(`--resume: ${statePath} was started with ${kebab(c.flag)} ${show(c.saved)}, ` +
+      `--${kebab(c.flag)} asks for ${show(c.given)}; drop the flag or pass the same value ` +
+      '(the model config comes from the saved run)');
+  }
+}
+
+/** The name of the preset whose sizes `config` has, or null (a config made with overrides). */
+export function presetOf(presets: Record<string, object>, config: object): string | null {
+  const c = config as Record<string, unknown>;
+  const hit = Object.entries(presets).find(([, sizes]) =>
+    Object.entries(sizes).every(([k, v]) => JSON.stringify(c[k]) === JSON.stringify(v)));
+  return hit?.[0] ?? null;
+}
+
+/** A path's name in messages: "--tokens" when given, "tokens (from --run)" when found in the run directory. */
+export function flagRole(f: ParsedFlags, key: string): string {
+  return typeof f[key] === 'string' ? `--${kebab(key)}` : `${kebab(key)} (from --run)`;
 }
 
 /** A required string flag (given by its camelCase key), or a UsageError naming it. */
@@ -89,7 +148,8 @@ export function resolveTrainOptions<T extends object>(given: Partial<T>, saved: 
   for (const [k, v] of Object.entries(given)) {
     const had = (saved as Record<string, unknown>)[k];
     if (JSON.stringify(had) !== JSON.stringify(v))
-      throw new UsageError(`--resume: the run was started with ${k} = ${JSON.stringify(had)}; drop the flag or pass the same value (it decides the trajectory)`);
+      throw new UsageError(`--resume: the run was started with ${k} = ${JSON.stringify(had)}, ` +
+        `the flag asks for ${JSON.stringify(v)}; drop the flag or pass the same value (it decides the trajectory)`);
   }
   return saved;
 }
@@ -117,7 +177,7 @@ export function optimizerFlags(d: OptimizerDefaults, o: { batchOf: string; passe
     batch: { type: 'int', min: 1, help: `${o.batchOf} per step (default ${d.batchSize})` },
     lr: { type: 'number', help: `peak learning rate (default ${d.lr})` },
     warmup: { type: 'int', min: 0, help: `linear warmup steps (default ${d.warmup})` },
-    schedule: { type: 'string', help: `cosine or constant (default ${d.schedule})` },
+    schedule: { type: 'string', choices: ['cosine', 'constant'], help: `cosine or constant (default ${d.schedule})` },
     minLrRatio: { type: 'number', help: `cosine floor as a fraction of --lr (default ${d.minLrRatio})` },
     weightDecay: { type: 'number', help: `AdamW decoupled weight decay on ≥2-D parameters (default ${d.weightDecay})` },
     gradClip: { type: 'number', help: `max global gradient norm, 0 = off (default ${d.gradClip})` },

@@ -1,8 +1,11 @@
 // `ctfgen bench sample`: renders the sampling benchmark's rounds and table; the numbers come from
 // src/bench/sample-bench.ts.
+import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
+import { checkOutputs } from '../io/outputs.js';
 import { GPT_PRESETS, type GptPreset } from '../models/gpt.js';
 import { runSampleBench, type SampleBenchReport } from '../bench/sample-bench.js';
+import { RUN_LAYOUT } from '../sample/run-dir.js';
 import { TOKENIZER_PRESETS } from '../tokenizer/config.js';
 import { UsageError } from './args.js';
 import type { Command } from './main.js';
@@ -56,8 +59,14 @@ export const benchSampleCommand: Command = {
       if (!(String(f[key]) in GPT_PRESETS)) throw new UsageError(`--${key === 'preset' ? 'preset' : 'aux-preset'}: unknown "${String(f[key])}" (known: ${Object.keys(GPT_PRESETS).join(', ')})`);
     if (!(String(f['tokenizerPreset']) in TOKENIZER_PRESETS)) throw new UsageError(`--tokenizer-preset: unknown "${String(f['tokenizerPreset'])}"`);
     if ((f['k'] as number) > (f['codebook'] as number)) throw new UsageError('--k must be ≤ --codebook');
+    const run = typeof f['run'] === 'string' ? f['run'] : undefined;
+    checkOutputs({
+      inputs: run === undefined ? []
+        : Object.values(RUN_LAYOUT).map((name) => ({ role: `${name} (from --run)`, path: join(run, name) })),
+      outputs: [typeof f['json'] === 'string' ? { role: '--json', path: f['json'] } : null],
+    });
     const report = await runSampleBench({
-      run: typeof f['run'] === 'string' ? f['run'] : undefined,
+      run,
       random: {
         tokenizerPreset: String(f['tokenizerPreset']), codebook: f['codebook'] as number, k: f['k'] as number,
         preset: String(f['preset']) as GptPreset, auxPreset: String(f['auxPreset']) as GptPreset, numClasses: 10, imageSize: 32,

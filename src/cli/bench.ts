@@ -1,5 +1,6 @@
 // `ctfgen bench engine`: renders the benchmark's progress and table; the numbers come from src/bench.
 import { writeFileAtomic } from '../io/atomic.js';
+import { checkOutputs } from '../io/outputs.js';
 import { runEngineBench, type EngineBenchReport } from '../bench/engine.js';
 import { UsageError } from './args.js';
 import type { Command } from './main.js';
@@ -38,6 +39,7 @@ export const benchEngineCommand: Command = {
   async run(f) {
     const cases = String(f['cases']).split(',').map((s) => s.trim()).filter(Boolean);
     if (cases.length === 0) throw new UsageError('--cases: give at least one case');
+    checkOutputs({ inputs: [], outputs: [typeof f['json'] === 'string' ? { role: '--json', path: f['json'] } : null] });
     const report = await runEngineBench(
       { cases, reps: f['reps'] as number, warmup: f['warmup'] as number, python: String(f['python']), torchThreads: f['torchThreads'] as number | undefined },
       (e) => {

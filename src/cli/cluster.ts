@@ -15,8 +15,9 @@ import { Tensor } from '../engine/tensor.js';
 import { writeImageGrid } from '../io/png.js';
 import { loadTokenizer } from '../tokenizer/checkpoint.js';
 import type { DataIdentity } from '../tokenizer/data-identity.js';
-import { UsageError, type ParsedFlags } from './args.js';
-import { DATA_LOAD_FLAGS, loadOptionsFromFlags } from './data.js';
+import { checkOutputs } from '../io/outputs.js';
+import { FORCE_FLAG, UsageError, type ParsedFlags } from './args.js';
+import { DATA_LOAD_FLAGS, datasetSpec, loadOptionsFromFlags } from './data.js';
 import type { Command } from './main.js';
 
 function requiredString(f: ParsedFlags, key: string, flag: string): string {
@@ -52,12 +53,18 @@ export const clusterCommand: Command = {
       seed: { type: 'int', default: 0, min: 0, help: 'seeds k-means++ and the random assignment' },
       out: { type: 'string', help: 'cluster file to write (.safetensors)' },
       json: { type: 'boolean', help: 'print a machine-readable summary to stdout' },
+      ...FORCE_FLAG,
     },
   },
   async run(f) {
     const tokenizer = requiredString(f, 'tokenizer', '--tokenizer'), out = requiredString(f, 'out', '--out');
     const mode = String(f['mode']) as ClusterMode;
     if (!CLUSTER_MODES.includes(mode)) throw new UsageError(`--mode: expected ${CLUSTER_MODES.join(' or ')}, got "${mode}"`);
+    checkOutputs({
+      inputs: [{ role: '--tokenizer', path: tokenizer }],
+      outputs: [{ role: '--out', path: out, artifact: true }],
+      force: f['force'] === true,
+    });
     const k = f['k'] as number, restarts = f['restarts'] as number, maxIter = f['iters'] as number, seed = f['seed'] as number;
     const { codebook, hash } = await loadCodebook(tokenizer);
     const [V, D] = codebook.shape as [number, number];
@@ -125,6 +132,14 @@ export const clusterSwapDemoCommand: Command = {
     const out = requiredString(f, 'out', '--out');
     const split = String(f['split']) as Split;
     if (split !== 'train' && split !== 'test') throw new UsageError(`--split: expected train or test, got "${split}"`);
+    if (typeof f['data'] === 'string') datasetSpec(f['data']);
+    checkOutputs({
+      inputs: [
+        { role: '--tokenizer', path: tokPath }, { role: '--clusters', path: clustersPath },
+        typeof f['randomClusters'] === 'string' ? { role: '--random-clusters', path: f['randomClusters'] } : null,
+      ],
+      outputs: [{ role: '--out', path: out }],
+    });
     const seed = f['seed'] as number;
     const { model, hash, metadata } = await loadTokenizer(tokPath);
     const V = model.config.codebookSize;
@@ -138,7 +153,7 @@ export const clusterSwapDemoCommand: Command = {
 
     const trainedOn = metadata['data'] ? (JSON.parse(metadata['data']) as DataIdentity) : null;
     const spec = typeof f['data'] === 'string' ? f['data'] : trainedOn?.name ?? 'fashion-mnist';
-    const o: LoadOptions = loadOptionsFromFlags(f);
+    const o: LoadOptions = loadOptionsFromFlags(f, spec);
     // Without flags, prepare the images as the tokenizer's training data was.
     if (o.pad === undefined) o.pad = trainedOn?.preprocessing.pad ?? 0;
     if (o.resize === undefined && trainedOn?.preprocessing.resize) o.resize = trainedOn.preprocessing.resize;

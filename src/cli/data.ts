@@ -1,6 +1,10 @@
 // `ctfgen data info DATASET`: counts per split and class, image size and channels, and a PNG grid of
 // examples (one row per class). The numbers come from src/data; this file only renders them.
-import { classCounts, indicesByClass, loadDataset, parseSize, DATASET_SPECS_HELP, SPLITS, type Dataset, type LoadOptions, type Split } from '../data/dataset.js';
+import {
+  classCounts, indicesByClass, loadDataset, parseSize, DATASET_SPECS_HELP, NAMED_DATASETS, SPLITS, type Dataset,
+  type LoadOptions, type Split,
+} from '../data/dataset.js';
+import { checkOutputs } from '../io/outputs.js';
 import { writeImageGrid } from '../io/png.js';
 import { CtfError } from '../errors.js';
 import { UsageError, type ParsedFlags } from './args.js';
@@ -19,10 +23,21 @@ export interface DataInfo {
   grid: { path: string; split: Split; perClass: number } | null;
 }
 
-/** The load options every data-reading command shares (same flags, same validation). */
-export function loadOptionsFromFlags(f: ParsedFlags): LoadOptions {
+/**
+ * A dataset named on the command line: a known name or folder:PATH, else a UsageError (`flag` names where it came
+ * from). Whether the folder exists is a question about the disk, answered (exit 1) when it is loaded.
+ */
+export function datasetSpec(spec: string, flag = '--data'): string {
+  if (Object.hasOwn(NAMED_DATASETS, spec)) return spec;
+  if (spec.startsWith('folder:') && spec.length > 'folder:'.length) return spec;
+  throw new UsageError(`${flag}: unknown dataset "${spec}" (expected ${DATASET_SPECS_HELP})`);
+}
+
+/** The load options every data-reading command shares (same flags, same validation) for the dataset `spec`. */
+export function loadOptionsFromFlags(f: ParsedFlags, spec: string): LoadOptions {
   const o: LoadOptions = {};
   if (typeof f['resize'] === 'string') {
+    if (!spec.startsWith('folder:')) throw new UsageError(`--resize: applies to folder datasets only, not to ${spec}`);
     try { o.resize = parseSize(f['resize'], '--resize'); } catch (e) { throw new UsageError((e as Error).message); }
   }
   if (f['pad'] !== undefined) o.pad = f['pad'] as number;
@@ -76,12 +91,13 @@ export const dataInfoCommand: Command = {
   },
   async run(f, positionals) {
     if (positionals.length !== 1) throw new UsageError(`expected one DATASET (${DATASET_SPECS_HELP}), got ${positionals.length}`);
-    const spec = positionals[0]!;
+    const spec = datasetSpec(positionals[0]!, 'DATASET');
+    checkOutputs({ inputs: [], outputs: [typeof f['grid'] === 'string' ? { role: '--grid', path: f['grid'] } : null] });
     const splitFlag = String(f['split']);
     if (splitFlag !== 'train' && splitFlag !== 'test' && splitFlag !== 'all') throw new UsageError(`--split: expected train, test or all, got "${splitFlag}"`);
     const splits: Split[] = splitFlag === 'all' ? [...SPLITS] : [splitFlag];
     // With --split all an empty held-out split (--test-fraction 0) is shown as zeros, not an error.
-    const opts = { ...loadOptionsFromFlags(f), allowEmptySplit: splitFlag === 'all' };
+    const opts = { ...loadOptionsFromFlags(f, spec), allowEmptySplit: splitFlag === 'all' };
     const loaded: Dataset[] = [];
     for (const s of splits) {
       const t0 = performance.now();

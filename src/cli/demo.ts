@@ -4,7 +4,7 @@
 // Every stage is the `ctfgen` command printed in the report, run as a child process. The run is resumable and
 // idempotent: demo-state.json records each finished stage's command; a stage whose command and outputs are
 // unchanged is skipped, an interrupted training stage continues with --resume, and once a stage runs again
-// everything after it that reads its outputs runs again too.
+// everything after it that reads its outputs runs again too — with --force, since its old outputs are stale.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CtfError, Interrupted } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { checkOutputs } from '../io/outputs.js';
 import { trainStatePath } from './tokenizer.js';
 import { UsageError } from './args.js';
 import type { Command } from './main.js';
@@ -48,6 +49,7 @@ interface Stage {
   args: string[];                       // ctfgen arguments
   outputs: string[];                    // files that must exist once it has finished
   resume?: () => string[] | null;       // arguments that continue an interrupted run, if its state exists
+  force?: boolean;                      // the command takes --force (it writes checkpoints, tokens or clusters)
   json?: boolean;                       // stdout is a JSON summary to keep
   leaf?: boolean;                       // no later stage reads its outputs, so running it invalidates nothing
 }
@@ -65,7 +67,10 @@ function stagesOf(run: string, p: DemoProfile): Stage[] {
     const args = ['train', kind, '--run', run, '--preset', p.gpt.preset, '--epochs', String(p.gpt.epochs), '--batch', String(p.gpt.batch),
       '--warmup', String(p.gpt.warmup), '--val-limit', String(p.gpt.valLimit), '--checkpoint-every', '50'];
     const out = f(`${kind}.safetensors`);
-    return { name: kind, args, outputs: [out, f(`${kind}.report.json`)], resume: () => (existsSync(trainStatePath(out)) ? [...args, '--resume'] : null) };
+    return {
+      name: kind, args, outputs: [out, f(`${kind}.report.json`)], force: true,
+      resume: () => (existsSync(trainStatePath(out)) ? [...args, '--resume'] : null),
+    };
   };
   const sample = (method: string): Stage => ({
     name: `sample-${method}`, json: true, leaf: true,
@@ -76,13 +81,23 @@ function stagesOf(run: string, p: DemoProfile): Stage[] {
   });
   return [
     {
-      name: 'tokenizer', args: tokenizerArgs, outputs: [tok], json: true,
-      // --resume takes the model config from the saved run: drop --preset and --codebook.
-      resume: () => (existsSync(trainStatePath(tok)) ? [...tokenizerArgs.filter((a, i, all) => !['--preset', '--codebook'].includes(a) && !['--preset', '--codebook'].includes(all[i - 1] ?? '')), '--resume'] : null),
+      name: 'tokenizer', args: tokenizerArgs, outputs: [tok], json: true, force: true,
+      resume: () => (existsSync(trainStatePath(tok)) ? [...tokenizerArgs, '--resume'] : null),
     },
-    { name: 'encode-train', args: ['tokenizer', 'encode', '--tokenizer', tok, '--split', 'train', '--limit', String(p.encode.train), ...(p.encode.flip ? ['--flip'] : []), '--out', f('tokens-train.safetensors')], outputs: [f('tokens-train.safetensors')] },
-    { name: 'encode-test', args: ['tokenizer', 'encode', '--tokenizer', tok, '--split', 'test', '--limit', String(p.encode.test), '--out', f('tokens-test.safetensors')], outputs: [f('tokens-test.safetensors')] },
-    { name: 'cluster', args: ['cluster', '--tokenizer', tok, '--k', String(p.k), '--out', f('clusters.safetensors'), '--json'], outputs: [f('clusters.safetensors')], json: true },
+    {
+      name: 'encode-train', outputs: [f('tokens-train.safetensors')], force: true,
+      args: ['tokenizer', 'encode', '--tokenizer', tok, '--split', 'train', '--limit', String(p.encode.train),
+        ...(p.encode.flip ? ['--flip'] : []), '--out', f('tokens-train.safetensors')],
+    },
+    {
+      name: 'encode-test', outputs: [f('tokens-test.safetensors')], force: true,
+      args: ['tokenizer', 'encode', '--tokenizer', tok, '--split', 'test', '--limit', String(p.encode.test),
+        '--out', f('tokens-test.safetensors')],
+    },
+    {
+      name: 'cluster', outputs: [f('clusters.safetensors')], json: true, force: true,
+      args: ['cluster', '--tokenizer', tok, '--k', String(p.k), '--out', f('clusters.safetensors'), '--json'],
+    },
     {
       name: 'swap-demo', json: true, leaf: true, outputs: [f('swap-demo.png')],
       args: ['cluster', 'swap-demo', '--tokenizer', tok, '--clusters', f('clusters.safetensors'), '--out', f('swap-demo.png'), '--json'],
@@ -190,7 +205,9 @@ export const demoCommand: Command = {
     flags: {
       run: { type: 'string', default: 'runs/demo', help: 'run directory' },
       profile: { type: 'string', default: 'default', help: `sizes: ${Object.keys(DEMO_PROFILES).join(' or ')} (tiny: seconds, for tests)` },
-      fresh: { type: 'boolean', help: 'ignore what earlier invocations finished and run every stage' },
+      fresh: {
+        type: 'boolean', help: 'forget what earlier invocations finished: run every stage anew, replacing its outputs',
+      },
     },
   },
   async run(f) {
@@ -198,6 +215,7 @@ export const demoCommand: Command = {
     const run = String(f['run']), profileName = String(f['profile']);
     const profile = DEMO_PROFILES[profileName];
     if (!profile) throw new UsageError(`--profile: expected ${Object.keys(DEMO_PROFILES).join(' or ')}, got "${profileName}"`);
+    checkOutputs({ inputs: [], outputs: [{ role: '--run', path: run, directory: true }] });
     await mkdir(run, { recursive: true });
     const statePath = join(run, 'demo-state.json');
     const saved = f['fresh'] ? null : readJson<DemoState>(statePath);
@@ -221,8 +239,12 @@ export const demoCommand: Command = {
           log(`[${i + 1}/${stages.length}] ${s.name}: done earlier (${formatDuration(done.seconds)}), skipped`);
           continue;
         }
-        const resumeArgs = !upstreamRan ? s.resume?.() ?? null : null;
-        const args = resumeArgs ?? s.args;
+        // An interrupted stage (or a finished one that lost an output) continues; a changed one, one whose inputs were
+        // just remade and every stage under --fresh start over.
+        const continues = !upstreamRan && !f['fresh'] && (done === undefined || done.command === command);
+        const resumeArgs = continues ? s.resume?.() ?? null : null;
+        const replaces = s.force === true && (s.outputs.some(existsSync) || s.resume?.() != null);
+        const args = resumeArgs ?? (replaces ? [...s.args, '--force'] : s.args);
         log(`[${i + 1}/${stages.length}] ${s.name}: ${shell(args)}`);
         delete state.stages[s.name];
         const t = performance.now();

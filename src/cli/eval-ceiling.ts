@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { loadClassifier } from '../eval/classifier.js';
 import { CEILING_ROWS, stage2Ceiling, type CeilingRow } from '../eval/ceiling.js';
 import { realReference } from '../eval/evaluate.js';
+import { checkOutputs } from '../io/outputs.js';
 import { writeImageGrid } from '../io/png.js';
 import { RUN_LAYOUT, loadPieces, type PieceName, type SamplerPaths } from '../sample/run-dir.js';
-import { UsageError, requireString } from './args.js';
-import { checkNumber, classifierSummary, command, log, metricsLine, noPositionals, reference, writeReport } from './eval-common.js';
+import { UsageError, flagRole, requireString } from './args.js';
+import { checkNumber, classifierSummary, command, log, metricsLine, reference, writeReport } from './eval-common.js';
 import type { Command } from './main.js';
 import { REFINE_ROUNDS_FLAG, pieceFlags } from './piece-flags.js';
 
@@ -37,8 +38,7 @@ export const ceilingCommand: Command = {
       json: { type: 'boolean', help: 'print the report as JSON on stdout' },
     },
   },
-  async run(f, positionals) {
-    noPositionals('eval ceiling', positionals);
+  async run(f) {
     const run = typeof f['run'] === 'string' ? f['run'] : undefined;
     const paths: SamplerPaths = {};
     const wanted: PieceName[] = ['tokenizer', 'clusters', 'aux', ...(['baseline', 'stage1'] as const).filter((k) => typeof f[k] === 'string')];
@@ -51,6 +51,11 @@ export const ceilingCommand: Command = {
     if (out === undefined) throw new UsageError('--out is required (or --run DIR)');
     const t1 = checkNumber(f, 't1', (v) => v >= 0, 'must be ≥ 0'), t2 = checkNumber(f, 't2', (v) => v >= 0, 'must be ≥ 0');
     const classifierPath = requireString(f, 'classifier');
+    const picture = out.replace(/(\.json)?$/, '.png'), outRole = typeof f['out'] === 'string' ? '--out' : 'the report (from --run)';
+    checkOutputs({
+      inputs: [...Object.entries(paths).map(([k, p]) => ({ role: flagRole(f, k), path: p })), { role: '--classifier', path: classifierPath }],
+      outputs: [{ role: outRole, path: out }, { role: `the picture of ${outRole}`, path: picture }],
+    });
 
     const classifier = await loadClassifier(classifierPath);
     const pieces = await loadPieces(wanted, paths);
@@ -67,7 +72,6 @@ export const ceilingCommand: Command = {
     }, (r) => log(`${r.name.padEnd(22)} ${metricsLine(r.metrics)}` +
       (r.tokensKept !== null ? `  tokens kept ${(100 * r.tokensKept).toFixed(1)}%, clusters ${(100 * r.coarseKept!).toFixed(1)}%` : '') + `  (${r.seconds.toFixed(1)} s)`));
 
-    const picture = out.replace(/(\.json)?$/, '.png');
     const { inChannels: C, imageSize: S } = pieces.tokenizer.model.config, px = C * S * S, k = pieces.numClasses;
     const previews = new Uint8Array(rowsOut.length * k * px);
     rowsOut.forEach((r, i) => previews.set(r.preview, i * k * px));

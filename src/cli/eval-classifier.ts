@@ -14,14 +14,16 @@ import {
 import { accuracyAndLoss, datasetFeatures } from '../eval/features.js';
 import { loadClassifierSplit, type DataLoad } from '../eval/reference.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { dataIdentity, type DataIdentity } from '../tokenizer/data-identity.js';
+import { checkOutputs, lockOutput } from '../io/outputs.js';
+import { dataIdentity, describeData, type DataIdentity } from '../tokenizer/data-identity.js';
 import { loadTrainState, saveTrainState, type LoadedTrainState } from '../train/checkpoint.js';
 import { StopRequest } from '../train/interrupt.js';
 import { runTraining } from '../train/loop.js';
 import {
-  OPTIMIZER_OPTIONS, UsageError, givenOptions, kebab, onOff, optimizerFlags, requireString, resolveTrainOptions, type ParsedFlags,
+  FORCE_FLAG, OPTIMIZER_OPTIONS, UsageError, checkConfigFlagsOnResume, givenOptions, kebab, onOff, optimizerFlags,
+  presetOf, replaceMode, requireString, resolveTrainOptions, type ParsedFlags,
 } from './args.js';
-import { DATA_LOAD_FLAGS, loadOptionsFromFlags } from './data.js';
+import { DATA_LOAD_FLAGS, datasetSpec, loadOptionsFromFlags } from './data.js';
 import type { Command } from './main.js';
 import { Progress, formatDuration } from './progress.js';
 import { trainStatePath } from './tokenizer.js';
@@ -48,7 +50,10 @@ const trainCommand: Command = {
     flags: {
       out: { type: 'string', help: 'classifier checkpoint to write (required)' },
       data: { type: 'string', default: 'fashion-mnist', help: 'dataset: fashion-mnist, mnist or folder:PATH' },
-      preset: { type: 'string', help: `size preset: ${Object.keys(CLASSIFIER_PRESETS).join(', ')} (default ${DEFAULT_CLASSIFIER_PRESET})` },
+      preset: {
+        type: 'string', choices: Object.keys(CLASSIFIER_PRESETS),
+        help: `size preset: ${Object.keys(CLASSIFIER_PRESETS).join(', ')} (default ${DEFAULT_CLASSIFIER_PRESET})`,
+      },
       ...optimizerFlags(DEFAULT_CLASSIFIER_TRAIN, { batchOf: 'images', passesOver: 'the training split', seedHelp: 'the initialisation, data order, flips, shifts and dropout' }),
       flip: { type: 'string', help: 'random horizontal flips: on|off (default on; never where a flip changes the class)' },
       shift: { type: 'int', min: 0, help: `random shifts by up to N pixels (default ${DEFAULT_CLASSIFIER_TRAIN.shift})` },
@@ -57,83 +62,110 @@ const trainCommand: Command = {
       testLimit: { type: 'int', min: 0, help: 'test images scored after every epoch and at the end (default all; 0 = skip)' },
       limit: { type: 'int', min: 1, help: 'train on the first N images only (quick runs)' },
       resume: { type: 'boolean', help: 'continue the run saved beside --out exactly where it stopped' },
+      ...FORCE_FLAG,
       json: { type: 'boolean', help: 'print the final report as JSON on stdout' },
       ...DATA_LOAD_FLAGS,
     },
   },
   async run(f) {
+    const { force, resume } = replaceMode(f);
     const out = requireString(f, 'out');
-    const statePath = trainStatePath(out);
-    const saved = f['resume'] ? await loadTrainState(statePath, 'classifier') : null;
-    const options = trainOptions(f, saved);
-    const savedExtra = saved?.extra as { data?: DataIdentity; dataLoad?: DataLoad } | undefined;
-    const spec = String(f['data']);
-    const load: DataLoad = { spec, ...loadOptionsFromFlags(f) };
-    load.pad ??= savedExtra?.dataLoad?.pad ?? (spec === 'fashion-mnist' || spec === 'mnist' ? 2 : 0);
-    const t0 = performance.now();
-    const ds = firstImages(await loadDataset(spec, 'train', load), f['limit'] as number | undefined);
-    const identity = dataIdentity(ds);
-    if (savedExtra?.data && savedExtra.data.sha256 !== identity.sha256)
-      throw new CtfError(`--resume: ${statePath} was trained on ${savedExtra.data.name} (${savedExtra.data.count} images, sha256 ${savedExtra.data.sha256.slice(0, 12)}…), ` +
-        `not on this data (${identity.name}, ${identity.count} images, ${identity.sha256.slice(0, 12)}…)`);
-    let config: ClassifierConfig;
-    if (saved) {
-      if (f['preset'] !== undefined) throw new UsageError('--resume: the model config comes from the saved run; drop --preset');
-      config = saved.config as ClassifierConfig;
-    } else {
-      config = classifierConfig(String(f['preset'] ?? DEFAULT_CLASSIFIER_PRESET), { inChannels: ds.channels, imageSize: ds.height, numClasses: ds.numClasses });
-      if (ds.height !== ds.width) throw new CtfError(`classifier: images of ${ds.name} are ${ds.height}×${ds.width}; it needs square images (use --resize or --pad)`);
-    }
-    const testLimit = f['testLimit'] as number | undefined;
-    const test = testLimit === 0 ? null : await loadDataset(spec, 'test', load);
-    log(`loaded ${ds.name}: ${ds.count} train${test ? ` + ${test.count} test` : ''} images ${ds.channels}×${ds.height}×${ds.width} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    const model = new Classifier(config, new Rng(options.seed).split('init'));
-    const meta = { data: identity, data_load: load };
-    const save = async (task: ClassifierTrainTask, step: number): Promise<string> => {
-      await mkdir(dirname(out), { recursive: true });
-      await saveTrainState(statePath, { ...task.trainState(step), extra: { data: identity, dataLoad: load } });
-      await saveClassifier(out, model, { ...meta, training: { step, epochs: step / task.stepsPerEpoch, options } });
-      return statePath;
-    };
-    const task = new ClassifierTrainTask(model, ds, options, save, test ? { data: test, limit: testLimit } : null);
-    log(`classifier: ${model.numParameters().toLocaleString('en')} parameters, ${JSON.stringify(config)}`);
-    log(`${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ${options.batchSize} images`);
-    const start = saved ? task.restore(saved) : 0;
-    const stop = new StopRequest().listen();
-    const tTrain = performance.now();
-    let result;
+    const statePath = trainStatePath(out), reportPath = out.replace(/(\.safetensors)?$/, '.report.json');
+    const spec = datasetSpec(String(f['data']));
+    const fresh = resume ? null : trainOptions(f, null);  // flag values before the disk: a bad one is a usage error
+    checkOutputs({
+      inputs: [],
+      outputs: [
+        { role: '--out', path: out, artifact: true },
+        { role: 'the train state of --out', path: statePath, artifact: true },
+        { role: 'the report of --out', path: reportPath },
+      ],
+      force, resume,
+    });
+    await mkdir(dirname(out), { recursive: true });
+    const lock = lockOutput(out);
     try {
-      result = await runTraining(task, {
-        optimizer: task.optimizer, params: model.parameters(), lr: (s) => task.lr(s), startStep: start,
-        gradClip: options.gradClip > 0 ? options.gradClip : undefined, checkpointEvery: f['checkpointEvery'] as number,
-        progressEvery: f['progressEvery'] as number, stop,
-        emit: trainEventRenderer({
-          label: 'classifier', unit: 'img',
-          formatMetrics: (m) => [m['trainAcc'] !== undefined ? `train acc ${pct(m['trainAcc'])}` : '', m['testAcc'] !== undefined ? `test acc ${pct(m['testAcc'])} (loss ${m['testLoss']!.toFixed(4)})` : '']
-            .filter(Boolean).join('  '),
-        }),
-      });
+      await trainClassifier(f, fresh, spec, out, statePath, reportPath);
     } finally {
-      stop.dispose();
+      lock.release();
     }
-    if (result.stopped) throw new Interrupted(stop.signal ?? 'SIGINT');
-    const trainSeconds = (performance.now() - tTrain) / 1000;
-    let evaluation = null;
-    if (test) {
-      const tested = firstImages(test, testLimit);
-      const r = accuracyAndLoss(datasetFeatures(model, tested), tested.labels);
-      evaluation = { split: 'test', images: tested.count, accuracy: r.accuracy, loss: r.loss, perClass: r.perClass };
-      log(`classifier test accuracy ${pct(r.accuracy)} (loss ${r.loss.toFixed(4)}, ${tested.count} images); trained in ${formatDuration(trainSeconds)} (this process)`);
-    }
-    await saveClassifier(out, model, { ...meta, training: { step: result.step, epochs: options.epochs, options }, ...(evaluation ? { eval: evaluation } : {}) });
-    const report = {
-      kind: 'ctfgen.classifier-report', out, command: ['ctfgen', ...process.argv.slice(2)].join(' '), config, options,
-      parameters: model.numParameters(), steps: result.step, trainSeconds, data: identity, eval: evaluation,
-    };
-    await writeFileAtomic(out.replace(/(\.safetensors)?$/, '.report.json'), JSON.stringify(report, null, 2) + '\n');
-    if (f['json']) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   },
 };
+
+async function trainClassifier(
+  f: ParsedFlags, fresh: ClassifierTrainOptions | null, spec: string, out: string, statePath: string,
+  reportPath: string,
+): Promise<void> {
+  const saved = f['resume'] ? await loadTrainState(statePath, 'classifier') : null;
+  if (saved)
+    checkConfigFlagsOnResume(statePath, [
+      { flag: 'preset', given: f['preset'], saved: presetOf(CLASSIFIER_PRESETS, saved.config as object) ?? 'none' },
+    ]);
+  const options = fresh ?? trainOptions(f, saved);
+  const savedExtra = saved?.extra as { data?: DataIdentity; dataLoad?: DataLoad } | undefined;
+  const load: DataLoad = { spec, ...loadOptionsFromFlags(f, spec) };
+  load.pad ??= savedExtra?.dataLoad?.pad ?? (spec === 'fashion-mnist' || spec === 'mnist' ? 2 : 0);
+  const t0 = performance.now();
+  const ds = firstImages(await loadDataset(spec, 'train', load), f['limit'] as number | undefined);
+  const identity = dataIdentity(ds);
+  if (savedExtra?.data && savedExtra.data.sha256 !== identity.sha256)
+    throw new CtfError(`--resume: ${statePath} was trained on ${describeData(savedExtra.data)}, not on this data: ` +
+      `${describeData(identity)} — resume with the same --data and --limit, or start anew with --force`);
+  let config: ClassifierConfig;
+  if (saved) config = saved.config as ClassifierConfig;
+  else {
+    config = classifierConfig(String(f['preset'] ?? DEFAULT_CLASSIFIER_PRESET), { inChannels: ds.channels, imageSize: ds.height, numClasses: ds.numClasses });
+    if (ds.height !== ds.width) throw new CtfError(`classifier: images of ${ds.name} are ${ds.height}×${ds.width}; it needs square images (use --resize or --pad)`);
+  }
+  const testLimit = f['testLimit'] as number | undefined;
+  const test = testLimit === 0 ? null : await loadDataset(spec, 'test', load);
+  log(`loaded ${ds.name}: ${ds.count} train${test ? ` + ${test.count} test` : ''} images ${ds.channels}×${ds.height}×${ds.width} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const model = new Classifier(config, new Rng(options.seed).split('init'));
+  const meta = { data: identity, data_load: load };
+  const save = async (task: ClassifierTrainTask, step: number): Promise<string> => {
+    await mkdir(dirname(out), { recursive: true });
+    await saveTrainState(statePath, { ...task.trainState(step), extra: { data: identity, dataLoad: load } });
+    await saveClassifier(out, model, { ...meta, training: { step, epochs: step / task.stepsPerEpoch, options } });
+    return statePath;
+  };
+  const task = new ClassifierTrainTask(model, ds, options, save, test ? { data: test, limit: testLimit } : null);
+  log(`classifier: ${model.numParameters().toLocaleString('en')} parameters, ${JSON.stringify(config)}`);
+  log(`${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ${options.batchSize} images`);
+  const start = saved ? task.restore(saved) : 0;
+  const stop = new StopRequest().listen();
+  const tTrain = performance.now();
+  let result;
+  try {
+    result = await runTraining(task, {
+      optimizer: task.optimizer, params: model.parameters(), lr: (s) => task.lr(s), startStep: start,
+      gradClip: options.gradClip > 0 ? options.gradClip : undefined, checkpointEvery: f['checkpointEvery'] as number,
+      progressEvery: f['progressEvery'] as number, stop,
+      emit: trainEventRenderer({
+        label: 'classifier', unit: 'img',
+        formatMetrics: (m) => [m['trainAcc'] !== undefined ? `train acc ${pct(m['trainAcc'])}` : '', m['testAcc'] !== undefined ? `test acc ${pct(m['testAcc'])} (loss ${m['testLoss']!.toFixed(4)})` : '']
+          .filter(Boolean).join('  '),
+      }),
+    });
+  } finally {
+    stop.dispose();
+  }
+  if (result.stopped) throw new Interrupted(stop.signal ?? 'SIGINT');
+  const trainSeconds = (performance.now() - tTrain) / 1000;
+  let evaluation = null;
+  if (test) {
+    const tested = firstImages(test, testLimit);
+    const r = accuracyAndLoss(datasetFeatures(model, tested), tested.labels);
+    evaluation = { split: 'test', images: tested.count, accuracy: r.accuracy, loss: r.loss, perClass: r.perClass };
+    log(`classifier test accuracy ${pct(r.accuracy)} (loss ${r.loss.toFixed(4)}, ${tested.count} images); trained in ${formatDuration(trainSeconds)} (this process)`);
+  }
+  await saveClassifier(out, model, { ...meta, training: { step: result.step, epochs: options.epochs, options }, ...(evaluation ? { eval: evaluation } : {}) });
+  const report = {
+    kind: 'ctfgen.classifier-report', out, command: ['ctfgen', ...process.argv.slice(2)].join(' '), config, options,
+    parameters: model.numParameters(), steps: result.step, trainSeconds, data: identity, eval: evaluation,
+  };
+  await writeFileAtomic(reportPath, JSON.stringify(report, null, 2) + '\n');
+  if (f['json']) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+}
 
 const testCommand: Command = {
   spec: {

@@ -7,6 +7,7 @@ import type { LoadedClassifier } from '../eval/classifier.js';
 import type { SampleQuality } from '../eval/evaluate.js';
 import { referenceFeatures, loadClassifierSplit, type ReferenceFeatures } from '../eval/reference.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { checkOutputs, type PlannedInput } from '../io/outputs.js';
 import { UsageError, kebab, type ParsedFlags } from './args.js';
 import { Progress } from './progress.js';
 
@@ -19,14 +20,14 @@ export function checkNumber(f: ParsedFlags, key: string, ok: (v: number) => bool
   return v;
 }
 
-export function noPositionals(name: string, positionals: string[]): void {
-  if (positionals.length > 0)
-    throw new UsageError(`unexpected argument "${positionals[0]}"${name === 'eval' ? ' (subcommands: eval classifier train|test, eval real, eval recon, eval ceiling)' : ''}`);
-}
-
 export function metricsLine(m: SampleQuality): string {
   return `FID ${m.fid.toFixed(3)}  IS ${m.isMean.toFixed(3)} ± ${m.isStd.toFixed(3)}  precision ${m.precision.toFixed(4)}  recall ${m.recall.toFixed(4)}` +
     (m.classAccuracy !== null ? `  class accuracy ${(100 * m.classAccuracy).toFixed(2)}%` : '') + `  (${m.images} images)`;
+}
+
+/** --out of a report-only command (eval real, eval recon), checked before any work. */
+export function checkReportOut(f: ParsedFlags, inputs: PlannedInput[]): void {
+  checkOutputs({ inputs, outputs: [typeof f['out'] === 'string' ? { role: '--out', path: f['out'] } : null] });
 }
 
 /** The report to --out (atomically) and, with --json, to stdout. */

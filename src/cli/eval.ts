@@ -12,14 +12,15 @@ import { pixelFeatures } from '../eval/features.js';
 import { classifierData } from '../eval/reference.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeNpz } from '../io/npz.js';
+import { checkOutputs } from '../io/outputs.js';
 import { writeImageGrid } from '../io/png.js';
 import { RUN_LAYOUT, SAMPLER_METHODS, loadSampler, resolveSamplerPaths, type SamplerMethod, type SamplerPieces } from '../sample/run-dir.js';
 import { loadTokenizer } from '../tokenizer/checkpoint.js';
 import type { DataIdentity } from '../tokenizer/data-identity.js';
-import { UsageError, onOff, requireString } from './args.js';
+import { UsageError, flagRole, onOff, requireString } from './args.js';
 import { ceilingCommand } from './eval-ceiling.js';
 import { classifierCommands } from './eval-classifier.js';
-import { checkNumber, classifierSummary, command, log, metricsLine, noPositionals, reference, writeReport } from './eval-common.js';
+import { checkNumber, checkReportOut, classifierSummary, command, log, metricsLine, reference, writeReport } from './eval-common.js';
 import type { Command } from './main.js';
 import { REFINE_ROUNDS_FLAG, pieceFlags } from './piece-flags.js';
 import { Progress, formatDuration } from './progress.js';
@@ -55,8 +56,7 @@ const evalCommand: Command = {
       json: { type: 'boolean', help: 'print the report as JSON on stdout' },
     },
   },
-  async run(f, positionals) {
-    noPositionals('eval', positionals);
+  async run(f) {
     const which = String(f['method']);
     if (which !== 'both' && !SAMPLER_METHODS.includes(which as SamplerMethod))
       throw new UsageError(`--method: expected ctf, baseline or both, got "${which}"`);
@@ -69,6 +69,20 @@ const evalCommand: Command = {
     const out = typeof f['out'] === 'string' ? f['out'] : run !== undefined ? join(run, `eval-${which}.json`) : undefined;
     if (out === undefined) throw new UsageError('--out is required (or --run DIR)');
     const base = out.replace(/\.json$/, '');
+    const outRole = typeof f['out'] === 'string' ? '--out' : 'the report (from --run)';
+    checkOutputs({
+      inputs: [
+        ...Object.entries(paths).map(([k, p]) => ({ role: flagRole(f, k), path: p })),
+        { role: '--classifier', path: classifierPath },
+      ],
+      outputs: [
+        { role: outRole, path: out },
+        ...methods.flatMap((m) => [
+          { role: `the ${m} grid of ${outRole}`, path: `${base}-${m}.png` },
+          { role: `the ${m} samples of ${outRole}`, path: `${base}-${m}.npz` },
+        ]),
+      ],
+    });
     const knobs = {
       n: f['n'] as number, seed: f['seed'] as number, batch: f['batch'] as number,
       cfg: f['cfg'] as number, t1: checkNumber(f, 't1', (v) => v >= 0, 'must be ≥ 0'), t2: checkNumber(f, 't2', (v) => v >= 0, 'must be ≥ 0'),
@@ -161,9 +175,10 @@ const realCommand: Command = {
       json: { type: 'boolean', help: 'print the report as JSON on stdout' },
     },
   },
-  async run(f, positionals) {
-    noPositionals('eval real', positionals);
-    const c = await loadClassifier(requireString(f, 'classifier'));
+  async run(f) {
+    const classifierPath = requireString(f, 'classifier');
+    checkReportOut(f, [{ role: '--classifier', path: classifierPath }]);
+    const c = await loadClassifier(classifierPath);
     const test = await reference(c, 'test'), train = await reference(c, 'train');
     const metrics = realDataRow(test.features, test.labels, train.features, { k: f['k'] as number, seed: f['seed'] as number });
     log(`real (test vs train): ${metricsLine(metrics)}`);
@@ -193,10 +208,10 @@ const reconCommand: Command = {
       json: { type: 'boolean', help: 'print the report as JSON on stdout' },
     },
   },
-  async run(f, positionals) {
-    noPositionals('eval recon', positionals);
-    const tokPath = requireString(f, 'tokenizer');
-    const c = await loadClassifier(requireString(f, 'classifier'));
+  async run(f) {
+    const tokPath = requireString(f, 'tokenizer'), classifierPath = requireString(f, 'classifier');
+    checkReportOut(f, [{ role: '--tokenizer', path: tokPath }, { role: '--classifier', path: classifierPath }]);
+    const c = await loadClassifier(classifierPath);
     const tok = await loadTokenizer(tokPath);
     const ref = await reference(c, 'test'), ds = ref.dataset;
     const n = Math.min(ds.count, (f['limit'] as number | undefined) ?? ds.count);

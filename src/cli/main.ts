@@ -46,6 +46,11 @@ async function main(argv: string[]): Promise<number> {
   try {
     const { flags, positionals } = parseCommand(cmd.spec, rest);
     if (flags['help']) { process.stdout.write(helpText(cmd.spec)); return 0; }
+    if (!cmd.spec.positionals && positionals.length > 0) {
+      const subs = COMMANDS.filter((c) => c.spec.name.startsWith(cmd.spec.name + ' ')).map((c) => c.spec.name);
+      const hint = subs.length ? ` (subcommands: ${subs.join(', ')})` : '';
+      throw new UsageError(`unexpected argument "${positionals[0]}": this command takes flags only${hint}`);
+    }
     await cmd.run(flags, positionals);
     return 0;
   } catch (e) {

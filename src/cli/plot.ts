@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { CtfError } from '../errors.js';
 import { readFileChecked } from '../io/atomic.js';
+import { checkOutputs } from '../io/outputs.js';
 import { writePng } from '../io/png.js';
 import { renderLinePlot, type PlotSeries } from '../viz/plot.js';
 import { UsageError, requireString, type FlagSpec, type ParsedFlags } from './args.js';
@@ -155,6 +156,14 @@ function describe(name: string, pts: [number, number][], metric: string, xName: 
   return `${name}: ${ok.length} points, ${metric} ${f(ok[0]![1])} → ${f(ok[ok.length - 1]![1])} (lowest ${f(best[1])} at ${xName} ${f(best[0])})`;
 }
 
+/** --out must be writable and none of the series files, before any file is read. */
+function checkPlotOut(f: ParsedFlags, args: { name: string; path: string }[]): void {
+  checkOutputs({
+    inputs: args.map((a) => ({ role: `the series ${a.name}`, path: a.path })),
+    outputs: [{ role: '--out', path: requireString(f, 'out') }],
+  });
+}
+
 async function drawAndWrite(f: ParsedFlags, series: PlotSeries[], title: string, xLabel: string, yLabel: string): Promise<void> {
   const out = requireString(f, 'out');
   const img = renderLinePlot({ title, xLabel, yLabel, series, width: f['width'] as number, height: f['height'] as number, logY: f['logY'] === true });
@@ -192,6 +201,7 @@ export const plotCurvesCommand: Command = {
     if (x !== 'step' && x !== 'epoch') throw new UsageError(`--x: expected epoch or step, got "${x}"`);
     if (metric === '') throw new UsageError('--metric: expected a metric name (valLoss, loss, …)');
     const args = seriesArgs(positionals, /\.events\.jsonl$|\.jsonl$/, 'NAME=FILE.events.jsonl');
+    checkPlotOut(f, args);
     const series: PlotSeries[] = [];
     for (const a of args) {
       const text = (await readFileChecked(a.path, { maxBytes: MAX_LOG_BYTES, what: 'event log' })).toString('utf8');
@@ -220,6 +230,7 @@ export const plotPointsCommand: Command = {
   },
   async run(f, positionals) {
     const args = seriesArgs(positionals, /\.json$/, 'NAME=FILE.json');
+    checkPlotOut(f, args);
     const xLabel = String(f['xLabel']), yLabel = String(f['yLabel']);
     const series: PlotSeries[] = [];
     for (const a of args) {

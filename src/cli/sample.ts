@@ -3,11 +3,12 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
+import { checkOutputs } from '../io/outputs.js';
 import { writeImageGrid } from '../io/png.js';
 import { clusterRepresentatives, previewSteps, progressivePreview } from '../sample/images.js';
 import { sampleImages, type SamplingResult } from '../sample/pipeline.js';
 import { RUN_LAYOUT, SAMPLER_METHODS, loadSampler, resolveSamplerPaths, type SamplerMethod, type SamplerPieces } from '../sample/run-dir.js';
-import { UsageError, kebab, onOff, type ParsedFlags } from './args.js';
+import { UsageError, flagRole, kebab, onOff, type ParsedFlags } from './args.js';
 import type { Command } from './main.js';
 import { REFINE_ROUNDS_FLAG, pieceFlags } from './piece-flags.js';
 import { Progress } from './progress.js';
@@ -92,6 +93,17 @@ export const sampleCommand: Command = {
     const t2 = checkNumber(f, 't2', (v) => v >= 0, 'must be ≥ 0');
     const topP = checkNumber(f, 'topP', (v) => v > 0 && v <= 1, 'must be in (0, 1]');
     if (method === 'baseline' && typeof f['progressive'] === 'string') throw new UsageError('--progressive shows CTF\'s stage 1; use --method ctf');
+    const given = (key: string): string | undefined => (typeof f[key] === 'string' ? f[key] as string : undefined);
+    const each = given('each'), tokensOut = given('tokensOut'), progressivePath = given('progressive');
+    checkOutputs({
+      inputs: Object.entries(paths).map(([k, p]) => ({ role: flagRole(f, k), path: p })),
+      outputs: [
+        { role: given('out') !== undefined ? '--out' : 'the grid (from --run)', path: out },
+        each !== undefined ? { role: '--each', path: each, directory: true, holds: /^c\d+-\d+\.png$/ } : null,
+        tokensOut !== undefined ? { role: '--tokens-out', path: tokensOut } : null,
+        progressivePath !== undefined ? { role: '--progressive', path: progressivePath } : null,
+      ],
+    });
 
     const t0 = performance.now();
     const pieces: SamplerPieces = await loadSampler([method], paths);
@@ -127,8 +139,8 @@ export const sampleCommand: Command = {
     await mkdir(dirname(out), { recursive: true });
     await writeImageGrid(out, r.images, r.shape, { cols, scale });
     const written = [out];
-    if (typeof f['each'] === 'string') {
-      const dir = f['each'];
+    if (each !== undefined) {
+      const dir = each;
       await mkdir(dir, { recursive: true });
       const [, C, H, W] = r.shape, px = C * H * W, width = String(n - 1).length;
       for (let i = 0; i < N; i++) {
@@ -137,12 +149,12 @@ export const sampleCommand: Command = {
       }
       written.push(`${dir}/ (${N} PNGs)`);
     }
-    if (typeof f['tokensOut'] === 'string') {
-      await mkdir(dirname(f['tokensOut']), { recursive: true });
-      await writeFileAtomic(f['tokensOut'], tokensJson(r, T));
-      written.push(f['tokensOut']);
+    if (tokensOut !== undefined) {
+      await mkdir(dirname(tokensOut), { recursive: true });
+      await writeFileAtomic(tokensOut, tokensJson(r, T));
+      written.push(tokensOut);
     }
-    if (typeof f['progressive'] === 'string' && r.coarse && pieces.map) {
+    if (progressivePath !== undefined && r.coarse && pieces.map) {
       const count = Math.min(N, f['progressiveCount'] as number);
       // Spread the rows over the classes: every ⌈N/count⌉-th image.
       const rows = Array.from({ length: count }, (_, i) => Math.floor((i * N) / count));
@@ -154,9 +166,9 @@ export const sampleCommand: Command = {
       rows.forEach((i, j) => finals.set(r.images.subarray(i * px, (i + 1) * px), j * px));
       const steps = previewSteps(T);
       const p = progressivePreview(tok, reps, coarse, finals, { steps });
-      await mkdir(dirname(f['progressive']), { recursive: true });
-      await writeImageGrid(f['progressive'], p.images, [count * p.cols, C, H, W], { cols: p.cols, scale });
-      written.push(`${f['progressive']} (columns: after ${steps.join('/')} coarse labels, then the final image)`);
+      await mkdir(dirname(progressivePath), { recursive: true });
+      await writeImageGrid(progressivePath, p.images, [count * p.cols, C, H, W], { cols: p.cols, scale });
+      written.push(`${progressivePath} (columns: after ${steps.join('/')} coarse labels, then the final image)`);
     }
     log(`wrote ${written.join(', ')}`);
     if (f['json'])

@@ -1,13 +1,14 @@
 // `ctfgen tokenizer train | eval | encode`: flags → options, events → stderr, results → stdout.
 // The numerics live in src/tokenizer and src/train.
 import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { firstImages, loadDataset, type Dataset, type LoadOptions, type Split } from '../data/dataset.js';
 import { toModelInput } from '../data/model-input.js';
 import { Rng } from '../engine/rng.js';
 import { Tensor } from '../engine/tensor.js';
 import { CtfError, Interrupted } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { checkOutputs, lockOutput, type OutputLock } from '../io/outputs.js';
 import { writeImageGrid } from '../io/png.js';
 import { loadTrainState, saveTrainState, type LoadedTrainState } from '../train/checkpoint.js';
 import { StopRequest } from '../train/interrupt.js';
@@ -16,14 +17,17 @@ import { graphBytes, trainingMemory } from '../train/memory.js';
 import { benchTokenizer } from '../tokenizer/bench.js';
 import { loadTokenizer, saveTokenizer } from '../tokenizer/checkpoint.js';
 import { DEFAULT_TOKENIZER_PRESET, TOKENIZER_PRESETS, tokenizerConfig, type TokenizerConfig } from '../tokenizer/config.js';
-import { dataIdentity, type DataIdentity } from '../tokenizer/data-identity.js';
+import { dataIdentity, describeData, type DataIdentity } from '../tokenizer/data-identity.js';
 import { encodeSplit } from '../tokenizer/encode.js';
 import { evaluateTokenizer, reconstructionGrid, type TokenizerEval } from '../tokenizer/eval.js';
 import { VqTokenizer } from '../tokenizer/model.js';
 import { saveTokens } from '../tokenizer/tokens-file.js';
 import { DEFAULT_TOKENIZER_TRAIN, TokenizerTrainTask, validateTrainOptions, type TokenizerTrainOptions } from '../tokenizer/train.js';
-import { OPTIMIZER_OPTIONS, UsageError, givenOptions, onOff, optimizerFlags, resolveTrainOptions, type ParsedFlags } from './args.js';
-import { DATA_LOAD_FLAGS, loadOptionsFromFlags } from './data.js';
+import {
+  FORCE_FLAG, OPTIMIZER_OPTIONS, UsageError, checkConfigFlagsOnResume, givenOptions, onOff, optimizerFlags, presetOf,
+  replaceMode, resolveTrainOptions, type ParsedFlags,
+} from './args.js';
+import { DATA_LOAD_FLAGS, datasetSpec, loadOptionsFromFlags } from './data.js';
 import type { Command } from './main.js';
 import { formatDuration } from './progress.js';
 import { trainEventRenderer } from './train-render.js';
@@ -44,7 +48,7 @@ function requireString(f: ParsedFlags, key: string, flag: string): string {
 
 /** Data load options: the shared data flags, with a 2-pixel border by default for the 28×28 named datasets. */
 function dataOptions(f: ParsedFlags, spec: string, fallbackPad?: number): LoadOptions {
-  const o = loadOptionsFromFlags(f);
+  const o = loadOptionsFromFlags(f, spec);
   if (o.pad === undefined) o.pad = fallbackPad ?? (spec === 'fashion-mnist' || spec === 'mnist' ? 2 : 0);
   return o;
 }
@@ -90,7 +94,10 @@ const trainCommand: Command = {
     flags: {
       data: { type: 'string', default: 'fashion-mnist', help: 'dataset: fashion-mnist, mnist or folder:PATH' },
       out: { type: 'string', help: 'tokenizer checkpoint to write (required)' },
-      preset: { type: 'string', help: `size preset: ${Object.keys(TOKENIZER_PRESETS).join(', ')} (default ${DEFAULT_TOKENIZER_PRESET})` },
+      preset: {
+        type: 'string', choices: Object.keys(TOKENIZER_PRESETS),
+        help: `size preset: ${Object.keys(TOKENIZER_PRESETS).join(', ')} (default ${DEFAULT_TOKENIZER_PRESET})`,
+      },
       codebook: { type: 'int', min: 2, help: 'codebook size V (default 4096)' },
       ...optimizerFlags(DEFAULT_TOKENIZER_TRAIN, { batchOf: 'images', passesOver: 'the training split', seedHelp: 'the initialisation, data order, flips and dead-code draws' }),
       flip: { type: 'string', help: 'random horizontal flips: on|off (default on; never for datasets where a flip changes the class)' },
@@ -99,6 +106,7 @@ const trainCommand: Command = {
       checkpointEvery: { type: 'int', default: 500, min: 0, help: 'steps between checkpoints, 0 = only at the end' },
       progressEvery: { type: 'int', default: 10, min: 1, help: 'steps between progress updates' },
       resume: { type: 'boolean', help: 'continue the run saved beside --out exactly where it stopped' },
+      ...FORCE_FLAG,
       dryRun: { type: 'boolean', help: 'print the parameter count, memory estimate and schedule, then exit' },
       limit: { type: 'int', min: 1, help: 'train on the first N images only (quick runs)' },
       evalLimit: { type: 'int', min: 0, help: 'images of the test split for the final evaluation (default all; 0 = skip)' },
@@ -107,81 +115,113 @@ const trainCommand: Command = {
     },
   },
   async run(f) {
+    const { force, resume } = replaceMode(f);
     const out = requireString(f, 'out', '--out');
-    const statePath = trainStatePath(out);
-    const saved = f['resume'] ? await loadTrainState(statePath, 'tokenizer') : null;
-    const options = trainOptions(f, saved);
-    const spec = String(f['data']);
-    const savedData = (saved?.extra as { data?: DataIdentity } | undefined)?.data;
-    const ds = firstImages(await loadSplit(spec, 'train', dataOptions(f, spec, savedData?.preprocessing.pad)), f['limit'] as number | undefined);
-    const identity = dataIdentity(ds);
-    if (savedData && savedData.sha256 !== identity.sha256)
-      throw new CtfError(`--resume: ${statePath} was trained on ${savedData.name} (${savedData.count} images, sha256 ${savedData.sha256.slice(0, 12)}…), not on this data (${identity.name}, ${identity.count} images, ${identity.sha256.slice(0, 12)}…)`);
-    let config: TokenizerConfig;
-    if (saved) {
-      if (f['preset'] !== undefined || f['codebook'] !== undefined) throw new UsageError('--resume: the model config comes from the saved run; drop --preset and --codebook');
-      config = saved.config as TokenizerConfig;
-    } else {
-      const overrides = f['codebook'] !== undefined ? { codebookSize: f['codebook'] as number } : {};
-      config = tokenizerConfig(String(f['preset'] ?? DEFAULT_TOKENIZER_PRESET), { inChannels: ds.channels, imageSize: ds.height }, overrides);
-    }
-    const model = new VqTokenizer(config, new Rng(options.seed).split('init'));
-
-    const save = async (task: TokenizerTrainTask, step: number): Promise<string> => {
+    const statePath = trainStatePath(out), runJson = join(dirname(out), 'run.json');
+    const spec = datasetSpec(String(f['data']));
+    const fresh = resume ? null : trainOptions(f, null);  // flag values before the disk: a bad one is a usage error
+    checkOutputs({
+      inputs: [],
+      outputs: [
+        { role: '--out', path: out, artifact: true },
+        { role: 'the train state of --out', path: statePath, artifact: true },
+        { role: 'the run record beside --out', path: runJson },
+      ],
+      force: force || f['dryRun'] === true, resume,  // a dry run writes nothing
+    });
+    let lock: OutputLock | null = null;
+    if (!f['dryRun']) {
       await mkdir(dirname(out), { recursive: true });
-      await saveTrainState(statePath, { ...task.trainState(step), extra: { data: identity } });
-      await saveTokenizer(out, model, { data: identity, training: { step, epochs: step / task.stepsPerEpoch, options } });
-      return statePath;
-    };
-    const task = new TokenizerTrainTask(model, ds, options, save);
-
-    if (f['dryRun']) {
-      const x = new Tensor(new Float32Array(config.inChannels * config.imageSize ** 2), [1, config.inChannels, config.imageSize, config.imageSize]);
-      const mem = trainingMemory(model.parameters(), graphBytes(model.forward(x).loss), options.batchSize);
-      const report = {
-        config, options, grid: model.grid, parameters: mem.parameters, stepsPerEpoch: task.stepsPerEpoch, totalSteps: task.totalSteps,
-        memoryMiB: { weightsGradsAdam: mem.weightBytes / MiB, activations: mem.activationBytes / MiB, dataset: ds.images.byteLength / MiB, total: (mem.totalBytes + ds.images.byteLength) / MiB },
-      };
-      if (f['json']) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-      else process.stdout.write(
-        `tokenizer ${JSON.stringify(config)}\n${model.grid}×${model.grid} tokens, ${mem.parameters.toLocaleString('en')} parameters\n` +
-        `${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ${options.batchSize} images\n` +
-        `memory ≈ ${report.memoryMiB.total.toFixed(0)} MiB: weights+grads+AdamW ${report.memoryMiB.weightsGradsAdam.toFixed(1)}, ` +
-        `activations ${report.memoryMiB.activations.toFixed(0)} (+ as much again for their gradients), dataset ${report.memoryMiB.dataset.toFixed(0)}\n`);
-      return;
+      lock = lockOutput(out);
     }
-
-    const start = saved ? task.restore(saved) : 0;
-    const stop = new StopRequest().listen();
-    let result;
     try {
-      result = await runTraining(task, {
-        optimizer: task.optimizer, params: model.parameters(), lr: (s) => task.lr(s), startStep: start,
-        gradClip: options.gradClip > 0 ? options.gradClip : undefined, checkpointEvery: f['checkpointEvery'] as number,
-        progressEvery: f['progressEvery'] as number, stop,
-        emit: trainEventRenderer({ label: 'tokenizer', unit: 'img', formatMetrics: metricsLine }),
-      });
+      await trainTokenizer(f, fresh, spec, out, statePath, runJson);
     } finally {
-      stop.dispose();
+      lock?.release();
     }
-    if (result.stopped) throw new Interrupted(stop.signal ?? 'SIGINT');
-
-    const limit = f['evalLimit'] as number | undefined;
-    let evaluation: TokenizerEval | null = null;
-    if (limit !== 0) {
-      const test = await loadSplit(spec, 'test', dataOptions(f, spec, identity.preprocessing.pad));
-      evaluation = evaluateTokenizer(model, test, { limit });
-      log(`tokenizer test: ${evalLine(evaluation)}`);
-      await saveTokenizer(out, model, { data: identity, training: { step: result.step, epochs: options.epochs, options }, eval: evaluation });
-    }
-    const run = {
-      kind: 'ctfgen.run', stage: 'tokenizer', command: ['ctfgen', ...process.argv.slice(2)].join(' '), tokenizer: out, config, options,
-      data: identity, steps: result.step, eval: evaluation,
-    };
-    await writeFileAtomic(`${dirname(out)}/run.json`, JSON.stringify(run, null, 2) + '\n');
-    if (f['json']) process.stdout.write(JSON.stringify(evaluation, null, 2) + '\n');
   },
 };
+
+async function trainTokenizer(
+  f: ParsedFlags, fresh: TokenizerTrainOptions | null, spec: string, out: string, statePath: string, runJson: string,
+): Promise<void> {
+  const saved = f['resume'] ? await loadTrainState(statePath, 'tokenizer') : null;
+  if (saved) {
+    const c = saved.config as TokenizerConfig;
+    checkConfigFlagsOnResume(statePath, [
+      { flag: 'preset', given: f['preset'], saved: presetOf(TOKENIZER_PRESETS, c) ?? 'none' },
+      { flag: 'codebook', given: f['codebook'], saved: c.codebookSize },
+    ]);
+  }
+  const options = fresh ?? trainOptions(f, saved);
+  const savedData = (saved?.extra as { data?: DataIdentity } | undefined)?.data;
+  const ds = firstImages(await loadSplit(spec, 'train', dataOptions(f, spec, savedData?.preprocessing.pad)), f['limit'] as number | undefined);
+  const identity = dataIdentity(ds);
+  if (savedData && savedData.sha256 !== identity.sha256)
+    throw new CtfError(`--resume: ${statePath} was trained on ${describeData(savedData)}, not on this data: ` +
+      `${describeData(identity)} — resume with the same --data and --limit, or start anew with --force`);
+  let config: TokenizerConfig;
+  if (saved) config = saved.config as TokenizerConfig;
+  else {
+    const overrides = f['codebook'] !== undefined ? { codebookSize: f['codebook'] as number } : {};
+    config = tokenizerConfig(String(f['preset'] ?? DEFAULT_TOKENIZER_PRESET), { inChannels: ds.channels, imageSize: ds.height }, overrides);
+  }
+  const model = new VqTokenizer(config, new Rng(options.seed).split('init'));
+
+  const save = async (task: TokenizerTrainTask, step: number): Promise<string> => {
+    await mkdir(dirname(out), { recursive: true });
+    await saveTrainState(statePath, { ...task.trainState(step), extra: { data: identity } });
+    await saveTokenizer(out, model, { data: identity, training: { step, epochs: step / task.stepsPerEpoch, options } });
+    return statePath;
+  };
+  const task = new TokenizerTrainTask(model, ds, options, save);
+
+  if (f['dryRun']) {
+    const x = new Tensor(new Float32Array(config.inChannels * config.imageSize ** 2), [1, config.inChannels, config.imageSize, config.imageSize]);
+    const mem = trainingMemory(model.parameters(), graphBytes(model.forward(x).loss), options.batchSize);
+    const report = {
+      config, options, grid: model.grid, parameters: mem.parameters, stepsPerEpoch: task.stepsPerEpoch, totalSteps: task.totalSteps,
+      memoryMiB: { weightsGradsAdam: mem.weightBytes / MiB, activations: mem.activationBytes / MiB, dataset: ds.images.byteLength / MiB, total: (mem.totalBytes + ds.images.byteLength) / MiB },
+    };
+    if (f['json']) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+    else process.stdout.write(
+      `tokenizer ${JSON.stringify(config)}\n${model.grid}×${model.grid} tokens, ${mem.parameters.toLocaleString('en')} parameters\n` +
+      `${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ${options.batchSize} images\n` +
+      `memory ≈ ${report.memoryMiB.total.toFixed(0)} MiB: weights+grads+AdamW ${report.memoryMiB.weightsGradsAdam.toFixed(1)}, ` +
+      `activations ${report.memoryMiB.activations.toFixed(0)} (+ as much again for their gradients), dataset ${report.memoryMiB.dataset.toFixed(0)}\n`);
+    return;
+  }
+
+  const start = saved ? task.restore(saved) : 0;
+  const stop = new StopRequest().listen();
+  let result;
+  try {
+    result = await runTraining(task, {
+      optimizer: task.optimizer, params: model.parameters(), lr: (s) => task.lr(s), startStep: start,
+      gradClip: options.gradClip > 0 ? options.gradClip : undefined, checkpointEvery: f['checkpointEvery'] as number,
+      progressEvery: f['progressEvery'] as number, stop,
+      emit: trainEventRenderer({ label: 'tokenizer', unit: 'img', formatMetrics: metricsLine }),
+    });
+  } finally {
+    stop.dispose();
+  }
+  if (result.stopped) throw new Interrupted(stop.signal ?? 'SIGINT');
+
+  const limit = f['evalLimit'] as number | undefined;
+  let evaluation: TokenizerEval | null = null;
+  if (limit !== 0) {
+    const test = await loadSplit(spec, 'test', dataOptions(f, spec, identity.preprocessing.pad));
+    evaluation = evaluateTokenizer(model, test, { limit });
+    log(`tokenizer test: ${evalLine(evaluation)}`);
+    await saveTokenizer(out, model, { data: identity, training: { step: result.step, epochs: options.epochs, options }, eval: evaluation });
+  }
+  const run = {
+    kind: 'ctfgen.run', stage: 'tokenizer', command: ['ctfgen', ...process.argv.slice(2)].join(' '), tokenizer: out, config, options,
+    data: identity, steps: result.step, eval: evaluation,
+  };
+  await writeFileAtomic(runJson, JSON.stringify(run, null, 2) + '\n');
+  if (f['json']) process.stdout.write(JSON.stringify(evaluation, null, 2) + '\n');
+}
 
 const evalCommand: Command = {
   spec: {
@@ -202,11 +242,16 @@ const evalCommand: Command = {
   },
   async run(f) {
     const path = requireString(f, 'tokenizer', '--tokenizer');
+    if (typeof f['data'] === 'string') datasetSpec(f['data']);
+    const split = String(f['split']);
+    if (split !== 'train' && split !== 'test') throw new UsageError(`--split: expected train or test, got "${split}"`);
+    checkOutputs({
+      inputs: [{ role: '--tokenizer', path }],
+      outputs: [typeof f['grid'] === 'string' ? { role: '--grid', path: f['grid'] } : null],
+    });
     const { model, hash, metadata } = await loadTokenizer(path);
     const trainedOn = metadata['data'] ? (JSON.parse(metadata['data']) as DataIdentity) : null;
     const spec = typeof f['data'] === 'string' ? f['data'] : trainedOn?.name ?? 'fashion-mnist';
-    const split = String(f['split']);
-    if (split !== 'train' && split !== 'test') throw new UsageError(`--split: expected train or test, got "${split}"`);
     const ds = await loadSplit(spec, split, dataOptions(f, spec, trainedOn?.preprocessing.pad));
     const e = evaluateTokenizer(model, ds, { limit: f['limit'] as number | undefined });
     log(`tokenizer ${path} (${hash.slice(0, 12)}…, V = ${model.config.codebookSize}) on ${ds.name} ${split}: ${evalLine(e)}`);
@@ -234,16 +279,23 @@ const encodeCommand: Command = {
       limit: { type: 'int', min: 1, help: 'encode the first N images only' },
       batch: { type: 'int', default: 256, min: 1, help: 'images per encoder call' },
       json: { type: 'boolean', help: 'print a summary as JSON on stdout' },
+      ...FORCE_FLAG,
       ...DATA_LOAD_FLAGS,
     },
   },
   async run(f) {
     const path = requireString(f, 'tokenizer', '--tokenizer'), out = requireString(f, 'out', '--out');
+    if (typeof f['data'] === 'string') datasetSpec(f['data']);
+    const split = String(f['split']);
+    if (split !== 'train' && split !== 'test') throw new UsageError(`--split: expected train or test, got "${split}"`);
+    checkOutputs({
+      inputs: [{ role: '--tokenizer', path }],
+      outputs: [{ role: '--out', path: out, artifact: true }],
+      force: f['force'] === true,
+    });
     const { model, hash, metadata } = await loadTokenizer(path);
     const trainedOn = metadata['data'] ? (JSON.parse(metadata['data']) as DataIdentity) : null;
     const spec = typeof f['data'] === 'string' ? f['data'] : trainedOn?.name ?? 'fashion-mnist';
-    const split = String(f['split']);
-    if (split !== 'train' && split !== 'test') throw new UsageError(`--split: expected train or test, got "${split}"`);
     const ds = firstImages(await loadSplit(spec, split, dataOptions(f, spec, trainedOn?.preprocessing.pad)), f['limit'] as number | undefined);
     if (f['flip'] && !ds.flipPreservesClass) throw new UsageError(`--flip: a mirrored image of ${ds.name} is not of the same class`);
     let last = 0;
@@ -272,7 +324,10 @@ const benchCommand: Command = {
     usage: 'ctfgen tokenizer bench [--tokenizer CKPT | --preset P --codebook V] [options]',
     flags: {
       tokenizer: { type: 'string', help: 'tokenizer checkpoint (default: a freshly initialised --preset)' },
-      preset: { type: 'string', default: DEFAULT_TOKENIZER_PRESET, help: 'size preset when no --tokenizer is given' },
+      preset: {
+        type: 'string', default: DEFAULT_TOKENIZER_PRESET, choices: Object.keys(TOKENIZER_PRESETS),
+        help: 'size preset when no --tokenizer is given',
+      },
       codebook: { type: 'int', default: 4096, min: 2, help: 'codebook size when no --tokenizer is given' },
       data: { type: 'string', default: 'fashion-mnist', help: 'images to encode (first ones of the test split)' },
       encodeBatch: { type: 'int', default: 256, min: 1, help: 'images per encoder call' },
@@ -286,7 +341,12 @@ const benchCommand: Command = {
     },
   },
   async run(f) {
-    const ds = await loadSplit(String(f['data']), 'test', dataOptions(f, String(f['data'])));
+    const spec = datasetSpec(String(f['data']));
+    checkOutputs({
+      inputs: [typeof f['tokenizer'] === 'string' ? { role: '--tokenizer', path: f['tokenizer'] } : null],
+      outputs: [typeof f['json'] === 'string' ? { role: '--json', path: f['json'] } : null],
+    });
+    const ds = await loadSplit(spec, 'test', dataOptions(f, spec));
     const model = typeof f['tokenizer'] === 'string'
       ? (await loadTokenizer(f['tokenizer'])).model
       : new VqTokenizer(tokenizerConfig(String(f['preset']), { inChannels: ds.channels, imageSize: ds.height }, { codebookSize: f['codebook'] as number }), new Rng(0));

@@ -1,16 +1,57 @@
 // Atomic file writes: write a temporary file beside the target, fsync it, rename it over the target,
 // fsync the directory. A crash or error leaves either the old file or the new one, never a torn one,
-// and never a stray temporary file when the error is ours to catch.
+// and never a stray temporary file when the error is ours to catch. The temporaries a killed process left
+// (<target>.tmp-<pid>-<hex>) are removed by the next write of the same target, once their process is dead.
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { CtfError } from '../errors.js';
 
 export type FileData = Uint8Array | string;
 
 function tempPathFor(path: string): string {
   return `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+}
+
+/** Whether a process with this PID exists (EPERM: it does, under another user). */
+export function isProcessAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const swept = new Set<string>();
+
+/**
+ * Removes the temporaries of `path` whose writer is dead, once per target and process; returns their names.
+ * A live writer's temporary (another process saving the same file right now) is left alone.
+ */
+export function removeStaleTemporaries(path: string): string[] {
+  if (swept.has(path)) return [];
+  swept.add(path);
+  const prefix = `${basename(path)}.tmp-`, dir = dirname(path);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const m = /^(\d+)-[0-9a-f]+$/.exec(name.slice(prefix.length));
+    if (!m || isProcessAlive(Number(m[1]))) continue;
+    try {
+      unlinkSync(join(dir, name));
+      removed.push(name);
+    } catch { /* removed by someone else meanwhile */ }
+  }
+  return removed;
 }
 
 function asBytes(data: FileData): Uint8Array {
@@ -48,6 +89,7 @@ async function fsyncDir(dir: string): Promise<void> {
 
 /** Writes data to path atomically (temp file + fsync + rename + directory fsync). */
 export async function writeFileAtomic(path: string, data: FileData): Promise<void> {
+  removeStaleTemporaries(path);
   const tmp = tempPathFor(path);
   const bytes = asBytes(data);
   try {
@@ -72,6 +114,7 @@ export async function writeFileAtomic(path: string, data: FileData): Promise<voi
 
 /** The synchronous twin of writeFileAtomic (for exit handlers and small files). */
 export function writeFileAtomicSync(path: string, data: FileData): void {
+  removeStaleTemporaries(path);
   const tmp = tempPathFor(path);
   const bytes = asBytes(data);
   try {

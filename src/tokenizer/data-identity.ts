@@ -24,3 +24,8 @@ export function dataIdentity(ds: Dataset): DataIdentity {
     numClasses: ds.numClasses, preprocessing: ds.preprocessing, sha256: h.digest('hex'),
   };
 }
+
+/** "fashion-mnist (256 images, sha256 0123456789ab…)", for messages. */
+export function describeData(d: Pick<DataIdentity, 'name' | 'count' | 'sha256'>): string {
+  return `${d.name} (${d.count} images, sha256 ${d.sha256.slice(0, 12)}…)`;
+}

@@ -60,6 +60,15 @@ export function parseTokens(file: SafetensorsFile, o: TokensLoadOptions = {}): T
   const N = tokens.dim(0);
   const labels = expectTensor(file, 'labels', [N], 'i32'), flipped = expectTensor(file, 'flipped', [N], 'i32');
   expectShape(labels, [N], `tokens ${file.source}`);
+  const numClasses = (data as Partial<DataIdentity> | null)?.numClasses;
+  if (!Number.isInteger(numClasses) || numClasses! < 1)
+    throw new CtfError(`tokens ${file.source}: metadata "data" has numClasses ${JSON.stringify(numClasses)}, ` +
+      'expected a positive integer');
+  const l = labels.i32;
+  for (let i = 0; i < N; i++)
+    if (l[i]! < 0 || l[i]! >= numClasses!)
+      throw new CtfError(`tokens ${file.source}: label ${l[i]} of row ${i} is outside the ${numClasses} classes ` +
+        `[0, ${numClasses})`);
   const V = config.codebookSize;
   const t = tokens.i32;
   for (let i = 0; i < t.length; i++)

@@ -55,6 +55,13 @@ export function coarseMapHash(map: Pick<CoarseMap, 'fineToCoarse'>): string {
   return createHash('sha256').update(new Uint8Array(b.buffer, b.byteOffset, b.byteLength)).digest('hex');
 }
 
+/** Identity of a token file's contents for train states: sha256 of its tokens, labels and flip marks. */
+export function tokenSetHash(s: Pick<TokenSet, 'tokens' | 'labels' | 'flipped'>): string {
+  const h = createHash('sha256');
+  for (const a of [s.tokens.i32, s.labels, s.flipped]) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  return h.digest('hex');
+}
+
 /** What a GPT of each kind reads and predicts, from the token file (fine) and the coarse map. */
 export function gptTask(kind: GptKind, tokens: TokenSet, map: CoarseMap | null): Pick<GptConfig, 'inVocab' | 'outVocab' | 'numClasses' | 'grid' | 'causal'> {
   const V = tokens.tokenizerConfig.codebookSize, grid = tokens.tokens.dim(1);

@@ -105,7 +105,8 @@ test('eval refuses bad usage (exit 2) and pieces that do not fit (exit 1)', { sk
     [['eval', '--run', run(), '--classifier', cls(), '--n', '15', '--out', join(dir, 'x.json')], 2, /--n 15 is not a multiple of the 10 classes/],
     [['eval', '--run', run(), '--out', join(dir, 'x.json')], 2, /--classifier is required/],
     [['eval', '--run', run(), '--classifier', cls(), '--method', 'fast'], 2, /--method: expected ctf, baseline or both/],
-    [['eval', 'classifier', '--classifier', cls()], 2, /unexpected argument "classifier" \(subcommands: eval classifier train\|test/],
+    [['eval', 'classifier', '--classifier', cls()], 2,
+      /unexpected argument "classifier": this command takes flags only \(subcommands: .*eval classifier train, eval/],
     [['eval', '--run', run(), '--classifier', join(run(), 'tokenizer.safetensors'), '--n', '10'], 1, /not a classifier checkpoint \(metadata kind "ctfgen.tokenizer"/],
     [['eval', '--tokenizer', join(run(), 'tokenizer.safetensors'), '--classifier', cls()], 2, /--clusters, --stage1, --aux are required for --method ctf/],
   ];
@@ -131,8 +132,16 @@ test('eval classifier train / test on the first images; resume refuses other dat
   assert.equal((JSON.parse(t.stdout) as { accuracy: number }).accuracy, rep.eval.accuracy);
   const other = ctfgen('eval', 'classifier', 'train', '--out', out, '--limit', '128', '--resume');
   assert.equal(other.status, 1);
-  assert.match(other.stderr, /--resume: .* was trained on fashion-mnist \(256 images, sha256 [0-9a-f]{12}…\), not on this data \(fashion-mnist, 128 images/);
+  assert.match(other.stderr,
+    /was trained on fashion-mnist \(256 images, sha256 [0-9a-f]{12}…\), not on this data: fashion-mnist \(128/);
   const lr = ctfgen('eval', 'classifier', 'train', '--out', out, '--limit', '256', '--resume', '--lr', '0.1');
   assert.equal(lr.status, 2);
-  assert.match(lr.stderr, /--resume: the run was started with lr = 0.003; drop the flag or pass the same value/);
+  assert.match(lr.stderr, /--resume: the run was started with lr = 0.003, the flag asks for 0.1; drop the flag/);
+  const preset = ctfgen('eval', 'classifier', 'train', '--out', out, '--limit', '256', '--resume', '--preset', 'S');
+  assert.equal(preset.status, 2);
+  assert.match(preset.stderr,
+    /--resume: .*classifier\.train-state\.safetensors was started with preset tiny, --preset asks/);
+  const again = ctfgen('eval', 'classifier', 'train', '--out', out, '--preset', 'tiny', '--limit', '256');
+  assert.equal(again.status, 1, 'a finished classifier is not trained over without --resume or --force');
+  assert.match(again.stderr, /--out .*classifier\.safetensors exists; pass --resume to continue its run, or --force/);
 });

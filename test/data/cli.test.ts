@@ -39,7 +39,7 @@ test('ctfgen data info: JSON counts and a grid with one row per class', async ()
   }
 });
 
-test('ctfgen data info: bad usage exits 2, bad data exits 1 with the reason', () => {
+test('ctfgen data info: bad usage (an unknown dataset name too) exits 2, bad data exits 1 with the reason', () => {
   const usage = ctfgen('data', 'info', 'mnist', '--split', 'validation');
   assert.equal(usage.status, 2);
   assert.match(usage.stderr, /--split: expected train, test or all, got "validation"/);
@@ -47,5 +47,7 @@ test('ctfgen data info: bad usage exits 2, bad data exits 1 with the reason', ()
   const missing = ctfgen('data', 'info', 'folder:/nonexistent/ctf-cli');
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /\/nonexistent\/ctf-cli: not a directory/);
-  assert.equal(ctfgen('data', 'info', 'cifar10').status, 1);
+  const unknown = ctfgen('data', 'info', 'cifar10');
+  assert.equal(unknown.status, 2, 'an unknown dataset name is a usage error, a missing folder (above) a file error');
+  assert.match(unknown.stderr, /DATASET: unknown dataset "cifar10" \(expected fashion-mnist, mnist, folder:PATH\)/);
 });

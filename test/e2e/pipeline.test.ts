@@ -50,6 +50,13 @@ test('tiny run: demo pipeline, sample both methods, PNGs decode, demo resumes id
     assert.equal(partial.status, 0, partial.stderr);
     assert.equal(partial.stderr.match(/skipped/g)?.length, 9);
     assert.match(partial.stderr, /\[10\/10\] sample-baseline: ctfgen sample/);
+    // A remade input makes every later stage start over: the demo says --force, since their old outputs are stale.
+    rmSync(join(run, 'tokens-test.safetensors'));
+    const remade = ctfgen('demo', '--run', run, '--profile', 'tiny');
+    assert.equal(remade.status, 0, remade.stderr);
+    assert.equal(remade.stderr.match(/skipped/g)?.length, 2);
+    assert.match(remade.stderr, /\[6\/10\] baseline: ctfgen train baseline --run .* --force/);
+    assert.match(remade.stderr, /\[4\/10\] cluster: ctfgen cluster .* --force/);
 
     // CTF with every output; chunks of 2 images give the same images as one chunk of 64.
     const tokens = join(dir, 'ctf.json'), each = join(dir, 'each'), progressive = join(dir, 'progressive.png');

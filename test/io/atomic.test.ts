@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readFileChecked, writeFileAtomic, writeFileAtomicSync } from '../../src/io/atomic.js';
+import { readFileChecked, removeStaleTemporaries, writeFileAtomic, writeFileAtomicSync } from '../../src/io/atomic.js';
 
 function withDir(fn: (dir: string) => Promise<void> | void): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ctf-atomic-'));
@@ -44,4 +45,20 @@ test('readFileChecked names missing files, directories and oversize files', () =
   await assert.rejects(readFileChecked(join(dir, 'none'), { what: 'checkpoint' }), /checkpoint .*none does not exist/);
   await assert.rejects(readFileChecked(dir), /is not a regular file/);
   await assert.rejects(readFileChecked(p, { maxBytes: 4 }), /f\.bin is 10 bytes, more than the 4 allowed/);
+}));
+
+test('a write removes the temporaries a dead writer left for its target, nothing else', () => withDir(async (dir) => {
+  const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+  const p = join(dir, 'model.safetensors');
+  const stale = [`model.safetensors.tmp-${dead}-0123456789ab`, `model.safetensors.tmp-${dead}-ffffffffffff`];
+  const kept = [
+    `model.safetensors.tmp-${process.pid}-0123456789ab`,   // a live writer's
+    `other.safetensors.tmp-${dead}-0123456789ab`,           // another target's
+    `model.safetensors.tmp-${dead}-notours`,                // not a name writeFileAtomic makes
+  ];
+  for (const f of [...stale, ...kept]) writeFileSync(join(dir, f), 'partial');
+  await writeFileAtomic(p, 'new');
+  assert.deepEqual(temps(dir).sort(), [...kept].sort());
+  assert.equal(readFileSync(p, 'utf8'), 'new');
+  assert.deepEqual(removeStaleTemporaries(join(dir, 'x')), []);
 }));

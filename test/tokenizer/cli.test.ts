@@ -34,10 +34,17 @@ test('tokenizer train → SIGINT → resume → eval → encode', { skip: !haveD
     assert.match(stderr, /SIGINT — saved step \d+ to .*train-state\.safetensors; continue with --resume/);
     assert.ok(existsSync(out) && existsSync(join(dir, 'run', 'tokenizer.train-state.safetensors')));
 
-    const bad = run(['tokenizer', 'train', '--out', out, ...common, '--resume']);
+    const again = run(['tokenizer', 'train', '--out', out, ...common]);
+    assert.equal(again.status, 1, 'a saved run is neither restarted nor replaced without being asked');
+    assert.match(again.stderr, /--out .*tokenizer\.safetensors exists; pass --resume to continue its run, or --force/);
+    const bad = run(['tokenizer', 'train', '--out', out, ...common, '--resume', '--preset', 'S']);
     assert.equal(bad.status, 2, 'the model config comes from the saved run');
-    assert.match(bad.stderr, /drop --preset and --codebook/);
-    const resumed = run(['tokenizer', 'train', '--out', out, '--limit', '256', '--resume', '--eval-limit', '64', '--json']);
+    assert.match(bad.stderr,
+      /--resume: .*tokenizer\.train-state\.safetensors was started with preset tiny, --preset asks for S/);
+    const codebook = run(['tokenizer', 'train', '--out', out, '--limit', '256', '--resume', '--codebook', '128']);
+    assert.equal(codebook.status, 2);
+    assert.match(codebook.stderr, /was started with codebook 64, --codebook asks for 128/);
+    const resumed = run(['tokenizer', 'train', '--out', out, ...common, '--resume', '--json']);
     assert.equal(resumed.status, 0, resumed.stderr);
     assert.match(resumed.stderr, /resuming at step ([1-9]|[1-3]\d|4[0-7]), 48 steps/);
     const evaluation = JSON.parse(resumed.stdout) as { psnr: number; usage: number; images: number };
@@ -69,6 +76,29 @@ test('tokenizer train → SIGINT → resume → eval → encode', { skip: !haveD
     assert.ok(!existsSync(join(dir, 'x.safetensors')), 'a dry run writes nothing');
 
     assert.equal(run(['tokenizer', 'train', '--epochs', '1']).status, 2, '--out is required');
+    const usage: [string[], RegExp][] = [
+      [['--preset', 'XL'], /--preset: expected tiny, S, M, L, got "XL"/],
+      [['--data', 'nope'], /--data: unknown dataset "nope" \(expected fashion-mnist, mnist, folder:PATH\)/],
+      [['extra'], /unexpected argument "extra"/],
+    ];
+    for (const [flags, message] of usage) {
+      const u = run(['tokenizer', 'train', '--out', join(dir, 'u', 'tok.safetensors'), ...flags]);
+      assert.equal(u.status, 2, `${flags.join(' ')}: ${u.stderr}`);
+      assert.match(u.stderr, message);
+    }
+    const nowhere = `folder:${join(dir, 'nowhere')}`;
+    const noFolder = run(['tokenizer', 'train', '--out', join(dir, 'u', 't.safetensors'), '--data', nowhere]);
+    assert.equal(noFolder.status, 1, 'a folder that does not exist is a file error');
+    assert.match(noFolder.stderr, /nowhere/);
+    const encode = ['tokenizer', 'encode', '--tokenizer', out, '--split', 'test', '--limit', '20'];
+    const overTokens = run([...encode, '--out', tokens]);
+    assert.equal(overTokens.status, 1);
+    assert.match(overTokens.stderr, /--out .*tokens\.safetensors exists; pass --force to replace it/);
+    const overTokenizer = run(['tokenizer', 'encode', '--tokenizer', out, '--out', out, '--force']);
+    assert.equal(overTokenizer.status, 1);
+    assert.match(overTokenizer.stderr, /--out .*tokenizer\.safetensors is the input --tokenizer/);
+    const forced = run([...encode, '--out', tokens, '--force']);
+    assert.equal(forced.status, 0, forced.stderr);
     assert.equal(run(['tokenizer', 'train', '--out', out, '--dead-code-reinit', 'maybe']).status, 2);
     const missing = run(['tokenizer', 'eval', '--tokenizer', join(dir, 'nope.safetensors')]);
     assert.equal(missing.status, 1);
