@@ -2,7 +2,8 @@
 """PyTorch peer of `ctfgen bench sample`: a KV-cached sampler of the same checkpoints, driven by the JSON-lines
 protocol of src/bench/peer.ts (setup / run / tokens / info / exit), like bench/torch_peer.py.
 
-  setup  {"config": {"paths": {tokenizer, clusters, stage1, aux, baseline}, "batch", "cfg", "temperature", "numClasses"}}
+  setup  {"config": {"paths": {tokenizer, clusters, stage1, aux, baseline}, "batch", "cfg", "temperature", "numClasses",
+                     "refineRounds"}}
   run    {"method": "baseline" | "ctf", "n", "seed"}  -> {"ms": [...], "cpuMs": [...], "parts": [{"stage1", "stage2", "decode"} ms]}
   tokens {"method", "count", "seed"}                  -> greedy tokens of the first `count` images (cross-check)
 
@@ -13,6 +14,7 @@ positions grouped by predicted cluster, one small matmul per cluster); the token
 Run with Debian's /usr/bin/python3 (python3-torch); --threads sets torch.set_num_threads (default 1)."""
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -35,7 +37,8 @@ def load_gpt(path):
     c = json.loads(meta['config'])
     model = lg.Gpt(lg.GptConfig(vocab_size=c['inVocab'], out_vocab_size=c['outVocab'], n_layer=c['layers'], n_head=c['heads'],
                                 dim=c['dim'], num_classes=c['numClasses'], block_size=c['grid'] ** 2, multiple_of=c['ffnMultipleOf'],
-                                norm_eps=c['normEps'], rope_base=c['ropeBase'], causal=c['causal']))
+                                norm_eps=c['normEps'], rope_base=c['ropeBase'], causal=c['causal'],
+                                fine_vocab_size=c.get('fineVocab', 0)))
     model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     return model.eval()
 
@@ -81,31 +84,58 @@ class Sampler:
             x = model.tok_embeddings(torch.cat([nxt, nxt]))[:, None, :]
         return out
 
-    def aux_hidden(self, labels, coarse):
-        """The auxiliary model's final normed states at the token positions: (B, T, dim)."""
+    def aux_hidden(self, labels, coarse, fine=None):
+        """The auxiliary model's final normed states at the token positions: (B, T, dim). fine: chosen fine tokens or
+        [MASK] per position, for an aux trained with masked refinement."""
         m = self.aux
-        h = torch.cat([m.cls_embedding(labels), m.tok_embeddings(coarse)], 1)
+        x = m.tok_embeddings(coarse)
+        if fine is not None:
+            x = x + m.fine_embeddings(fine)
+        h = torch.cat([m.cls_embedding(labels), x], 1)
         table = m.rope[: h.shape[1]].to(h.dtype)
         for layer in m.layers:
             h = layer(h, table)
         return m.norm(h)[:, 1:]
 
-    def refine(self, labels, coarse, top_k=0):
-        """Stage 2 with the cluster mask: each position sampled among its cluster's members only."""
-        h = self.aux_hidden(labels, coarse).reshape(-1, self.aux.c.dim)
-        flat = coarse.reshape(-1)
-        fine = torch.empty_like(flat)
+    def within_clusters(self, h, flat, top_k):
+        """h (N, dim) states, flat (N) clusters -> (fine (N), probability of each drawn member under softmax(l / τ))."""
+        fine, conf = torch.empty_like(flat), torch.empty(flat.shape[0])
         order = torch.argsort(flat, stable=True)
         counts = torch.bincount(flat, minlength=len(self.members)).tolist()
-        start = 0
+        start, t = 0, self.c['temperature'] if self.c['temperature'] > 0 else 1.0
         for c, n in enumerate(counts):
             if n == 0:
                 continue
             pos = order[start:start + n]
             start += n
-            local = sample_logits(h[pos] @ self.head_rows[c].t(), self.c['temperature'], top_k, 1.0)
+            logits = h[pos] @ self.head_rows[c].t()
+            local = sample_logits(logits, self.c['temperature'], top_k, 1.0)
             fine[pos] = self.members[c][local]
-        return fine.view_as(coarse)
+            conf[pos] = torch.softmax(logits / t, -1).gather(1, local[:, None])[:, 0]
+        return fine, conf
+
+    def refine(self, labels, coarse, top_k=0):
+        """Stage 2 with the cluster mask: each position sampled among its cluster's members only; with an aux trained
+        for masked refinement, in `refineRounds` rounds that keep the most confident tokens (MaskGIT's cosine schedule)."""
+        R = self.c.get('refineRounds', 1)
+        if self.aux.c.fine_vocab_size == 0:
+            h = self.aux_hidden(labels, coarse).reshape(-1, self.aux.c.dim)
+            return self.within_clusters(h, coarse.reshape(-1), top_k)[0].view_as(coarse)
+        B, T, MASK = coarse.shape[0], self.T, self.aux.c.fine_vocab_size - 1
+        fine = torch.full_like(coarse, MASK)
+        masked = T
+        for r in range(R):
+            if masked == 0:
+                break
+            h = self.aux_hidden(labels, coarse, fine)
+            left = 0 if r == R - 1 else min(masked - 1, int(T * math.cos(math.pi / 2 * (r + 1) / R)))
+            for b in range(B):
+                open_pos = (fine[b] == MASK).nonzero()[:, 0]
+                drawn, conf = self.within_clusters(h[b, open_pos], coarse[b, open_pos], top_k)
+                keep = torch.sort(conf, descending=True, stable=True).indices[:masked - left]
+                fine[b, open_pos[keep]] = drawn[keep]
+            masked = left
+        return fine
 
     def decode(self, fine):
         g = int(self.T ** 0.5)

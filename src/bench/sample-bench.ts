@@ -37,6 +37,7 @@ export interface SampleBenchOptions {
   cfg: number;              // guidance scale of stage 1 / the baseline
   temperature: number;      // both stages; top-k and top-p off
   rounds: number;           // measured rounds; each runs both methods on both sides once
+  refineRounds?: number;    // CTF stage-2 rounds of masked refinement (default 1)
   warmup: number;           // unmeasured runs per method and side first
   python: string;
   torchThreads: number;
@@ -50,7 +51,7 @@ export interface SampleBenchReport {
   source: { run: string } | { random: RandomRunOptions };
   models: Record<'baseline' | 'stage1' | 'aux', Pick<GptConfig, 'layers' | 'dim' | 'heads' | 'inVocab' | 'outVocab'> & { parameters: number }>
     & { tokenizer: { config: Record<string, unknown>; parameters: number }; k: number; v: number; equalBackbone: boolean };
-  batch: number; cfg: number; temperature: number; rounds: number; warmup: number; torchThreads: number;
+  batch: number; cfg: number; temperature: number; rounds: number; refineRounds: number; warmup: number; torchThreads: number;
   ours: Record<SamplerMethod, BenchSide>;
   torch: Record<SamplerMethod, BenchSide>;
   /** ctfOverBaseline: ratio of the median images/s; ctfOverBaselinePaired: median over rounds of baseline ms / CTF ms
@@ -126,7 +127,9 @@ export async function runSampleBench(o: SampleBenchOptions, command: string, emi
       tokenizer: { config: { ...pieces.tokenizer.model.config }, parameters: pieces.tokenizer.model.numParameters() },
       k: pieces.map!.k, v: pieces.map!.v, equalBackbone: b.layers === s1.layers && b.dim === s1.dim && b.heads === s1.heads,
     };
-    const config: SampleWorkerConfig = { paths, batch: o.batch, cfg: o.cfg, temperature: o.temperature, numClasses: pieces.numClasses };
+    const config: SampleWorkerConfig = {
+      paths, batch: o.batch, cfg: o.cfg, temperature: o.temperature, numClasses: pieces.numClasses, refineRounds: o.refineRounds ?? 1,
+    };
     for (const p of [ours, torch]) await p.call({ cmd: 'setup', config });
 
     // Greedy on the same weights: the two samplers must pick (almost) the same tokens.
@@ -174,7 +177,8 @@ export async function runSampleBench(o: SampleBenchOptions, command: string, emi
     return {
       kind: 'ctfgen.bench.sample', version: 1, date: new Date().toISOString(), command,
       source: o.run !== undefined ? { run: o.run } : { random: o.random }, models,
-      batch: o.batch, cfg: o.cfg, temperature: o.temperature, rounds: o.rounds, warmup: o.warmup, torchThreads: o.torchThreads,
+      batch: o.batch, cfg: o.cfg, temperature: o.temperature, rounds: o.rounds, refineRounds: o.refineRounds ?? 1, warmup: o.warmup,
+      torchThreads: o.torchThreads,
       ...res,
       ratios: {
         oursOverTorch: { baseline: res.ours.baseline.imagesPerSecond / res.torch.baseline.imagesPerSecond, ctf: res.ours.ctf.imagesPerSecond / res.torch.ctf.imagesPerSecond },

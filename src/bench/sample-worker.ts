@@ -17,6 +17,7 @@ export interface SampleWorkerConfig {
   cfg: number;           // guidance scale (stage 1 / baseline)
   temperature: number;   // both stages
   numClasses: number;    // images cycle through the classes
+  refineRounds: number;  // stage-2 rounds (1 = the single pass; more: an aux trained with --refine masked)
 }
 
 export interface SampleParts { stage1: number; stage2: number; decode: number }
@@ -32,7 +33,7 @@ function sampleOnce(method: SamplerMethod, n: number, seed: number, topK: number
   if (!pieces || !config) throw new CtfError('sample worker: run before setup');
   return sampleImages(pieces, {
     method, classes: classesOf(n, config.numClasses), seed, batchSize: n, cfgScale: config.cfg, temperature: config.temperature, topK,
-    stage2: { temperature: config.temperature, topK, clusterMask: true },
+    stage2: { temperature: config.temperature, topK, clusterMask: true, rounds: config.refineRounds },
   });
 }
 

@@ -9,6 +9,7 @@ import { RUN_LAYOUT } from '../sample/run-dir.js';
 import { TOKENIZER_PRESETS } from '../tokenizer/config.js';
 import { UsageError } from './args.js';
 import type { Command } from './main.js';
+import { REFINE_ROUNDS_FLAG } from './piece-flags.js';
 
 function table(r: SampleBenchReport): string {
   const row = (side: string, m: 'baseline' | 'ctf', s: SampleBenchReport['ours']['baseline']): string =>
@@ -47,6 +48,7 @@ export const benchSampleCommand: Command = {
       cfg: { type: 'number', default: 2, help: 'guidance scale of stage 1 / the baseline' },
       temperature: { type: 'number', default: 1, help: 'temperature of both stages (top-k, top-p off)' },
       rounds: { type: 'int', default: 7, min: 1, help: 'measured rounds (each: both methods on both sides)' },
+      refineRounds: REFINE_ROUNDS_FLAG,
       warmup: { type: 'int', default: 1, min: 0, help: 'unmeasured runs per method and side' },
       check: { type: 'int', default: 8, min: 1, help: 'images of the greedy cross-check' },
       python: { type: 'string', default: '/usr/bin/python3', help: 'Python with torch' },
@@ -72,6 +74,7 @@ export const benchSampleCommand: Command = {
         preset: String(f['preset']) as GptPreset, auxPreset: String(f['auxPreset']) as GptPreset, numClasses: 10, imageSize: 32,
       },
       batch: f['batch'] as number, cfg: f['cfg'] as number, temperature: f['temperature'] as number, rounds: f['rounds'] as number,
+      refineRounds: f['refineRounds'] as number,
       warmup: f['warmup'] as number, python: String(f['python']), torchThreads: f['torchThreads'] as number, checkImages: f['check'] as number,
     }, ['ctfgen', ...process.argv.slice(2)].join(' '), (e) => process.stderr.write(e.type === 'round' ? `round ${e.round}/${e.of}: ${e.line}\n` : `${e.line}\n`));
     process.stdout.write(table(report));
