@@ -109,9 +109,6 @@ a)
   tokenizer "$A" 4096
   step cluster-v4096 "$A/clusters.safetensors" -- cluster --tokenizer "$A/tokenizer.safetensors" --k 128 --seed 0 --out "$A/clusters.safetensors"
   gpt "$A" fine-aux S fine-aux-S
-  # Beyond the paper (docs/refinement.md): an aux-S that also reads chosen fine tokens; its validation loss with half
-  # of them shown against the plain aux's is what iterative refinement could buy (first: it decides what to build).
-  gpt "$A" fine-aux S fine-aux-S-masked --refine masked
   gpt "$A" baseline S baseline-S
   gpt "$A" coarse-ar S coarse-ar-S
   gpt "$A" fine-aux tiny fine-aux-tiny
@@ -121,6 +118,7 @@ a)
   ev "$A" ctf-S-auxS $(ctf "$A" coarse-ar-S fine-aux-S)
   ev "$A" ctf-S-auxtiny $(ctf "$A" coarse-ar-S fine-aux-tiny)
   ceiling "$A" S-auxS fine-aux-S baseline-S coarse-ar-S
+  wait_for "$A/fine-aux-S-masked.report.json" "the masked aux (lane b)"
   # Masked refinement: the aux that reads chosen fine tokens, R rounds of stage 2 (R = 1: its single pass).
   for rounds in 1 2 4 8; do
     ev "$A" "ctf-S-auxS-masked-R$rounds" $(ctf "$A" coarse-ar-S fine-aux-S-masked) --refine-rounds "$rounds"
@@ -155,6 +153,10 @@ b)
   tokenizer "$B" 16384
   step cluster-v16384 "$B/clusters.safetensors" -- cluster --tokenizer "$B/tokenizer.safetensors" --k 512 --seed 0 --out "$B/clusters.safetensors"
   step eval-recon-v16384 "$B/eval/recon.json" -- eval recon --tokenizer "$B/tokenizer.safetensors" --classifier "$CLASSIFIER" --out "$B/eval/recon.json"
+  # Beyond the paper (docs/refinement.md): an aux-S on lane a's V = 4096 tokens that also reads chosen fine tokens; its
+  # validation loss with half of them shown against the plain aux's is what iterative refinement could buy.
+  wait_for "$A/clusters.safetensors" "the V = 4096 tokens and clusters (lane a)"
+  gpt "$A" fine-aux S fine-aux-S-masked --refine masked
   gpt "$B" baseline S baseline-S
   gpt "$B" coarse-ar S coarse-ar-S
   gpt "$B" fine-aux S fine-aux-S
