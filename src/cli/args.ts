@@ -7,6 +7,7 @@
 // run, an output that cannot or may not be written. So `--data nope` is 2 and `--data folder:nope` is 1.
 // 130 / 143: stopped by SIGINT / SIGTERM after saving (errors.ts Interrupted).
 import { parseArgs } from 'node:util';
+import { closest } from './suggest.js';
 
 /** Bad usage: the CLI prints the message and the command's help, and exits with code 2. */
 export class UsageError extends Error {
@@ -25,6 +26,7 @@ export interface FlagSpec {
 
 export interface CommandSpec {
   name: string;          // "bench engine"
+  brief: string;         // one line for the command list: what it does, lower case, no full stop
   summary: string;
   usage: string;         // "ctfgen bench engine [options]"
   flags: Record<string, FlagSpec>;  // camelCase keys; the flag is the kebab-case form
@@ -45,7 +47,10 @@ export function parseCommand(spec: CommandSpec, argv: string[]): { flags: Parsed
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new UsageError((e as Error).message.replace(/^.*?: /, ''));
+    const msg = (e as Error).message, unknown = /Unknown option '(-{1,2}[^']+)'/.exec(msg);
+    if (!unknown) throw new UsageError(msg.replace(/^.*?: /, ''));
+    const flag = unknown[1]!, guess = closest(flag.replace(/^-+/, ''), ['help', ...Object.keys(spec.flags).map(kebab)]);
+    throw new UsageError(`unknown flag ${flag}${guess ? `; did you mean --${guess}?` : ''}`);
   }
   const flags: ParsedFlags = { help: parsed.values['help'] as boolean | undefined };
   for (const [key, f] of Object.entries(spec.flags)) {

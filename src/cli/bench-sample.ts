@@ -33,6 +33,7 @@ function table(r: SampleBenchReport): string {
 export const benchSampleCommand: Command = {
   spec: {
     name: 'bench sample',
+    brief: 'images/s of the baseline and of CTF, ours against a PyTorch sampler of the same weights',
     summary: 'Images/s of the baseline and of CTF (stage 1 + stage 2 + decode, each part timed) at one batch with CFG, for our sampler\n' +
       'and a PyTorch KV-cached sampler of the same weights (bench/torch_sampler.py), each in a worker process, alternating.\n' +
       'Weights: a trained --run DIR, or random ones of the given presets.',

@@ -25,6 +25,7 @@ function table(r: EngineBenchReport): string {
 export const benchEngineCommand: Command = {
   spec: {
     name: 'bench engine',
+    brief: 'the engine against PyTorch: a training step, KV-cached decoding, a conv layer',
     summary: 'Times the engine against PyTorch on the reference training step, a KV-cached decode and a conv layer.\nBoth run in worker processes, alternating, under the same OpenBLAS setting; medians are reported.',
     usage: 'ctfgen bench engine [options]',
     flags: {

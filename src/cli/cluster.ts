@@ -42,6 +42,7 @@ function renderEvent(e: KMeansEvent, restarts: number): void {
 export const clusterCommand: Command = {
   spec: {
     name: 'cluster',
+    brief: 'cluster a tokenizer\'s codebook into K coarse labels (k-means or random)',
     summary: 'Clusters a tokenizer\'s codebook into K coarse labels: k-means (k-means++ seeding, restarts, fixed seed) on the\nl2-normalised codewords, or --mode random: a random assignment with the k-means cluster sizes (the paper\'s ablation).',
     usage: 'ctfgen cluster --tokenizer CKPT --k K --out FILE [options]',
     flags: {
@@ -111,6 +112,7 @@ function swapTable(rows: SwapDemoRow[]): string {
 export const clusterSwapDemoCommand: Command = {
   spec: {
     name: 'cluster swap-demo',
+    brief: 'picture: every token swapped within its cluster, k-means against random clusters',
     summary: 'The paper\'s key observation as a picture: encode test images, replace every token by a random other member of\nits cluster, decode. PNG rows: originals | reconstructions | k-means swap | random-cluster swap (PSNRs on stderr).',
     usage: 'ctfgen cluster swap-demo --tokenizer CKPT --clusters FILE --out PNG [options]',
     flags: {

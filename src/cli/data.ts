@@ -77,6 +77,7 @@ function table(info: DataInfo): string {
 export const dataInfoCommand: Command = {
   spec: {
     name: 'data info',
+    brief: 'counts per split and class of a dataset, and a PNG of examples',
     summary: `Counts per split and class, image size and channels, and an optional PNG grid of examples.\nDATASET: ${DATASET_SPECS_HELP} (one sub-folder of PNG/JPEG images per class).`,
     usage: 'ctfgen data info DATASET [options]',
     positionals: ['DATASET'],

@@ -16,7 +16,7 @@ import { checkOutputs } from '../io/outputs.js';
 import { trainStatePath } from './tokenizer.js';
 import { UsageError } from './args.js';
 import type { Command } from './main.js';
-import { formatDuration } from './progress.js';
+import { bold, formatDuration } from './progress.js';
 
 export interface DemoProfile {
   tokenizer: { preset: string; codebook: number; limit: number; epochs: number; evalLimit: number; batch: number };
@@ -199,6 +199,7 @@ async function writeReport(run: string, profileName: string, stages: Stage[], st
 export const demoCommand: Command = {
   spec: {
     name: 'demo',
+    brief: 'a small CTF run end to end on Fashion-MNIST, resumable',
     summary: 'A small CTF run end to end on Fashion-MNIST (tokenizer → encode → cluster → baseline, coarse-ar, fine-aux → samples\n' +
       '→ report.md), each stage a ctfgen command. Resumable: finished stages are skipped, an interrupted training continues.',
     usage: 'ctfgen demo [--run runs/demo] [--profile default|tiny] [--fresh]',
@@ -221,7 +222,7 @@ export const demoCommand: Command = {
     const saved = f['fresh'] ? null : readJson<DemoState>(statePath);
     const state: DemoState = saved?.kind === 'ctfgen.demo-state' ? saved : { kind: 'ctfgen.demo-state', stages: {} };
     const stages = stagesOf(run, profile);
-    const log = (s: string): void => { process.stderr.write(`\x1b[1mdemo\x1b[0m ${s}\n`); };
+    const log = (s: string): void => { process.stderr.write(`${bold('demo')} ${s}\n`); };
 
     // A Ctrl-C reaches the child too (same process group): it saves and exits; we stop after it. A SIGTERM is
     // sent to us alone, so we pass it on.

@@ -15,6 +15,7 @@ import { REFINE_ROUNDS_FLAG, pieceFlags } from './piece-flags.js';
 export const ceilingCommand: Command = {
   spec: {
     name: 'eval ceiling',
+    brief: 'what stage 2 costs: cluster swaps, the aux on true and on baseline coarse labels',
     summary: 'How much sample quality stage 2 costs, as rows scored like samples: the test split\'s tokens decoded (recon); every test\n' +
       'token swapped for a random member of its cluster; the test split\'s true coarse labels through the aux (sampled, greedy);\n' +
       'with --baseline its samples, and the same samples\' coarse labels through the aux; with --stage1 CTF\'s samples.',

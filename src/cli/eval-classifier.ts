@@ -43,6 +43,7 @@ function trainOptions(f: ParsedFlags, saved: LoadedTrainState | null): Classifie
 const trainCommand: Command = {
   spec: {
     name: 'eval classifier train',
+    brief: 'train the evaluation classifier whose features the metrics use',
     summary: 'Trains the evaluation classifier (a small CNN; its penultimate features and softmax feed FID, IS, precision/recall and\n' +
       'class accuracy) on the training split, as the tokenizer sees it (Fashion-MNIST padded to 32×32). Checkpoints (atomic) go to\n' +
       '--out and beside it *.train-state.safetensors for --resume; Ctrl-C saves and exits. Ends with the test accuracy.',
@@ -170,6 +171,7 @@ async function trainClassifier(
 const testCommand: Command = {
   spec: {
     name: 'eval classifier test',
+    brief: 'accuracy of the evaluation classifier on a split',
     summary: 'Accuracy (overall and per class) and mean cross-entropy of the evaluation classifier on a split of the dataset it was trained on.',
     usage: 'ctfgen eval classifier test --classifier F [--split test] [options]',
     flags: {

@@ -28,6 +28,7 @@ import { Progress, formatDuration } from './progress.js';
 const evalCommand: Command = {
   spec: {
     name: 'eval',
+    brief: 'sample quality of CTF and/or the baseline: FID, IS, precision/recall, class accuracy',
     summary: 'Sample quality of a run: samples --n images (an equal number per class) with CTF and/or the baseline, times the sampling,\n' +
       'scores the images with the evaluation classifier against the real test split: FID, IS (mean ± std over 10 splits), precision /\n' +
       'recall (k-NN manifolds, k = 3) and class accuracy. Writes the report JSON (every knob, the metrics, timing, paths), a PNG grid\n' +
@@ -163,6 +164,7 @@ const evalCommand: Command = {
 const realCommand: Command = {
   spec: {
     name: 'eval real',
+    brief: 'the real-data row: the test split scored against the training split',
     summary: 'The "real data" row: the test split scored like samples against the training split — FID against the training\n' +
       'split\'s statistics, IS of the test images, precision/recall against a seeded subset of the training split as large as the\n' +
       'test split, class accuracy = the classifier\'s test accuracy.',
@@ -195,6 +197,7 @@ const realCommand: Command = {
 const reconCommand: Command = {
   spec: {
     name: 'eval recon',
+    brief: 'rFID: the tokenizer\'s reconstructions of the test split',
     summary: 'rFID of a tokenizer: its reconstructions (encode → decode, as u8) of the test split scored against the test split itself\n' +
       '(FID = rFID, IS, precision/recall, class accuracy against the true labels).',
     usage: 'ctfgen eval recon --tokenizer F --classifier F [--limit N] [--out REPORT.json] [--json]',

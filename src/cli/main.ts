@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { CtfError, Interrupted } from '../errors.js';
 import { UsageError, helpText, parseCommand, type CommandSpec, type ParsedFlags } from './args.js';
+import { closest } from './suggest.js';
 import { benchEngineCommand } from './bench.js';
 import { benchSampleCommand } from './bench-sample.js';
 import { clusterCommand, clusterSwapDemoCommand } from './cluster.js';
@@ -24,8 +25,23 @@ function version(): string {
 }
 
 function overview(): string {
-  const rows = COMMANDS.map((c) => `  ctfgen ${c.spec.name.padEnd(22)} ${c.spec.summary.split('\n')[0]}`);
+  const rows = COMMANDS.map((c) => `  ctfgen ${c.spec.name.padEnd(22)} ${c.spec.brief}`);
   return `ctfgen ${version()} — coarse-to-fine autoregressive image generation on a CPU\n\nUsage: ctfgen <command> [options]\n\nCommands:\n${rows.join('\n')}\n\nRun \`ctfgen <command> --help\` for a command's options.\n`;
+}
+
+/**
+ * What to say for a command line that names no command: a group's commands ("ctfgen train" → its three kinds), or
+ * the closest command name, with its usage.
+ */
+function unknownCommand(argv: string[]): string {
+  const group = COMMANDS.filter((c) => c.spec.name.startsWith(`${argv[0]} `));
+  if (group.length > 0 && !COMMANDS.some((c) => c.spec.name === argv[0]))
+    return `ctfgen ${argv[0]}: which one?\n${group.map((c) => `  ctfgen ${c.spec.name.padEnd(22)} ${c.spec.brief}`).join('\n')}\n`;
+  const names = COMMANDS.map((c) => c.spec.name), typed = argv.slice(0, 2).join(' ');
+  const guess = closest(typed, names) ?? closest(argv[0] ?? '', names);
+  const hint = guess ? `did you mean \`ctfgen ${guess}\`?\nUsage: ${COMMANDS.find((c) => c.spec.name === guess)!.spec.usage}\n`
+    : 'Run `ctfgen --help` for the list of commands.\n';
+  return `ctfgen: unknown command "${typed}"; ${hint}`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -39,7 +55,7 @@ async function main(argv: string[]): Promise<number> {
     .sort((a, b) => b.spec.name.split(' ').length - a.spec.name.split(' ').length)
     .find((c) => c.spec.name.split(' ').every((w, i) => argv[i] === w));
   if (!cmd) {
-    process.stderr.write(`ctfgen: unknown command "${argv.slice(0, 2).join(' ')}"\n\n${overview()}`);
+    process.stderr.write(unknownCommand(argv));
     return 2;
   }
   const rest = argv.slice(cmd.spec.name.split(' ').length);
@@ -55,7 +71,8 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`ctfgen ${cmd.spec.name}: ${e.message}\n\n${helpText(cmd.spec)}`);
+      process.stderr.write(`ctfgen ${cmd.spec.name}: ${e.message}\nUsage: ${cmd.spec.usage}\n` +
+        `Run \`ctfgen ${cmd.spec.name} --help\` for every option.\n`);
       return 2;
     }
     if (e instanceof Interrupted) {
@@ -69,6 +86,12 @@ async function main(argv: string[]): Promise<number> {
     throw e;
   }
 }
+
+// A reader that went away (`ctfgen … | head`) must not stop the work: output to a closed pipe is dropped.
+for (const stream of [process.stdout, process.stderr])
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
 
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },

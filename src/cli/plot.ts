@@ -185,6 +185,7 @@ const METRIC_TITLE: Record<string, string> = { valLoss: 'Validation loss', loss:
 export const plotCurvesCommand: Command = {
   spec: {
     name: 'plot curves',
+    brief: 'training curves from event logs as a PNG',
     summary: 'Training curves from event logs (the *.events.jsonl beside each checkpoint), one line per NAME, as a PNG.\n' +
       'A resumed run in the same log counts once: the last value logged for a step wins.',
     usage: 'ctfgen plot curves --out curves.png [--metric valLoss|loss] [--x epoch|step] NAME=FILE.events.jsonl ...',
@@ -219,6 +220,7 @@ export const plotCurvesCommand: Command = {
 export const plotPointsCommand: Command = {
   spec: {
     name: 'plot points',
+    brief: '(x, y) series from JSON files as a PNG',
     summary: 'Series of (x, y) points from JSON files ({"points": [[x, y], ...]}, e.g. FID vs epoch), one line per NAME, as a PNG.',
     usage: 'ctfgen plot points --out F.png [--x-label X] [--y-label Y] NAME=FILE.json ...',
     positionals: ['NAME=FILE.json'],

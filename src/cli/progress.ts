@@ -26,7 +26,7 @@ export class Progress {
 
   constructor(private readonly o: ProgressOptions) {
     this.stream = o.stream ?? process.stderr;
-    this.tty = this.stream.isTTY === true && process.env['CI'] !== 'true';
+    this.tty = interactive(this.stream);
   }
 
   /** Marks `done` units complete (absolute, not a delta) with a short status such as "loss 1.23". */
@@ -63,4 +63,13 @@ export class Progress {
     if (this.tty || this.drawn !== this.done || status !== '') this.update(this.done, status, true);
     if (this.tty) this.stream.write('\n');
   }
+}
+
+/** Bars and colours only on a terminal, never in CI; NO_COLOR (any value) turns colours off too. */
+export function interactive(stream: NodeJS.WriteStream): boolean {
+  return stream.isTTY === true && process.env['CI'] !== 'true';
+}
+
+export function bold(text: string, stream: NodeJS.WriteStream = process.stderr): string {
+  return interactive(stream) && process.env['NO_COLOR'] === undefined ? `\x1b[1m${text}\x1b[0m` : text;
 }

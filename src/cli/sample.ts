@@ -47,6 +47,7 @@ function checkNumber(f: ParsedFlags, key: string, ok: (v: number) => boolean, wh
 export const sampleCommand: Command = {
   spec: {
     name: 'sample',
+    brief: 'sample images with CTF or the baseline to a PNG grid',
     summary: 'Samples images with CTF (stage 1 coarse labels, stage 2 fine labels) or the baseline, decodes them with the tokenizer\n' +
       'and writes a PNG grid. Pieces come from --run DIR (' + Object.values(RUN_LAYOUT).join(', ') + ')\n' +
       'or explicit paths, and are checked to belong together (tokenizer hash, coarse map, K, V) before sampling.\n' +

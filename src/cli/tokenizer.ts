@@ -88,6 +88,7 @@ function trainOptions(f: ParsedFlags, saved: LoadedTrainState | null): Tokenizer
 const trainCommand: Command = {
   spec: {
     name: 'tokenizer train',
+    brief: 'train the VQ tokenizer',
     summary: 'Trains the VQ tokenizer. Checkpoints (atomic) go to --out (the tokenizer) and beside it *.train-state.safetensors\n' +
       '(weights, AdamW state, step, RNG, data position) for --resume; Ctrl-C saves and exits. Ends with a test-split evaluation.',
     usage: 'ctfgen tokenizer train --out runs/NAME/tokenizer.safetensors [options]',
@@ -226,6 +227,7 @@ async function trainTokenizer(
 const evalCommand: Command = {
   spec: {
     name: 'tokenizer eval',
+    brief: 'test PSNR, codebook usage and perplexity of a tokenizer',
     summary: 'Test-split PSNR, MSE, codebook usage and perplexity of a tokenizer, and optionally a PNG of originals (odd rows)\nabove their reconstructions (even rows).',
     usage: 'ctfgen tokenizer eval --tokenizer CKPT [options]',
     flags: {
@@ -268,6 +270,7 @@ const evalCommand: Command = {
 const encodeCommand: Command = {
   spec: {
     name: 'tokenizer encode',
+    brief: 'encode a split to token grids (one safetensors file)',
     summary: 'Encodes a whole split to token grids (and mirrored copies with --flip) with the labels, in one safetensors file\nthat records the tokenizer hash and the dataset identity.',
     usage: 'ctfgen tokenizer encode --tokenizer CKPT --out tokens.safetensors [options]',
     flags: {
@@ -319,6 +322,7 @@ const encodeCommand: Command = {
 const benchCommand: Command = {
   spec: {
     name: 'tokenizer bench',
+    brief: 'tokenizer throughput, ours against PyTorch on the same weights',
     summary: 'Encoding and training-step throughput (images/s) of our tokenizer beside an equivalent PyTorch model on the same\n' +
       'weights and images, in alternating rounds; also reports how often both pick the same tokens.',
     usage: 'ctfgen tokenizer bench [--tokenizer CKPT | --preset P --codebook V] [options]',

@@ -1,7 +1,7 @@
 // Renders training events on stderr: a redrawn bar with throughput and ETA on a TTY, plain lines at most
 // every intervalMs otherwise (CI logs). Shared by every `… train` command.
 import type { TrainEvent } from '../train/events.js';
-import { formatDuration } from './progress.js';
+import { formatDuration, interactive } from './progress.js';
 
 export interface RenderOptions {
   label: string;
@@ -13,7 +13,7 @@ export interface RenderOptions {
 
 export function trainEventRenderer(o: RenderOptions): (e: TrainEvent) => void {
   const stream = o.stream ?? process.stderr;
-  const tty = stream.isTTY === true && process.env['CI'] !== 'true';
+  const tty = interactive(stream);
   const interval = o.intervalMs ?? 10_000;
   let last = -Infinity, barShown = false;
   const line = (s: string): void => {

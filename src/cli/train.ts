@@ -61,6 +61,8 @@ function trainCommand(kind: GptKind): Command {
   return {
     spec: {
       name: `train ${kind}`,
+      brief: { baseline: 'train the baseline GPT (plain LlamaGen) on fine tokens', 'coarse-ar': 'train CTF stage 1: the causal GPT on coarse labels',
+        'fine-aux': 'train CTF stage 2: the auxiliary model, coarse labels in, fine labels out' }[kind],
       summary: `Trains ${what}.\nCheckpoints (atomic) go to --out and beside it *.train-state.safetensors for --resume; Ctrl-C saves and exits.`,
       usage: `ctfgen train ${kind} (--run DIR | --tokens FILE${kind === 'baseline' ? '' : ' --clusters FILE'} --out FILE) [options]`,
       flags: {

@@ -1,0 +1,47 @@
+// A CLI that forgives: a command group lists its commands, typos get "did you mean", usage errors show one usage line
+// (not the whole help), the command list has one line per command, a closed stdout does not stop the work, and
+// colours only reach a terminal.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { bold } from '../../src/cli/progress.js';
+import { closest, editDistance } from '../../src/cli/suggest.js';
+
+const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
+const ctfgen = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+
+test('edit distance and the closest word', () => {
+  assert.equal(editDistance('sampel', 'sample'), 1, 'a swap of neighbours is one edit');
+  assert.equal(editDistance('codebok', 'codebook'), 1);
+  assert.equal(editDistance('', 'abc'), 3);
+  assert.equal(closest('sampel', ['sample', 'demo', 'eval']), 'sample');
+  assert.equal(closest('xyzzy', ['sample', 'demo', 'eval']), null, 'nothing close: no guess');
+});
+
+test('a group lists its commands; typos get a guess and one usage line', () => {
+  const train = ctfgen('train');
+  assert.equal(train.status, 2);
+  for (const kind of ['baseline', 'coarse-ar', 'fine-aux']) assert.match(train.stderr, new RegExp(`ctfgen train ${kind} `));
+  const cmd = ctfgen('sampel');
+  assert.equal(cmd.status, 2);
+  assert.match(cmd.stderr, /unknown command "sampel"; did you mean `ctfgen sample`\?\nUsage: ctfgen sample /);
+  const flag = ctfgen('tokenizer', 'train', '--codebok', '64');
+  assert.equal(flag.status, 2);
+  assert.match(flag.stderr, /unknown flag --codebok; did you mean --codebook\?\nUsage: ctfgen tokenizer train /);
+  assert.doesNotMatch(flag.stderr, /Options:/, 'one usage line, not the whole help');
+  const help = ctfgen('--help');
+  const rows = help.stdout.split('\n').filter((l) => l.startsWith('  ctfgen '));
+  assert.ok(rows.length >= 20);
+  for (const r of rows) assert.ok(r.length <= 120 && !r.endsWith(' '), `one short line per command: ${r}`);
+});
+
+test('a closed stdout does not stop the command; no colour outside a terminal', async () => {
+  const child = spawn(process.execPath, [CLI, 'data', 'info', 'fashion-mnist', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  assert.doesNotMatch(stderr, /EPIPE|internal error/);
+  assert.ok(code === 0 || /not installed|does not exist/.test(stderr), `exit ${code}: ${stderr}`);
+  assert.equal(bold('demo', { isTTY: false } as NodeJS.WriteStream), 'demo');
+});
