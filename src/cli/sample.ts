@@ -2,6 +2,7 @@
 // stderr, PNGs and token JSON out. The numerics live in src/sample.
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { classNamesOf } from '../data/dataset.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { checkOutputs } from '../io/outputs.js';
 import { writeImageGrid } from '../io/png.js';
@@ -15,18 +16,44 @@ import { Progress } from './progress.js';
 
 const log = (s: string): void => { process.stderr.write(s + '\n'); };
 
-/** "3" / "0,1,2" / "all" → class ids (checked against the model's class count once it is loaded). */
-export function parseClasses(f: ParsedFlags): number[] | 'all' {
+/** --class / --classes as given: "all", or ids and names (checked once the models and their data are known). */
+export function parseClasses(f: ParsedFlags): string[] | 'all' {
   if (f['class'] !== undefined && f['classes'] !== undefined) throw new UsageError('give --class or --classes, not both');
-  if (f['class'] !== undefined) return [f['class'] as number];
+  if (f['class'] !== undefined) return [String(f['class']).trim()];
   const s = String(f['classes'] ?? 'all').trim();
   if (s === 'all') return 'all';
-  const ids = s.split(',').map((x) => x.trim());
-  if (ids.some((x) => !/^\d+$/.test(x))) throw new UsageError(`--classes: expected "all" or comma-separated class ids like 0,1,2, got "${s}"`);
-  return ids.map(Number);
+  const items = s.split(',').map((x) => x.trim());
+  if (items.some((x) => x === '')) throw new UsageError(`--classes: expected "all" or comma-separated class ids or names, got "${s}"`);
+  return items;
+}
+
+/**
+ * A class given as an id ("5") or a name ("sandal", "Ankle boot", "t-shirt": case and spacing ignored, a unique
+ * part is enough) -> its id, or a UsageError that lists the classes.
+ */
+export function classId(given: string, names: readonly string[] | null, numClasses: number): number {
+  const list = names ? names.map((n, i) => `${i} ${n}`).join(', ') : `ids 0…${numClasses - 1}`;
+  if (/^\d+$/.test(given)) {
+    const id = Number(given);
+    if (id < numClasses) return id;
+    throw new UsageError(`class ${given}: the models know classes 0…${numClasses - 1} (${list})`);
+  }
+  const norm = (x: string): string => x.toLowerCase().replace(/[\s_-]+/g, '');
+  const exact = names?.findIndex((n) => norm(n) === norm(given)) ?? -1;
+  if (exact >= 0) return exact;
+  const matches = (names ?? []).map((n, i) => [n, i] as const).filter(([n]) => norm(n).includes(norm(given)));
+  if (matches.length === 1) return matches[0]![1];
+  throw new UsageError(`class "${given}": ${matches.length > 1 ? 'ambiguous' : 'unknown'}; the classes are ${list}`);
 }
 
 /** JSON with one image per line: {"classes": [...], "coarse": [[...], ...], "fine": [[...], ...]}. */
+/** The class names of the data the run's tokenizer was trained on (null when unknown). */
+async function runClassNames(p: SamplerPieces): Promise<string[] | null> {
+  const data = p.tokenizer.metadata['data'];
+  const names = data ? await classNamesOf((JSON.parse(data) as { name: string }).name) : null;
+  return names && names.length === p.numClasses ? names : null;
+}
+
 export function tokensJson(r: Pick<SamplingResult, 'classes' | 'coarse' | 'fine'>, T: number): string {
   const rows = (x: Int32Array): string => {
     const lines = Array.from({ length: x.length / T }, (_, n) => `    ${JSON.stringify(Array.from(x.subarray(n * T, (n + 1) * T)))}`);
@@ -56,8 +83,8 @@ export const sampleCommand: Command = {
     flags: {
       ...pieceFlags(),
       method: { type: 'string', default: 'ctf', help: 'ctf or baseline' },
-      class: { type: 'int', min: 0, help: 'sample this class only' },
-      classes: { type: 'string', help: 'comma-separated class ids, or all (default all)' },
+      class: { type: 'string', help: 'sample this class only: its id or its name (e.g. 5 or sandal)' },
+      classes: { type: 'string', help: 'comma-separated class ids or names, or all (default all)' },
       n: { type: 'int', default: 8, min: 1, help: 'images per class' },
       cfg: { type: 'number', default: 2, help: 'classifier-free guidance scale of stage 1 / the baseline (1 = off)' },
       t1: { type: 'number', default: 1, help: 'temperature of stage 1 and of the baseline (0 = greedy)' },
@@ -108,9 +135,9 @@ export const sampleCommand: Command = {
 
     const t0 = performance.now();
     const pieces: SamplerPieces = await loadSampler([method], paths);
-    const classIds = wanted === 'all' ? Array.from({ length: pieces.numClasses }, (_, c) => c) : wanted;
-    const bad = classIds.find((c) => c >= pieces.numClasses);
-    if (bad !== undefined) throw new UsageError(`class ${bad}: the models know classes 0…${pieces.numClasses - 1}`);
+    const names = await runClassNames(pieces);
+    const classIds = wanted === 'all' ? Array.from({ length: pieces.numClasses }, (_, c) => c)
+      : wanted.map((w) => classId(w, names, pieces.numClasses));
     const n = f['n'] as number;
     const classes = Int32Array.from(classIds.flatMap((c) => Array<number>(n).fill(c)));
     const N = classes.length, T = pieces.grid ** 2;

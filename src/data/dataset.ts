@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { CtfError } from '../errors.js';
 import { readIdxFile } from './idx.js';
-import { loadImageFolder, type FolderOptions } from './image-folder.js';
+import { folderClassNames, loadImageFolder, type FolderOptions } from './image-folder.js';
 import { padImages } from './image-ops.js';
 
 export type Split = 'train' | 'test';
@@ -160,4 +160,19 @@ export function firstImages(ds: Dataset, limit: number | undefined): Dataset {
   if (limit === undefined || limit >= ds.count) return ds;
   const size = ds.channels * ds.height * ds.width;
   return { ...ds, count: limit, images: ds.images.subarray(0, limit * size), labels: ds.labels.subarray(0, limit) };
+}
+
+/**
+ * The class names of the dataset a data identity names (label order): the built-in names of a named dataset, the
+ * class folders of a folder dataset; null when the folder is gone.
+ */
+export async function classNamesOf(name: string): Promise<string[] | null> {
+  const named = NAMED_DATASETS[name];
+  if (named) return [...named.classNames];
+  if (!name.startsWith('folder:')) return null;
+  try {
+    return await folderClassNames(name.slice('folder:'.length));
+  } catch {
+    return null;
+  }
 }

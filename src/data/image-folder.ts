@@ -91,6 +91,12 @@ async function classFiles(dir: string, cls: string): Promise<string[]> {
   return files;
 }
 
+/** The class names of a folder dataset, in label order (train/'s class folders when it has train/ and test/). */
+export async function folderClassNames(root: string): Promise<string[]> {
+  const topDirs = (await entries(root)).filter((e) => e.dir).map((e) => e.name);
+  return classFolders(topDirs.includes('train') && topDirs.includes('test') ? join(root, 'train') : root);
+}
+
 /** Every image file of the dataset, with its class and split. */
 async function listFiles(root: string, o: FolderOptions): Promise<{ layout: FolderData['layout']; classNames: string[]; items: { path: string; label: number; split: Split }[] }> {
   const items: { path: string; label: number; split: Split }[] = [];

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { bold } from '../../src/cli/progress.js';
+import { classId } from '../../src/cli/sample.js';
 import { closest, editDistance } from '../../src/cli/suggest.js';
 
 const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
@@ -44,4 +45,13 @@ test('a closed stdout does not stop the command; no colour outside a terminal', 
   assert.doesNotMatch(stderr, /EPIPE|internal error/);
   assert.ok(code === 0 || /not installed|does not exist/.test(stderr), `exit ${code}: ${stderr}`);
   assert.equal(bold('demo', { isTTY: false } as NodeJS.WriteStream), 'demo');
+});
+
+test('classes by id or by name: case, spacing and hyphens ignored, a unique part is enough', () => {
+  const names = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+  assert.deepEqual(['5', 'sandal', 'SANDAL', 'ankle boot', 'boot', 't-shirt', 'tshirt'].map((c) => classId(c, names, 10)), [5, 5, 5, 9, 9, 0, 0]);
+  assert.throws(() => classId('s', names, 10), /class "s": ambiguous; the classes are 0 T-shirt\/top, 1 Trouser/);
+  assert.throws(() => classId('hat', names, 10), /class "hat": unknown/);
+  assert.throws(() => classId('12', names, 10), /class 12: the models know classes 0…9/);
+  assert.throws(() => classId('coat', null, 10), /class "coat": unknown; the classes are ids 0…9/);
 });

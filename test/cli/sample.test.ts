@@ -96,7 +96,7 @@ test('bad flags exit 2 with the help', () => {
   const bad: string[][] = [
     ['--run', 'x', '--method', 'diffusion'],
     ['--run', 'x', '--class', '3', '--classes', '1,2'],
-    ['--run', 'x', '--classes', 'shoes'],
+    ['--run', 'x', '--classes', '1,,2'],
     ['--run', 'x', '--n', '0'],
     ['--run', 'x', '--mask', 'maybe'],
     ['--run', 'x', '--t1', '-1'],
@@ -115,4 +115,7 @@ test('bad flags exit 2 with the help', () => {
   const range = ctfgen('sample', '--run', A(), '--class', '12', '--out', join(dir, 'c12.png'));
   assert.equal(range.status, 2, range.stderr);
   assert.match(range.stderr, /class 12: the models know classes 0…9/);
+  const named = ctfgen('sample', '--run', A(), '--class', 'hat', '--out', join(dir, 'hat.png'));
+  assert.equal(named.status, 2, named.stderr);
+  assert.match(named.stderr, /class "hat": unknown; the classes are ids 0…9/);  // random weights: no data, no names
 });
