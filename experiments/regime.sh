@@ -111,13 +111,13 @@ a)
   gpt "$A" fine-aux S fine-aux-S
   gpt "$A" baseline S baseline-S
   gpt "$A" coarse-ar S coarse-ar-S
-  gpt "$A" fine-aux tiny fine-aux-tiny
   wait_for "$CLASSIFIER.done" "the evaluation classifier (lane b)"
   step eval-recon-v4096 "$A/eval/recon.json" -- eval recon --tokenizer "$A/tokenizer.safetensors" --classifier "$CLASSIFIER" --out "$A/eval/recon.json"
   ev "$A" baseline-S $(base "$A" baseline-S)
   ev "$A" ctf-S-auxS $(ctf "$A" coarse-ar-S fine-aux-S)
-  ev "$A" ctf-S-auxtiny $(ctf "$A" coarse-ar-S fine-aux-tiny)
   ceiling "$A" S-auxS fine-aux-S baseline-S coarse-ar-S
+  gpt "$A" fine-aux tiny fine-aux-tiny
+  ev "$A" ctf-S-auxtiny $(ctf "$A" coarse-ar-S fine-aux-tiny)
   wait_for "$A/fine-aux-S-masked.report.json" "the masked aux (lane b)"
   # Masked refinement: the aux that reads chosen fine tokens, R rounds of stage 2 (R = 1: its single pass).
   for rounds in 1 2 4 8; do
