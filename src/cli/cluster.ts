@@ -8,7 +8,7 @@ import {
 } from '../cluster/coarse-map.js';
 import type { KMeansEvent } from '../cluster/kmeans.js';
 import { swapDemo, type SwapDemoRow } from '../cluster/swap.js';
-import { indicesByClass, loadDataset, type LoadOptions, type Split } from '../data/dataset.js';
+import { indicesByClass, loadDataset, type Split } from '../data/dataset.js';
 import { toModelInput } from '../data/model-input.js';
 import { Rng } from '../engine/rng.js';
 import { Tensor } from '../engine/tensor.js';
@@ -17,7 +17,7 @@ import { loadTokenizer } from '../tokenizer/checkpoint.js';
 import type { DataIdentity } from '../tokenizer/data-identity.js';
 import { checkOutputs } from '../io/outputs.js';
 import { FORCE_FLAG, UsageError, type ParsedFlags } from './args.js';
-import { DATA_LOAD_FLAGS, datasetSpec, loadOptionsFromFlags } from './data.js';
+import { DATA_LOAD_FLAGS, datasetSpec, tokenizerDataOptions } from './data.js';
 import type { Command } from './main.js';
 
 function requiredString(f: ParsedFlags, key: string, flag: string): string {
@@ -153,13 +153,8 @@ export const clusterSwapDemoCommand: Command = {
       if (random.mode !== 'random') throw new UsageError(`--random-clusters: ${f['randomClusters']} holds ${random.mode} clusters, not random ones`);
     } else random = randomCoarseMap(map, model.quantizer.codebook, seed);
 
-    const trainedOn = metadata['data'] ? (JSON.parse(metadata['data']) as DataIdentity) : null;
-    const spec = typeof f['data'] === 'string' ? f['data'] : trainedOn?.name ?? 'fashion-mnist';
-    const o: LoadOptions = loadOptionsFromFlags(f, spec);
-    // Without flags, prepare the images as the tokenizer's training data was.
-    if (o.pad === undefined) o.pad = trainedOn?.preprocessing.pad ?? 0;
-    if (o.resize === undefined && trainedOn?.preprocessing.resize) o.resize = trainedOn.preprocessing.resize;
-    const ds = await loadDataset(spec, split, o);
+    const { spec, options } = tokenizerDataOptions(f, metadata['data'] ? (JSON.parse(metadata['data']) as DataIdentity) : null);
+    const ds = await loadDataset(spec, split, options);
     const idx = spreadOverClasses(indicesByClass(ds), f['count'] as number);
     const batch = toModelInput(ds, idx);
     const demo = swapDemo(model, new Tensor(batch.x, batch.shape), [

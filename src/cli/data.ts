@@ -7,6 +7,7 @@ import {
 import { checkOutputs } from '../io/outputs.js';
 import { writeImageGrid } from '../io/png.js';
 import { CtfError } from '../errors.js';
+import type { DataIdentity } from '../tokenizer/data-identity.js';
 import { UsageError, type ParsedFlags } from './args.js';
 import type { Command } from './main.js';
 
@@ -34,6 +35,21 @@ export function datasetSpec(spec: string, flag = '--data'): string {
 }
 
 /** The load options every data-reading command shares (same flags, same validation) for the dataset `spec`. */
+/**
+ * The dataset and load options for images a tokenizer is applied to: --data, else the dataset it was trained on
+ * (`trainedOn`, its checkpoint's data identity); every option the flags do not give (padding, resize) as its training
+ * data had it, so the images are prepared as the tokenizer saw them. Without an identity the named 28×28 datasets get
+ * a 2-pixel border (to 32×32), as `tokenizer train` gives them.
+ */
+export function tokenizerDataOptions(f: ParsedFlags, trainedOn: DataIdentity | null): { spec: string; options: LoadOptions } {
+  const spec = typeof f['data'] === 'string' ? f['data'] : trainedOn?.name ?? 'fashion-mnist';
+  const options = loadOptionsFromFlags(f, spec);
+  const same = trainedOn?.name === spec;
+  options.pad ??= same ? trainedOn!.preprocessing.pad : spec === 'fashion-mnist' || spec === 'mnist' ? 2 : 0;
+  if (options.resize === undefined && same && trainedOn!.preprocessing.resize) options.resize = trainedOn!.preprocessing.resize;
+  return { spec, options };
+}
+
 export function loadOptionsFromFlags(f: ParsedFlags, spec: string): LoadOptions {
   const o: LoadOptions = {};
   if (typeof f['resize'] === 'string') {

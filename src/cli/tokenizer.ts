@@ -27,7 +27,7 @@ import {
   FORCE_FLAG, OPTIMIZER_OPTIONS, UsageError, checkConfigFlagsOnResume, givenOptions, onOff, optimizerFlags, presetOf,
   replaceMode, resolveTrainOptions, type ParsedFlags,
 } from './args.js';
-import { DATA_LOAD_FLAGS, datasetSpec, loadOptionsFromFlags } from './data.js';
+import { DATA_LOAD_FLAGS, datasetSpec, loadOptionsFromFlags, tokenizerDataOptions } from './data.js';
 import type { Command } from './main.js';
 import { formatDuration } from './progress.js';
 import { trainEventRenderer } from './train-render.js';
@@ -252,9 +252,8 @@ const evalCommand: Command = {
       outputs: [typeof f['grid'] === 'string' ? { role: '--grid', path: f['grid'] } : null],
     });
     const { model, hash, metadata } = await loadTokenizer(path);
-    const trainedOn = metadata['data'] ? (JSON.parse(metadata['data']) as DataIdentity) : null;
-    const spec = typeof f['data'] === 'string' ? f['data'] : trainedOn?.name ?? 'fashion-mnist';
-    const ds = await loadSplit(spec, split, dataOptions(f, spec, trainedOn?.preprocessing.pad));
+    const { spec, options } = tokenizerDataOptions(f, metadata['data'] ? (JSON.parse(metadata['data']) as DataIdentity) : null);
+    const ds = await loadSplit(spec, split, options);
     const e = evaluateTokenizer(model, ds, { limit: f['limit'] as number | undefined });
     log(`tokenizer ${path} (${hash.slice(0, 12)}…, V = ${model.config.codebookSize}) on ${ds.name} ${split}: ${evalLine(e)}`);
     if (typeof f['grid'] === 'string') {
@@ -297,9 +296,8 @@ const encodeCommand: Command = {
       force: f['force'] === true,
     });
     const { model, hash, metadata } = await loadTokenizer(path);
-    const trainedOn = metadata['data'] ? (JSON.parse(metadata['data']) as DataIdentity) : null;
-    const spec = typeof f['data'] === 'string' ? f['data'] : trainedOn?.name ?? 'fashion-mnist';
-    const ds = firstImages(await loadSplit(spec, split, dataOptions(f, spec, trainedOn?.preprocessing.pad)), f['limit'] as number | undefined);
+    const { spec, options } = tokenizerDataOptions(f, metadata['data'] ? (JSON.parse(metadata['data']) as DataIdentity) : null);
+    const ds = firstImages(await loadSplit(spec, split, options), f['limit'] as number | undefined);
     if (f['flip'] && !ds.flipPreservesClass) throw new UsageError(`--flip: a mirrored image of ${ds.name} is not of the same class`);
     let last = 0;
     const r = encodeSplit(model, ds, {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { bold } from '../../src/cli/progress.js';
+import { tokenizerDataOptions } from '../../src/cli/data.js';
 import { classId } from '../../src/cli/sample.js';
 import { closest, editDistance } from '../../src/cli/suggest.js';
 
@@ -54,4 +55,15 @@ test('classes by id or by name: case, spacing and hyphens ignored, a unique part
   assert.throws(() => classId('hat', names, 10), /class "hat": unknown/);
   assert.throws(() => classId('12', names, 10), /class 12: the models know classes 0…9/);
   assert.throws(() => classId('coat', null, 10), /class "coat": unknown; the classes are ids 0…9/);
+});
+
+test('commands given a tokenizer prepare its data as it was trained: padding and resize inherited, flags win', () => {
+  const trainedOn = {
+    name: 'folder:/data/pets', split: 'train', count: 10, channels: 3, height: 16, width: 16, numClasses: 2, sha256: 'x',
+    preprocessing: { pad: 1, padValue: 0, resize: [14, 14] as [number, number] },
+  };
+  assert.deepEqual(tokenizerDataOptions({}, trainedOn), { spec: 'folder:/data/pets', options: { pad: 1, resize: [14, 14] } });
+  assert.deepEqual(tokenizerDataOptions({ pad: 0 }, trainedOn).options, { pad: 0, resize: [14, 14] });
+  assert.deepEqual(tokenizerDataOptions({ data: 'fashion-mnist' }, trainedOn), { spec: 'fashion-mnist', options: { pad: 2 } }, 'other data: its own defaults');
+  assert.deepEqual(tokenizerDataOptions({}, null), { spec: 'fashion-mnist', options: { pad: 2 } });
 });
