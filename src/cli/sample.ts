@@ -5,13 +5,14 @@ import { dirname, join } from 'node:path';
 import { classNamesOf } from '../data/dataset.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { checkOutputs } from '../io/outputs.js';
-import { writeImageGrid } from '../io/png.js';
+import { imageGrid, writeImageGrid, writePng } from '../io/png.js';
 import { clusterRepresentatives, previewSteps, progressivePreview } from '../sample/images.js';
 import { sampleImages, type SamplingResult } from '../sample/pipeline.js';
 import { RUN_LAYOUT, SAMPLER_METHODS, loadSampler, resolveSamplerPaths, type SamplerMethod, type SamplerPieces } from '../sample/run-dir.js';
 import { UsageError, flagRole, kebab, onOff, type ParsedFlags } from './args.js';
 import type { Command } from './main.js';
 import { REFINE_ROUNDS_FLAG, pieceFlags } from './piece-flags.js';
+import { withRowLabels } from '../viz/row-labels.js';
 import { Progress } from './progress.js';
 
 const log = (s: string): void => { process.stderr.write(s + '\n'); };
@@ -165,7 +166,11 @@ export const sampleCommand: Command = {
     const cols = (f['cols'] as number | undefined) ?? (classIds.length > 1 && n <= 32 ? n : Math.ceil(Math.sqrt(N)));
     const scale = f['scale'] as number;
     await mkdir(dirname(out), { recursive: true });
-    await writeImageGrid(out, r.images, r.shape, { cols, scale });
+    // One row per class (the default layout): label the rows with the class names.
+    const byClass = classIds.length > 1 && n === cols;
+    const pad = 2, tile = r.shape[2] * scale;
+    const grid = imageGrid(r.images, r.shape, { cols, scale, pad });
+    await writePng(out, byClass ? withRowLabels(grid, classIds.map((c) => names?.[c] ?? `class ${c}`), { rowPitch: tile + pad, top: pad, rowHeight: tile }) : grid);
     const written = [out];
     if (each !== undefined) {
       const dir = each;

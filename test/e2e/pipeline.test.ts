@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadCoarseMap } from '../../src/cluster/coarse-map.js';
 import { decodeImageFile } from '../../src/io/png.js';
+import { textWidth } from '../../src/viz/font.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const ctfgen = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
@@ -74,8 +75,10 @@ test('tiny run: demo pipeline, sample both methods, PNGs decode, demo resumes id
     assert.deepEqual(JSON.parse(readFileSync(join(dir, 'ctf64.json'), 'utf8')), t, 'the batch size does not change a seeded sample');
     assert.deepEqual(readFileSync(join(dir, 'ctf64.png')), readFileSync(join(dir, 'ctf.png')));
 
-    const grid = await decodeImageFile(join(dir, 'ctf.png'));  // 2 rows (classes) × 3, tiles 64 px (scale 2), 2 px padding
-    assert.deepEqual([grid.width, grid.height, grid.channels], [3 * 64 + 4 * 2, 2 * 64 + 3 * 2, 1]);
+    // 2 rows (classes) × 3, tiles 64 px (scale 2), 2 px padding, and a margin with the class names at font scale 2
+    const grid = await decodeImageFile(join(dir, 'ctf.png'));
+    const labels = textWidth('T-shirt/top', 2) + 2 * 6;
+    assert.deepEqual([grid.width, grid.height, grid.channels], [labels + 3 * 64 + 4 * 2, 2 * 64 + 3 * 2, 1]);
     const singles = readdirSync(each).sort();
     assert.deepEqual(singles, ['c0-0.png', 'c0-1.png', 'c0-2.png', 'c1-0.png', 'c1-1.png', 'c1-2.png']);
     const single = await decodeImageFile(join(each, 'c1-2.png'));
