@@ -44,7 +44,7 @@ function modelInfo(path) {
 }
 
 // Every evaluation report under RUN/v*/eval/ (the ceiling reports aside).
-const vocabDirs = existsSync(run) ? readdirSync(run).filter((d) => /^v\d+$/.test(d)).sort() : [];
+const vocabDirs = existsSync(run) ? readdirSync(run).filter((d) => /^v\d+$/.test(d)).sort((a, b) => Number(a.slice(1)) - Number(b.slice(1))) : [];
 const evaluated = [];
 const ceiling = [];
 for (const vdir of vocabDirs) {
@@ -112,6 +112,14 @@ const attempts = existsSync(join(run, 'attempts.jsonl'))
   ? readFileSync(join(run, 'attempts.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
 const attemptSeconds = (step) => attempts.filter((a) => a.step === step).reduce((s, a) => s + a.seconds, 0);
 const real = readJson(join(run, 'eval-real.json'));
+// Each vocabulary's tokenizer: test PSNR, usage, perplexity, and its reconstructions' scores (the ceiling of samples).
+const tokenizers = Object.fromEntries(vocabDirs.map((vdir) => {
+  const t = readJson(join(run, vdir, 'tokenizer-eval.json')), r = readJson(join(run, vdir, 'eval', 'recon.json'));
+  return [vdir, {
+    psnr: t?.psnr ?? null, usage: t?.usage ?? null, perplexity: t?.perplexity ?? null,
+    recon: r ? { fid: r.metrics.fid, is: r.metrics.isMean, precision: r.metrics.precision, recall: r.metrics.recall, classAccuracy: r.metrics.classAccuracy } : null,
+  }];
+}));
 
 // Plots: FID gap (CTF − baseline, same V, backbone, passes, dropout, CFG and τ1) per setting; FID against passes;
 // the validation curves of the auxes.
@@ -167,7 +175,7 @@ for (const vdir of vocabDirs) {
 
 const summary = {
   kind: 'ctfgen.regime-summary', date: new Date().toISOString(), run: rel(run), command: 'bash experiments/regime.sh && node experiments/regime-summary.mjs',
-  real: real?.metrics ?? null, rows, ceiling, gaps, models, plots,
+  real: real?.metrics ?? null, tokenizers, rows, ceiling, gaps, models, plots,
   wallClock: {
     steps: times.map((t) => ({ ...t, allAttemptsSeconds: attemptSeconds(t.step) || t.seconds })),
     totalSeconds: times.reduce((s, t) => s + (attemptSeconds(t.step) || t.seconds), 0),
@@ -182,6 +190,8 @@ const md = [
   '| V | method | backbone | K | aux | params | passes | dropout | CFG | τ1 | τ2 | R | n | FID | ± (seeds) | IS | prec | rec | class acc | img/s | report |',
   '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ...rows.map((r) => `| ${r.V} | ${r.method} | ${r.backbone} | ${fmt(r.K, 0)} | ${r.aux ?? '–'} | ${(r.params / 1e6).toFixed(2)} M | ${fmt(r.passes)} | ${r.dropout} | ${r.cfg} | ${r.t1} | ${fmt(r.t2, 1)} | ${r.rounds ?? '–'} | ${r.n} | ${fmt(r.fid)} | ${r.fidStd === null ? '–' : `${fmt(r.fidStd)} (${r.seeds.length})`} | ${fmt(r.is)} | ${fmt(r.precision, 3)} | ${fmt(r.recall, 3)} | ${fmt(r.classAccuracy, 3)} | ${fmt(r.imagesPerSec, 0)} | ${r.name} |`),
+  '', '## Tokenizers', '', '| V | test PSNR | usage | perplexity | rFID | recon IS | recon class acc |', '|---|---|---|---|---|---|---|',
+  ...Object.entries(tokenizers).map(([v, t]) => `| ${v.slice(1)} | ${fmt(t.psnr)} dB | ${fmt(t.usage === null ? null : 100 * t.usage, 2)}% | ${fmt(t.perplexity, 0)} | ${fmt(t.recon?.fid)} | ${fmt(t.recon?.is)} | ${fmt(t.recon?.classAccuracy, 3)} |`),
   '', '## Stage-2 ceiling', '',
   '| setting | R | row | images | FID | IS | prec | rec | class acc | tokens kept | clusters kept |', '|---|---|---|---|---|---|---|---|---|---|---|',
   ...ceiling.map((c) => `| ${c.setting} | ${c.rounds} | ${c.name} | ${c.images} | ${fmt(c.fid)} | ${fmt(c.is)} | ${fmt(c.precision, 3)} | ${fmt(c.recall, 3)} | ${fmt(c.classAccuracy, 3)} | ${fmt(c.tokensKept, 3)} | ${fmt(c.coarseKept, 3)} |`),
