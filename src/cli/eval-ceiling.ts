@@ -2,7 +2,8 @@
 // Flags → options, rows → stderr as they finish, report JSON and one picture (a row of images per ceiling row).
 import { join } from 'node:path';
 import { loadClassifier } from '../eval/classifier.js';
-import { CEILING_ROWS, stage2Ceiling, type CeilingRow } from '../eval/ceiling.js';
+import { CEILING_ROWS, stage2Ceiling } from '../eval/ceiling.js';
+import type { NllSplit } from '../eval/nll-split.js';
 import { realReference } from '../eval/evaluate.js';
 import { checkOutputs } from '../io/outputs.js';
 import { writeImageGrid } from '../io/png.js';
@@ -36,6 +37,7 @@ export const ceilingCommand: Command = {
       batch: { type: 'int', default: 64, min: 1, help: 'images per sampling batch' },
       out: { type: 'string', help: 'report JSON (default with --run: DIR/eval-ceiling.json); the picture goes beside it (.png)' },
       scale: { type: 'int', default: 2, min: 1, help: 'enlarge the picture\'s tiles by this integer factor' },
+      nllLimit: { type: 'int', default: 2000, min: 0, help: 'test sequences of the likelihood split (0 = skip it)' },
       json: { type: 'boolean', help: 'print the report as JSON on stdout' },
     },
   },
@@ -63,12 +65,12 @@ export const ceilingCommand: Command = {
     const n = f['n'] as number;
     if (n % pieces.numClasses !== 0) throw new UsageError(`--n ${n} is not a multiple of the ${pieces.numClasses} classes`);
     const ref = await reference(classifier, 'test');
-    const rowsOut: CeilingRow[] = stage2Ceiling({
+    const { rows: rowsOut, nll } = stage2Ceiling({
       tokenizer: pieces.tokenizer.model, map: pieces.map!, aux: pieces.aux!.model, baseline: pieces.baseline?.model, stage1: pieces.stage1?.model,
       classifier: classifier.model, test: ref.dataset, real: realReference(ref.features),
     }, {
       n, seed: f['seed'] as number, batchSize: f['batch'] as number, t2, limit: f['limit'] as number | undefined,
-      rounds: f['refineRounds'] as number,
+      rounds: f['refineRounds'] as number, nllLimit: f['nllLimit'] as number,
       stage1: { cfgScale: f['cfg'] as number, temperature: t1, topK: 0, topP: 1 },
     }, (r) => log(`${r.name.padEnd(22)} ${metricsLine(r.metrics)}` +
       (r.tokensKept !== null ? `  tokens kept ${(100 * r.tokensKept).toFixed(1)}%, clusters ${(100 * r.coarseKept!).toFixed(1)}%` : '') + `  (${r.seconds.toFixed(1)} s)`));
@@ -86,8 +88,17 @@ export const ceilingCommand: Command = {
       picture: { path: picture, rows: rowsOut.map((r) => r.name), columns: 'the first image of every class' },
       rowOrder: CEILING_ROWS,
       rows: rowsOut.map(({ preview: _, ...r }) => r),
+      nll,
     };
     await writeReport({ ...f, out }, report);
+    if (nll) log(nllLine(nll));
     log(`wrote ${out} and ${picture}`);
   },
 };
+
+function nllLine(s: NllSplit): string {
+  const f = (x: number | undefined): string => (x === undefined ? '–' : x.toFixed(3));
+  return `nats per token on ${s.sequences} test sequences: baseline ${f(s.baseline?.total)} = coarse ${f(s.baseline?.coarse)} + ` +
+    `within ${f(s.baseline?.within)}; CTF ${f(s.ctf?.total)} = stage 1 ${f(s.stage1?.coarse)} + aux within ${f(s.aux?.within)} ` +
+    `(aux mass outside the cluster ${f(s.aux?.outside)})`;
+}

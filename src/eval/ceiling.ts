@@ -25,6 +25,7 @@ import type { VqTokenizer } from '../tokenizer/model.js';
 import type { Classifier } from './classifier.js';
 import { scoreImages, uniformClasses, type RealReference, type SampleQuality } from './evaluate.js';
 import { pixelFeatures, quantizeImages } from './features.js';
+import { nllSplit, type NllSplit } from './nll-split.js';
 
 export const CEILING_ROWS = [
   'recon', 'cluster-swap', 'aux-true-coarse', 'aux-true-coarse-greedy', 'baseline', 'baseline-coarse-aux', 'ctf',
@@ -60,6 +61,7 @@ export interface CeilingOptions {
   t2: number;                // τ2 of every sampled aux row
   rounds?: number;           // stage-2 rounds of every aux row (default 1; more need a masked-refinement aux)
   limit?: number;            // test images for the rows on test tokens (default: all)
+  nllLimit?: number;         // test sequences of the likelihood split (default 2000; 0 = skip it)
 }
 
 /** fine (N) -> a uniformly drawn member of each one's cluster (possibly itself). */
@@ -80,8 +82,11 @@ function sharedTokens(a: Int32Array, b: Int32Array): number {
   return same / a.length;
 }
 
-/** Runs the rows the pieces allow (baseline rows need the baseline, the ctf row stage 1), in CEILING_ROWS order. */
-export function stage2Ceiling(p: CeilingPieces, o: CeilingOptions, onRow?: (r: CeilingRow) => void): CeilingRow[] {
+/**
+ * Runs the rows the pieces allow (baseline rows need the baseline, the ctf row stage 1), in CEILING_ROWS order, and
+ * the likelihood split of the same test tokens (nll-split.ts).
+ */
+export function stage2Ceiling(p: CeilingPieces, o: CeilingOptions, onRow?: (r: CeilingRow) => void): { rows: CeilingRow[]; nll: NllSplit | null } {
   const tok = p.tokenizer, K = p.map.k;
   if (p.aux.config.inVocab !== K || p.aux.config.outVocab !== p.map.v)
     throw new CtfError(`ceiling: the aux reads ${p.aux.config.inVocab} / predicts ${p.aux.config.outVocab} labels, the map has K = ${K}, V = ${p.map.v}`);
@@ -111,7 +116,11 @@ export function stage2Ceiling(p: CeilingPieces, o: CeilingOptions, onRow?: (r: C
 
   let t0 = performance.now();
   const enc = encodeSplit(tok, firstImages(p.test, o.limit), { batchSize: 256 });
-  const testFine = enc.tokens.i32, testClasses = enc.labels;
+  const testFine = enc.tokens.i32, testClasses = enc.labels, T = tok.grid * tok.grid;
+  const nllN = Math.min(o.nllLimit ?? 2000, testClasses.length);
+  const nll = nllN > 0
+    ? nllSplit({ baseline: p.baseline, stage1: p.stage1, aux: p.aux }, p.map, testFine.subarray(0, nllN * T), testClasses.subarray(0, nllN))
+    : null;
   row('recon', 'test', testFine, testClasses, testFine, t0);
   t0 = performance.now();
   row('cluster-swap', 'test', clusterSwap(testFine, p.map, new Rng(o.seed).split('cluster-swap')), testClasses, testFine, t0);
@@ -137,5 +146,5 @@ export function stage2Ceiling(p: CeilingPieces, o: CeilingOptions, onRow?: (r: C
     t0 = performance.now();
     row('ctf', 'samples', ctfSample(p.stage1, p.aux, p.map, { ...gen, stage2: stage2(o.t2) }).fine, classes, null, t0);
   }
-  return rows;
+  return { rows, nll };
 }

@@ -47,19 +47,25 @@ test('stage2Ceiling: rows in order, coarse labels kept by every stage-2 row, the
   };
   const o = { n: 20, seed: 4, batchSize: 7, stage1: { cfgScale: 2, temperature: 1 }, t2: 1, limit: 20 };
   const seen: CeilingRow[] = [];
-  const short = stage2Ceiling(p, o, (r) => seen.push(r));
+  const { rows: short, nll: shortNll } = stage2Ceiling(p, o, (r) => seen.push(r));
   assert.deepEqual(short.map((r) => r.name), ['recon', 'cluster-swap', 'aux-true-coarse', 'aux-true-coarse-greedy']);
   assert.equal(seen.length, 4);
   assert.equal(short[0]!.tokensKept, 1);
   assert.ok(short.every((r) => r.images === 'test' && r.metrics.images === 20));
 
-  const full = stage2Ceiling({ ...p, baseline: pieces.baseline!.model, stage1: pieces.stage1!.model }, o);
+  const { rows: full, nll } = stage2Ceiling({ ...p, baseline: pieces.baseline!.model, stage1: pieces.stage1!.model }, o);
   assert.deepEqual(full.map((r) => r.name), [...CEILING_ROWS]);
   assert.deepEqual(full.slice(0, 4).map((r) => r.metrics), short.map((r) => r.metrics), 'seeded, and the optional rows change none');
   assert.deepEqual(full.slice(4).map((r) => [r.images, r.metrics.images]), [['samples', 20], ['samples', 20], ['samples', 20]]);
-  const again = stage2Ceiling({ ...p, baseline: pieces.baseline!.model, stage1: pieces.stage1!.model }, { ...o, batchSize: 20 });
+  const { rows: again } = stage2Ceiling({ ...p, baseline: pieces.baseline!.model, stage1: pieces.stage1!.model }, { ...o, batchSize: 20 });
   assert.deepEqual(again.map((r) => r.metrics.fid), full.map((r) => r.metrics.fid), 'the batch size changes no row');
   // Every row that starts from tokens keeps their coarse labels: the swap by construction, stage 2 by the mask.
   assert.deepEqual(full.map((r) => r.coarseKept), [1, 1, 1, 1, null, 1, null]);
   assert.ok(full[1]!.tokensKept! < 1 && full[5]!.tokensKept! < 1, 'the swap and the re-sampling change tokens');
+  // The likelihood split: parts add up, and the aux-only run has no baseline or stage-1 parts.
+  assert.deepEqual(Object.keys(shortNll!).sort(), ['aux', 'sequences']);
+  const b = nll!.baseline!;
+  assert.ok(Math.abs(b.total - b.coarse - b.within) < 1e-9 && b.coarse > 0 && b.within > 0);
+  assert.ok(Math.abs(nll!.ctf!.total - nll!.stage1!.coarse - nll!.aux!.within) < 1e-12);
+  assert.ok(nll!.aux!.outside >= 0 && nll!.sequences === 20);
 });
