@@ -47,6 +47,7 @@ function modelInfo(path) {
 const vocabDirs = existsSync(run) ? readdirSync(run).filter((d) => /^v\d+$/.test(d)).sort((a, b) => Number(a.slice(1)) - Number(b.slice(1))) : [];
 const evaluated = [];
 const ceiling = [];
+const nll = [];  // the likelihood split of each ceiling report: which stage loses the nats
 for (const vdir of vocabDirs) {
   const evalDir = join(run, vdir, 'eval');
   const V = Number(vdir.slice(1));
@@ -54,6 +55,7 @@ for (const vdir of vocabDirs) {
     const r = readJson(join(evalDir, f)), source = rel(join(evalDir, f));
     if (r.kind === 'ctfgen.eval-ceiling') {
       const aux = modelInfo(r.paths.aux);
+      if (r.nll) nll.push({ setting: `${vdir} ${f.replace(/^ceiling-|\.json$/g, '')}`, V, ...r.nll, source });
       for (const row of r.rows)
         ceiling.push({
           setting: `${vdir} ${f.replace(/^ceiling-|\.json$/g, '')}`, V, aux: aux ? aux.preset + (aux.refine ? `-${aux.refine}` : '') : null,
@@ -175,7 +177,7 @@ for (const vdir of vocabDirs) {
 
 const summary = {
   kind: 'ctfgen.regime-summary', date: new Date().toISOString(), run: rel(run), command: 'bash experiments/regime.sh && node experiments/regime-summary.mjs',
-  real: real?.metrics ?? null, tokenizers, rows, ceiling, gaps, models, plots,
+  real: real?.metrics ?? null, tokenizers, rows, ceiling, nll, gaps, models, plots,
   wallClock: {
     steps: times.map((t) => ({ ...t, allAttemptsSeconds: attemptSeconds(t.step) || t.seconds })),
     totalSeconds: times.reduce((s, t) => s + (attemptSeconds(t.step) || t.seconds), 0),
@@ -195,6 +197,9 @@ const md = [
   '', '## Stage-2 ceiling', '',
   '| setting | R | row | images | FID | IS | prec | rec | class acc | tokens kept | clusters kept |', '|---|---|---|---|---|---|---|---|---|---|---|',
   ...ceiling.map((c) => `| ${c.setting} | ${c.rounds} | ${c.name} | ${c.images} | ${fmt(c.fid)} | ${fmt(c.is)} | ${fmt(c.precision, 3)} | ${fmt(c.recall, 3)} | ${fmt(c.classAccuracy, 3)} | ${fmt(c.tokensKept, 3)} | ${fmt(c.coarseKept, 3)} |`),
+  '', '## Likelihood split (nats per test token)', '',
+  '| setting | baseline | = coarse | + within | CTF | = stage 1 | + aux within | aux mass outside the cluster |', '|---|---|---|---|---|---|---|---|',
+  ...nll.map((x) => `| ${x.setting} | ${fmt(x.baseline?.total, 3)} | ${fmt(x.baseline?.coarse, 3)} | ${fmt(x.baseline?.within, 3)} | ${fmt(x.ctf?.total, 3)} | ${fmt(x.stage1?.coarse, 3)} | ${fmt(x.aux?.within, 3)} | ${fmt(x.aux?.outside, 3)} |`),
   '', '## Trained models', '', '| model | preset | parameters | passes | dropout | refine | val loss | val loss, half shown |', '|---|---|---|---|---|---|---|---|',
   ...Object.entries(models).map(([k, m]) => `| ${k} | ${m.preset} | ${m.parameters.toLocaleString('en')} | ${m.passes} | ${m.dropout} | ${m.refine ?? '–'} | ${fmt(m.valLoss, 4)} | ${fmt(m.valLossHalf, 4)} |`),
   '', '## Wall clock of every step', '', '| step | seconds (all attempts) | threads | finished |', '|---|---|---|---|',
