@@ -7,13 +7,13 @@
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
-        "/usr/include/x86_64-linux-gnu/openblas-pthread"
+        "<!@(pkg-config --cflags-only-I openblas | sed 's/-I//g')"
       ],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions", "-O2"],
       "cflags_cc!": ["-fno-exceptions", "-O2"],
       "cflags_cc": ["-std=c++17", "-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd"],
-      "libraries": ["-lopenblas"]
+      "libraries": ["<!@(pkg-config --libs openblas)"]
     }
   ]
 }

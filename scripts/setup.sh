@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 exec 9>"${TMPDIR:-/tmp}/ctfgen-setup-$(pwd | cksum | cut -d' ' -f1).lock"
 flock 9
 
-need=(libopenblas-dev g++ make python3 dataset-fashion-mnist)
+need=(libopenblas-dev pkg-config g++ make python3 dataset-fashion-mnist)
 if [[ "${CTFGEN_TORCH:-0}" == 1 ]]; then need+=(python3-torch python3-numpy python3-scipy); fi
 missing=()
 for p in "${need[@]}"; do

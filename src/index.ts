@@ -1,46 +1,40 @@
-// The ctfgen library: the engine (tensors, autodiff, ops, optimizer, sampling), I/O and the models.
-export { CtfError } from './errors.js';
-export * from './engine/tensor.js';
-export { backward, noGrad, gradOf, record, isRecording, type TapeNode } from './engine/autograd.js';
-export { Rng, type RngState } from './engine/rng.js';
-export { blasInfo, blasSetThreads, kernelProfile, profileReport } from './engine/native.js';
-export * from './engine/ops/matmul.js';
-export * from './engine/ops/elementwise.js';
-export * from './engine/ops/reduce.js';
-export * from './engine/ops/shape.js';
-export * from './engine/ops/embedding.js';
-export * from './engine/ops/softmax.js';
-export * from './engine/ops/norm.js';
-export * from './engine/ops/conv.js';
-export * from './engine/ops/attention.js';
-export * from './engine/ops/rope.js';
-export * from './engine/ops/fused.js';
-export * from './engine/optim.js';
-export * from './engine/schedule.js';
-export * from './engine/sampling.js';
-export * from './io/safetensors.js';
-export * from './io/atomic.js';
-export * from './models/gpt.js';
-export * from './models/kv-cache.js';
-export * from './models/gpt-checkpoint.js';
-export * from './cluster/kmeans.js';
-export * from './cluster/coarse-map.js';
-export * from './sample/generate.js';
-export * from './sample/ctf.js';
-export * from './data/dataset.js';
-export * from './data/batches.js';
-export * from './tokenizer/config.js';
-export * from './tokenizer/model.js';
-export * from './tokenizer/checkpoint.js';
-export * from './tokenizer/tokens-file.js';
-export * from './train/loop.js';
-export * from './train/gpt-train.js';
-export * from './eval/metrics.js';
-export * from './eval/linalg.js';
-export * from './io/npz.js';
-export { renderLinePlot, niceTicks, logTicks, formatTicks, PALETTE, type PlotSeries, type LinePlotOptions, type PlotImage, type Ticks } from './viz/plot.js';
-export * from './eval/classifier.js';
-export * from './eval/classifier-train.js';
-export * from './eval/features.js';
-export * from './eval/reference.js';
-export * from './eval/evaluate.js';
+// The ctfgen library, grouped by what a user does with it (docs/api.md). The tensor engine is the subpath
+// `ctfgen/engine`; everything else stays internal to keep this surface small.
+
+// Errors: bad input is a CtfError (the message names the file, the field and what was expected); a run stopped by a
+// signal after saving is Interrupted.
+export { CtfError, Interrupted } from './errors.js';
+
+// Load a run and sample images: the pieces of a run directory, checked to belong together, then one request end to
+// end (stage 1 → stage 2 → decoder, or the baseline), per-image random streams named by (seed, class, index).
+export { RUN_LAYOUT, loadPieces, loadSampler, resolveSamplerPaths, type SamplerMethod, type SamplerPaths, type SamplerPieces } from './sample/run-dir.js';
+export { sampleImages, type SamplingProgress, type SamplingRequest, type SamplingResult } from './sample/pipeline.js';
+export { baselineSample, ctfSample, refine, type CtfSampleOptions, type RefineOptions, type RoundEvent } from './sample/ctf.js';
+export { generate, type GenerateOptions, type TokenEvent } from './sample/generate.js';
+export { decodeTokens, progressivePreview } from './sample/images.js';
+export { quantizeImages } from './eval/features.js';
+export { encodePng, imageGrid, writeImageGrid, writePng, type DecodedImage, type GridOptions } from './io/png.js';
+
+// The models and their files.
+export { GPT_PRESETS, Gpt, gptConfig, type GptConfig, type GptPreset } from './models/gpt.js';
+export { decodeGptCheckpoint, encodeGptCheckpoint, loadGptCheckpoint, saveGptCheckpoint } from './models/gpt-checkpoint.js';
+export { VqTokenizer } from './tokenizer/model.js';
+export { tokenizerConfig, type TokenizerConfig } from './tokenizer/config.js';
+export { loadTokenizer, saveTokenizer } from './tokenizer/checkpoint.js';
+export { loadTokens, saveTokens, type TokenSet } from './tokenizer/tokens-file.js';
+export { encodeSplit } from './tokenizer/encode.js';
+export { buildCoarseMap, loadCoarseMap, saveCoarseMap, type CoarseMap } from './cluster/coarse-map.js';
+
+// Data.
+export { NAMED_DATASETS, classNamesOf, loadDataset, type Dataset, type LoadOptions, type Split } from './data/dataset.js';
+
+// Train: the GPT trainers on token files and the shared loop (checkpoints, exact resume, stop on a signal).
+export { DEFAULT_GPT_TRAIN, GptTrainTask, gptTask, validationLoss, type GptKind, type GptTrainOptions } from './train/gpt-train.js';
+export { runTraining, type TrainLoopOptions, type TrainLoopResult } from './train/loop.js';
+export { StopRequest } from './train/interrupt.js';
+
+// Evaluate: sample quality against a real split with the evaluation classifier, and the stage-2 ceiling.
+export { loadClassifier } from './eval/classifier.js';
+export { realReference, sampleForEval, scoreImages, type SampleQuality } from './eval/evaluate.js';
+export { stage2Ceiling, type CeilingRow } from './eval/ceiling.js';
+export { nllSplit, type NllSplit } from './eval/nll-split.js';
