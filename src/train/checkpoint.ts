@@ -11,8 +11,9 @@ import type { AdamW, AdamWState } from '../engine/optim.js';
 import type { RngState } from '../engine/rng.js';
 import { Tensor, shapeStr } from '../engine/tensor.js';
 import {
-  loadSafetensors, saveSafetensors, saveSafetensorsSync, type SafetensorsFile, type StTensorInput,
+  expectFinite, loadSafetensors, saveSafetensors, saveSafetensorsSync, type SafetensorsFile, type StTensorInput,
 } from '../io/safetensors.js';
+import { checkSavedRun } from './saved-config.js';
 
 export const TRAIN_STATE_KIND = 'ctfgen.train-state';
 export const TRAIN_STATE_FORMAT = '1';
@@ -87,30 +88,56 @@ function json(file: SafetensorsFile, key: string, optional = false): unknown {
   }
 }
 
+function rngStates(x: unknown, where: string): Record<string, RngState> {
+  if (typeof x !== 'object' || x === null || Array.isArray(x))
+    throw new CtfError(`${where}: metadata "rng" is ${JSON.stringify(x)?.slice(0, 60)}, expected RNG states by name`);
+  const isU32 = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 32;
+  for (const [name, st] of Object.entries(x)) {
+    const s = st as Partial<RngState> | null;
+    const ok = typeof s === 'object' && s !== null && isU32(s.key0) && isU32(s.key1) && Number.isSafeInteger(s.counter);
+    if (!ok || s!.counter! < 0)
+      throw new CtfError(`${where}: rng.${name} is ${JSON.stringify(st)?.slice(0, 60)}, expected {key0,key1,counter}`);
+  }
+  return x as Record<string, RngState>;
+}
+
+/**
+ * A train state checked as far as the file alone allows: kind, format, task, steps, the RNG states, finite
+ * tensors, and (for the tasks src/train/saved-config.ts knows) the config against the model.* tensors and the
+ * identity in `extra` — all before any model is built from it.
+ */
 export function parseTrainState(file: SafetensorsFile, task: string): LoadedTrainState {
-  const m = file.metadata;
+  const m = file.metadata, where = `train state ${file.source}`;
   if (m['kind'] !== TRAIN_STATE_KIND)
-    throw new CtfError(`train state ${file.source}: not a training checkpoint (kind ${m['kind'] === undefined ? 'missing' : `"${m['kind']}"`}, expected "${TRAIN_STATE_KIND}")`);
+    throw new CtfError(`${where}: not a training checkpoint (kind ${JSON.stringify(m['kind']) ?? 'missing'}, ` +
+      `expected "${TRAIN_STATE_KIND}")`);
   if (m['format'] !== TRAIN_STATE_FORMAT)
-    throw new CtfError(`train state ${file.source}: format ${m['format']} is not supported (this build reads ${TRAIN_STATE_FORMAT})`);
-  if (m['task'] !== task) throw new CtfError(`train state ${file.source}: it resumes a "${m['task']}" run, not a "${task}" run`);
+    throw new CtfError(`${where}: format ${m['format']} is not supported (this build reads ${TRAIN_STATE_FORMAT})`);
+  if (m['task'] !== task) throw new CtfError(`${where}: it resumes a "${m['task']}" run, not a "${task}" run`);
   const step = Number(m['step']), optStep = Number(m['optimizer_step']);
-  if (!Number.isInteger(step) || step < 0 || !Number.isInteger(optStep) || optStep < 0)
-    throw new CtfError(`train state ${file.source}: step "${m['step']}" / optimizer_step "${m['optimizer_step']}" are not integers ≥ 0`);
+  if (!Number.isSafeInteger(step) || step < 0 || !Number.isSafeInteger(optStep) || optStep < 0)
+    throw new CtfError(`${where}: step "${m['step']}", optimizer_step "${m['optimizer_step']}", expected integers`);
   const model = new Map<string, Tensor>(), state = new Map<string, Tensor>();
   const expAvg: Record<string, Float32Array> = {}, expAvgSq: Record<string, Float32Array> = {};
   for (const [name, t] of file.tensors) {
     const as = (n: string): Tensor => new Tensor(t.data, t.shape, { name: n });
+    const moments = (n: string): Float32Array => {
+      if (!(t.data instanceof Float32Array))
+        throw new CtfError(`${where}: tensor "${name}" is ${t.dtype}, expected a float tensor`);
+      return t.data;
+    };
     if (name.startsWith('model.')) model.set(name.slice(6), as(name.slice(6)));
-    else if (name.startsWith('optim.exp_avg_sq.')) expAvgSq[name.slice(17)] = t.data as Float32Array;
-    else if (name.startsWith('optim.exp_avg.')) expAvg[name.slice(14)] = t.data as Float32Array;
+    else if (name.startsWith('optim.exp_avg_sq.')) expAvgSq[name.slice(17)] = moments(name);
+    else if (name.startsWith('optim.exp_avg.')) expAvg[name.slice(14)] = moments(name);
     else if (name.startsWith('state.')) state.set(name.slice(6), as(name.slice(6)));
-    else throw new CtfError(`train state ${file.source}: unexpected tensor "${name}" (expected model.*, optim.*, state.*)`);
+    else throw new CtfError(`${where}: unexpected tensor "${name}" (expected model.*, optim.*, state.*)`);
   }
+  expectFinite(file.tensors, where);
+  const config = json(file, 'config'), extra = json(file, 'extra', true);
+  checkSavedRun(task, config, extra, model, where);
   return {
-    source: file.source, task, step, config: json(file, 'config'), options: json(file, 'options'),
-    rng: json(file, 'rng') as Record<string, RngState>, data: json(file, 'data'), extra: json(file, 'extra', true),
-    model, optimizer: { step: optStep, expAvg, expAvgSq }, state,
+    source: file.source, task, step, config, options: json(file, 'options'), rng: rngStates(json(file, 'rng'), where),
+    data: json(file, 'data'), extra, model, optimizer: { step: optStep, expAvg, expAvgSq }, state,
   };
 }
 
