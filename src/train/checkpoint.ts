@@ -5,7 +5,7 @@
 //             optim.exp_avg_sq.<name>    AdamW second moments
 //             state.<name>               task state that is not a parameter (e.g. codebook usage)
 //   metadata  kind = ctfgen.train-state, format, task (what is trained), step, optimizer step count,
-//             config / options / rng / data / extra as JSON strings
+//             config / options / rng / data / extra as JSON strings, hash (weightsHash of every tensor, by name)
 import { CtfError } from '../errors.js';
 import type { AdamW, AdamWState } from '../engine/optim.js';
 import type { RngState } from '../engine/rng.js';
@@ -13,6 +13,7 @@ import { Tensor, shapeStr } from '../engine/tensor.js';
 import {
   expectFinite, loadSafetensors, saveSafetensors, saveSafetensorsSync, type SafetensorsFile, type StTensorInput,
 } from '../io/safetensors.js';
+import { weightsHash, type NamedWeights } from '../nn/module.js';
 import { checkSavedRun } from './saved-config.js';
 
 export const TRAIN_STATE_KIND = 'ctfgen.train-state';
@@ -40,24 +41,31 @@ function tensorsOf(s: TrainState): Map<string, StTensorInput> {
   return out;
 }
 
-function metadataOf(s: TrainState): Record<string, string> {
+/** weightsHash over every tensor of a train state in name order (a reader's order need not be the writer's). */
+function stateHash(tensors: NamedWeights): string {
+  return weightsHash(new Map([...tensors].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+}
+
+function metadataOf(s: TrainState, tensors: NamedWeights): Record<string, string> {
   if (!Number.isInteger(s.step) || s.step < 0) throw new CtfError(`train state: step ${s.step} must be an integer ≥ 0`);
   const meta: Record<string, string> = {
     kind: TRAIN_STATE_KIND, format: TRAIN_STATE_FORMAT, task: s.task, step: String(s.step),
     optimizer_step: String(s.optimizer.step), config: JSON.stringify(s.config), options: JSON.stringify(s.options),
-    rng: JSON.stringify(s.rng), data: JSON.stringify(s.data),
+    rng: JSON.stringify(s.rng), data: JSON.stringify(s.data), hash: stateHash(tensors),
   };
   if (s.extra !== undefined) meta['extra'] = JSON.stringify(s.extra);
   return meta;
 }
 
 export async function saveTrainState(path: string, s: TrainState): Promise<void> {
-  await saveSafetensors(path, tensorsOf(s), metadataOf(s));
+  const tensors = tensorsOf(s);
+  await saveSafetensors(path, tensors, metadataOf(s, tensors));
 }
 
 /** The synchronous twin, for exit paths that cannot await. */
 export function saveTrainStateSync(path: string, s: TrainState): void {
-  saveSafetensorsSync(path, tensorsOf(s), metadataOf(s));
+  const tensors = tensorsOf(s);
+  saveSafetensorsSync(path, tensors, metadataOf(s, tensors));
 }
 
 /** A train-state file as read: JSON fields parsed, tensors grouped; restore with restoreTrainState. */
@@ -88,6 +96,14 @@ function json(file: SafetensorsFile, key: string, optional = false): unknown {
   }
 }
 
+/** The JSON object metadata[key] (options, data: what a resuming trainer reads by key). */
+function jsonObject(file: SafetensorsFile, key: string): Record<string, unknown> {
+  const v = json(file, key), shown = JSON.stringify(v)?.slice(0, 60);
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new CtfError(`train state ${file.source}: metadata "${key}" is ${shown}, expected an object`);
+  return v as Record<string, unknown>;
+}
+
 function rngStates(x: unknown, where: string): Record<string, RngState> {
   if (typeof x !== 'object' || x === null || Array.isArray(x))
     throw new CtfError(`${where}: metadata "rng" is ${JSON.stringify(x)?.slice(0, 60)}, expected RNG states by name`);
@@ -114,8 +130,9 @@ export function parseTrainState(file: SafetensorsFile, task: string): LoadedTrai
   if (m['format'] !== TRAIN_STATE_FORMAT)
     throw new CtfError(`${where}: format ${m['format']} is not supported (this build reads ${TRAIN_STATE_FORMAT})`);
   if (m['task'] !== task) throw new CtfError(`${where}: it resumes a "${m['task']}" run, not a "${task}" run`);
-  const step = Number(m['step']), optStep = Number(m['optimizer_step']);
-  if (!Number.isSafeInteger(step) || step < 0 || !Number.isSafeInteger(optStep) || optStep < 0)
+  const count = (s: string | undefined): number => (s !== undefined && /^\d{1,15}$/.test(s) ? Number(s) : NaN);
+  const step = count(m['step']), optStep = count(m['optimizer_step']);
+  if (!Number.isSafeInteger(step) || !Number.isSafeInteger(optStep))
     throw new CtfError(`${where}: step "${m['step']}", optimizer_step "${m['optimizer_step']}", expected integers`);
   const model = new Map<string, Tensor>(), state = new Map<string, Tensor>();
   const expAvg: Record<string, Float32Array> = {}, expAvgSq: Record<string, Float32Array> = {};
@@ -133,11 +150,16 @@ export function parseTrainState(file: SafetensorsFile, task: string): LoadedTrai
     else throw new CtfError(`${where}: unexpected tensor "${name}" (expected model.*, optim.*, state.*)`);
   }
   expectFinite(file.tensors, where);
+  // States written before the hash existed have none; they are read with the other checks (docs/gpt-checkpoint.md).
+  const stored = m['hash'];
+  if (stored !== undefined && stored !== stateHash(file.tensors))
+    throw new CtfError(`${where}: its tensors hash to ${stateHash(file.tensors).slice(0, 16)}…, the metadata says ` +
+      `${stored.slice(0, 16)}… — the file is corrupted or was edited`);
   const config = json(file, 'config'), extra = json(file, 'extra', true);
   checkSavedRun(task, config, extra, model, where);
   return {
-    source: file.source, task, step, config, options: json(file, 'options'), rng: rngStates(json(file, 'rng'), where),
-    data: json(file, 'data'), extra, model, optimizer: { step: optStep, expAvg, expAvgSq }, state,
+    source: file.source, task, step, config, options: jsonObject(file, 'options'), data: jsonObject(file, 'data'),
+    rng: rngStates(json(file, 'rng'), where), extra, model, optimizer: { step: optStep, expAvg, expAvgSq }, state,
   };
 }
 

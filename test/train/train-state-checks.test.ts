@@ -65,7 +65,14 @@ test('a GPT train state with a lying config, extra, rng or a NaN is refused befo
         /tensor "optim\.exp_avg\.output\.weight" holds NaN at element 2/],
       [(t) => { t.set('optim.exp_avg.norm.weight', { dtype: 'I32', shape: [64], data: new Int32Array(64) }); },
         /tensor "optim\.exp_avg\.norm\.weight" is I32, expected a float tensor/],
+      [(t) => { new Uint32Array((t.get('model.norm.weight')!.data as Float32Array).buffer)[0]! ^= 1; },
+        /case13: its tensors hash to [0-9a-f]{16}…, the metadata says [0-9a-f]{16}… — the file is corrupted/],
+      [(_t, m) => { m['step'] = ''; }, /step "", optimizer_step "0", expected integers/],
+      [(_t, m) => { m['options'] = 'null'; }, /metadata "options" is null, expected an object/],
     ]);
+    // States written before the hash existed still load.
+    const old = edited(path, `${path}.old`, (_t, m) => { delete m['hash']; });
+    assert.equal((await loadTrainState(old, 'gpt:baseline')).step, 3);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
