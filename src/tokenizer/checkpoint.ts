@@ -11,6 +11,7 @@ import {
   type TensorShapes,
 } from '../io/safetensors.js';
 import { validateTokenizerConfig, type TokenizerConfig } from './config.js';
+import { validateDataIdentity } from './data-identity.js';
 import { weightsHash } from '../nn/module.js';
 import { VqTokenizer } from './model.js';
 
@@ -119,9 +120,19 @@ export interface LoadedTokenizer {
 /**
  * A tokenizer from checkpoint bytes: the config builds the model, every parameter must be present with
  * its shape (all mismatches listed), nothing else may be, and the weights must hash to the stored hash.
+ * The data identity in metadata "data", which commands read to find the dataset again, must be one.
  */
 export function tokenizerFromFile(file: SafetensorsFile): LoadedTokenizer {
-  const config = tokenizerConfigOf(file);
+  const config = tokenizerConfigOf(file), data = file.metadata['data'];
+  if (data !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(data);
+    } catch {
+      throw new CtfError(`tokenizer ${file.source}: metadata "data" is not valid JSON`);
+    }
+    validateDataIdentity(parsed, `tokenizer ${file.source}: metadata "data"`);
+  }
   checkTokenizerConfigAgainst(config, file.tensors, `tokenizer ${file.source}`);
   const model = new VqTokenizer(config, new Rng(0));
   try {
