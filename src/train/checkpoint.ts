@@ -156,9 +156,10 @@ export function parseTrainState(file: SafetensorsFile, task: string): LoadedTrai
     throw new CtfError(`${where}: its tensors hash to ${stateHash(file.tensors).slice(0, 16)}…, the metadata says ` +
       `${stored.slice(0, 16)}… — the file is corrupted or was edited`);
   const config = json(file, 'config'), extra = json(file, 'extra', true);
-  checkSavedRun(task, config, extra, model, where);
+  const options = jsonObject(file, 'options');
+  checkSavedRun(task, { config, options, extra, model }, where);
   return {
-    source: file.source, task, step, config, options: jsonObject(file, 'options'), data: jsonObject(file, 'data'),
+    source: file.source, task, step, config, options, data: jsonObject(file, 'data'),
     rng: rngStates(json(file, 'rng'), where), extra, model, optimizer: { step: optStep, expAvg, expAvgSq }, state,
   };
 }

@@ -1,7 +1,8 @@
 // What a train state says about its run, checked before anything is built from it. parseTrainState runs the check
 // of the state's task, so every --resume refuses a config that the model.* tensors contradict (a config claiming
-// 10^7 layers must not decide an allocation) and an identity (`extra`) of the wrong shape, naming the file and the
-// field. The options are checked by the task itself (each trainer validates its options when it is built).
+// 10^7 layers must not decide an allocation), optimiser options that are not (a resuming command seeds and sizes
+// things from them before any trainer exists) and an identity (`extra`) of the wrong shape, naming file and field.
+// Options only one trainer has (the tokenizer's flip, …) are checked when that trainer is built.
 import { CtfError } from '../errors.js';
 import type { TensorShapes } from '../io/safetensors.js';
 import { checkGptConfigAgainst } from '../models/gpt-checkpoint.js';
@@ -9,6 +10,7 @@ import { storedGptConfig, validateGptConfig } from '../models/gpt.js';
 import { checkTokenizerConfigAgainst } from '../tokenizer/checkpoint.js';
 import { validateTokenizerConfig } from '../tokenizer/config.js';
 import { validateDataIdentity } from '../tokenizer/data-identity.js';
+import { validateOptimizerOptions } from './resume.js';
 
 interface SavedRunCheck {
   /** config: the stored model config; model: the model.* tensors, by parameter name. */
@@ -61,10 +63,14 @@ const CHECKS: Record<string, SavedRunCheck> = {
   tokenizer: tokenizerRun, 'gpt:baseline': gptRun, 'gpt:coarse-ar': gptRun, 'gpt:fine-aux': gptRun,
 };
 
+/** What parseTrainState hands the check of its task. */
+export interface SavedRun { config: unknown; options: unknown; extra: unknown; model: TensorShapes }
+
 /** Runs the check of `task` (none for a task without one); `where` names the file. */
-export function checkSavedRun(task: string, config: unknown, extra: unknown, model: TensorShapes, where: string): void {
+export function checkSavedRun(task: string, run: SavedRun, where: string): void {
   if (!Object.hasOwn(CHECKS, task)) return;
   const check = CHECKS[task]!;
-  check.config(config, model, where);
-  check.extra(extra, where);
+  check.config(run.config, run.model, where);
+  validateOptimizerOptions(run.options, `${where}: options`);
+  check.extra(run.extra, where);
 }

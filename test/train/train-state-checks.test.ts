@@ -11,7 +11,9 @@ import { decodeSafetensors, encodeSafetensors, type StTensorInput } from '../../
 import { Gpt, gptConfig } from '../../src/models/gpt.js';
 import { tokenizerConfig } from '../../src/tokenizer/config.js';
 import { VqTokenizer } from '../../src/tokenizer/model.js';
+import { DEFAULT_TOKENIZER_TRAIN } from '../../src/tokenizer/train.js';
 import { loadTrainState, saveTrainState } from '../../src/train/checkpoint.js';
+import { DEFAULT_GPT_TRAIN } from '../../src/train/gpt-train.js';
 import { rejectsCtf } from '../helpers.js';
 
 type Edit = (t: Map<string, StTensorInput>, m: Record<string, string>) => void;
@@ -44,7 +46,8 @@ test('a GPT train state with a lying config, extra, rng or a NaN is refused befo
     const model = new Gpt(gptConfig('tiny', { inVocab: 16, outVocab: 16, numClasses: 3, grid: 4, causal: true }));
     const path = join(dir, 'baseline.train-state.safetensors');
     await saveTrainState(path, {
-      task: 'gpt:baseline', step: 3, config: model.config, options: {}, rng: {}, data: { epoch: 0, index: 3 },
+      task: 'gpt:baseline', step: 3, config: model.config, options: DEFAULT_GPT_TRAIN, rng: {},
+      data: { epoch: 0, index: 3 },
       extra: { tokenizer_hash: 'ab'.repeat(32) }, model: model.stateDict(),
       optimizer: new AdamW(model.parameters(), { lr: 1e-3 }).stateDict(),
     });
@@ -69,6 +72,9 @@ test('a GPT train state with a lying config, extra, rng or a NaN is refused befo
         /case13: its tensors hash to [0-9a-f]{16}…, the metadata says [0-9a-f]{16}… — the file is corrupted/],
       [(_t, m) => { m['step'] = ''; }, /step "", optimizer_step "0", expected integers/],
       [(_t, m) => { m['options'] = 'null'; }, /metadata "options" is null, expected an object/],
+      [json('options', () => ({})), /case16: options: epochs = missing, expected a positive integer/],
+      [json('options', (o) => ({ ...o, seed: -1 })), /options: seed = -1, expected an integer ≥ 0/],
+      [json('options', (o) => ({ ...o, lr: 1e999 })), /options: lr = null, expected a finite number > 0/],
     ]);
     // States written before the hash existed still load.
     const old = edited(path, `${path}.old`, (_t, m) => { delete m['hash']; });
@@ -88,7 +94,8 @@ test('a tokenizer train state with a lying config or data identity is refused be
       name: 'x', split: 'train', count: 4, channels: 1, height: 32, width: 32, numClasses: 2, sha256: '', preprocessing,
     };
     await saveTrainState(path, {
-      task: 'tokenizer', step: 0, config: model.config, options: {}, rng: { deadCode: new Rng(2).getState() },
+      task: 'tokenizer', step: 0, config: model.config, options: DEFAULT_TOKENIZER_TRAIN,
+      rng: { deadCode: new Rng(2).getState() },
       data: { epoch: 0, index: 0 }, extra: { data }, model: model.stateDict(),
       optimizer: new AdamW(model.parameters(), { lr: 1e-3 }).stateDict(),
     });
