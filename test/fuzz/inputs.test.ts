@@ -8,7 +8,7 @@
 //   CTFGEN_FUZZ_CASES=20000 CTFGEN_FUZZ_SEED=1 node scripts/run-tests.mjs fuzz/inputs
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -37,6 +37,9 @@ const SEED = Number(process.env['CTFGEN_FUZZ_SEED'] ?? 1);
 const CLI_CASES = Math.min(CASES, Number(process.env['CTFGEN_FUZZ_CLI_CASES'] ?? 24));
 const VERBOSE = process.env['CTFGEN_FUZZ_VERBOSE'] === '1';  // list every accepted changed file
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
 interface Target {
   name: string;
@@ -87,7 +90,7 @@ function targets(run: TinyRun, tokens: TokenSet, tokenizer: LoadedTokenizer): Ta
         const saved = parseTrainState(file, 'gpt:baseline');
         const config = { fineVocab: 0, ...(saved.config as object) } as GptConfig;
         const options = saved.options as unknown as GptTrainOptions;
-        const model = new Gpt(config, new Rng(0));
+        const model = new Gpt(config, new Rng(options.seed).split('init'));
         if ((saved.extra as Record<string, string> | undefined)?.['tokenizer_hash'] !== tokens.tokenizerHash)
           throw new CtfError('--resume: trained with another tokenizer hash');
         const task = new GptTrainTask('baseline', model, tokens, null, options, async () => '');
@@ -107,8 +110,8 @@ function targets(run: TinyRun, tokens: TokenSet, tokenizer: LoadedTokenizer): Ta
       name: 'tokenizer train state', file: 'tokenizerState',
       load(file) {  // src/cli/tokenizer.ts with --resume
         const saved = parseTrainState(file, 'tokenizer');
-        const model = new VqTokenizer(saved.config as VqTokenizer['config'], new Rng(0));
         const options = saved.options as unknown as TokenizerTrainOptions;
+        const model = new VqTokenizer(saved.config as VqTokenizer['config'], new Rng(options.seed).split('init'));
         const task = new TokenizerTrainTask(model, ds, options, async () => '');
         return { task, step: task.restore(saved) };
       },
@@ -164,8 +167,10 @@ test(title, { timeout: 60 * 60e3 }, async (t) => {
     const rng = new Rng(SEED);
     const tally: Tally = { cases: 0, refused: 0, accepted: 0, unchanged: 0, cli: 0, failures: [] };
     const byKind = new Map<string, [number, number]>();  // mutation kind → [refused, accepted]
-    const cliEvery = Math.max(1, Math.floor(CASES / Math.max(1, CLI_CASES)));
-    let slowest = 0;
+    // Coprime with the number of targets, so the CLI sample rotates through all of them.
+    let cliEvery = Math.max(1, Math.floor(CASES / Math.max(1, CLI_CASES)));
+    while (gcd(cliEvery, all.length) !== 1) cliEvery++;
+    let slowest = 0, cliMaxRssMB = 0;
     for (let i = 0; i < CASES; i++) {
       const target = all[i % all.length]!, original = readFileSync(run[target.file]);
       const m = mutate(original, rng.split(`case ${i}`));
@@ -197,9 +202,15 @@ test(title, { timeout: 60 * 60e3 }, async (t) => {
         mkdirSync(d);
         const path = join(d, `mutated.safetensors`);
         writeFileSync(path, m.bytes);
-        const r = spawnSync(process.execPath, [CLI, ...target.cli(path, d)], { encoding: 'utf8', timeout: 120e3 });
+        // GNU time reports the command's peak RSS (in KB) as the last line of stderr, where it is available.
+        const argv = [process.execPath, CLI, ...target.cli(path, d)];
+        const r = TIME ? spawnSync(TIME, ['-f', 'maxrss %M', ...argv], { encoding: 'utf8', timeout: 120e3 })
+          : spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 120e3 });
         tally.cli++;
+        const rssKB = Number(/maxrss (\d+)\s*$/.exec(r.stderr)?.[1] ?? 0);
+        cliMaxRssMB = Math.max(cliMaxRssMB, rssKB / 1024);
         const clean = !r.error && !/internal error/.test(r.stderr) && [0, 1, 2].includes(r.status ?? -1);
+        if (rssKB >= 1024 ** 2) tally.failures.push(`${label} through the CLI: peak RSS ${rssKB} KB`);
         if (!clean || (refused && r.status === 0))
           tally.failures.push(`${label} through the CLI: status ${r.status} ${r.error?.message ?? ''}\n${r.stderr}`);
         rmSync(d, { recursive: true, force: true });
@@ -209,7 +220,8 @@ test(title, { timeout: 60 * 60e3 }, async (t) => {
     const kinds = [...byKind].sort().map(([k, [r, a]]) => `${k} ${r}/${a}`).join(', ');
     t.diagnostic(`fuzz seed ${SEED}: ${tally.cases} cases, ${tally.refused} clean errors, ${tally.accepted} accepted ` +
       `(${tally.unchanged} byte-identical), ${tally.cli} through the CLI; slowest case ${slowest.toFixed(0)} ms; ` +
-      `max RSS ${maxRssMB.toFixed(0)} MB; refused/accepted by mutation: ${kinds}`);
+      `max RSS ${maxRssMB.toFixed(0)} MB (CLI ${TIME ? cliMaxRssMB.toFixed(0) : '?'} MB); ` +
+      `refused/accepted by mutation: ${kinds}`);
     assert.deepEqual(tally.failures, []);
     assert.ok(maxRssMB < 1024, `max RSS ${maxRssMB.toFixed(0)} MB`);
     assert.ok(slowest < 10e3, `slowest case ${slowest.toFixed(0)} ms`);

@@ -31,13 +31,19 @@ test('tokenizer checkpoint round trip: same config, weights, hash and outputs', 
   try {
     const model = new VqTokenizer(config, new Rng(3));
     const path = join(dir, 't.safetensors');
-    await saveTokenizer(path, model, { data: { name: 'synthetic' }, note: 'hello' });
+    const data = dataIdentity(syntheticDataset(4, { seed: 2 }));
+    await saveTokenizer(path, model, { data, note: 'hello' });
     const loaded = await loadTokenizer(path);
     assert.deepEqual(loaded.model.config, model.config);
     assert.equal(loaded.hash, tokenizerHash(model));
     assert.match(loaded.hash, /^[0-9a-f]{64}$/);
     assert.equal(loaded.metadata['note'], 'hello');
-    assert.deepEqual(JSON.parse(loaded.metadata['data']!), { name: 'synthetic' });
+    assert.deepEqual(JSON.parse(loaded.metadata['data']!), data);
+    // Commands read the data identity to find the dataset again: one that is not is refused by field.
+    const partial = edit(readFileSync(path), (_t, m) => { m['data'] = JSON.stringify({ name: 'synthetic' }); });
+    throwsCtf(() => decodeTokenizer(partial, 'p'), /tokenizer p: metadata "data": split is missing, expected a string/);
+    const torn = edit(readFileSync(path), (_t, m) => { m['data'] = '{'; });
+    throwsCtf(() => decodeTokenizer(torn, 'p'), /"data" is not valid JSON/);
     const x = new Tensor(new Rng(0).fillUniform(new Float32Array(2 * 1024), -1, 1), [2, 1, 32, 32]);
     assert.deepEqual(Array.from(loaded.model.encode(x).i32), Array.from(model.encode(x).i32));
     assert.notEqual(tokenizerHash(new VqTokenizer(config, new Rng(4))), loaded.hash, 'other weights, other hash');
