@@ -131,8 +131,8 @@ function targets(run: TinyRun, tokens: TokenSet, tokenizer: LoadedTokenizer): Ta
         const V = t.tokenizerConfig.codebookSize, K = t.data.numClasses;
         assert.ok(t.tokens.i32.every((v) => v >= 0 && v < V) && t.labels.every((c) => c >= 0 && c < K));
       },
-      cli: (path, dir) =>
-        ['train', 'baseline', '--tokens', path, '--out', join(dir, 'b.safetensors'), '--preset', 'tiny', '--dry-run'],
+      cli: (path, dir) => ['train', 'baseline', '--tokens', path, '--out', join(dir, 'b.safetensors'),
+        '--preset', 'tiny', '--batch', '8', '--dry-run'],
     },
     {
       name: 'cluster file', file: 'clusters',
@@ -148,7 +148,7 @@ function targets(run: TinyRun, tokens: TokenSet, tokenizer: LoadedTokenizer): Ta
         assert.equal(map.members.reduce((n, m) => n + m.length, 0), map.v);
       },
       cli: (path, dir) => ['train', 'coarse-ar', '--tokens', run.tokens, '--clusters', path,
-        '--out', join(dir, 'c.safetensors'), '--preset', 'tiny', '--dry-run'],
+        '--out', join(dir, 'c.safetensors'), '--preset', 'tiny', '--batch', '8', '--dry-run'],
     },
   ];
 }
@@ -164,6 +164,16 @@ test(title, { timeout: 60 * 60e3 }, async (t) => {
     const tokens = parseTokens(decodeSafetensors(readFileSync(run.tokens), run.tokens));
     const tokenizer = tokenizerFromFile(decodeSafetensors(readFileSync(run.tokenizer), run.tokenizer));
     const all = targets(run, tokens, tokenizer);
+    // Each command accepts the unmutated file, in-process and through the CLI: the paths fuzzed below are live.
+    for (const target of all) {
+      target.works(target.load(decodeSafetensors(readFileSync(run[target.file]), run[target.file])));
+      if (!target.cli) continue;
+      const d = join(dir, `original-${target.file}`);
+      mkdirSync(d);
+      copyFileSync(run[target.file], join(d, 'a.safetensors'));
+      const r = spawnSync(process.execPath, [CLI, ...target.cli(join(d, 'a.safetensors'), d)], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `${target.name} through the CLI: ${r.stderr}`);
+    }
     const rng = new Rng(SEED);
     const tally: Tally = { cases: 0, refused: 0, accepted: 0, unchanged: 0, cli: 0, failures: [] };
     const byKind = new Map<string, [number, number]>();  // mutation kind → [refused, accepted]
