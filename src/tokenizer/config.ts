@@ -50,7 +50,7 @@ export function tokenGrid(c: Pick<TokenizerConfig, 'imageSize' | 'channelMult'>)
  */
 export const TOKENIZER_LIMITS = {
   inChannels: 4, imageSize: 1024, channels: 1024, resBlocks: 16, zChannels: 4096, codeDim: 1024, codebookSize: 1 << 18,
-  normGroups: 1024, midBlocks: 16, levels: 8, width: 4096, grid: 64,
+  normGroups: 1024, midBlocks: 16, levels: 8, width: 4096, grid: 64, beta: 10,
 } as const;
 
 /** Checks every field's type and range; `config` may come from a file, so nothing is assumed about it. */
@@ -83,6 +83,6 @@ export function validateTokenizerConfig(config: unknown): asserts config is Toke
   for (const w of [...t.channelMult.map((m) => m * t.channels), t.zChannels])
     if (w % Math.min(t.normGroups, w) !== 0)
       throw err(`width ${w} is not divisible by ${Math.min(t.normGroups, w)} GroupNorm groups`);
-  if (typeof c['beta'] !== 'number' || !(t.beta >= 0) || !Number.isFinite(t.beta))
-    throw new CtfError(`tokenizer config: ${show('beta')}, expected a finite number ≥ 0`);
+  if (typeof c['beta'] !== 'number' || !(t.beta >= 0 && t.beta <= TOKENIZER_LIMITS.beta))
+    throw new CtfError(`tokenizer config: ${show('beta')}, expected a number in [0, ${TOKENIZER_LIMITS.beta}]`);
 }
