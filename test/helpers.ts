@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { backward, noGrad } from '../src/engine/autograd.js';
 import { Rng } from '../src/engine/rng.js';
 import { Tensor } from '../src/engine/tensor.js';
+import { CtfError } from '../src/errors.js';
 
 export function randn(shape: number[], seed: number, opts: { requiresGrad?: boolean; std?: number } = {}): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -57,4 +58,22 @@ export function gradcheck(f: (xs: Tensor[]) => Tensor, inputs: Tensor[], o: { ep
     }
     assertClose(ana, num, { atol, rtol, what: `gradient of input ${xi} (${x.describe()})` });
   });
+}
+
+/** Asserts fn throws a CtfError whose message matches re (a failure shows the message it got). */
+export function throwsCtf(fn: () => unknown, re: RegExp): void {
+  assert.throws(fn, isCtfError(re));
+}
+
+/** The async twin of throwsCtf. */
+export async function rejectsCtf(p: Promise<unknown>, re: RegExp): Promise<void> {
+  await assert.rejects(p, isCtfError(re));
+}
+
+function isCtfError(re: RegExp): (e: unknown) => true {
+  return (e) => {
+    assert.ok(e instanceof CtfError, `expected a CtfError, got ${String(e)}`);
+    assert.match(e.message, re);
+    return true;
+  };
 }

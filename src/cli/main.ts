@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `ctfgen` command: finds the subcommand, parses its flags, renders events. No numerics here.
 import { readFileSync } from 'node:fs';
-import { CtfError, Interrupted } from '../errors.js';
+import { CtfError, Interrupted, systemErrorMessage } from '../errors.js';
 import { UsageError, helpText, parseCommand, type CommandSpec, type ParsedFlags } from './args.js';
 import { closest } from './suggest.js';
 import { benchEngineCommand } from './bench.js';
@@ -83,6 +83,12 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`ctfgen ${cmd.spec.name}: ${e.message}\n`);
       return 1;
     }
+    // The environment, not a bug: a full disk, a file where a directory should be, a missing permission.
+    const system = systemErrorMessage(e);
+    if (system !== null) {
+      process.stderr.write(`ctfgen ${cmd.spec.name}: ${system}\n`);
+      return 1;
+    }
     throw e;
   }
 }
@@ -96,7 +102,9 @@ for (const stream of [process.stdout, process.stderr])
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (e: unknown) => {
-    process.stderr.write(`ctfgen: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    // Every input a user can give ends in a CtfError above; anything else is a bug in ctfgen.
+    process.stderr.write(`ctfgen: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n` +
+      `This is a bug in ctfgen ${version()}: please report it with the command you ran and the lines above.\n`);
     process.exitCode = 1;
   },
 );

@@ -22,7 +22,7 @@ export interface CurveOptions {
 
 export interface Curve {
   points: [number, number][];   // (x, y) sorted by step, one per step
-  notes: string[];              // what was tolerated (an unfinished last line), for the CLI to show
+  notes: string[];              // what was tolerated (torn lines of killed runs), for the CLI to show
 }
 
 type Event = Record<string, unknown>;
@@ -63,9 +63,20 @@ export function curveFromEventLog(text: string, source: string, o: CurveOptions)
     try {
       e = JSON.parse(line);
     } catch (err) {
-      // A log is appended line by line while the run trains: its last line may be half written.
-      if (i === lines.length - 1) { notes.push(`${where}: ignored an unfinished last line (is the run still writing?)`); return; }
-      throw new CtfError(`${where}: not a JSON line (${(err as Error).message})`);
+      // A log is appended line by line: a run killed mid-append leaves a torn line, last while nothing resumed the run;
+      // logs written before event-log.ts cut torn lines off have the resumed run's 'start' event joined to it.
+      const resumed = line.indexOf('{"type":"start"');
+      if (i === lines.length - 1) {
+        notes.push(`${where}: skipped a torn last line of ${line.length} bytes (the run is writing it, or was killed)`);
+        return;
+      }
+      if (resumed <= 0) throw new CtfError(`${where}: not a JSON line (${(err as Error).message})`);
+      try {
+        e = JSON.parse(line.slice(resumed));
+      } catch {
+        throw new CtfError(`${where}: not a JSON line (${(err as Error).message})`);
+      }
+      notes.push(`${where}: skipped a torn line of ${resumed} bytes (a run killed while writing it) before a resume`);
     }
     if (typeof e !== 'object' || e === null || Array.isArray(e) || typeof (e as Event)['type'] !== 'string')
       throw new CtfError(`${where}: expected a training event object with a "type", got ${JSON.stringify(e).slice(0, 60)}`);

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { classNamesOf } from '../data/dataset.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { checkOutputs } from '../io/outputs.js';
-import { imageGrid, writeImageGrid, writePng } from '../io/png.js';
+import { MAX_PIXELS, gridSize, imageGrid, writeImageGrid, writePng } from '../io/png.js';
 import { clusterRepresentatives, previewSteps, progressivePreview } from '../sample/images.js';
 import { sampleImages, type SamplingResult } from '../sample/pipeline.js';
 import { RUN_LAYOUT, SAMPLER_METHODS, loadSampler, resolveSamplerPaths, type SamplerMethod, type SamplerPieces } from '../sample/run-dir.js';
@@ -70,6 +70,21 @@ function checkNumber(f: ParsedFlags, key: string, ok: (v: number) => boolean, wh
   const v = f[key] as number;
   if (!ok(v)) throw new UsageError(`--${kebab(key)}: ${what}, got ${v}`);
   return v;
+}
+
+/** Refuses a --scale (or --cols) whose pictures would exceed MAX_PIXELS, before sampling rather than after it. */
+function checkPictureSizes(f: ParsedFlags, side: number, N: number, cols: number, T: number): void {
+  const scale = f['scale'] as number, previewCols = previewSteps(T).length + 1;  // the previews, then the final image
+  const pictures: [string, number, number][] = [['--out grid', N, cols]];
+  if (typeof f['each'] === 'string') pictures.push(['--each image', 1, 1]);
+  if (typeof f['progressive'] === 'string')
+    pictures.push(['--progressive grid', Math.min(N, f['progressiveCount'] as number) * previewCols, previewCols]);
+  for (const [what, cells, c] of pictures) {
+    const { width, height } = gridSize(cells, side, side, { cols: c, scale });
+    if (width * height > MAX_PIXELS)
+      throw new UsageError(`--scale ${scale}: the ${what} (${cells} images, ${c} columns) would be ` +
+        `${width}×${height} pixels, expected at most ${MAX_PIXELS} — lower --scale or --cols`);
+  }
 }
 
 export const sampleCommand: Command = {
@@ -142,6 +157,9 @@ export const sampleCommand: Command = {
     const n = f['n'] as number;
     const classes = Int32Array.from(classIds.flatMap((c) => Array<number>(n).fill(c)));
     const N = classes.length, T = pieces.grid ** 2;
+    const cols = (f['cols'] as number | undefined) ?? (classIds.length > 1 && n <= 32 ? n : Math.ceil(Math.sqrt(N)));
+    const scale = f['scale'] as number;
+    checkPictureSizes(f, pieces.tokenizer.model.config.imageSize, N, cols, T);
     log(`${method}: ${N} images (${classIds.length} class${classIds.length > 1 ? 'es' : ''} × ${n}), loaded ${Object.values(paths).join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
     const progress = new Progress({ label: method === 'ctf' ? 'stage 1' : 'baseline', total: N, unit: 'img' });
@@ -163,8 +181,6 @@ export const sampleCommand: Command = {
       `(${method === 'ctf' ? `stage 1 ${s.stage1.toFixed(2)} s, stage 2 ${s.stage2.toFixed(2)} s` : `generate ${s.stage1.toFixed(2)} s`}, decode ${s.decode.toFixed(2)} s)` +
       (inside !== null ? `; ${(100 * inside).toFixed(2)}% of the fine tokens lie in their predicted cluster` : ''));
 
-    const cols = (f['cols'] as number | undefined) ?? (classIds.length > 1 && n <= 32 ? n : Math.ceil(Math.sqrt(N)));
-    const scale = f['scale'] as number;
     await mkdir(dirname(out), { recursive: true });
     // One row per class (the default layout): label the rows with the class names.
     const byClass = classIds.length > 1 && n === cols;

@@ -8,7 +8,7 @@ import { Rng } from '../engine/rng.js';
 import { CtfError, Interrupted } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { checkOutputs, existingSnapshots, lockOutput, type OutputLock } from '../io/outputs.js';
-import { GPT_PRESETS, Gpt, gptConfig, type GptConfig, type GptPreset } from '../models/gpt.js';
+import { GPT_PRESETS, Gpt, gptConfig, storedGptConfig, type GptConfig, type GptPreset } from '../models/gpt.js';
 import { saveGptCheckpoint } from '../models/gpt-checkpoint.js';
 import { loadTokens, type TokenSet } from '../tokenizer/tokens-file.js';
 import { loadTrainState, saveTrainState, type LoadedTrainState } from '../train/checkpoint.js';
@@ -188,7 +188,9 @@ async function trainRun(kind: GptKind, f: ParsedFlags, fresh: GptTrainOptions | 
       `the training tokens ${data.source} of ${data.data.numClasses}`);
 
   let config: GptConfig;
-  if (saved) config = { fineVocab: 0, ...(saved.config as Omit<GptConfig, 'fineVocab'>) };  // states from before masked refinement
+  // States from before masked refinement have no fineVocab; the others keep their key order, so a resumed run's
+  // checkpoints are byte for byte those of an uninterrupted one (test/train/crash.test.ts).
+  if (saved) config = storedGptConfig(saved.config) as GptConfig;
   else {
     const overrides: Partial<GptConfig> = {};
     if (f['dropout'] !== undefined) overrides.dropout = f['dropout'] as number;

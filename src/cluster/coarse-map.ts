@@ -254,6 +254,13 @@ export function checkCoarseMap(map: CoarseMap, where: string): void {
   if (centroids.length !== k * map.dim) throw new CtfError(`${where}: field "centroids" has ${centroids.length} values, expected k·dim = ${k * map.dim}`);
   for (let i = 0; i < centroids.length; i++)
     if (!Number.isFinite(centroids[i]!)) throw new CtfError(`${where}: field "centroids": value ${i} (cluster ${Math.floor(i / map.dim)}) is ${centroids[i]}`);
+  // A centroid is a mean of unit vectors, so it lies in the unit ball (float32 rounding aside).
+  for (let j = 0; j < k; j++) {
+    let sq = 0;
+    for (let d = 0; d < map.dim; d++) sq += centroids[j * map.dim + d]! ** 2;
+    if (!(Math.sqrt(sq) <= 1 + 1e-4))
+      throw new CtfError(`${where}: field "centroids": cluster ${j} has norm ${Math.sqrt(sq)}, expected at most 1`);
+  }
 }
 
 export function decodeCoarseMap(bytes: Uint8Array, source: string, expect: CoarseMapExpectation = {}): CoarseMap {

@@ -92,6 +92,8 @@ export class EpochBatches implements Iterable<Batch> {
 
   /** Restores a position saved by getState; the batching configuration must be the same. */
   setState(s: BatchOrderState): void {
+    if (typeof s !== 'object' || s === null || Array.isArray(s))
+      throw new CtfError(`batching: the saved position is ${JSON.stringify(s)?.slice(0, 60)}, expected {epoch, index}`);
     const mine = this.getState();
     for (const k of ['count', 'batchSize', 'seed', 'shuffle', 'dropLast'] as const)
       if (s[k] !== mine[k])

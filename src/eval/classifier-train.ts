@@ -13,7 +13,7 @@ import type { Dataset } from '../data/dataset.js';
 import { toModelInput } from '../data/model-input.js';
 import { restoreModelAndOptimizer, type LoadedTrainState, type TrainState } from '../train/checkpoint.js';
 import type { StepResult, TrainTask } from '../train/loop.js';
-import { checkResumable, scheduledLr } from '../train/resume.js';
+import { checkResumable, scheduledLr, validateOptimizerOptions } from '../train/resume.js';
 import type { Classifier } from './classifier.js';
 import { accuracyAndLoss, datasetFeatures } from './features.js';
 
@@ -39,14 +39,11 @@ export const DEFAULT_CLASSIFIER_TRAIN: ClassifierTrainOptions = {
 const TRAJECTORY_KEYS = ['epochs', 'batchSize', 'lr', 'warmup', 'schedule', 'minLrRatio', 'weightDecay', 'gradClip', 'seed', 'flip', 'shift'] as const;
 
 export function validateClassifierTrainOptions(o: ClassifierTrainOptions): void {
-  for (const k of ['epochs', 'batchSize'] as const)
-    if (!Number.isInteger(o[k]) || o[k] < 1) throw new CtfError(`classifier training: ${k} = ${o[k]} must be a positive integer`);
-  for (const k of ['warmup', 'shift', 'seed'] as const)
-    if (!Number.isInteger(o[k]) || o[k] < 0) throw new CtfError(`classifier training: ${k} = ${o[k]} must be an integer ≥ 0`);
-  if (!(o.lr > 0)) throw new CtfError(`classifier training: lr = ${o.lr} must be > 0`);
-  if (!(o.minLrRatio >= 0 && o.minLrRatio <= 1)) throw new CtfError(`classifier training: minLrRatio = ${o.minLrRatio} must be in [0, 1]`);
-  if (!(o.weightDecay >= 0) || !(o.gradClip >= 0)) throw new CtfError('classifier training: weightDecay and gradClip must be ≥ 0');
-  if (o.schedule !== 'cosine' && o.schedule !== 'constant') throw new CtfError(`classifier training: schedule "${String(o.schedule)}" must be cosine or constant`);
+  validateOptimizerOptions(o, 'classifier training');
+  if (!Number.isSafeInteger(o.shift) || o.shift < 0)
+    throw new CtfError(`classifier training: shift = ${JSON.stringify(o.shift)}, expected an integer ≥ 0`);
+  if (typeof o.flip !== 'boolean')
+    throw new CtfError(`classifier training: flip = ${JSON.stringify(o.flip)}, expected true or false`);
 }
 
 /**

@@ -22,8 +22,7 @@ import { Tensor } from '../engine/tensor.js';
 import { CtfError } from '../errors.js';
 import { loadInto, loadSafetensors, saveSafetensors, type SafetensorsFile, type StTensorInput } from '../io/safetensors.js';
 import { Conv2d, GroupNorm } from '../nn/conv.js';
-import { countParameters, namedParameters, param, uniformInit, type Module } from '../nn/module.js';
-import { weightsHash } from '../tokenizer/checkpoint.js';
+import { countParameters, namedParameters, param, uniformInit, weightsHash, type Module } from '../nn/module.js';
 
 export interface ClassifierConfig {
   inChannels: number;     // image channels (1 for Fashion-MNIST)

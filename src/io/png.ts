@@ -18,8 +18,8 @@ export interface DecodedImage {
 }
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-/** Refuses images above this many pixels (a wrong path or a hostile file), about 8k × 8k. */
-const MAX_PIXELS = 64 * 1024 * 1024;
+/** Refuses images above this many pixels (a wrong path, a hostile file, or a grid scaled too far), 8k × 8k. */
+export const MAX_PIXELS = 64 * 1024 * 1024;
 const MAX_FILE_BYTES = 512 * 1024 * 1024;
 
 export function imageFormat(bytes: Uint8Array): 'png' | 'jpeg' | null {
@@ -57,6 +57,14 @@ function hasJpegEnd(bytes: Uint8Array): boolean {
   return false;
 }
 
+/** Width and height from a PNG's IHDR chunk, which must come first (PNG spec §5.6); read before any pixel. */
+export function pngHeaderSize(bytes: Uint8Array): { width: number; height: number } {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < 24 || String.fromCharCode(...bytes.subarray(12, 16)) !== 'IHDR')
+    throw new Error('no IHDR chunk after the signature: the file is truncated or not a PNG');
+  return { width: view.getUint32(16), height: view.getUint32(20) };
+}
+
 /** Decodes PNG or JPEG bytes (recognised by their magic, not the name). `source` names the file in errors. */
 export function decodeImage(bytes: Uint8Array, source: string): DecodedImage {
   const format = imageFormat(bytes);
@@ -64,9 +72,12 @@ export function decodeImage(bytes: Uint8Array, source: string): DecodedImage {
   let width: number, height: number, rgba: Uint8Array;
   try {
     if (format === 'png') {
+      // The header's size first: a small file can inflate to gigabytes (16000×16000 of one colour is 249 KB).
+      const header = pngHeaderSize(bytes);
+      if (header.width * header.height > MAX_PIXELS)
+        throw new CtfError(`${source}: a ${header.width}×${header.height} PNG, expected at most 8192×8192 pixels`);
       const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));  // 16-bit is rescaled to 8
       ({ width, height } = png);
-      if (width * height > MAX_PIXELS) throw new Error(`${width}×${height} is more than ${MAX_PIXELS} pixels`);
       rgba = new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength);
     } else {
       if (!hasJpegEnd(bytes)) throw new Error('no end-of-image marker (FF D9): the file is truncated');
@@ -75,6 +86,7 @@ export function decodeImage(bytes: Uint8Array, source: string): DecodedImage {
       rgba = img.data;
     }
   } catch (e) {
+    if (e instanceof CtfError) throw e;
     throw new CtfError(`${source}: corrupt ${format === 'png' ? 'PNG' : 'JPEG'} image (${(e as Error).message})`);
   }
   if (width === 0 || height === 0 || rgba.length !== 4 * width * height)
@@ -116,6 +128,16 @@ export function floatToU8(x: number): number {
   return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
+/** The size of imageGrid's picture of `cells` tiles of h0×w0 (before scaling): a caller checks it before the work. */
+export function gridSize(cells: number, h0: number, w0: number, o: GridOptions = {}): {
+  width: number; height: number; cols: number; pad: number;
+} {
+  const scale = o.scale ?? 1, pad = o.pad ?? 2;
+  const cols = Math.max(1, o.cols ?? Math.ceil(Math.sqrt(cells)));
+  const rows = Math.max(1, Math.ceil(cells / cols));
+  return { width: cols * w0 * scale + (cols + 1) * pad, height: rows * h0 * scale + (rows + 1) * pad, cols, pad };
+}
+
 /**
  * Tiles N images (N, C, H, W) — u8, or floats in [-1, 1] — into one (rows·H + pads, cols·W + pads, C)
  * image, row-major over tiles. C must be 1 or 3. Tile i goes to row floor(i / cols), column i % cols;
@@ -130,11 +152,9 @@ export function imageGrid(images: Uint8Array | Float32Array, shape: readonly [nu
   if (images.length !== n * c * h0 * w0)
     throw new CtfError(`imageGrid: ${images.length} values for shape [${shape.join(', ')}] (${n * c * h0 * w0} expected)`);
   const order = o.order ?? [...Array(n).keys()];
-  const cells = order.length;
-  const cols = Math.max(1, o.cols ?? Math.ceil(Math.sqrt(cells)));
-  const rows = Math.max(1, Math.ceil(cells / cols));
-  const pad = o.pad ?? 2;
-  const W = cols * w + (cols + 1) * pad, H = rows * h + (rows + 1) * pad;
+  const { width: W, height: H, cols, pad } = gridSize(order.length, h0, w0, o);
+  if (W * H > MAX_PIXELS)
+    throw new CtfError(`imageGrid: a ${W}×${H} grid (tiles ${w}×${h}, scale ${scale}), expected at most 8192×8192`);
   const out = new Uint8Array(W * H * c).fill(o.padValue ?? 255);
   const isFloat = images instanceof Float32Array;
   order.forEach((img, cell) => {

@@ -28,6 +28,9 @@ export interface StTensorInput {
   data: Float32Array | Int32Array;
 }
 
+/** Tensor shapes by name: a file's tensors, or the model.* tensors of a train state. */
+export type TensorShapes = ReadonlyMap<string, { readonly shape: readonly number[] }>;
+
 export interface SafetensorsFile {
   source: string;           // file path or a label, used in every error message
   tensors: Map<string, StTensor>;
@@ -315,6 +318,23 @@ export function expectTensor(file: SafetensorsFile, name: string, shape?: Shape,
   if (dtype && dtype !== t.dtype && dtype !== engineDType(t.dtype))
     throw new CtfError(`safetensors ${file.source}: tensor "${name}" is ${t.dtype}, expected ${dtype}`);
   return new Tensor(t.data, t.shape, { name });
+}
+
+/**
+ * Refuses a float tensor holding NaN or ±Inf (a flipped exponent bit, or the weights of a diverged run), naming
+ * the first; integer tensors are skipped. `where` names the file in the error.
+ */
+export function expectFinite(
+  tensors: ReadonlyMap<string, { readonly data: Float32Array | Int32Array }>, where: string,
+): void {
+  for (const [name, t] of tensors) {
+    if (!(t.data instanceof Float32Array)) continue;
+    const d = t.data;
+    for (let i = 0; i < d.length; i++)
+      if (d[i]! - d[i]! !== 0)  // NaN and ±Inf only
+        throw new CtfError(`${where}: tensor "${name}" holds ${d[i]} at element ${i}, expected finite values ` +
+          '— the file is corrupted or was saved from a diverged run');
+  }
 }
 
 /**

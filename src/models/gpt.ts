@@ -59,17 +59,51 @@ export function gptConfig(preset: GptPreset, task: GptTask, overrides: Partial<G
   return c;
 }
 
-export function validateGptConfig(c: GptConfig): void {
-  const ints: (keyof GptConfig)[] = ['inVocab', 'outVocab', 'numClasses', 'grid', 'layers', 'dim', 'heads', 'ffnMultipleOf'];
-  for (const k of ints)
-    if (!Number.isInteger(c[k]) || (c[k] as number) < 1) throw new CtfError(`gpt config: ${k} = ${c[k]} must be a positive integer`);
-  if (c.dim % c.heads !== 0) throw new CtfError(`gpt config: dim ${c.dim} is not divisible by heads ${c.heads}`);
-  if ((c.dim / c.heads) % 4 !== 0) throw new CtfError(`gpt config: head dim ${c.dim / c.heads} must be a multiple of 4 for 2D RoPE`);
+/**
+ * The largest values a config may hold, checked before anything is allocated (a checkpoint's metadata can claim
+ * anything). Far above every preset and the paper's GPT-B (12 layers, dim 768, 16×16 grid); head dim and grid
+ * bound the RoPE table, (1 + grid²) × headDim floats.
+ */
+export const GPT_LIMITS = {
+  inVocab: 1 << 20, outVocab: 1 << 20, numClasses: 1 << 16, grid: 64, layers: 256, dim: 16384, heads: 256,
+  ffnMultipleOf: 1 << 16, headDim: 1024,
+} as const;
+
+/** A config as any build stored it: those before masked refinement have no fineVocab, which means 0. */
+export function storedGptConfig(raw: unknown): unknown {
+  const isObject = typeof raw === 'object' && raw !== null && !Array.isArray(raw);
+  return isObject && !('fineVocab' in raw) ? { ...raw, fineVocab: 0 } : raw;
+}
+
+/** Checks every field's type and range; `config` may come from a file, so nothing is assumed about it. */
+export function validateGptConfig(config: unknown): asserts config is GptConfig {
+  if (typeof config !== 'object' || config === null || Array.isArray(config))
+    throw new CtfError(`gpt config: expected an object, got ${JSON.stringify(config)?.slice(0, 60)}`);
+  const c = config as Record<string, unknown>;
+  const show = (k: string): string => `${k} = ${JSON.stringify(c[k]) ?? 'missing'}`;
+  const ints = ['inVocab', 'outVocab', 'numClasses', 'grid', 'layers', 'dim', 'heads', 'ffnMultipleOf'] as const;
+  for (const k of ints) {
+    const v = c[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > GPT_LIMITS[k])
+      throw new CtfError(`gpt config: ${show(k)}, expected an integer in [1, ${GPT_LIMITS[k]}]`);
+  }
+  const g = config as GptConfig;
+  if (g.dim % g.heads !== 0) throw new CtfError(`gpt config: dim ${g.dim} is not divisible by heads ${g.heads}`);
+  const headDim = g.dim / g.heads;
+  if (headDim % 4 !== 0) throw new CtfError(`gpt config: head dim ${headDim} must be a multiple of 4 for 2D RoPE`);
+  if (headDim > GPT_LIMITS.headDim)
+    throw new CtfError(`gpt config: head dim ${headDim} = dim / heads, expected at most ${GPT_LIMITS.headDim}`);
+  if (typeof c['causal'] !== 'boolean') throw new CtfError(`gpt config: ${show('causal')}, expected true or false`);
   for (const k of ['dropout', 'classDropout'] as const)
-    if (!(c[k] >= 0 && c[k] < 1)) throw new CtfError(`gpt config: ${k} = ${c[k]} must be in [0, 1)`);
-  if (!(c.normEps > 0)) throw new CtfError(`gpt config: normEps = ${c.normEps} must be > 0`);
-  if (c.fineVocab !== 0 && (c.causal || c.fineVocab !== c.outVocab + 1))
-    throw new CtfError(`gpt config: fineVocab = ${c.fineVocab} must be 0, or outVocab + 1 = ${c.outVocab + 1} for a bidirectional aux`);
+    if (typeof c[k] !== 'number' || !(g[k] >= 0 && g[k] < 1))
+      throw new CtfError(`gpt config: ${show(k)}, expected a number in [0, 1)`);
+  if (typeof c['normEps'] !== 'number' || !(g.normEps > 0 && g.normEps <= 1))
+    throw new CtfError(`gpt config: ${show('normEps')}, expected a number in (0, 1]`);
+  if (typeof c['ropeBase'] !== 'number' || !(g.ropeBase > 1) || !Number.isFinite(g.ropeBase))
+    throw new CtfError(`gpt config: ${show('ropeBase')}, expected a finite number > 1`);
+  const fine = c['fineVocab'], aux = g.outVocab + 1;
+  if (typeof fine !== 'number' || (fine !== 0 && (g.causal || fine !== aux)))
+    throw new CtfError(`gpt config: ${show('fineVocab')} must be 0, or outVocab + 1 = ${aux} for a bidirectional aux`);
 }
 
 /** LlamaGen's find_multiple(int(2·4·dim/3), multipleOf). */

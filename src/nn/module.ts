@@ -1,9 +1,10 @@
 // The smallest module convention: a module owns named leaf tensors (their names are the checkpoint
 // names) and lists them with parameters(). Initialisers take a seeded Rng split by the parameter name,
 // so adding a layer never changes the initial values of the others.
+import { createHash } from 'node:crypto';
 import { CtfError } from '../errors.js';
 import type { Rng } from '../engine/rng.js';
-import { Tensor, sizeOf, type Shape } from '../engine/tensor.js';
+import { Tensor, shapeStr, sizeOf, type Shape } from '../engine/tensor.js';
 
 export interface Module {
   /** Trainable tensors, each named by its full checkpoint name. */
@@ -36,4 +37,20 @@ export function namedParameters(...modules: Module[]): Map<string, Tensor> {
 
 export function countParameters(m: Module): number {
   return m.parameters().reduce((n, p) => n + p.size, 0);
+}
+
+/** What weightsHash reads of a tensor: a Tensor, or a tensor as read from a file. */
+export type NamedWeights = ReadonlyMap<string, { readonly shape: Shape; readonly data: Float32Array | Int32Array }>;
+
+/**
+ * sha256 (hex) of named weights: for each in order, its name, shape and little-endian bytes. A checkpoint
+ * stores it and loading recomputes it, so a flipped bit is refused; the tokenizer's is also its identity.
+ */
+export function weightsHash(params: NamedWeights): string {
+  const h = createHash('sha256');
+  for (const [name, t] of params) {
+    h.update(`${name}\0${shapeStr(t.shape)}\0`);
+    h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  }
+  return h.digest('hex');
 }

@@ -44,19 +44,45 @@ export function tokenGrid(c: Pick<TokenizerConfig, 'imageSize' | 'channelMult'>)
   return c.imageSize / 2 ** (c.channelMult.length - 1);
 }
 
-export function validateTokenizerConfig(c: TokenizerConfig): void {
+/**
+ * The largest values a config may hold, checked before anything is allocated (a checkpoint or token file can
+ * claim anything). Far above every preset and LlamaGen's VQ-16 (128 channels, codebook 16384, 16×16 tokens).
+ */
+export const TOKENIZER_LIMITS = {
+  inChannels: 4, imageSize: 1024, channels: 1024, resBlocks: 16, zChannels: 4096, codeDim: 1024, codebookSize: 1 << 18,
+  normGroups: 1024, midBlocks: 16, levels: 8, width: 4096, grid: 64, beta: 10,
+} as const;
+
+/** Checks every field's type and range; `config` may come from a file, so nothing is assumed about it. */
+export function validateTokenizerConfig(config: unknown): asserts config is TokenizerConfig {
+  if (typeof config !== 'object' || config === null || Array.isArray(config))
+    throw new CtfError(`tokenizer config: expected an object, got ${JSON.stringify(config)?.slice(0, 60)}`);
+  const c = config as Record<string, unknown>;
+  const show = (k: string): string => `${k} = ${JSON.stringify(c[k])?.slice(0, 60) ?? 'missing'}`;
   const ints = ['inChannels', 'imageSize', 'channels', 'resBlocks', 'zChannels', 'codeDim', 'codebookSize', 'normGroups'] as const;
-  for (const k of ints)
-    if (!Number.isInteger(c[k]) || c[k] < 1) throw new CtfError(`tokenizer config: ${k} = ${c[k]} must be a positive integer`);
-  if (!Number.isInteger(c.midBlocks) || c.midBlocks < 0) throw new CtfError(`tokenizer config: midBlocks = ${c.midBlocks} must be an integer ≥ 0`);
-  if (!Array.isArray(c.channelMult) || c.channelMult.length < 1 || c.channelMult.some((m) => !Number.isInteger(m) || m < 1))
-    throw new CtfError(`tokenizer config: channelMult ${JSON.stringify(c.channelMult)} must be a non-empty list of positive integers`);
-  const down = 2 ** (c.channelMult.length - 1);
-  if (c.imageSize % down !== 0)
-    throw new CtfError(`tokenizer config: imageSize ${c.imageSize} is not divisible by the downsampling factor ${down} (${c.channelMult.length} levels)`);
-  for (const w of [...c.channelMult.map((m) => m * c.channels), c.zChannels])
-    if (w % Math.min(c.normGroups, w) !== 0)
-      throw new CtfError(`tokenizer config: width ${w} is not divisible by ${Math.min(c.normGroups, w)} GroupNorm groups`);
-  if (c.codebookSize > 2 ** 31 - 1) throw new CtfError(`tokenizer config: codebookSize ${c.codebookSize} is too large`);
-  if (!(c.beta >= 0)) throw new CtfError(`tokenizer config: beta = ${c.beta} must be ≥ 0`);
+  for (const k of [...ints, 'midBlocks'] as const) {
+    const v = c[k], min = k === 'midBlocks' ? 0 : 1;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > TOKENIZER_LIMITS[k])
+      throw new CtfError(`tokenizer config: ${show(k)}, expected an integer in [${min}, ${TOKENIZER_LIMITS[k]}]`);
+  }
+  const mult = c['channelMult'];
+  if (!Array.isArray(mult) || mult.length < 1 || mult.length > TOKENIZER_LIMITS.levels ||
+    mult.some((m) => typeof m !== 'number' || !Number.isInteger(m) || m < 1))
+    throw new CtfError(`tokenizer config: ${show('channelMult')}, ` +
+      `expected a list of 1 to ${TOKENIZER_LIMITS.levels} positive integers`);
+  const t = config as TokenizerConfig, err = (s: string): CtfError => new CtfError(`tokenizer config: ${s}`);
+  for (const m of t.channelMult)
+    if (m * t.channels > TOKENIZER_LIMITS.width)
+      throw err(`a level ${m} × ${t.channels} channels wide, expected at most ${TOKENIZER_LIMITS.width}`);
+  const levels = t.channelMult.length, down = 2 ** (levels - 1), grid = t.imageSize / down;
+  const most = TOKENIZER_LIMITS.grid;
+  if (t.imageSize % down !== 0)
+    throw err(`imageSize ${t.imageSize} is not divisible by the downsampling factor ${down} (${levels} levels)`);
+  if (grid > TOKENIZER_LIMITS.grid)
+    throw err(`imageSize ${t.imageSize} gives ${grid}×${grid} tokens, expected at most ${most}×${most}`);
+  for (const w of [...t.channelMult.map((m) => m * t.channels), t.zChannels])
+    if (w % Math.min(t.normGroups, w) !== 0)
+      throw err(`width ${w} is not divisible by ${Math.min(t.normGroups, w)} GroupNorm groups`);
+  if (typeof c['beta'] !== 'number' || !(t.beta >= 0 && t.beta <= TOKENIZER_LIMITS.beta))
+    throw new CtfError(`tokenizer config: ${show('beta')}, expected a number in [0, ${TOKENIZER_LIMITS.beta}]`);
 }

@@ -6,10 +6,10 @@
 //   metadata kind = ctfgen.tokens, format, tokenizer_hash, tokenizer_config, data (JSON DataIdentity)
 // Readers pass the tokenizer they will decode with; a file made by another tokenizer is refused.
 import { CtfError } from '../errors.js';
-import { Tensor, expectShape } from '../engine/tensor.js';
+import type { Tensor } from '../engine/tensor.js';
 import { expectTensor, loadSafetensors, saveSafetensors, type SafetensorsFile } from '../io/safetensors.js';
-import type { TokenizerConfig } from './config.js';
-import type { DataIdentity } from './data-identity.js';
+import { tokenGrid, validateTokenizerConfig, type TokenizerConfig } from './config.js';
+import { validateDataIdentity, type DataIdentity } from './data-identity.js';
 
 export const TOKENS_KIND = 'ctfgen.tokens';
 export const TOKENS_FORMAT = '1';
@@ -40,40 +40,51 @@ export interface TokensLoadOptions {
   tokenizerHash?: string;
 }
 
+/**
+ * A token file checked as far as it alone allows: kind, format, the tokenizer config (types and bounds, and its
+ * token grid against the tokens' shape), the data identity, every token inside the codebook, every label a class
+ * of the data, flip marks 0 or 1; and, when asked, the tokenizer that made it.
+ */
 export function parseTokens(file: SafetensorsFile, o: TokensLoadOptions = {}): TokenSet {
-  const m = file.metadata;
+  const m = file.metadata, where = `tokens ${file.source}`;
   if (m['kind'] !== TOKENS_KIND)
-    throw new CtfError(`tokens ${file.source}: not a token file (metadata kind ${m['kind'] === undefined ? 'missing' : `"${m['kind']}"`}, expected "${TOKENS_KIND}")`);
-  if (m['format'] !== TOKENS_FORMAT) throw new CtfError(`tokens ${file.source}: format ${m['format']} is not supported (this build reads ${TOKENS_FORMAT})`);
-  const hash = m['tokenizer_hash'] ?? '';
+    throw new CtfError(`${where}: not a token file (metadata kind ${JSON.stringify(m['kind']) ?? 'missing'}, ` +
+      `expected "${TOKENS_KIND}")`);
+  if (m['format'] !== TOKENS_FORMAT)
+    throw new CtfError(`${where}: format ${m['format']} is not supported (this build reads ${TOKENS_FORMAT})`);
+  const hash = m['tokenizer_hash'];
+  if (hash === undefined || !/^[0-9a-f]{64}$/.test(hash))
+    throw new CtfError(`${where}: metadata "tokenizer_hash" is ${JSON.stringify(hash) ?? 'missing'}, expected a hash`);
   if (o.tokenizerHash !== undefined && hash !== o.tokenizerHash)
-    throw new CtfError(`tokens ${file.source} were made by tokenizer ${hash.slice(0, 16)}…, not by the given tokenizer ${o.tokenizerHash.slice(0, 16)}… — re-encode the data with \`ctfgen tokenizer encode\``);
-  let config: TokenizerConfig, data: DataIdentity;
+    throw new CtfError(`${where} were made by tokenizer ${hash.slice(0, 16)}…, not by the given tokenizer ` +
+      `${o.tokenizerHash.slice(0, 16)}… — re-encode the data with \`ctfgen tokenizer encode\``);
+  const parsed = (key: string): unknown => {
+    try {
+      return JSON.parse(m[key] ?? '');
+    } catch {
+      throw new CtfError(`${where}: metadata "${key}" is ${m[key] === undefined ? 'missing' : 'not valid JSON'}`);
+    }
+  };
+  const config = parsed('tokenizer_config'), data = parsed('data');
   try {
-    config = JSON.parse(m['tokenizer_config'] ?? '') as TokenizerConfig;
-    data = JSON.parse(m['data'] ?? '') as DataIdentity;
-  } catch {
-    throw new CtfError(`tokens ${file.source}: metadata "tokenizer_config" or "data" is not valid JSON`);
+    validateTokenizerConfig(config);
+  } catch (e) {
+    throw new CtfError(`${where}: metadata "tokenizer_config" is invalid: ${(e as Error).message}`);
   }
-  const tokens = expectTensor(file, 'tokens', undefined, 'i32');
-  if (tokens.ndim !== 3 || tokens.dim(1) !== tokens.dim(2)) throw new CtfError(`tokens ${file.source}: tokens ${tokens.describe()} must be (N, g, g)`);
+  validateDataIdentity(data, `${where}: metadata "data"`);
+  const tokens = expectTensor(file, 'tokens', undefined, 'i32'), g = tokenGrid(config);
+  if (tokens.ndim !== 3 || tokens.dim(1) !== g || tokens.dim(2) !== g)
+    throw new CtfError(`${where}: tokens ${tokens.describe()}, expected (N, ${g}, ${g}) (its tokenizer config's grid)`);
   const N = tokens.dim(0);
-  const labels = expectTensor(file, 'labels', [N], 'i32'), flipped = expectTensor(file, 'flipped', [N], 'i32');
-  expectShape(labels, [N], `tokens ${file.source}`);
-  const numClasses = (data as Partial<DataIdentity> | null)?.numClasses;
-  if (!Number.isInteger(numClasses) || numClasses! < 1)
-    throw new CtfError(`tokens ${file.source}: metadata "data" has numClasses ${JSON.stringify(numClasses)}, ` +
-      'expected a positive integer');
-  const l = labels.i32;
-  for (let i = 0; i < N; i++)
-    if (l[i]! < 0 || l[i]! >= numClasses!)
-      throw new CtfError(`tokens ${file.source}: label ${l[i]} of row ${i} is outside the ${numClasses} classes ` +
-        `[0, ${numClasses})`);
-  const V = config.codebookSize;
-  const t = tokens.i32;
-  for (let i = 0; i < t.length; i++)
-    if (t[i]! < 0 || t[i]! >= V) throw new CtfError(`tokens ${file.source}: token ${t[i]} at position ${i} is outside the codebook [0, ${V})`);
-  return { tokens, labels: labels.i32, flipped: flipped.i32, tokenizerHash: hash, tokenizerConfig: config, data, source: file.source };
+  const labels = expectTensor(file, 'labels', [N], 'i32').i32, flipped = expectTensor(file, 'flipped', [N], 'i32').i32;
+  const inRange = (name: string, x: Int32Array, end: number, what: string, at = 'of row'): void => {
+    for (let i = 0; i < x.length; i++)
+      if (!(x[i]! >= 0 && x[i]! < end)) throw new CtfError(`${where}: ${name} ${x[i]} ${at} ${i} is outside ${what}`);
+  };
+  inRange('token', tokens.i32, config.codebookSize, `the codebook [0, ${config.codebookSize})`, 'at position');
+  inRange('label', labels, data.numClasses, `the ${data.numClasses} classes [0, ${data.numClasses})`);
+  inRange('flip mark', flipped, 2, '{0, 1}');
+  return { tokens, labels, flipped, tokenizerHash: hash, tokenizerConfig: config, data, source: file.source };
 }
 
 export async function loadTokens(path: string, o: TokensLoadOptions = {}): Promise<TokenSet> {

@@ -12,7 +12,7 @@ import type { Dataset } from '../data/dataset.js';
 import { toModelInput } from '../data/model-input.js';
 import { restoreModelAndOptimizer, savedStateTensor, type LoadedTrainState, type TrainState } from '../train/checkpoint.js';
 import type { StepResult, TrainTask } from '../train/loop.js';
-import { checkResumable, scheduledLr } from '../train/resume.js';
+import { checkResumable, scheduledLr, validateOptimizerOptions } from '../train/resume.js';
 import type { VqTokenizer } from './model.js';
 import { mseInside, psnr } from './metrics.js';
 import { CodeUsage, reinitDeadCodes } from './usage.js';
@@ -42,13 +42,12 @@ const TRAJECTORY_KEYS = ['epochs', 'batchSize', 'lr', 'warmup', 'schedule', 'min
   'deadCodeReinit', 'deadCodeWindow'] as const;
 
 export function validateTrainOptions(o: TokenizerTrainOptions): void {
-  for (const k of ['epochs', 'batchSize', 'deadCodeWindow'] as const)
-    if (!Number.isInteger(o[k]) || o[k] < 1) throw new CtfError(`tokenizer training: ${k} = ${o[k]} must be a positive integer`);
-  if (!Number.isInteger(o.warmup) || o.warmup < 0) throw new CtfError(`tokenizer training: warmup = ${o.warmup} must be an integer ≥ 0`);
-  if (!(o.lr > 0)) throw new CtfError(`tokenizer training: lr = ${o.lr} must be > 0`);
-  if (!(o.minLrRatio >= 0 && o.minLrRatio <= 1)) throw new CtfError(`tokenizer training: minLrRatio = ${o.minLrRatio} must be in [0, 1]`);
-  if (!(o.weightDecay >= 0) || !(o.gradClip >= 0)) throw new CtfError('tokenizer training: weightDecay and gradClip must be ≥ 0');
-  if (o.schedule !== 'cosine' && o.schedule !== 'constant') throw new CtfError(`tokenizer training: schedule "${String(o.schedule)}" must be cosine or constant`);
+  validateOptimizerOptions(o, 'tokenizer training');
+  if (!Number.isSafeInteger(o.deadCodeWindow) || o.deadCodeWindow < 1)
+    throw new CtfError(`tokenizer training: deadCodeWindow = ${JSON.stringify(o.deadCodeWindow)}, expected steps ≥ 1`);
+  for (const k of ['flip', 'deadCodeReinit'] as const)
+    if (typeof o[k] !== 'boolean')
+      throw new CtfError(`tokenizer training: ${k} = ${JSON.stringify(o[k])}, expected true or false`);
 }
 
 export class TokenizerTrainTask implements TrainTask {

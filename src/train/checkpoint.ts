@@ -5,14 +5,16 @@
 //             optim.exp_avg_sq.<name>    AdamW second moments
 //             state.<name>               task state that is not a parameter (e.g. codebook usage)
 //   metadata  kind = ctfgen.train-state, format, task (what is trained), step, optimizer step count,
-//             config / options / rng / data / extra as JSON strings
+//             config / options / rng / data / extra as JSON strings, hash (weightsHash of every tensor, by name)
 import { CtfError } from '../errors.js';
 import type { AdamW, AdamWState } from '../engine/optim.js';
 import type { RngState } from '../engine/rng.js';
 import { Tensor, shapeStr } from '../engine/tensor.js';
 import {
-  loadSafetensors, saveSafetensors, saveSafetensorsSync, type SafetensorsFile, type StTensorInput,
+  expectFinite, loadSafetensors, saveSafetensors, saveSafetensorsSync, type SafetensorsFile, type StTensorInput,
 } from '../io/safetensors.js';
+import { weightsHash, type NamedWeights } from '../nn/module.js';
+import { checkSavedRun } from './saved-config.js';
 
 export const TRAIN_STATE_KIND = 'ctfgen.train-state';
 export const TRAIN_STATE_FORMAT = '1';
@@ -39,24 +41,31 @@ function tensorsOf(s: TrainState): Map<string, StTensorInput> {
   return out;
 }
 
-function metadataOf(s: TrainState): Record<string, string> {
+/** weightsHash over every tensor of a train state in name order (a reader's order need not be the writer's). */
+function stateHash(tensors: NamedWeights): string {
+  return weightsHash(new Map([...tensors].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+}
+
+function metadataOf(s: TrainState, tensors: NamedWeights): Record<string, string> {
   if (!Number.isInteger(s.step) || s.step < 0) throw new CtfError(`train state: step ${s.step} must be an integer ≥ 0`);
   const meta: Record<string, string> = {
     kind: TRAIN_STATE_KIND, format: TRAIN_STATE_FORMAT, task: s.task, step: String(s.step),
     optimizer_step: String(s.optimizer.step), config: JSON.stringify(s.config), options: JSON.stringify(s.options),
-    rng: JSON.stringify(s.rng), data: JSON.stringify(s.data),
+    rng: JSON.stringify(s.rng), data: JSON.stringify(s.data), hash: stateHash(tensors),
   };
   if (s.extra !== undefined) meta['extra'] = JSON.stringify(s.extra);
   return meta;
 }
 
 export async function saveTrainState(path: string, s: TrainState): Promise<void> {
-  await saveSafetensors(path, tensorsOf(s), metadataOf(s));
+  const tensors = tensorsOf(s);
+  await saveSafetensors(path, tensors, metadataOf(s, tensors));
 }
 
 /** The synchronous twin, for exit paths that cannot await. */
 export function saveTrainStateSync(path: string, s: TrainState): void {
-  saveSafetensorsSync(path, tensorsOf(s), metadataOf(s));
+  const tensors = tensorsOf(s);
+  saveSafetensorsSync(path, tensors, metadataOf(s, tensors));
 }
 
 /** A train-state file as read: JSON fields parsed, tensors grouped; restore with restoreTrainState. */
@@ -87,30 +96,71 @@ function json(file: SafetensorsFile, key: string, optional = false): unknown {
   }
 }
 
+/** The JSON object metadata[key] (options, data: what a resuming trainer reads by key). */
+function jsonObject(file: SafetensorsFile, key: string): Record<string, unknown> {
+  const v = json(file, key), shown = JSON.stringify(v)?.slice(0, 60);
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new CtfError(`train state ${file.source}: metadata "${key}" is ${shown}, expected an object`);
+  return v as Record<string, unknown>;
+}
+
+function rngStates(x: unknown, where: string): Record<string, RngState> {
+  if (typeof x !== 'object' || x === null || Array.isArray(x))
+    throw new CtfError(`${where}: metadata "rng" is ${JSON.stringify(x)?.slice(0, 60)}, expected RNG states by name`);
+  const isU32 = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 32;
+  for (const [name, st] of Object.entries(x)) {
+    const s = st as Partial<RngState> | null;
+    const ok = typeof s === 'object' && s !== null && isU32(s.key0) && isU32(s.key1) && Number.isSafeInteger(s.counter);
+    if (!ok || s!.counter! < 0)
+      throw new CtfError(`${where}: rng.${name} is ${JSON.stringify(st)?.slice(0, 60)}, expected {key0,key1,counter}`);
+  }
+  return x as Record<string, RngState>;
+}
+
+/**
+ * A train state checked as far as the file alone allows: kind, format, task, steps, the RNG states, finite
+ * tensors, and (for the tasks src/train/saved-config.ts knows) the config against the model.* tensors and the
+ * identity in `extra` — all before any model is built from it.
+ */
 export function parseTrainState(file: SafetensorsFile, task: string): LoadedTrainState {
-  const m = file.metadata;
+  const m = file.metadata, where = `train state ${file.source}`;
   if (m['kind'] !== TRAIN_STATE_KIND)
-    throw new CtfError(`train state ${file.source}: not a training checkpoint (kind ${m['kind'] === undefined ? 'missing' : `"${m['kind']}"`}, expected "${TRAIN_STATE_KIND}")`);
+    throw new CtfError(`${where}: not a training checkpoint (kind ${JSON.stringify(m['kind']) ?? 'missing'}, ` +
+      `expected "${TRAIN_STATE_KIND}")`);
   if (m['format'] !== TRAIN_STATE_FORMAT)
-    throw new CtfError(`train state ${file.source}: format ${m['format']} is not supported (this build reads ${TRAIN_STATE_FORMAT})`);
-  if (m['task'] !== task) throw new CtfError(`train state ${file.source}: it resumes a "${m['task']}" run, not a "${task}" run`);
-  const step = Number(m['step']), optStep = Number(m['optimizer_step']);
-  if (!Number.isInteger(step) || step < 0 || !Number.isInteger(optStep) || optStep < 0)
-    throw new CtfError(`train state ${file.source}: step "${m['step']}" / optimizer_step "${m['optimizer_step']}" are not integers ≥ 0`);
+    throw new CtfError(`${where}: format ${m['format']} is not supported (this build reads ${TRAIN_STATE_FORMAT})`);
+  if (m['task'] !== task) throw new CtfError(`${where}: it resumes a "${m['task']}" run, not a "${task}" run`);
+  const count = (s: string | undefined): number => (s !== undefined && /^\d{1,15}$/.test(s) ? Number(s) : NaN);
+  const step = count(m['step']), optStep = count(m['optimizer_step']);
+  if (!Number.isSafeInteger(step) || !Number.isSafeInteger(optStep))
+    throw new CtfError(`${where}: step "${m['step']}", optimizer_step "${m['optimizer_step']}", expected integers`);
   const model = new Map<string, Tensor>(), state = new Map<string, Tensor>();
   const expAvg: Record<string, Float32Array> = {}, expAvgSq: Record<string, Float32Array> = {};
   for (const [name, t] of file.tensors) {
     const as = (n: string): Tensor => new Tensor(t.data, t.shape, { name: n });
+    const moments = (n: string): Float32Array => {
+      if (!(t.data instanceof Float32Array))
+        throw new CtfError(`${where}: tensor "${name}" is ${t.dtype}, expected a float tensor`);
+      return t.data;
+    };
     if (name.startsWith('model.')) model.set(name.slice(6), as(name.slice(6)));
-    else if (name.startsWith('optim.exp_avg_sq.')) expAvgSq[name.slice(17)] = t.data as Float32Array;
-    else if (name.startsWith('optim.exp_avg.')) expAvg[name.slice(14)] = t.data as Float32Array;
+    else if (name.startsWith('optim.exp_avg_sq.')) expAvgSq[name.slice(17)] = moments(name);
+    else if (name.startsWith('optim.exp_avg.')) expAvg[name.slice(14)] = moments(name);
     else if (name.startsWith('state.')) state.set(name.slice(6), as(name.slice(6)));
-    else throw new CtfError(`train state ${file.source}: unexpected tensor "${name}" (expected model.*, optim.*, state.*)`);
+    else throw new CtfError(`${where}: unexpected tensor "${name}" (expected model.*, optim.*, state.*)`);
   }
+  expectFinite(file.tensors, where);
+  // States written before the hash existed have none; they are read with the other checks (docs/gpt-checkpoint.md).
+  const stored = m['hash'];
+  if (stored !== undefined && stored !== stateHash(file.tensors))
+    throw new CtfError(`${where}: its tensors hash to ${stateHash(file.tensors).slice(0, 16)}…, the metadata says ` +
+      `${stored.slice(0, 16)}… — the file is corrupted or was edited`);
+  const config = json(file, 'config'), extra = json(file, 'extra', true);
+  const options = jsonObject(file, 'options');
+  checkSavedRun(task, { config, options, extra, model }, where);
   return {
-    source: file.source, task, step, config: json(file, 'config'), options: json(file, 'options'),
-    rng: json(file, 'rng') as Record<string, RngState>, data: json(file, 'data'), extra: json(file, 'extra', true),
-    model, optimizer: { step: optStep, expAvg, expAvgSq }, state,
+    source: file.source, task, step, config, options, data: jsonObject(file, 'data'),
+    rng: rngStates(json(file, 'rng'), where), extra, model, optimizer: { step: optStep, expAvg, expAvgSq }, state,
   };
 }
 

@@ -19,7 +19,7 @@ import { revealMask, trainingMask } from '../models/masked-refine.js';
 import type { TokenSet } from '../tokenizer/tokens-file.js';
 import { restoreModelAndOptimizer, type LoadedTrainState, type TrainState } from './checkpoint.js';
 import type { StepResult, TrainTask } from './loop.js';
-import { checkResumable, scheduledLr, type LrScheduleOptions } from './resume.js';
+import { checkResumable, scheduledLr, validateOptimizerOptions, type LrScheduleOptions } from './resume.js';
 
 export const GPT_KINDS = ['baseline', 'coarse-ar', 'fine-aux'] as const;
 export type GptKind = (typeof GPT_KINDS)[number];
@@ -40,13 +40,7 @@ export const DEFAULT_GPT_TRAIN: GptTrainOptions = {
 const TRAJECTORY_KEYS = ['epochs', 'batchSize', 'lr', 'warmup', 'schedule', 'minLrRatio', 'weightDecay', 'gradClip', 'seed'] as const;
 
 export function validateGptTrainOptions(o: GptTrainOptions): void {
-  for (const k of ['epochs', 'batchSize'] as const)
-    if (!Number.isInteger(o[k]) || o[k] < 1) throw new CtfError(`gpt training: ${k} = ${o[k]} must be a positive integer`);
-  if (!Number.isInteger(o.warmup) || o.warmup < 0) throw new CtfError(`gpt training: warmup = ${o.warmup} must be an integer ≥ 0`);
-  if (!(o.lr > 0)) throw new CtfError(`gpt training: lr = ${o.lr} must be > 0`);
-  if (!(o.minLrRatio >= 0 && o.minLrRatio <= 1)) throw new CtfError(`gpt training: minLrRatio = ${o.minLrRatio} must be in [0, 1]`);
-  if (!(o.weightDecay >= 0) || !(o.gradClip >= 0)) throw new CtfError('gpt training: weightDecay and gradClip must be ≥ 0');
-  if (o.schedule !== 'cosine' && o.schedule !== 'constant') throw new CtfError(`gpt training: schedule "${String(o.schedule)}" must be cosine or constant`);
+  validateOptimizerOptions(o, 'gpt training');
 }
 
 /** Identity of a coarse map for checkpoints: sha256 of its fineToCoarse bytes. */

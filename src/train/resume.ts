@@ -1,5 +1,5 @@
-// What every trainer shares: the learning-rate schedule from its options, and the check that a saved run
-// may be resumed by this one (same trajectory-deciding options, same model config).
+// What every trainer shares: the optimiser options and their check, the learning-rate schedule from them, and the
+// check that a saved run may be resumed by this one (same trajectory-deciding options, same model config).
 import { constantLr, warmupCosine } from '../engine/schedule.js';
 import { CtfError } from '../errors.js';
 import type { LoadedTrainState } from './checkpoint.js';
@@ -9,6 +9,31 @@ export interface LrScheduleOptions {
   warmup: number;                   // linear warmup steps
   schedule: 'cosine' | 'constant';  // cosine decays to lr · minLrRatio at the last step
   minLrRatio: number;
+}
+
+/** What every trainer's options hold, whatever the task adds (OptimizerDefaults in src/cli/args.ts lists them too). */
+export interface OptimizerOptions extends LrScheduleOptions {
+  epochs: number; batchSize: number; weightDecay: number; gradClip: number; seed: number;
+}
+
+/**
+ * Checks the options every trainer has, by type and range: they may come from a train state (`--resume`), so
+ * nothing is assumed about them. `what` names the trainer in errors ("gpt training").
+ */
+export function validateOptimizerOptions(options: unknown, what: string): asserts options is OptimizerOptions {
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    throw new CtfError(`${what}: options ${JSON.stringify(options)?.slice(0, 60)}, expected an object`);
+  const o = options as Record<string, unknown>;
+  const bad = (k: string, expected: string): CtfError =>
+    new CtfError(`${what}: ${k} = ${JSON.stringify(o[k]) ?? 'missing'}, expected ${expected}`);
+  const isInt = (v: unknown, min: number): boolean => Number.isSafeInteger(v) && (v as number) >= min;
+  for (const k of ['epochs', 'batchSize'] as const) if (!isInt(o[k], 1)) throw bad(k, 'a positive integer');
+  for (const k of ['warmup', 'seed'] as const) if (!isInt(o[k], 0)) throw bad(k, 'an integer ≥ 0');
+  const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : NaN);
+  if (!(num(o['lr']) > 0)) throw bad('lr', 'a finite number > 0');
+  if (!(num(o['minLrRatio']) >= 0 && num(o['minLrRatio']) <= 1)) throw bad('minLrRatio', 'a number in [0, 1]');
+  for (const k of ['weightDecay', 'gradClip'] as const) if (!(num(o[k]) >= 0)) throw bad(k, 'a finite number ≥ 0');
+  if (o['schedule'] !== 'cosine' && o['schedule'] !== 'constant') throw bad('schedule', 'cosine or constant');
 }
 
 /** The learning rate of 0-based `step` in a run of `totalSteps`. */

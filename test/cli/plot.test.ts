@@ -50,7 +50,7 @@ test('an unfinished last line is tolerated (the run is still writing); a bad lin
   const log = RESUMED + '{"type":"progress","st';
   const c = curveFromEventLog(log, 'live.events.jsonl', { metric: 'valLoss', x: 'step' });
   assert.equal(c.points.length, 4);
-  assert.match(c.notes[0]!, /live\.events\.jsonl:20: ignored an unfinished last line/);
+  assert.match(c.notes[0]!, /live\.events\.jsonl:20: skipped a torn last line of 22 bytes/);
   const lines = RESUMED.split('\n');
   const bad = (i: number, text: string): string => [...lines.slice(0, i), text, ...lines.slice(i + 1)].join('\n');
   const err = (text: string, re: RegExp) =>

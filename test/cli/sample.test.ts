@@ -67,7 +67,7 @@ const refusals: [string, () => string[], RegExp][] = [
   ['a baseline checkpoint passed as stage 1', () => ['--run', A(), '--stage1', join(A(), 'baseline.safetensors')],
     /baseline\.safetensors is a baseline checkpoint; the stage-1 model must be a coarse-ar checkpoint/],
   ['a checkpoint whose config says another preset', () => ['--run', A(), '--stage1', join(dir, 'other-preset.safetensors')],
-    /other-preset\.safetensors: tensor "layers\.2\..*" is missing — is this a GPT with 3 layers\?/],
+    /other-preset\.safetensors: the stored config says layers = 3, but the file holds tensors of 2 layers/],
   ['a run without the CTF models', () => ['--run', join(dir, 'empty')], /empty\/.*\.safetensors does not exist — make it with `ctfgen /],
 ];
 

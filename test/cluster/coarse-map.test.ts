@@ -125,6 +125,8 @@ test('coarse map: every kind of bad file is refused, naming the file and the fie
     ['mismatch', variant((t) => { i32(t.get('fineToCoarse')!)[first] = 1; }), new RegExp(`field "members": cluster 0 lists fine id ${first}, but fineToCoarse puts it in cluster 1`)],
     ['duplicate', variant((t) => { const m = i32(t.get('members')!); m[offsets[2]!] = m[offsets[1]!]!; }), /field "members": cluster 2 (lists fine id \d+, but fineToCoarse puts it in cluster 1|is not strictly ascending)/],
     ['nonfinite', variant((t) => { (t.get('centroids')!.data as Float32Array)[4] = Infinity; }), /field "centroids": value 4 \(cluster 1\) is Infinity/],
+    ['outside the ball', variant((t) => { (t.get('centroids')!.data as Float32Array)[4] = 3e38; }),
+      /field "centroids": cluster 1 has norm .*, expected at most 1/],
   ];
   assert.ok(f2c.length === 40);
   for (const [what, bytes, re] of cases)

@@ -67,3 +67,53 @@ test('decodeImageFile names a missing file', () => withDir(async (dir) => {
   writeFileSync(join(dir, 'empty.png'), '');
   await assert.rejects(decodeImageFile(join(dir, 'empty.png')), /empty\.png: not a PNG or JPEG/);
 }));
+
+/** The CRC-32 of PNG chunks (ISO 3309), bit by bit: node:zlib has crc32 only from Node 20.15. */
+function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const b of bytes) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  }
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** A 16000×16000 grey PNG of one colour: 249 KB that inflates to 256 MB, and to 1 GB of RGBA in pngjs. */
+async function hugeBlankPng(): Promise<Buffer> {
+  const { createDeflate } = await import('node:zlib');
+  const side = 16000, row = Buffer.alloc(side + 1);  // filter byte 0, then black pixels
+  const deflate = createDeflate({ level: 9 }), parts: Buffer[] = [];
+  deflate.on('data', (b: Buffer) => parts.push(b));
+  const done = new Promise((resolve) => deflate.on('end', resolve));
+  for (let y = 0; y < side; y++) deflate.write(row);
+  deflate.end();
+  await done;
+  const chunk = (type: string, data: Buffer): Buffer => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4, 'latin1');
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
+    return Buffer.concat([head, data, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(side, 0);
+  ihdr.writeUInt32BE(side, 4);
+  ihdr.set([8, 0, 0, 0, 0], 8);  // 8-bit grey, deflate, no filter, no interlace
+  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  const idat = chunk('IDAT', Buffer.concat(parts));
+  return Buffer.concat([signature, chunk('IHDR', ihdr), idat, chunk('IEND', Buffer.alloc(0))]);
+}
+
+test('issue 10.8: a PNG too large is refused from its header, before a pixel is inflated', async () => {
+  const png = await hugeBlankPng();
+  assert.ok(png.length < 400_000, `${png.length} bytes`);
+  const rss0 = process.memoryUsage().rss, t0 = performance.now();
+  const re = /^huge\.png: a 16000×16000 PNG, expected at most 8192×8192 pixels$/;
+  assert.throws(() => decodeImage(png, 'huge.png'), (e: unknown) => e instanceof CtfError && re.test(e.message));
+  assert.ok(process.memoryUsage().rss - rss0 < 100e6 && performance.now() - t0 < 1000, 'refused without decoding');
+  assert.throws(() => decodeImage(png.subarray(0, 20), 'cut.png'), /cut\.png: corrupt PNG image \(no IHDR chunk/);
+  // A grid scaled past the limit is refused before its buffer is allocated.
+  const tooBig = (): unknown => imageGrid(new Uint8Array(4), [1, 1, 2, 2], { scale: 1e5 });
+  assert.throws(tooBig, /imageGrid: a 200004×200004 grid .* 8192×8192/);
+});

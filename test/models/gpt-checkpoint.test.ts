@@ -6,7 +6,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { noGrad } from '../../src/engine/autograd.js';
 import { Rng } from '../../src/engine/rng.js';
-import { loadSafetensorsSync, saveSafetensorsSync, type StTensorInput } from '../../src/io/safetensors.js';
+import {
+  decodeSafetensors, encodeSafetensors, loadSafetensorsSync, saveSafetensorsSync, type StTensorInput,
+} from '../../src/io/safetensors.js';
+import { weightsHash } from '../../src/nn/module.js';
+import { throwsCtf } from '../helpers.js';
 import { Gpt, gptConfig, type GptConfig } from '../../src/models/gpt.js';
 import {
   decodeGptCheckpoint, encodeGptCheckpoint, loadGptCheckpoint, loadGptCheckpointSync, loadGptWeights, saveGptCheckpoint,
@@ -83,4 +87,72 @@ test('loading refuses mismatches with the offending tensor or field named', () =
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+/** Re-encodes checkpoint bytes after editing its tensors and metadata. */
+function edit(bytes: Uint8Array, f: (t: Map<string, StTensorInput>, m: Record<string, string>) => void): Uint8Array {
+  const file = decodeSafetensors(bytes, 'x');
+  const tensors = new Map<string, StTensorInput>();
+  for (const [n, t] of file.tensors) tensors.set(n, { dtype: t.dtype, shape: t.shape, data: t.data.slice() });
+  const meta = { ...file.metadata };
+  f(tensors, meta);
+  return encodeSafetensors(tensors, meta);
+}
+
+const withConfig = (bytes: Uint8Array, over: Record<string, unknown>): Uint8Array =>
+  edit(bytes, (_t, m) => { m['config'] = JSON.stringify({ ...JSON.parse(m['config']!), ...over }); });
+
+test('issue 10.3: a lying config is refused by field and value before anything is allocated', () => {
+  const bytes = encodeGptCheckpoint(randomModel(config(), 3));
+  const rss0 = process.memoryUsage().rss;
+  const refused: [Record<string, unknown>, RegExp][] = [
+    [{ layers: 1e7 }, /f: stored config is invalid: gpt config: layers = 10000000, expected an integer in \[1, 256\]/],
+    [{ dim: 2 ** 20 }, /dim = 1048576, expected an integer in \[1, 16384\]/],
+    [{ grid: 1e5 }, /grid = 100000, expected an integer in \[1, 64\]/],
+    [{ inVocab: 2 ** 31 }, /inVocab = 2147483648, expected an integer in \[1, 1048576\]/],
+    [{ ropeBase: 'x' }, /ropeBase = "x", expected a finite number > 1/],
+    [{ causal: 'true' }, /causal = "true", expected true or false/],
+    [{ dim: 4096, heads: 2 }, /head dim 2048 = dim \/ heads, expected at most 1024/],
+    [{ normEps: '1e-5' }, /normEps = "1e-5", expected a number in \(0, 1\]/],
+    [{ layers: 200 }, /f: the stored config says layers = 200, but the file holds tensors of 2 layers/],
+    [{ dim: 128 }, /says dim = 128, but tensor "tok_embeddings.weight" has 64 columns/],
+    [{ inVocab: 500 }, /says inVocab = 500, but tensor "tok_embeddings.weight" has 12 rows/],
+    [{ outVocab: 2 ** 20 }, /says outVocab = 1048576, but tensor "output.weight" has 20 rows/],
+    [{ numClasses: 60000 }, /says numClasses = 60000, but tensor "cls_embedding.embedding_table.weight" has 4 rows/],
+    [{ ffnMultipleOf: 4096 }, /says ffnMultipleOf = 4096, but tensor "layers.0.feed_forward.w2.weight" has 192/],
+    [{ causal: false, fineVocab: 21 }, /says fineVocab = 21, but the file has none/],
+    [{ fineVocab: 21 }, /fineVocab = 21 must be 0, or outVocab \+ 1 = 21 for a bidirectional aux/],
+  ];
+  for (const [over, re] of refused) throwsCtf(() => decodeGptCheckpoint(withConfig(bytes, over), 'f'), re);
+  const notAnObject = edit(bytes, (_t, m) => { m['config'] = '[1]'; });
+  assert.throws(() => decodeGptCheckpoint(notAnObject, 'f'), /gpt config: expected an object/);
+  assert.ok(process.memoryUsage().rss - rss0 < 200e6, 'no lie was allocated');
+  // A config field no shape implies may still differ harmlessly: the same FFN width from another multiple.
+  assert.equal(decodeGptCheckpoint(withConfig(bytes, { ffnMultipleOf: 64 }), 'f').hidden, 192);
+});
+
+test('issue 10.4: GPT weights are hashed and must be finite; a checkpoint without a hash still loads', () => {
+  const m = randomModel(config(), 4);
+  const bytes = encodeGptCheckpoint(m);
+  assert.match(decodeSafetensors(bytes, 'x').metadata['hash']!, /^[0-9a-f]{64}$/);
+  assert.equal(decodeSafetensors(bytes, 'x').metadata['hash'], weightsHash(m.stateDict()));
+  const poke = (name: string, i: number, v: number) => (t: Map<string, StTensorInput>) => {
+    (t.get(name)!.data as Float32Array)[i] = v;
+  };
+  assert.throws(() => decodeGptCheckpoint(edit(bytes, poke('layers.1.attention.wo.weight', 5, NaN)), 'f'),
+    /checkpoint f: tensor "layers\.1\.attention\.wo\.weight" holds NaN at element 5, expected finite values/);
+  assert.throws(() => decodeGptCheckpoint(edit(bytes, poke('output.weight', 0, -Infinity)), 'f'),
+    /tensor "output\.weight" holds -Infinity at element 0/);
+  // A flipped low mantissa bit keeps the value finite and plausible: only the hash sees it.
+  const flipped = edit(bytes, (t) => {
+    const d = t.get('tok_embeddings.weight')!.data as Float32Array;
+    new Uint32Array(d.buffer)[7]! ^= 1;
+  });
+  assert.throws(() => decodeGptCheckpoint(flipped, 'f'),
+    /checkpoint f: the weights hash to [0-9a-f]{16}…, the metadata says [0-9a-f]{16}… — the file is corrupted/);
+  // Checkpoints written before the hash existed still load (docs/gpt-checkpoint.md), but not with a NaN.
+  const old = edit(bytes, (_t, meta) => { delete meta['hash']; });
+  assert.deepEqual(decodeGptCheckpoint(old, 'old').output.f32, m.output.f32);
+  assert.throws(() => decodeGptCheckpoint(edit(old, poke('norm.weight', 3, NaN)), 'old'), /"norm\.weight" holds NaN/);
+  assert.throws(() => encodeGptCheckpoint(m, { hash: 'x' }), /metadata key "hash" is reserved/);
 });

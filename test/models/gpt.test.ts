@@ -31,7 +31,7 @@ test('configs: presets validate, hidden size is LlamaGen find_multiple, bad conf
   assert.equal(ffnHidden({ dim: 64, ffnMultipleOf: 32 }), 192);    // 170 → 192
   assert.throws(() => tinyConfig({ heads: 3 }), /not divisible by heads/);
   assert.throws(() => tinyConfig({ dim: 72, heads: 12 }), /multiple of 4 for 2D RoPE/);
-  assert.throws(() => tinyConfig({ dropout: 1 }), /dropout = 1 must be in \[0, 1\)/);
+  assert.throws(() => tinyConfig({ dropout: 1 }), /dropout = 1, expected a number in \[0, 1\)/);
   assert.throws(() => gptConfig('nope' as 'tiny', { inVocab: 1, outVocab: 1, numClasses: 1, grid: 1, causal: true }), /unknown preset "nope"/);
 });
 
