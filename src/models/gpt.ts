@@ -1,5 +1,5 @@
 // LlamaGen's class-conditional GPT (arXiv 2406.06525, autoregressive/models/gpt.py), causal for the
-// coarse AR model and the baseline, bidirectional for the CTF auxiliary model (spec/ctf.md §3, §4).
+// coarse AR model and the baseline, bidirectional for the CTF auxiliary model (docs/method.md).
 //
 //   h = dropout([cls_embedding(class); tok_embeddings(tokens)])               (B, L, dim)
 //   per layer:  h += dropout(wo · attention(rope(q), rope(k), v))    q|k|v = wqkv · rmsNorm(h)   attentionBlock

@@ -1,4 +1,4 @@
-// Coarse-to-fine sampling (spec/ctf.md §4, §6): stage 1 samples the coarse labels autoregressively
+// Coarse-to-fine sampling (docs/method.md, Stage 2 and Sampling): stage 1 samples the coarse labels autoregressively
 // (generate.ts), stage 2 reads the whole coarse sequence once with the bidirectional auxiliary model and
 // samples every fine label. The baseline is stage 1 alone over fine tokens. Decoding tokens to images is the
 // tokenizer's job; the caller does it with what these return.

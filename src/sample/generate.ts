@@ -1,7 +1,7 @@
 // Class-conditional autoregressive sampling with the KV cache: stage 1 of CTF (coarse labels) and the
 // whole baseline (fine tokens). Split like LlamaGen's generate.py: prefill (the class token) and
 // decode-one (one token for every row) on a Decoder, and generate() looping over positions and chunking
-// the request into batches. Classifier-free guidance doubles the batch to [cond; null] (spec/ctf.md §6).
+// the request into batches. Classifier-free guidance doubles the batch to [cond; null] (docs/method.md, Sampling).
 //
 // Every image draws from its own stream, named by (seed, class, index) — see imageRngs() — and exactly one
 // number per position, so neither the chunk size nor the other images of a request change it.

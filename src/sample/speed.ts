@@ -1,4 +1,4 @@
-// Sampling throughput of the baseline and of CTF at equal backbone (spec/ctf.md §7: images/s at batch 64),
+// Sampling throughput of the baseline and of CTF at equal backbone (docs/method.md, Evaluation: images/s at batch 64),
 // with CTF's two stages timed apart. Models have random weights: speed does not depend on training.
 import { Rng } from '../engine/rng.js';
 import { Gpt, gptConfig, type GptPreset } from '../models/gpt.js';

@@ -1,4 +1,4 @@
-// Training the three GPTs of CTF on encoded token files (spec/ctf.md §3–5):
+// Training the three GPTs of CTF on encoded token files (docs/method.md):
 //   baseline   causal, fine tokens in and out:      [class, t_0 … t_{T-2}] → t_0 … t_{T-1}   (plain LlamaGen)
 //   coarse-ar  causal, coarse labels in and out:    [class, c_0 … c_{T-2}] → c_0 … c_{T-1}   (CTF stage 1)
 //   fine-aux   bidirectional, coarse in, fine out:  [class, c_0 … c_{T-1}] → t_0 … t_{T-1}   (CTF stage 2,
