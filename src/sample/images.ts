@@ -53,34 +53,65 @@ export interface PreviewOptions {
 }
 
 /**
+ * Token grids of which only the first known[i] positions are real -> images (N, C, S, S): tokens (N, T) fine ids
+ * (a coarse label drawn as its representative); the other cells are decoded as the image's first token (so the
+ * decoder sees a plausible background) and then painted mid-grey, so the picture shows exactly what is known.
+ * known: one count for every image, or (N) counts. Used by the --progressive grid and the web demo's stream.
+ */
+export function partialImages(tokenizer: VqTokenizer, tokens: Int32Array, known: number | Int32Array,
+  o: { batchSize?: number } = {}): Float32Array {
+  const g = tokenizer.grid, T = g * g, { inChannels: C, imageSize: S } = tokenizer.config;
+  const px = C * S * S, patch = S / g;
+  const N = tokens.length / T;
+  if (!Number.isInteger(N)) throw new CtfError(`partialImages: ${tokens.length} tokens are not whole ${g}×${g} grids`);
+  const knownOf = (n: number): number => (typeof known === 'number' ? known : known[n]!);
+  if (typeof known !== 'number' && known.length !== N)
+    throw new CtfError(`partialImages: ${known.length} counts for ${N} images`);
+  const filled = new Int32Array(tokens.length);
+  for (let n = 0; n < N; n++) {
+    const k = knownOf(n);
+    if (!(Number.isInteger(k) && k >= 0 && k <= T))
+      throw new CtfError(`partialImages: ${k} known tokens outside [0, ${T}]`);
+    for (let p = 0; p < T; p++) filled[n * T + p] = tokens[n * T + (p < k ? p : 0)]!;
+  }
+  const images = decodeTokens(tokenizer, filled, o);
+  for (let n = 0; n < N; n++) {
+    const img = images.subarray(n * px, (n + 1) * px);
+    for (let p = knownOf(n); p < T; p++) {
+      const y0 = Math.floor(p / g) * patch, x0 = (p % g) * patch;
+      for (let ch = 0; ch < C; ch++)
+        for (let y = y0; y < y0 + patch; y++) img.fill(0, ch * S * S + y * S + x0, ch * S * S + y * S + x0 + patch);
+    }
+  }
+  return images;
+}
+
+/**
  * Rows = images, columns = the stage-1 preview after steps[j] coarse labels, then the final image.
  * coarse (N, T) stage-1 labels, finals (N, C, S, S) the decoded CTF images -> (N·(steps+1), C, S, S).
- * Cells whose label has not arrived yet are decoded as the first cell's representative (so the decoder sees
- * a plausible background) and then painted mid-grey, so the preview shows exactly what is known.
+ * Each preview is partialImages of the labels drawn as their representatives.
  */
-export function progressivePreview(tokenizer: VqTokenizer, representatives: Int32Array, coarse: Int32Array, finals: Float32Array, o: PreviewOptions): { images: Float32Array; cols: number } {
-  const g = tokenizer.grid, T = g * g, { inChannels: C, imageSize: S } = tokenizer.config, px = C * S * S, patch = S / g;
-  const N = coarse.length / T, cols = o.steps.length + 1;
-  if (!Number.isInteger(N) || finals.length !== N * px) throw new CtfError(`progressivePreview: ${coarse.length} labels and ${finals.length} pixels do not describe the same images`);
-  for (const s of o.steps) if (!(Number.isInteger(s) && s >= 0 && s <= T)) throw new CtfError(`progressivePreview: step ${s} outside [0, ${T}]`);
-  const tokens = new Int32Array(N * o.steps.length * T);
+export function progressivePreview(tokenizer: VqTokenizer, representatives: Int32Array, coarse: Int32Array,
+  finals: Float32Array, o: PreviewOptions): { images: Float32Array; cols: number } {
+  const g = tokenizer.grid, T = g * g, { inChannels: C, imageSize: S } = tokenizer.config, px = C * S * S;
+  const N = coarse.length / T, cols = o.steps.length + 1, J = o.steps.length;
+  if (!Number.isInteger(N) || finals.length !== N * px)
+    throw new CtfError(`progressivePreview: ${coarse.length} labels and ${finals.length} pixels ` +
+      'do not describe the same images');
+  for (const s of o.steps)
+    if (!(Number.isInteger(s) && s >= 0 && s <= T))
+      throw new CtfError(`progressivePreview: step ${s} outside [0, ${T}]`);
+  // One row of tokens per (image, step), decoded in one call.
+  const tokens = new Int32Array(N * J * T), known = new Int32Array(N * J);
   for (let n = 0; n < N; n++)
-    o.steps.forEach((known, j) => {
-      const row = tokens.subarray((n * o.steps.length + j) * T, (n * o.steps.length + j + 1) * T);
-      for (let p = 0; p < T; p++) row[p] = representatives[coarse[n * T + (p < known ? p : 0)]!]!;
+    o.steps.forEach((k, j) => {
+      known[n * J + j] = k;
+      for (let p = 0; p < T; p++) tokens[(n * J + j) * T + p] = representatives[coarse[n * T + p]!]!;
     });
-  const previews = decodeTokens(tokenizer, tokens, { batchSize: o.batchSize });
+  const previews = partialImages(tokenizer, tokens, known, { batchSize: o.batchSize });
   const images = new Float32Array(N * cols * px);
   for (let n = 0; n < N; n++) {
-    o.steps.forEach((known, j) => {
-      const img = images.subarray((n * cols + j) * px, (n * cols + j + 1) * px);
-      img.set(previews.subarray((n * o.steps.length + j) * px, (n * o.steps.length + j + 1) * px));
-      for (let p = known; p < T; p++) {
-        const y0 = Math.floor(p / g) * patch, x0 = (p % g) * patch;
-        for (let ch = 0; ch < C; ch++)
-          for (let y = y0; y < y0 + patch; y++) img.fill(0, ch * S * S + y * S + x0, ch * S * S + y * S + x0 + patch);
-      }
-    });
+    images.set(previews.subarray(n * J * px, (n + 1) * J * px), n * cols * px);
     images.set(finals.subarray(n * px, (n + 1) * px), (n * cols + cols - 1) * px);
   }
   return { images, cols };

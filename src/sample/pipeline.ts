@@ -2,6 +2,7 @@
 // then the tokenizer's decoder. Each part is timed; progress is reported per position of stage 1.
 import { CtfError } from '../errors.js';
 import { baselineSample, ctfSample, type RefineOptions } from './ctf.js';
+import type { TokenEvent } from './generate.js';
 import type { LogitsOptions } from './logits.js';
 import { decodeTokens } from './images.js';
 import type { SamplerMethod, SamplerPieces } from './run-dir.js';
@@ -15,6 +16,8 @@ export interface SamplingRequest extends LogitsOptions {
   stage2?: RefineOptions;      // τ2, top-k, top-p, cluster mask, stage-2 guidance (CTF only)
   batchSize?: number;          // images per chunk (default 64)
   onProgress?: (e: SamplingProgress) => void;
+  /** After every position of stage 1 (or the baseline), the chunk's tokens so far: live previews (src/serve). */
+  onToken?: (e: TokenEvent) => void;
 }
 
 /** `done` of `total` images through a phase; stage 1 reports fractions of a chunk as its positions advance. */
@@ -34,8 +37,10 @@ export function sampleImages(p: SamplerPieces, r: SamplingRequest): SamplingResu
   const N = r.classes.length, T = p.grid * p.grid;
   for (const c of r.classes)
     if (!(Number.isInteger(c) && c >= 0 && c < p.numClasses)) throw new CtfError(`sample: class ${c} outside [0, ${p.numClasses})`);
-  const onToken = r.onProgress && (({ first, count, position }: { first: number; count: number; position: number }): void =>
-    r.onProgress!({ phase: 'stage1', done: first + (count * (position + 1)) / T, total: N }));
+  const onToken = (r.onProgress || r.onToken) && ((e: TokenEvent): void => {
+    r.onToken?.(e);
+    r.onProgress?.({ phase: 'stage1', done: e.first + (e.count * (e.position + 1)) / T, total: N });
+  });
   const gen = {
     classes: r.classes, imageIndices: r.imageIndices, seed: r.seed, batchSize: r.batchSize,
     cfgScale: r.cfgScale, temperature: r.temperature, topK: r.topK, topP: r.topP, onToken,
