@@ -12,12 +12,13 @@ import { demoCommand } from './demo.js';
 import { evalCommands } from './eval.js';
 import { plotCommands } from './plot.js';
 import { sampleCommand } from './sample.js';
+import { serveCommand } from './serve.js';
 import { tokenizerCommands } from './tokenizer.js';
 import { trainCommands } from './train.js';
 
 export interface Command { spec: CommandSpec; run: (flags: ParsedFlags, positionals: string[]) => Promise<void> }
 
-const COMMANDS: Command[] = [benchEngineCommand, benchSampleCommand, dataInfoCommand, ...tokenizerCommands, clusterCommand, clusterSwapDemoCommand, ...trainCommands, sampleCommand, demoCommand, ...evalCommands, ...plotCommands];
+const COMMANDS: Command[] = [benchEngineCommand, benchSampleCommand, dataInfoCommand, ...tokenizerCommands, clusterCommand, clusterSwapDemoCommand, ...trainCommands, sampleCommand, serveCommand, demoCommand, ...evalCommands, ...plotCommands];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
