@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what ctfgen needs on this machine and builds it: Debian packages (OpenBLAS always; PyTorch
-# with CTFGEN_TORCH=1, for the oracle and the benchmark peers), npm dependencies, the native addon and
-# the TypeScript. Each step is skipped when already done. Nothing is fetched outside npm and Debian.
+# with CTFGEN_TORCH=1, for the oracle and the benchmark peers), npm dependencies, the native addon, the
+# TypeScript and the web page. Each step is skipped when already done. Nothing is fetched outside npm and Debian.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # One build at a time per checkout (tests and benchmarks may start in parallel).
@@ -50,3 +50,4 @@ fi
 
 echo "ctfgen setup: compiling TypeScript" >&2
 node_modules/.bin/tsc -p tsconfig.json
+node_modules/.bin/tsc -p web/tsconfig.json
