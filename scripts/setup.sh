@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what ctfgen needs on this machine and builds it: Debian packages (OpenBLAS always; PyTorch
-# with CTFGEN_TORCH=1, for the oracle and the benchmark peers), npm dependencies, the native addon, the
-# TypeScript and the web page. Each step is skipped when already done. Nothing is fetched outside npm and Debian.
+# with CTFGEN_TORCH=1, for the oracle and the benchmark peers; Chromium with CTFGEN_BROWSER=1, for the web
+# demo's browser test), npm dependencies, the native addon, the TypeScript and the web page. Each step is
+# skipped when already done. Nothing is fetched outside npm and Debian.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # One build at a time per checkout (tests and benchmarks may start in parallel).
@@ -10,6 +11,7 @@ flock 9
 
 need=(libopenblas-dev pkg-config g++ make python3 dataset-fashion-mnist)
 if [[ "${CTFGEN_TORCH:-0}" == 1 ]]; then need+=(python3-torch python3-numpy python3-scipy); fi
+if [[ "${CTFGEN_BROWSER:-0}" == 1 ]]; then need+=(chromium); fi
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
