@@ -273,6 +273,7 @@ export const demoCommand: Command = {
     const wall = (performance.now() - t0) / 1000;
     const report = await writeReport(run, profileName, stages, state, ran, wall);
     log(`finished in ${formatDuration(wall)}; wrote ${report} and report.json (pictures: samples-ctf.png, samples-baseline.png, progressive.png, swap-demo.png)`);
-    log(`watch it generate in a browser: ctfgen serve --run ${run}${run === 'runs/demo' ? ' (npm run serve)' : ''}, then open http://127.0.0.1:7860/`);
+    const npmServe = run === 'runs/demo' ? ' (npm run serve)' : '';
+    log(`watch it generate in a browser: ctfgen serve --run ${run}${npmServe}, then open http://127.0.0.1:7860/`);
   },
 };
