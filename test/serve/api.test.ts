@@ -3,9 +3,10 @@
 // fixed table (traversal is a 404), the queue answers 429 with Retry-After, a client that leaves cancels its job,
 // and the server stays responsive while it samples.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runServeLoad } from '../../bench/serve-load.js';
 import { isLoopback } from '../../src/cli/serve.js';
@@ -32,6 +33,10 @@ interface Streamed { status: number; events: StreamEvent[]; json?: unknown }
 
 /** A streamed generate; `stopAfter` closes the connection once that many preview frames have arrived. */
 function stream(body: unknown, stopAfter = Infinity): Promise<Streamed> {
+  return streamFrom(port, body, stopAfter);
+}
+
+function streamFrom(port: number, body: unknown, stopAfter = Infinity): Promise<Streamed> {
   return new Promise((resolve, reject) => {
     const events: StreamEvent[] = [], parser = new SseParser();
     const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/api/generate',
@@ -314,6 +319,48 @@ describe('queue, cancellation, responsiveness', () => {
     });
     await until('the waiting job is dropped', async () => (await health()).served.cancelled > before);
     assert.equal((await first).events.at(-1)?.type, 'done');
+  });
+});
+
+describe('stage-2 rounds with a masked-refinement aux', () => {
+  test('round previews stream, and the images are `ctfgen sample --refine-rounds 3`\'s', async () => {
+    // The tiny run with its aux retrained to read chosen fine tokens (seconds), served from a run of its own.
+    const masked = join(dir, 'masked');
+    mkdirSync(masked);
+    for (const f of ['tokenizer', 'clusters', 'coarse-ar', 'baseline'])
+      copyFileSync(join(run, `${f}.safetensors`), join(masked, `${f}.safetensors`));
+    const trained = spawnSync(process.execPath, [CLI, 'train', 'fine-aux', '--refine', 'masked',
+      '--tokens', join(run, 'tokens-train.safetensors'), '--clusters', join(run, 'clusters.safetensors'),
+      '--out', join(masked, 'fine-aux.safetensors'), '--preset', 'tiny', '--epochs', '1', '--batch', '32',
+      '--warmup', '2', '--val-limit', '0'], { encoding: 'utf8' });
+    assert.equal(trained.status, 0, trained.stderr);
+    const other = await startServer({ run: masked });
+    try {
+      assert.equal(other.server.info.maskedAux, true);
+      const s = await streamFrom(other.port, { class: 2, n: 2, seed: 4, rounds: 3 });
+      const rounds = s.events.filter((e) => e.type === 'preview' && e.phase === 'stage2');
+      assert.deepEqual(rounds.map((e) => (e.type === 'preview' ? [e.step, e.steps] : [])), [[1, 3], [2, 3]],
+        'rounds 1 and 2 as previews; round 3 is the final image');
+      const px = Buffer.from((rounds[0] as { pixels: string[] }).pixels[0]!, 'base64');
+      assert.ok(px.some((v) => v !== 128), 'masked cells show their cluster\'s representative, not grey');
+      const result = s.events.find((e) => e.type === 'result');
+      assert.ok(result && result.type === 'result');
+      assert.match(result.result.command, / --refine-rounds 3 /);
+      const cwd = join(dir, 'masked-cli');
+      mkdirSync(cwd);
+      const r = spawnSync('bash', ['-c', `ctfgen() { "${process.execPath}" "${CLI}" "$@"; }; ${result.result.command}`],
+        { cwd, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(readFileSync(join(cwd, 'ctf-tokens.json'), 'utf8'), result.result.tokensJson);
+      const one = (await postJson(other.port, '/api/generate', { class: 2, n: 2, seed: 4, rounds: 1 }))
+        .json as GenerateResponse;
+      assert.notDeepEqual(one.results[0]!.tokens, result.result.tokens, 'three rounds are not the single pass');
+      const tooMany = await postJson(other.port, '/api/generate', { class: 2, rounds: 9 });
+      assert.equal(tooMany.status, 400);
+      assert.match((tooMany.json as ErrorResponse).error, /rounds: must be <= 8 — expected stage-2 rounds, 1…8/);
+    } finally {
+      await other.server.close();
+    }
   });
 });
 
