@@ -30,7 +30,8 @@ fi
 
 if [[ ! -d node_modules/node-addon-api || package-lock.json -nt node_modules/.package-lock.json ]]; then
   echo "ctfgen setup: npm ci" >&2
-  npm ci --no-audit --no-fund >/dev/null
+  # npm ci also builds the addon (the package's install script): its compiler output goes to a log unless it fails.
+  npm ci --no-audit --no-fund >npm-ci.log 2>&1 || { tail -40 npm-ci.log >&2; exit 1; }
 fi
 
 addon=build/Release/ctfgen_native.node
