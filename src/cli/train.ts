@@ -145,12 +145,12 @@ const short = (h: string | undefined): string => (h ? `${h.slice(0, 12)}…` : '
 
 /** On --resume, the saved run's config and inputs against the flags and files given now; throws on any difference. */
 function checkResumeInputs(saved: LoadedTrainState, f: ParsedFlags, identity: Record<string, string>, tokens: string) {
-  const config = saved.config as GptConfig;
+  const config = storedGptConfig(saved.config) as GptConfig;
   checkConfigFlagsOnResume(saved.source, [
     { flag: 'preset', given: f['preset'], saved: presetOf(GPT_PRESETS, config) ?? 'none' },
     { flag: 'dropout', given: f['dropout'], saved: config.dropout },
     { flag: 'classDropout', given: f['classDropout'], saved: config.classDropout },
-    { flag: 'refine', given: f['refine'], saved: (config.fineVocab ?? 0) > 0 ? 'masked' : 'none' },
+    { flag: 'refine', given: f['refine'], saved: config.fineVocab > 0 ? 'masked' : 'none' },
   ]);
   const had = (saved.extra ?? {}) as Record<string, unknown>;
   for (const k of ['tokenizer_hash', 'clusters_hash'] as const)
