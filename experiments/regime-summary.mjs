@@ -3,14 +3,20 @@
 // setting, the stage-2 ceiling rows, validation losses, wall clock), tables.md, the plots and sample grids. Reads only
 // what the run wrote (eval reports, train reports, event logs, times.jsonl); a missing piece is simply absent.
 //
+// A run directory does not outlive its machine, and the plan takes several sessions: the small reports of every run
+// are first archived into OUT_DIR/run/ (same layout; a report the run wrote again replaces the archived one, the
+// .jsonl logs are merged line by line), and the tables are made from the archive. OUT_DIR/run/legacy-summary.json
+// holds the rows of the first session, whose reports were not archived; a row measured again replaces its legacy row.
+//
 //   node experiments/regime-summary.mjs [RUN_DIR] [OUT_DIR]      (defaults: runs/regime, results/regime)
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-const run = process.argv[2] ?? join(REPO, 'runs/regime');
+const run = resolve(process.argv[2] ?? join(REPO, 'runs/regime'));
 const out = process.argv[3] ?? join(REPO, 'results/regime');
 const CLI = join(REPO, 'dist/src/cli/main.js');
 const { GPT_PRESETS } = await import(join(REPO, 'dist/src/models/gpt.js'));
@@ -18,6 +24,28 @@ mkdirSync(out, { recursive: true });
 
 const readJson = (path) => (existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : null);
 const writeAtomic = (path, text) => { writeFileSync(path + '.tmp', text); renameSync(path + '.tmp', path); };
+
+// The archive: every small report of the run, copied into OUT_DIR/run/ (see the header).
+const runLive = run;
+const archive = join(out, 'run');
+const ARCHIVED = [/^eval-real\.json$/, /^(times|attempts)\.jsonl$/, /^v\d+\/tokenizer-eval\.json$/, /^v\d+\/eval\/[^/]+\.(json|png)$/,
+  /^v\d+\/[^/]+\.report\.json$/, /^v\d+\/[^/]+\.events\.jsonl$/];
+function walk(dir, prefix = '') {
+  return existsSync(dir) ? readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory()
+    ? (e.name.startsWith('.') ? [] : walk(join(dir, e.name), `${prefix}${e.name}/`)) : [`${prefix}${e.name}`])) : [];
+}
+for (const f of walk(runLive).filter((x) => ARCHIVED.some((re) => re.test(x)))) {
+  const to = join(archive, f);
+  mkdirSync(dirname(to), { recursive: true });
+  if (f.endsWith('.jsonl') && existsSync(to) && !/\.events\.jsonl$/.test(f)) {
+    // A log of steps: keep the archived lines and add the run's new ones (a relaunch on a new machine starts a new log).
+    const have = readFileSync(to, 'utf8').split('\n').filter(Boolean);
+    const seen = new Set(have);
+    const add = readFileSync(join(runLive, f), 'utf8').split('\n').filter((l) => l && !seen.has(l));
+    writeAtomic(to, [...have, ...add].map((l) => l + '\n').join(''));
+  } else copyFileSync(join(runLive, f), to);
+}
+const legacy = readJson(join(archive, 'legacy-summary.json'));
 const rel = (path) => relative(REPO, path);
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const std = (xs) => (xs.length < 2 ? null : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
@@ -33,23 +61,24 @@ function modelInfo(path) {
   if (!path) return null;
   const snap = /^(.*)\.step(\d+)\.safetensors$/.exec(path);
   const base = snap ? `${snap[1]}.safetensors` : path;
-  const report = readJson(resolve(REPO, base.replace(/\.safetensors$/, '.report.json')));
+  // Eval reports name checkpoints as the run saw them (RUN_DIR/…): their train reports are read from the archive.
+  const report = readJson(join(archive, relative(run, resolve(REPO, base)).replace(/\.safetensors$/, '.report.json')));
   if (!report) return null;
   const stepsPerPass = report.steps / report.options.epochs;
   return {
     file: rel(resolve(REPO, path)), preset: presetOf(report.config), parameters: report.parameters, dropout: report.config.dropout,
     refine: report.config.fineVocab > 0 ? 'masked' : null, K: report.clusters_k === undefined ? null : Number(report.clusters_k),
-    passes: snap ? Number(snap[2]) / stepsPerPass : report.options.epochs, valLoss: report.valLoss, valLossHalf: report.valLossHalf ?? null,
+    passes: snap ? Math.round((100 * Number(snap[2])) / stepsPerPass) / 100 : report.options.epochs, valLoss: report.valLoss, valLossHalf: report.valLossHalf ?? null,
   };
 }
 
 // Every evaluation report under RUN/v*/eval/ (the ceiling reports aside).
-const vocabDirs = existsSync(run) ? readdirSync(run).filter((d) => /^v\d+$/.test(d)).sort((a, b) => Number(a.slice(1)) - Number(b.slice(1))) : [];
+const vocabDirs = existsSync(archive) ? readdirSync(archive).filter((d) => /^v\d+$/.test(d)).sort((a, b) => Number(a.slice(1)) - Number(b.slice(1))) : [];
 const evaluated = [];
 const ceiling = [];
 const nll = [];  // the likelihood split of each ceiling report: which stage loses the nats
 for (const vdir of vocabDirs) {
-  const evalDir = join(run, vdir, 'eval');
+  const evalDir = join(archive, vdir, 'eval');
   const V = Number(vdir.slice(1));
   for (const f of existsSync(evalDir) ? readdirSync(evalDir).filter((x) => x.endsWith('.json')).sort() : []) {
     const r = readJson(join(evalDir, f)), source = rel(join(evalDir, f));
@@ -96,32 +125,41 @@ const rows = [...groups.values()].map((g) => {
     source: g.map((r) => r.source),
   };
 });
+// The first session's rows, unless measured again (same settings).
+const legacyOnly = (items, keyOf, have) => (items ?? []).filter((x) => !have.some((y) => keyOf(y) === keyOf(x)))
+  .map((x) => ({ ...x, legacy: true }));
+rows.push(...legacyOnly(legacy?.rows, key, rows));
 
 // Validation losses of every trained GPT, and the wall clock of every finished step.
 const models = {};
 for (const vdir of vocabDirs)
-  for (const f of readdirSync(join(run, vdir)).filter((x) => x.endsWith('.report.json'))) {
-    const r = readJson(join(run, vdir, f));
+  for (const f of readdirSync(join(archive, vdir)).filter((x) => x.endsWith('.report.json'))) {
+    const r = readJson(join(archive, vdir, f));
     if (r.kind !== 'ctfgen.train-report') continue;
     models[`${vdir}/${f.replace(/\.report\.json$/, '')}`] = {
       model: r.model, preset: presetOf(r.config), parameters: r.parameters, passes: r.options.epochs, dropout: r.config.dropout,
       refine: r.config.fineVocab > 0 ? 'masked' : null, valLoss: r.valLoss, valLossHalf: r.valLossHalf ?? null, steps: r.steps,
     };
   }
-const times = existsSync(join(run, 'times.jsonl'))
-  ? readFileSync(join(run, 'times.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
-const attempts = existsSync(join(run, 'attempts.jsonl'))
-  ? readFileSync(join(run, 'attempts.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+for (const [k, m] of Object.entries(legacy?.models ?? {})) models[k] ??= { ...m, legacy: true };
+const ceilingKey = (c) => `${c.setting} ${c.name}`;
+ceiling.push(...legacyOnly(legacy?.ceiling, ceilingKey, ceiling));
+nll.push(...legacyOnly(legacy?.nll, (x) => x.setting, nll));
+const times = existsSync(join(archive, 'times.jsonl'))
+  ? readFileSync(join(archive, 'times.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+const attempts = existsSync(join(archive, 'attempts.jsonl'))
+  ? readFileSync(join(archive, 'attempts.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
 const attemptSeconds = (step) => attempts.filter((a) => a.step === step).reduce((s, a) => s + a.seconds, 0);
-const real = readJson(join(run, 'eval-real.json'));
+const real = readJson(join(archive, 'eval-real.json')) ?? (legacy?.real ? { metrics: legacy.real } : null);
 // Each vocabulary's tokenizer: test PSNR, usage, perplexity, and its reconstructions' scores (the ceiling of samples).
 const tokenizers = Object.fromEntries(vocabDirs.map((vdir) => {
-  const t = readJson(join(run, vdir, 'tokenizer-eval.json')), r = readJson(join(run, vdir, 'eval', 'recon.json'));
+  const t = readJson(join(archive, vdir, 'tokenizer-eval.json')), r = readJson(join(archive, vdir, 'eval', 'recon.json'));
   return [vdir, {
     psnr: t?.psnr ?? null, usage: t?.usage ?? null, perplexity: t?.perplexity ?? null,
     recon: r ? { fid: r.metrics.fid, is: r.metrics.isMean, precision: r.metrics.precision, recall: r.metrics.recall, classAccuracy: r.metrics.classAccuracy } : null,
   }];
 }));
+for (const [v, t] of Object.entries(legacy?.tokenizers ?? {})) if (!tokenizers[v]?.psnr) tokenizers[v] = { ...t, legacy: true };
 
 // Plots: FID gap (CTF − baseline, same V, backbone, passes, dropout, CFG and τ1) per setting; FID against passes;
 // the validation curves of the auxes.
@@ -143,7 +181,7 @@ const fidVsPass = { baseline: curve('baseline', null), ctf: curve('ctf', 'ML') }
 if (fidVsPass.baseline.length > 1 || fidVsPass.ctf.length > 1)
   plot(['points', '--x-label', 'passes', '--y-label', 'FID (2000 samples)', '--title', 'FID against training passes, backbone S, V 4096',
     `baseline=${pointsFile('fid-vs-pass-baseline', fidVsPass.baseline)}`, `CTF (aux ML)=${pointsFile('fid-vs-pass-ctf', fidVsPass.ctf)}`], 'fid-vs-pass.png');
-const auxLogs = Object.keys(models).filter((m) => models[m].model === 'fine-aux').map((m) => `${m}=${join(run, `${m}.events.jsonl`)}`)
+const auxLogs = Object.keys(models).filter((m) => models[m].model === 'fine-aux').map((m) => `${m}=${join(archive, `${m}.events.jsonl`)}`)
   .filter((a) => existsSync(a.split('=')[1]));
 if (auxLogs.length) plot(['curves', '--x', 'epoch', '--title', 'aux validation loss (all fine tokens masked)', ...auxLogs], 'aux-val-loss.png');
 if (gaps.length) {
@@ -168,7 +206,7 @@ if (speedRows.length > 1)
     ...[...speedSeries].map(([k, pts]) => `${k}=${pointsFile(`speed-${k.replace(/\W+/g, '-')}`, pts.sort((a, b) => a[0] - b[0]))}`)], 'fid-vs-speed.png');
 // Sample grids of every evaluation, copied beside the summary.
 for (const vdir of vocabDirs) {
-  const evalDir = join(run, vdir, 'eval');
+  const evalDir = join(archive, vdir, 'eval');
   for (const f of existsSync(evalDir) ? readdirSync(evalDir).filter((x) => x.endsWith('.png')) : []) {
     mkdirSync(join(out, 'grids'), { recursive: true });
     copyFileSync(join(evalDir, f), join(out, 'grids', `${vdir}-${f}`));
@@ -179,8 +217,9 @@ const summary = {
   kind: 'ctfgen.regime-summary', date: new Date().toISOString(), run: rel(run), command: 'bash experiments/regime.sh && node experiments/regime-summary.mjs',
   real: real?.metrics ?? null, tokenizers, rows, ceiling, nll, gaps, models, plots,
   wallClock: {
-    steps: times.map((t) => ({ ...t, allAttemptsSeconds: attemptSeconds(t.step) || t.seconds })),
-    totalSeconds: times.reduce((s, t) => s + (attemptSeconds(t.step) || t.seconds), 0),
+    steps: [...(legacy?.wallClock.steps ?? []).map((t) => ({ ...t, legacy: true })),
+      ...times.map((t) => ({ ...t, allAttemptsSeconds: attemptSeconds(t.step) || t.seconds }))],
+    totalSeconds: (legacy?.wallClock.totalSeconds ?? 0) + times.reduce((s, t) => s + (attemptSeconds(t.step) || t.seconds), 0),
     note: 'seconds: the attempt that finished the step; allAttemptsSeconds: every attempt (stops and resumes included)',
   },
 };

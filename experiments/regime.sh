@@ -7,10 +7,10 @@
 #
 # Two lanes run side by side, each a single-threaded process (OPENBLAS_NUM_THREADS=1): on this 2-core machine two
 # one-thread trainings did 1.15x (GPT preset S) to 1.25x (tokenizer S) the work of one two-thread training in the
-# same time (experiments/README.md). Lane a works on V = 4096 / K = 128 (the reproduction's models, the stage-2
-# ceiling, masked refinement, backbone tiny, 4 passes); lane b trains the evaluation classifier, then works on
-# V = 16384 / K = 512, trains the paper-proportion aux (preset ML) on lane a's tokens, backbone tiny at V = 16384 and
-# dropout 0. Where a lane needs the other's output it waits for it. Images/s in the evaluations below are therefore measured on a loaded machine
+# same time (experiments/README.md). Lane a trains the evaluation classifier, then works on V = 16384 / K = 512
+# (baseline, stage 1 and aux S, the stage-2 ceiling, masked refinement, backbone tiny), then the paper-proportion aux
+# (preset ML) on lane b's tokens; lane b works on V = 4096 / K = 128 (4 passes of stage 1 and baseline S, dropout 0).
+# Where a lane needs the other's output it waits for it. Images/s in the evaluations below are therefore measured on a loaded machine
 # and not comparable with the benchmarks; quality metrics do not depend on it.
 #
 # Every step is a ctfgen command (experiments/lib.sh): done steps are skipped, an interrupted training resumes, a
@@ -103,49 +103,11 @@ ctf() { echo --method ctf --stage1 "$1/$2.safetensors" --aux "$1/$3.safetensors"
 base() { echo --method baseline --baseline "$1/$2.safetensors"; }
 
 A=$RUN/v4096 B=$RUN/v16384
+# The order puts first what no earlier session measured: lane a the paper's vocabulary (V = 16384, K = 512) at
+# backbone S with the stage-2 ceiling, lane b training length (stage 1 and baseline S for 4 passes, an evaluation per
+# pass). Each of them fits one session of both lanes; the rest follows in later launches.
 case $LANE in
 a)
-  # V = 4096, K = 128: the reproduction's setting, re-established, then the paper's proportions and training length.
-  tokenizer "$A" 4096
-  step cluster-v4096 "$A/clusters.safetensors" -- cluster --tokenizer "$A/tokenizer.safetensors" --k 128 --seed 0 --out "$A/clusters.safetensors"
-  gpt "$A" fine-aux S fine-aux-S
-  gpt "$A" baseline S baseline-S
-  gpt "$A" coarse-ar S coarse-ar-S
-  wait_for "$CLASSIFIER.done" "the evaluation classifier (lane b)"
-  step eval-recon-v4096 "$A/eval/recon.json" -- eval recon --tokenizer "$A/tokenizer.safetensors" --classifier "$CLASSIFIER" --out "$A/eval/recon.json"
-  ev "$A" baseline-S $(base "$A" baseline-S)
-  ev "$A" ctf-S-auxS $(ctf "$A" coarse-ar-S fine-aux-S)
-  ceiling "$A" S-auxS fine-aux-S baseline-S coarse-ar-S
-  gpt "$A" fine-aux tiny fine-aux-tiny
-  ev "$A" ctf-S-auxtiny $(ctf "$A" coarse-ar-S fine-aux-tiny)
-  wait_for "$A/fine-aux-S-masked.report.json" "the masked aux (lane b)"
-  # Masked refinement: the aux that reads chosen fine tokens, R rounds of stage 2 (R = 1: its single pass).
-  for rounds in 1 2 4 8; do
-    ev "$A" "ctf-S-auxS-masked-R$rounds" $(ctf "$A" coarse-ar-S fine-aux-S-masked) --refine-rounds "$rounds"
-  done
-  ceiling "$A" S-auxS-masked-R8 fine-aux-S-masked baseline-S coarse-ar-S --refine-rounds 8
-  # Backbone tiny with the shared auxes.
-  gpt "$A" baseline tiny baseline-tiny
-  gpt "$A" coarse-ar tiny coarse-ar-tiny
-  ev "$A" baseline-tiny $(base "$A" baseline-tiny)
-  ev "$A" ctf-tiny-auxS $(ctf "$A" coarse-ar-tiny fine-aux-S)
-  # Training length: baseline S and stage 1 S for 4 passes, a snapshot per pass (CTF with the 1-pass aux S).
-  gpt "$A" baseline S baseline-S-4p --epochs 4 --snapshot-every 937
-  gpt "$A" coarse-ar S coarse-ar-S-4p --epochs 4 --snapshot-every 937
-  for pass in 1 2 3; do
-    EVAL_N=2000 ev "$A" "pass$pass-baseline-S" $(base "$A" "baseline-S-4p.step$((937 * pass))")
-    EVAL_N=2000 ev "$A" "pass$pass-ctf-S-auxS" $(ctf "$A" "coarse-ar-S-4p.step$((937 * pass))" fine-aux-S)
-  done
-  EVAL_N=2000 ev "$A" pass4-baseline-S $(base "$A" baseline-S-4p)
-  EVAL_N=2000 ev "$A" pass4-ctf-S-auxS $(ctf "$A" coarse-ar-S-4p fine-aux-S)
-  ev "$A" baseline-S-4p $(base "$A" baseline-S-4p)
-  ev "$A" ctf-S4p-auxS $(ctf "$A" coarse-ar-S-4p fine-aux-S)
-  # With the paper-proportion aux of lane b, once it exists.
-  wait_for "$A/fine-aux-ML.report.json" "the ML aux (lane b)"
-  ev "$A" ctf-tiny-auxML $(ctf "$A" coarse-ar-tiny fine-aux-ML)
-  ev "$A" ctf-S4p-auxML $(ctf "$A" coarse-ar-S-4p fine-aux-ML)
-  ;;
-b)
   # The evaluation classifier first (both lanes' evaluations need it), then V = 16384, K = 512.
   train_step classifier "$CLASSIFIER.done" "$CLASSIFIER" -- eval classifier train --data fashion-mnist --out "$CLASSIFIER" --seed 0
   touch "$CLASSIFIER.done"
@@ -153,34 +115,53 @@ b)
   tokenizer "$B" 16384
   step cluster-v16384 "$B/clusters.safetensors" -- cluster --tokenizer "$B/tokenizer.safetensors" --k 512 --seed 0 --out "$B/clusters.safetensors"
   step eval-recon-v16384 "$B/eval/recon.json" -- eval recon --tokenizer "$B/tokenizer.safetensors" --classifier "$CLASSIFIER" --out "$B/eval/recon.json"
-  # Beyond the paper (docs/refinement.md): an aux-S on lane a's V = 4096 tokens that also reads chosen fine tokens; its
-  # validation loss with half of them shown against the plain aux's is what iterative refinement could buy.
-  wait_for "$A/clusters.safetensors" "the V = 4096 tokens and clusters (lane a)"
-  gpt "$A" fine-aux S fine-aux-S-masked --refine masked
-  gpt "$B" baseline S baseline-S
   gpt "$B" coarse-ar S coarse-ar-S
+  gpt "$B" baseline S baseline-S
   gpt "$B" fine-aux S fine-aux-S
   ev "$B" baseline-S $(base "$B" baseline-S)
   ev "$B" ctf-S-auxS $(ctf "$B" coarse-ar-S fine-aux-S)
   ceiling "$B" S-auxS fine-aux-S baseline-S coarse-ar-S
-  # The paper's proportions: an aux of preset ML (6 layers, dim 256), ~3x baseline S's parameters, 2 passes with
-  # its validation curve, shared by the S and tiny stage-1 models.
-  wait_for "$A/clusters.safetensors" "the V = 4096 tokens and clusters (lane a)"
-  gpt "$A" fine-aux ML fine-aux-ML --epochs 2 --snapshot-every 937
-  wait_for "$A/coarse-ar-S.report.json" "stage 1 S and the baseline S (lane a)"
-  ev "$A" ctf-S-auxML $(ctf "$A" coarse-ar-S fine-aux-ML)
-  ceiling "$A" S-auxML fine-aux-ML baseline-S coarse-ar-S
+  # Beyond the paper (docs/refinement.md) at the paper's vocabulary: the aux that reads chosen fine tokens.
+  gpt "$B" fine-aux S fine-aux-S-masked --refine masked
+  for rounds in 1 4 8; do
+    ev "$B" "ctf-S-auxS-masked-R$rounds" $(ctf "$B" coarse-ar-S fine-aux-S-masked) --refine-rounds "$rounds"
+  done
+  # Backbone tiny at V = 16384 with the shared aux S.
   gpt "$B" baseline tiny baseline-tiny
   gpt "$B" coarse-ar tiny coarse-ar-tiny
   ev "$B" baseline-tiny $(base "$B" baseline-tiny)
   ev "$B" ctf-tiny-auxS $(ctf "$B" coarse-ar-tiny fine-aux-S)
-  # Dropout 0 for all three models at S, one pass, on lane a's V = 4096 tokens.
-  wait_for "$A/clusters.safetensors" "the V = 4096 tokens and clusters (lane a)"
+  # The paper's proportions: an aux of preset ML (6 layers, dim 256), ~3x baseline S's parameters, 2 passes with
+  # its validation curve, shared by the S and tiny stage-1 models (V = 4096, lane b's tokens).
+  wait_for "$A/clusters.safetensors" "the V = 4096 tokens and clusters (lane b)"
+  gpt "$A" fine-aux ML fine-aux-ML --epochs 2 --snapshot-every 937
+  ;;
+b)
+  # V = 4096, K = 128: the reproduction's setting, then training length.
+  tokenizer "$A" 4096
+  step cluster-v4096 "$A/clusters.safetensors" -- cluster --tokenizer "$A/tokenizer.safetensors" --k 128 --seed 0 --out "$A/clusters.safetensors"
+  # Training length: stage 1 S and baseline S for 4 passes, a snapshot per pass (CTF with the 1-pass aux S).
+  gpt "$A" coarse-ar S coarse-ar-S-4p --epochs 4 --snapshot-every 937
+  gpt "$A" fine-aux S fine-aux-S
+  for pass in 1 2 3; do
+    EVAL_N=2000 ev "$A" "pass$pass-ctf-S-auxS" $(ctf "$A" "coarse-ar-S-4p.step$((937 * pass))" fine-aux-S)
+  done
+  EVAL_N=2000 ev "$A" pass4-ctf-S-auxS $(ctf "$A" coarse-ar-S-4p fine-aux-S)
+  gpt "$A" baseline S baseline-S-4p --epochs 4 --snapshot-every 937
+  for pass in 1 2 3; do
+    EVAL_N=2000 ev "$A" "pass$pass-baseline-S" $(base "$A" "baseline-S-4p.step$((937 * pass))")
+  done
+  EVAL_N=2000 ev "$A" pass4-baseline-S $(base "$A" baseline-S-4p)
+  ev "$A" ctf-S4p-auxS $(ctf "$A" coarse-ar-S-4p fine-aux-S)
+  ev "$A" baseline-S-4p $(base "$A" baseline-S-4p)
+  # Dropout 0 for the three models at S, one pass.
   gpt "$A" baseline S baseline-S-d0 --dropout 0
   gpt "$A" coarse-ar S coarse-ar-S-d0 --dropout 0
   gpt "$A" fine-aux S fine-aux-S-d0 --dropout 0
   ev "$A" baseline-S-d0 $(base "$A" baseline-S-d0)
   ev "$A" ctf-S-auxS-d0 $(ctf "$A" coarse-ar-S-d0 fine-aux-S-d0)
+  wait_for "$A/fine-aux-ML.report.json" "the ML aux (lane a)"
+  ev "$A" ctf-S4p-auxML $(ctf "$A" coarse-ar-S-4p fine-aux-ML)
   ;;
 *) echo "regime.sh: unknown lane \"$LANE\" (a or b)" >&2; exit 2 ;;
 esac
