@@ -14,7 +14,9 @@
 # and not comparable with the benchmarks; quality metrics do not depend on it.
 #
 # Every step is a ctfgen command (experiments/lib.sh): done steps are skipped, an interrupted training resumes, a
-# stopped or failed command ends its lane without marking the step done.
+# stopped or failed command ends its lane without marking the step done. A run directory does not outlive its
+# machine: `bash experiments/regime-store.sh save --with-states` at the end of a session keeps what the run finished
+# (and the state of unfinished trainings) in results/regime/store/, and each launch restores it first.
 set -euo pipefail
 cd "${CTFGEN_REPO:-$(dirname "$0")/..}"
 RUN=runs/regime LANE=
@@ -34,6 +36,8 @@ mkdir -p "$RUN"
 if [[ -z $LANE ]]; then
   [[ -n ${SKIP_SETUP:-} ]] || bash scripts/setup.sh
   rm -f "$RUN/lane-failed"
+  # What earlier sessions finished (on other machines) comes back from results/regime/store/ first.
+  bash experiments/regime-store.sh restore "$RUN"
   # Bash reads a script while running it: the lanes run a copy, so this file may be edited meanwhile.
   cp "$0" "$RUN/.regime.sh"; cp experiments/lib.sh "$RUN/.lib.sh"
   rm -rf "$RUN/.ctfgen"; mkdir -p "$RUN/.ctfgen/build"
