@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Carries a regime run from one machine to the next: a run directory does not outlive its session's machine, and the
-# plan takes several sessions. `save` copies what the run finished into results/regime/store/ (committed with git);
-# `restore` copies it back into a new run directory before the script starts, so finished steps are skipped there.
+# Carries a regime run across sessions and machines: the plan takes several sessions, and a run directory under runs/
+# is scratch. `save` copies what the run finished into results/regime/store/ and lists every file with its SHA-256 in
+# results/regime/store.sha256; `restore` copies it back into a new run directory before the script starts, so finished
+# steps are skipped there. The store holds ~100-300 MB of weights and tokens: it is not committed (.gitignore), only
+# its manifest is; move it with the working tree (rsync) when the work moves to another machine.
 #
 #   bash experiments/regime-store.sh save [RUN_DIR] [--with-states]   (default RUN_DIR: runs/regime)
 #   bash experiments/regime-store.sh restore [RUN_DIR]
@@ -76,6 +78,8 @@ save)
   done
   cd - >/dev/null
   for f in "${files[@]}"; do put "$RUN" "$STORE" "$f"; done
+  (cd "$STORE" && find . -type f ! -name '*.tmp' | sed 's|^\./||' | LC_ALL=C sort | xargs -d '\n' sha256sum) \
+    >"$STORE.sha256.tmp" && mv -f "$STORE.sha256.tmp" "$STORE.sha256"
   du -sh "$STORE" >&2
   ;;
 restore)

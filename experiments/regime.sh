@@ -94,6 +94,17 @@ ev() {
   step "eval-$(basename "$dir")-$name" "$dir/eval/$name.json" -- eval --tokenizer "$dir/tokenizer.safetensors" --clusters "$dir/clusters.safetensors" \
     --classifier "$CLASSIFIER" --n "${EVAL_N:-10000}" --seed "${EVAL_SEED:-0}" --batch 64 "$@" --out "$dir/eval/$name.json"
 }
+# best_setting EVAL_DIR METHOD: "cfg t1 t2" of the lowest FID among METHOD.json and sweep-METHOD-*.json (seed 0).
+best_setting() {
+  node -e '
+    const fs = require("fs"), [dir, method] = process.argv.slice(1);
+    const names = fs.readdirSync(dir).filter((f) => f === `${method}.json` || f.startsWith(`sweep-${method}-cfg`) && f.endsWith(".json"));
+    const runs = names.map((f) => JSON.parse(fs.readFileSync(`${dir}/${f}`, "utf8")));
+    const fid = (r) => Object.values(r.results)[0].metrics.fid;
+    const best = runs.reduce((a, b) => (fid(b) < fid(a) ? b : a));
+    const k = best.knobs;
+    console.log(k.cfg, k.t1, k.t2 ?? 1);' "$1" "$2"
+}
 # ceiling DIR NAME AUX BASELINE STAGE1 [ARGS...]: the stage-2 decomposition (ctfgen eval ceiling) into DIR/eval/ceiling-NAME.json.
 ceiling() {
   local dir=$1 name=$2 aux=$3 baseline=$4 stage1=$5; shift 5
@@ -164,6 +175,25 @@ b)
   gpt "$A" fine-aux S fine-aux-S-d0 --dropout 0
   ev "$A" baseline-S-d0 $(base "$A" baseline-S-d0)
   ev "$A" ctf-S-auxS-d0 $(ctf "$A" coarse-ar-S-d0 fine-aux-S-d0)
+  # Each method at its best sampling setting (V = 16384, backbone S): CFG x tau1 for both, then tau2 for CTF; the
+  # best FID of the grid is sampled again with seeds 1 and 2.
+  for cfg in 1.5 2 3; do
+    for t1 in 0.9 1; do
+      [[ $cfg == 2 && $t1 == 1 ]] && continue  # baseline-S / ctf-S-auxS above
+      ev "$B" "sweep-baseline-S-cfg$cfg-t$t1" $(base "$B" baseline-S) --cfg "$cfg" --t1 "$t1"
+      ev "$B" "sweep-ctf-S-auxS-cfg$cfg-t$t1" $(ctf "$B" coarse-ar-S fine-aux-S) --cfg "$cfg" --t1 "$t1"
+    done
+  done
+  read -r cfg t1 < <(best_setting "$B/eval" ctf-S-auxS)
+  ev "$B" "sweep-ctf-S-auxS-cfg$cfg-t$t1-t2.9" $(ctf "$B" coarse-ar-S fine-aux-S) --cfg "$cfg" --t1 "$t1" --t2 0.9
+  for method in baseline-S ctf-S-auxS; do
+    read -r cfg t1 t2 < <(best_setting "$B/eval" "$method")
+    args=$(base "$B" baseline-S)
+    [[ $method == ctf* ]] && args="$(ctf "$B" coarse-ar-S fine-aux-S) --t2 $t2"
+    for seed in 1 2; do
+      EVAL_SEED=$seed ev "$B" "best-$method-seed$seed" $args --cfg "$cfg" --t1 "$t1"
+    done
+  done
   wait_for "$A/fine-aux-ML.report.json" "the ML aux (lane a)"
   ev "$A" ctf-S4p-auxML $(ctf "$A" coarse-ar-S-4p fine-aux-ML)
   ;;
