@@ -9,7 +9,7 @@ export interface Shard { first: number; end: number }
  * The share of rank `rank` of `n` items processed in chunks of `chunk`: whole chunks, contiguous, in rank order.
  * Every chunk is then exactly a chunk one process would make (the same items in the same batch), so any kernel
  * whose float rounding depends on the batch still gives the bits of one process. Shares differ by at most one
- * chunk; a rank may get none when there are fewer chunks than ranks.
+ * chunk; when there are fewer chunks than ranks the last ranks get none (rank 0, which reports progress, has work).
  */
 export function shardOf(n: number, chunk: number, rank: number, size: number): Shard {
   if (!(Number.isInteger(n) && n >= 0 && Number.isInteger(chunk) && chunk >= 1))
@@ -17,7 +17,7 @@ export function shardOf(n: number, chunk: number, rank: number, size: number): S
   if (!(Number.isInteger(rank) && rank >= 0 && rank < size))
     throw new RangeError(`shardOf: rank ${rank} outside [0, ${size})`);
   const chunks = Math.ceil(n / chunk);
-  const c0 = Math.floor((chunks * rank) / size), c1 = Math.floor((chunks * (rank + 1)) / size);
+  const c0 = Math.ceil((chunks * rank) / size), c1 = Math.ceil((chunks * (rank + 1)) / size);
   return { first: Math.min(n, c0 * chunk), end: Math.min(n, c1 * chunk) };
 }
 
