@@ -90,7 +90,8 @@ Napi::Value AllreduceSum(const Napi::CallbackInfo& info) {
   // MPI counts are int: reduce in slices of at most INT_MAX elements.
   for (size_t first = 0; first < n; first += INT_MAX) {
     int count = static_cast<int>(std::min<size_t>(INT_MAX, n - first));
-    check(env, MPI_Allreduce(MPI_IN_PLACE, a.Data() + first, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+    check(env, MPI_Allreduce(MPI_IN_PLACE, a.Data() + first, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+          "MPI_Allreduce");
   }
   return a;
 }

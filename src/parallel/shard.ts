@@ -32,7 +32,8 @@ export function gatherConcat<T extends NumericArray>(comm: Communicator, part: T
   const parts = comm.gatherBytes(bytesOf(part), root);
   if (parts === null) return null;
   const total = parts.reduce((s, p) => s + p.byteLength, 0), width = part.BYTES_PER_ELEMENT;
-  if (total % width !== 0) throw new RangeError(`gatherConcat: ${total} bytes gathered, not whole ${width}-byte elements`);
+  if (total % width !== 0)
+    throw new RangeError(`gatherConcat: ${total} bytes gathered, not whole ${width}-byte elements`);
   const out = new (part.constructor as NumericCtor<T>)(total / width), bytes = bytesOf(out);
   let at = 0;
   for (const p of parts) {

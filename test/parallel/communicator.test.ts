@@ -24,6 +24,7 @@ for (const np of [2, 3])
         assert.deepEqual(s.broadcast, [-5, 6, 2 ** 30]);
       });
       assert.deepEqual(out.gathered, Array.from({ length: np }, (_, r) => Array<number>(3 * r + 1).fill(r + 10)));
-      assert.deepEqual(out.floats, Array.from({ length: np }, (_, r) => Array.from({ length: r + 1 }, (_, i) => r + i / 4)).flat());
+      const floats = Array.from({ length: np }, (_, r) => Array.from({ length: r + 1 }, (_, i) => r + i / 4));
+      assert.deepEqual(out.floats, floats.flat());
       assert.deepEqual(out.empty, []);
     });

@@ -8,8 +8,10 @@ import { SKIP_MPI, mpirun } from './mpirun.js';
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
 
 const cases: [string, string, RegExp][] = [
-  ['throws an uncaught exception', 'throw', /ctfgen \(rank 1 of 2\): uncaught exception: Error: rank one failed on purpose/],
-  ['leaves a rejection unhandled', 'reject', /ctfgen \(rank 1 of 2\): unhandled promise rejection: Error: rank one rejected/],
+  ['throws an uncaught exception', 'throw',
+    /ctfgen \(rank 1 of 2\): uncaught exception: Error: rank one failed on purpose/],
+  ['leaves a rejection unhandled', 'reject',
+    /ctfgen \(rank 1 of 2\): unhandled promise rejection: Error: rank one rejected/],
   ['exits with code 3', 'exit', /ctfgen: rank 1 of 2 exits with code 3: ending the job/],
   ['is killed by SIGKILL', 'kill', /rank 1 .*exited on signal 9/],
 ];

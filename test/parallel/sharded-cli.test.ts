@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { writeRandomRun } from '../../src/bench/sample-bench.js';
 import { Rng } from '../../src/engine/rng.js';
 import { Classifier, classifierConfig, saveClassifier } from '../../src/eval/classifier.js';
-import { MPI_ENV, SKIP_MPI, mpirun } from './mpirun.js';
+import { MPI_ENV, SKIP_MPI, TINY_RUN, mpirun } from './mpirun.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const haveData = existsSync('/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz');
@@ -20,7 +20,7 @@ let dir = '';
 const at = (f: string): string => join(dir, f);
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ctfgen-mpi-cli-'));
-  await writeRandomRun(at('run'), { tokenizerPreset: 'tiny', codebook: 64, k: 8, preset: 'tiny', auxPreset: 'tiny', numClasses: 10, imageSize: 32 });
+  await writeRandomRun(at('run'), TINY_RUN);
   const model = new Classifier(classifierConfig('tiny', { inChannels: 1, imageSize: 32, numClasses: 10 }), new Rng(1));
   await saveClassifier(at('classifier.safetensors'), model, {
     data: { name: 'fashion-mnist', split: 'train', preprocessing: { pad: 2, padValue: 0, resize: null } },
@@ -29,10 +29,14 @@ before(async () => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const same = (a: string, b: string): void => assert.ok(readFileSync(at(a)).equals(readFileSync(at(b))), `${a} and ${b} differ`);
+const same = (a: string, b: string): void =>
+  assert.ok(readFileSync(at(a)).equals(readFileSync(at(b))), `${a} and ${b} differ`);
 
-test('mpirun -np 2 ctfgen sample writes the grid, every image, the tokens and the preview of one process', { skip: SKIP_MPI, timeout: 180_000 }, async () => {
-  const outs = (p: string): string[] => ['--out', at(`${p}.png`), '--tokens-out', at(`${p}.json`), '--each', at(`${p}-each`), '--progressive', at(`${p}-p.png`)];
+test('mpirun -np 2 ctfgen sample writes the grid, every image, the tokens and the preview of one process',
+  { skip: SKIP_MPI, timeout: 180_000 }, async () => {
+  const outs = (p: string): string[] =>
+    ['--out', at(`${p}.png`), '--tokens-out', at(`${p}.json`), '--each', at(`${p}-each`),
+      '--progressive', at(`${p}-p.png`)];
   const flags = ['sample', '--run', at('run'), '--n', '5', '--batch', '4', '--seed', '7'];
   const a = one(...flags, ...outs('one'));
   assert.equal(a.status, 0, a.stderr);
@@ -46,8 +50,10 @@ test('mpirun -np 2 ctfgen sample writes the grid, every image, the tokens and th
   assert.equal(b.stderr.match(/^wrote /gm)?.length, 1, 'rank 0 alone writes and logs');
 });
 
-test('mpirun -np 2 ctfgen eval writes the .npz, the grid and the metrics of one process', { skip: SKIP_MPI || (!haveData && 'Fashion-MNIST is not installed'), timeout: 300_000 }, async () => {
-  const flags = ['eval', '--run', at('run'), '--classifier', at('classifier.safetensors'), '--method', 'both', '--n', '30', '--batch', '4'];
+test('mpirun -np 2 ctfgen eval writes the .npz, the grid and the metrics of one process',
+  { skip: SKIP_MPI || (!haveData && 'Fashion-MNIST is not installed'), timeout: 300_000 }, async () => {
+  const flags = ['eval', '--run', at('run'), '--classifier', at('classifier.safetensors'), '--method', 'both',
+    '--n', '30', '--batch', '4'];
   const a = one(...flags, '--out', at('e1.json'));
   assert.equal(a.status, 0, a.stderr);
   const b = await mpirun(2, [CLI, ...flags, '--out', at('e2.json')]);
@@ -63,9 +69,11 @@ test('mpirun -np 2 ctfgen eval writes the .npz, the grid and the metrics of one 
   }
 });
 
-test('mpirun -np 2 ctfgen train (or any command that does not split its work) refuses, exit 2, saying why', { skip: SKIP_MPI, timeout: 60_000 }, async () => {
+test('mpirun -np 2 ctfgen train (or any command that does not split its work) refuses, saying why',
+  { skip: SKIP_MPI, timeout: 60_000 }, async () => {
   const r = await mpirun(2, [CLI, 'train', 'baseline', '--run', at('run')]);
   assert.notEqual(r.status, 0);
-  assert.match(r.stderr, /ctfgen train baseline: runs as one process, not as 2 MPI ranks; under mpirun only ctfgen sample and ctfgen eval split/);
+  assert.match(r.stderr,
+    /ctfgen train baseline: runs as one process, not as 2 MPI ranks; under mpirun only ctfgen sample and ctfgen eval/);
   assert.ok(!existsSync(at('run/baseline.train-state.safetensors')), 'nothing was trained');
 });
