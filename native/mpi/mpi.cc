@@ -27,6 +27,12 @@ void check(const Napi::Env& env, int rc, const char* what) {
   throw Napi::Error::New(env, std::string("MPI ") + what + ": " + std::string(text, len));
 }
 
+// MPI counts are int: f(first, count) over [0, n) in slices of at most INT_MAX elements.
+template <class F>
+void inSlices(size_t n, F f) {
+  for (size_t first = 0; first < n; first += INT_MAX) f(first, static_cast<int>(std::min<size_t>(INT_MAX, n - first)));
+}
+
 void needInit(const Napi::Env& env) {
   if (!initialized || finalized) throw Napi::Error::New(env, "MPI is not initialised (call init() first, once)");
 }
@@ -86,13 +92,10 @@ Napi::Value AllreduceSum(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   needInit(env);
   auto a = info[0].As<Napi::TypedArrayOf<float>>();
-  size_t n = a.ElementLength();
-  // MPI counts are int: reduce in slices of at most INT_MAX elements.
-  for (size_t first = 0; first < n; first += INT_MAX) {
-    int count = static_cast<int>(std::min<size_t>(INT_MAX, n - first));
+  inSlices(a.ElementLength(), [&](size_t first, int count) {
     check(env, MPI_Allreduce(MPI_IN_PLACE, a.Data() + first, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
           "MPI_Allreduce");
-  }
+  });
   return a;
 }
 
@@ -102,11 +105,9 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   needInit(env);
   auto a = info[0].As<Napi::TypedArrayOf<uint8_t>>();
   int root = info[1].As<Napi::Number>().Int32Value();
-  size_t n = a.ElementLength();
-  for (size_t first = 0; first < n; first += INT_MAX) {
-    int count = static_cast<int>(std::min<size_t>(INT_MAX, n - first));
+  inSlices(a.ElementLength(), [&](size_t first, int count) {
     check(env, MPI_Bcast(a.Data() + first, count, MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
-  }
+  });
   return a;
 }
 
