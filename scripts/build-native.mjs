@@ -2,6 +2,8 @@
 // Builds the native addon when the package is installed (npm runs this as the "install" script): checks that
 // OpenBLAS is there first, so a missing library is one clear sentence instead of a compiler error, then runs the
 // node-gyp that npm ships (npm_config_node_gyp), or the one in node_modules, against this machine's Node headers.
+// The MPI addon (build/Release/ctfgen_mpi.node, for `mpirun -np N ctfgen …`) is built too where Open MPI's
+// development files are (binding.gyp's condition); without them the package installs and runs as one process.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -13,6 +15,10 @@ if (pc.error || pc.status !== 0) {
     '  apt-get install -y libopenblas-dev pkg-config\nthen install ctfgen again.');
   process.exit(1);
 }
+const mpi = spawnSync('pkg-config', ['--exists', 'ompi-c']);
+if (mpi.error || mpi.status !== 0)
+  console.error('ctfgen: Open MPI was not found (pkg-config ompi-c): building without MPI support (one process only;\n' +
+    '  for `mpirun -np N ctfgen …` install libopenmpi-dev openmpi-bin, then install ctfgen again)');
 let gyp = process.env['npm_config_node_gyp'];
 if (!gyp || !existsSync(gyp)) {
   try {

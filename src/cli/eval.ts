@@ -14,6 +14,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { writeNpz } from '../io/npz.js';
 import { checkOutputs } from '../io/outputs.js';
 import { writeImageGrid } from '../io/png.js';
+import { communicator } from '../parallel/index.js';
 import { RUN_LAYOUT, SAMPLER_METHODS, loadSampler, resolveSamplerPaths, type SamplerMethod, type SamplerPieces } from '../sample/run-dir.js';
 import { loadTokenizer } from '../tokenizer/checkpoint.js';
 import type { DataIdentity } from '../tokenizer/data-identity.js';
@@ -102,18 +103,21 @@ const evalCommand: Command = {
     if (tokData && (tokData.name !== classifierTrainData.name || tokData.preprocessing.pad !== classifierTrainData.preprocessing.pad))
       throw new CtfError(`${paths.tokenizer} was trained on ${tokData.name} (padding ${tokData.preprocessing.pad}), the classifier ${classifierPath} on ` +
         `${classifierTrainData.name} (padding ${classifierTrainData.preprocessing.pad}) — evaluate with a classifier of the same data`);
-    const ref = await reference(classifier, 'test');
-    const real = realReference(ref.features);
+    // Under mpirun every rank samples and scores its share of the images; rank 0 alone scores and writes.
+    const comm = communicator();
+    const ref = comm.rank === 0 ? await reference(classifier, 'test') : null;
+    const real = ref && realReference(ref.features);
     const border = crop ? (load.pad ?? 0) : 0;
 
     const results: Record<string, unknown> = {};
     for (const method of methods) {
-      const progress = new Progress({ label: method, total: knobs.n, unit: 'img' });
-      const s: EvalSamples = sampleForEval(pieces, classifier.model, {
+      const progress = comm.rank === 0 ? new Progress({ label: method, total: knobs.n, unit: 'img' }) : null;
+      const s: EvalSamples | null = sampleForEval(pieces, classifier.model, {
         method, n: knobs.n, seed: knobs.seed, batchSize: knobs.batch, cfgScale: knobs.cfg, temperature: knobs.t1, topK: knobs.topK, topP: knobs.topP,
         stage2: { temperature: knobs.t2, topK: knobs.topK, topP: knobs.topP, clusterMask: knobs.mask, cfgScale: knobs.cfg2, rounds: knobs.rounds },
-      }, (done) => progress.update(Math.floor(done)));
-      progress.finish();
+      }, (done) => progress?.update(Math.floor(done)), comm);
+      progress?.finish();
+      if (s === null || ref === null || real === null) continue;  // not rank 0: its share went to rank 0
       const t0 = performance.now();
       const metrics = scoreImages(s.features, s.classes, real, { k: knobs.k });
       const metricSeconds = (performance.now() - t0) / 1000;
@@ -134,7 +138,7 @@ const evalCommand: Command = {
         : { baseline: pieces.baseline!.model.numParameters() };
       results[method] = {
         metrics,
-        timing: { images: s.classes.length, batch: knobs.batch, seconds: s.seconds, imagesPerSec: s.imagesPerSec, metricSeconds },
+        timing: { images: s.classes.length, batch: knobs.batch, ranks: comm.size, seconds: s.seconds, imagesPerSec: s.imagesPerSec, metricSeconds },
         parameters: { ...parameters, total: Object.values(parameters).reduce((a, b) => a + b, 0) },
         insideCluster: s.insideCluster,
         grid: { path: grid, perClass: order.length / pieces.numClasses, rows: 'one per class, in class order' },
@@ -145,6 +149,7 @@ const evalCommand: Command = {
         },
       };
     }
+    if (ref === null) return;
     const report = {
       kind: 'ctfgen.eval-report', version: 1, date: new Date().toISOString(), command: command(), run: run ?? null, methods,
       knobs: { ...knobs, perClass: knobs.n / pieces.numClasses, numClasses: pieces.numClasses, classOrder: 'class-major' },

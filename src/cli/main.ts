@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { CtfError, Interrupted, systemErrorMessage } from '../errors.js';
 import { UsageError, helpText, parseCommand, type CommandSpec, type ParsedFlags } from './args.js';
 import { closest } from './suggest.js';
+import { abortJobOnUncaughtErrors, isMultiRank, launchedWorld, rankTag } from '../parallel/index.js';
 import { benchEngineCommand } from './bench.js';
 import { benchSampleCommand } from './bench-sample.js';
 import { clusterCommand, clusterSwapDemoCommand } from './cluster.js';
@@ -19,6 +20,9 @@ import { trainCommands } from './train.js';
 export interface Command { spec: CommandSpec; run: (flags: ParsedFlags, positionals: string[]) => Promise<void> }
 
 const COMMANDS: Command[] = [benchEngineCommand, benchSampleCommand, dataInfoCommand, ...tokenizerCommands, clusterCommand, clusterSwapDemoCommand, ...trainCommands, sampleCommand, serveCommand, demoCommand, ...evalCommands, ...plotCommands];
+
+/** The commands that split their work over the ranks of `mpirun -np N` (docs/mpi.md); the others run as one process. */
+const MULTI_RANK = new Set(['sample', 'eval']);
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -60,6 +64,13 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const rest = argv.slice(cmd.spec.name.split(' ').length);
+  if (isMultiRank() && !MULTI_RANK.has(cmd.spec.name)) {
+    if (launchedWorld()?.rank === 0)
+      process.stderr.write(`ctfgen ${cmd.spec.name}: runs as one process, not as ${launchedWorld()?.size ?? 'several'} MPI ` +
+        `ranks; under mpirun only ${[...MULTI_RANK].map((c) => `ctfgen ${c}`).join(' and ')} split their work\n`);
+    return 2;
+  }
+  const who = `ctfgen ${cmd.spec.name}${rankTag()}`;  // several ranks print: say which one
   try {
     const { flags, positionals } = parseCommand(cmd.spec, rest);
     if (flags['help']) { process.stdout.write(helpText(cmd.spec)); return 0; }
@@ -72,22 +83,22 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`ctfgen ${cmd.spec.name}: ${e.message}\nUsage: ${cmd.spec.usage}\n` +
+      process.stderr.write(`${who}: ${e.message}\nUsage: ${cmd.spec.usage}\n` +
         `Run \`ctfgen ${cmd.spec.name} --help\` for every option.\n`);
       return 2;
     }
     if (e instanceof Interrupted) {
-      process.stderr.write(`ctfgen ${cmd.spec.name}: ${e.message}\n`);
+      process.stderr.write(`${who}: ${e.message}\n`);
       return e.exitCode;
     }
     if (e instanceof CtfError) {
-      process.stderr.write(`ctfgen ${cmd.spec.name}: ${e.message}\n`);
+      process.stderr.write(`${who}: ${e.message}\n`);
       return 1;
     }
     // The environment, not a bug: a full disk, a file where a directory should be, a missing permission.
     const system = systemErrorMessage(e);
     if (system !== null) {
-      process.stderr.write(`ctfgen ${cmd.spec.name}: ${system}\n`);
+      process.stderr.write(`${who}: ${system}\n`);
       return 1;
     }
     throw e;
@@ -100,11 +111,13 @@ for (const stream of [process.stdout, process.stderr])
     if (e.code !== 'EPIPE') throw e;
   });
 
+// Under mpirun, a rank that fails unexpectedly ends the whole job instead of leaving the others waiting.
+abortJobOnUncaughtErrors();
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (e: unknown) => {
     // Every input a user can give ends in a CtfError above; anything else is a bug in ctfgen.
-    process.stderr.write(`ctfgen: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n` +
+    process.stderr.write(`ctfgen${rankTag()}: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n` +
       `This is a bug in ctfgen ${version()}: please report it with the command you ran and the lines above.\n`);
     process.exitCode = 1;
   },

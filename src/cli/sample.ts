@@ -7,7 +7,8 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { checkOutputs } from '../io/outputs.js';
 import { MAX_PIXELS, gridSize, imageGrid, writeImageGrid, writePng } from '../io/png.js';
 import { clusterRepresentatives, previewSteps, progressivePreview } from '../sample/images.js';
-import { sampleImages, type SamplingResult } from '../sample/pipeline.js';
+import { communicator } from '../parallel/index.js';
+import { sampleImagesSharded, type SamplingResult } from '../sample/pipeline.js';
 import { RUN_LAYOUT, SAMPLER_METHODS, loadSampler, resolveSamplerPaths, type SamplerMethod, type SamplerPieces } from '../sample/run-dir.js';
 import { UsageError, flagRole, kebab, onOff, type ParsedFlags } from './args.js';
 import type { Command } from './main.js';
@@ -149,6 +150,8 @@ export const sampleCommand: Command = {
       ],
     });
 
+    // Under mpirun every rank samples its share of the images; rank 0 alone logs and writes.
+    const comm = communicator(), say = comm.rank === 0 ? log : (): void => {};
     const t0 = performance.now();
     const pieces: SamplerPieces = await loadSampler([method], paths);
     const names = await runClassNames(pieces);
@@ -160,16 +163,19 @@ export const sampleCommand: Command = {
     const cols = (f['cols'] as number | undefined) ?? (classIds.length > 1 && n <= 32 ? n : Math.ceil(Math.sqrt(N)));
     const scale = f['scale'] as number;
     checkPictureSizes(f, pieces.tokenizer.model.config.imageSize, N, cols, T);
-    log(`${method}: ${N} images (${classIds.length} class${classIds.length > 1 ? 'es' : ''} × ${n}), loaded ${Object.values(paths).join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    say(`${method}: ${N} images (${classIds.length} class${classIds.length > 1 ? 'es' : ''} × ${n}), ` +
+      `loaded ${Object.values(paths).join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
-    const progress = new Progress({ label: method === 'ctf' ? 'stage 1' : 'baseline', total: N, unit: 'img' });
-    const r = sampleImages(pieces, {
+    const label = method === 'ctf' ? 'stage 1' : 'baseline';
+    const progress = comm.rank === 0 ? new Progress({ label, total: N, unit: 'img' }) : null;
+    const r = sampleImagesSharded(pieces, {
       method, classes, seed: f['seed'] as number, batchSize: f['batch'] as number,
       cfgScale: f['cfg'] as number, temperature, topK: f['topK'] as number, topP,
       stage2: { temperature: t2, topK: f['topK'] as number, topP, clusterMask: mask, cfgScale: f['cfg2'] as number, rounds: f['refineRounds'] as number },
-      onProgress: (e) => { if (e.phase === 'stage1' && e.done < N) progress.update(Math.floor(e.done)); },
-    });
-    progress.finish();
+      onProgress: (e) => { if (e.phase === 'stage1' && e.done < N) progress?.update(Math.floor(e.done)); },
+    }, comm);
+    progress?.finish();
+    if (r === null) return;  // not rank 0: its images went to rank 0
     const s = r.seconds;
     let inside: number | null = null;
     if (r.coarse && pieces.map) {

@@ -10,6 +10,7 @@
 import { Rng } from '../engine/rng.js';
 import { Tensor } from '../engine/tensor.js';
 import { CtfError } from '../errors.js';
+import { LocalCommunicator, gatherConcat, maxOverRanks, shardOf, type Communicator } from '../parallel/index.js';
 import { sampleImages, type SamplingRequest } from '../sample/pipeline.js';
 import type { SamplerMethod, SamplerPieces } from '../sample/run-dir.js';
 import type { VqTokenizer } from '../tokenizer/model.js';
@@ -119,8 +120,15 @@ export interface EvalSamples {
 /**
  * Samples o.n images (uniform over the classes) chunk by chunk, scores each chunk as it arrives.
  * Every image draws from its own stream named by (seed, class, index), so the chunk size never changes it.
+ * With a communicator of several ranks (mpirun), each rank samples and scores its whole chunks (parallel/shard.ts)
+ * and rank 0 gathers them: its result is one process's (seconds: the slowest rank's); the other ranks get null.
  */
-export function sampleForEval(p: SamplerPieces, classifier: Classifier, o: EvalSamplingOptions, onProgress?: (done: number, total: number) => void): EvalSamples {
+export function sampleForEval(p: SamplerPieces, classifier: Classifier, o: EvalSamplingOptions,
+  onProgress?: (done: number, total: number) => void): EvalSamples;
+export function sampleForEval(p: SamplerPieces, classifier: Classifier, o: EvalSamplingOptions,
+  onProgress: ((done: number, total: number) => void) | undefined, comm: Communicator): EvalSamples | null;
+export function sampleForEval(p: SamplerPieces, classifier: Classifier, o: EvalSamplingOptions,
+  onProgress?: (done: number, total: number) => void, comm: Communicator = new LocalCommunicator()): EvalSamples | null {
   const { classes, imageIndices, perClass } = uniformClasses(o.n, p.numClasses);
   const tok = p.tokenizer.model.config, N = o.n, px = tok.inChannels * tok.imageSize * tok.imageSize;
   const { inChannels: C, imageSize: S } = classifier.config;
@@ -128,33 +136,54 @@ export function sampleForEval(p: SamplerPieces, classifier: Classifier, o: EvalS
     throw new CtfError(`evaluation: the tokenizer decodes ${tok.inChannels}×${tok.imageSize}×${tok.imageSize} images, the classifier takes ${C}×${S}×${S}`);
   if (classifier.config.numClasses !== p.numClasses)
     throw new CtfError(`evaluation: the models know ${p.numClasses} classes, the classifier ${classifier.config.numClasses}`);
-  const pixels = new Uint8Array(N * px);
-  const features = new Float32Array(N * classifier.config.featureDim), probs = new Float32Array(N * p.numClasses);
+  // This rank's images [from, to) (all of them in one process); progress scaled to the job's N.
+  const { first: from, end: to } = shardOf(N, o.batchSize, comm.rank, comm.size), share = to - from;
+  const progress = onProgress && ((done: number): void => onProgress(share === N ? done : ((done - from) * N) / share, N));
+  const pixels = new Uint8Array(share * px);
+  const features = new Float32Array(share * classifier.config.featureDim), probs = new Float32Array(share * p.numClasses);
   const seconds = { stage1: 0, stage2: 0, decode: 0, total: 0, scoring: 0 };
   let inside = 0;
-  for (let first = 0; first < N; first += o.batchSize) {
-    const end = Math.min(N, first + o.batchSize);
+  for (let first = from; first < to; first += o.batchSize) {
+    const end = Math.min(to, first + o.batchSize);
     const r = sampleImages(p, {
       ...o, classes: classes.subarray(first, end), imageIndices: imageIndices.subarray(first, end), batchSize: o.batchSize,
-      onProgress: onProgress && ((e) => { if (e.phase === 'stage1') onProgress(first + e.done, N); }),
+      onProgress: progress && ((e) => { if (e.phase === 'stage1') progress(first + e.done); }),
     });
     for (const k of ['stage1', 'stage2', 'decode', 'total'] as const) seconds[k] += r.seconds[k];
     if (r.coarse && p.map) for (let i = 0; i < r.fine.length; i++) inside += p.map.fineToCoarse[r.fine[i]!] === r.coarse[i] ? 1 : 0;
     const t0 = performance.now();
     const chunk = quantizeImages(r.images);
-    pixels.set(chunk, first * px);
+    pixels.set(chunk, (first - from) * px);
     const f = pixelFeatures(classifier, chunk, [end - first, C, S, S], { batchSize: o.scoreBatch });
-    features.set(f.features, first * f.dim);
-    probs.set(f.probs, first * f.classes);
+    features.set(f.features, (first - from) * f.dim);
+    probs.set(f.probs, (first - from) * f.classes);
     seconds.scoring += (performance.now() - t0) / 1000;
-    onProgress?.(end, N);
+    progress?.(end);
   }
+  const all = gatherEvalShares(comm, { pixels, features, probs, inside, seconds });
+  if (all === null) return null;
   return {
-    method: o.method, classes, perClass, pixels, shape: [N, C, S, S],
-    features: { n: N, dim: classifier.config.featureDim, classes: p.numClasses, features, probs },
-    insideCluster: o.method === 'ctf' ? inside / (N * p.grid * p.grid) : null,
-    seconds, imagesPerSec: N / seconds.total,
+    method: o.method, classes, perClass, pixels: all.pixels, shape: [N, C, S, S],
+    features: { n: N, dim: classifier.config.featureDim, classes: p.numClasses, features: all.features, probs: all.probs },
+    insideCluster: o.method === 'ctf' ? all.inside / (N * p.grid * p.grid) : null,
+    seconds: all.seconds, imagesPerSec: N / all.seconds.total,
   };
+}
+
+interface EvalShare {
+  pixels: Uint8Array; features: Float32Array; probs: Float32Array; inside: number;
+  seconds: EvalSamples['seconds'];
+}
+
+/** The ranks' shares of sampleForEval, in rank order, on rank 0 (null elsewhere); one process: its own. */
+function gatherEvalShares(comm: Communicator, s: EvalShare): EvalShare | null {
+  if (comm.size === 1) return s;
+  const pixels = gatherConcat(comm, s.pixels), features = gatherConcat(comm, s.features);
+  const probs = gatherConcat(comm, s.probs), inside = gatherConcat(comm, Float64Array.of(s.inside));
+  const t = s.seconds, slowest = maxOverRanks(comm, Float64Array.of(t.stage1, t.stage2, t.decode, t.total, t.scoring));
+  if (!pixels || !features || !probs || !inside || !slowest) return null;
+  const [stage1 = 0, stage2 = 0, decode = 0, total = 0, scoring = 0] = slowest;
+  return { pixels, features, probs, inside: inside.reduce((a, b) => a + b, 0), seconds: { stage1, stage2, decode, total, scoring } };
 }
 
 /** The tokenizer's reconstructions of the first `limit` images of a split, as u8 pixels (N, C, S, S). */

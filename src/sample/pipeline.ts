@@ -5,6 +5,8 @@ import { baselineSample, ctfSample, type RefineOptions } from './ctf.js';
 import type { TokenEvent } from './generate.js';
 import type { LogitsOptions } from './logits.js';
 import { decodeTokens } from './images.js';
+import { indicesWithinClass } from './logits.js';
+import { gatherConcat, maxOverRanks, shardOf, type Communicator } from '../parallel/index.js';
 import type { SamplerMethod, SamplerPieces } from './run-dir.js';
 
 export interface SamplingRequest extends LogitsOptions {
@@ -66,5 +68,33 @@ export function sampleImages(p: SamplerPieces, r: SamplingRequest): SamplingResu
     method: r.method, classes: r.classes, coarse, fine, images,
     shape: [N, tok.config.inChannels, tok.config.imageSize, tok.config.imageSize],
     seconds: { stage1, stage2, decode, total: stage1 + stage2 + decode },
+  };
+}
+
+/**
+ * sampleImages split across the ranks of `comm` (mpirun -np N): each rank samples whole chunks of r.batchSize
+ * images (parallel/shard.ts), rank 0 gathers them in order, so its result is one process's bit for bit; the other
+ * ranks get null. Seconds are the slowest rank's; rank 0's progress stands for the job's.
+ */
+export function sampleImagesSharded(p: SamplerPieces, r: SamplingRequest, comm: Communicator): SamplingResult | null {
+  if (comm.size === 1) return sampleImages(p, r);
+  const N = r.classes.length, cfg = p.tokenizer.model.config;
+  const { first, end } = shardOf(N, r.batchSize ?? 64, comm.rank, comm.size);
+  const indices = r.imageIndices ?? indicesWithinClass(r.classes);
+  const onProgress = comm.rank === 0 && r.onProgress;
+  const mine = end > first ? sampleImages(p, {
+    ...r, classes: r.classes.subarray(first, end), imageIndices: indices.subarray(first, end), onToken: undefined,
+    onProgress: onProgress ? (e) => onProgress({ ...e, done: (e.done * N) / (end - first), total: N }) : undefined,
+  }) : null;
+  const coarse = r.method === 'ctf' ? gatherConcat(comm, mine?.coarse ?? new Int32Array(0)) : null;
+  const fine = gatherConcat(comm, mine?.fine ?? new Int32Array(0));
+  const images = gatherConcat(comm, mine?.images ?? new Float32Array(0));
+  const s = mine?.seconds ?? { stage1: 0, stage2: 0, decode: 0, total: 0 };
+  const slowest = maxOverRanks(comm, Float64Array.of(s.stage1, s.stage2, s.decode, s.total));
+  if (fine === null || images === null || slowest === null) return null;
+  const [stage1 = 0, stage2 = 0, decode = 0, total = 0] = slowest;
+  return {
+    method: r.method, classes: r.classes, coarse, fine, images, shape: [N, cfg.inChannels, cfg.imageSize, cfg.imageSize],
+    seconds: { stage1, stage2, decode, total },
   };
 }
