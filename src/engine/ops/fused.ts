@@ -1,7 +1,7 @@
-// Fused ops the GPT uses: SwiGLU (also over the packed w1|w3 projection), the class-prefixed token
-// embedding, the two halves of a transformer block as single ops (attentionBlock: wqkv → RoPE attention
-// → wo; swigluFfn: w1|w3 → SwiGLU → w2) with explicit backwards in the manner of llm.c, and the native
-// KV-cached decoding step.
+// Fused transformer ops with explicit backwards in the manner of llm.c: SwiGLU (also over a packed w1|w3
+// projection), the class-prefixed token embedding, the two halves of a transformer block as single ops
+// (attentionBlock: wqkv → RoPE attention → wo; swigluFfn: w1|w3 → SwiGLU → w2) and the residual add with
+// dropout. (A GPT's inference passes belong to the model: src/models/gpt-native.ts.)
 import { CtfError } from '../../errors.js';
 import { gradOf, record } from '../autograd.js';
 import { kernel } from '../native.js';
@@ -18,15 +18,6 @@ type PrefixEmbedForward = (cls: Float32Array, nCls: number, classes: Int32Array,
   tokens: Int32Array, out: Float32Array, B: number, L: number, D: number) => number;
 type PrefixEmbedBackward = (dCls: Float32Array, classes: Int32Array, dTok: Float32Array, tokens: Int32Array,
   dout: Float32Array, B: number, L: number, D: number) => void;
-type GptDecodeStep = (h: Float32Array, x: Float32Array, qkv: Float32Array, att: Float32Array, ab: Float32Array, g: Float32Array,
-  logits: Float32Array, layers: Float32Array[], kCaches: Float32Array[], vCaches: Float32Array[], cos: Float32Array, sin: Float32Array,
-  norm: Float32Array, output: Float32Array, N: number, D: number, H: number, hid: number, V: number, maxT: number, ldk: number,
-  pos: number, eps: number) => void;
-
-type GptHiddenForward = (h: Float32Array, x: Float32Array, qkv: Float32Array, att: Float32Array, ab: Float32Array, g: Float32Array,
-  out: Float32Array, layers: Float32Array[], cos: Float32Array, sin: Float32Array, norm: Float32Array,
-  B: number, T: number, D: number, H: number, hid: number, causal: boolean, eps: number) => void;
-
 type AddDropoutForward = (h: Float32Array, x: Float32Array, out: Float32Array, p: number, seed: number) => void;
 type AddDropoutBackward = (g: Float32Array, gx: Float32Array, p: number, seed: number, accumulate: boolean) => void;
 
@@ -36,17 +27,6 @@ const addDropoutBackward = kernel<AddDropoutBackward>('addDropoutBackward');
 const swigluBackward = kernel<SwigluBackward>('swigluBackward');
 const prefixEmbedForward = kernel<PrefixEmbedForward>('prefixEmbedForward');
 const prefixEmbedBackward = kernel<PrefixEmbedBackward>('prefixEmbedBackward');
-/**
- * A whole KV-cached decoding step of the GPT: every layer and the head, two threads, no allocation.
- * See native/fused.cc; src/models/kv-cache.ts is its caller.
- */
-export const gptDecodeStep = kernel<GptDecodeStep>('gptDecodeStep');
-
-/**
- * The GPT's blocks and final norm over whole sequences at inference, in one native call on two threads that
- * each take half of the sequences (native/fused.cc); src/sample/hidden.ts is its caller.
- */
-export const gptHiddenForward = kernel<GptHiddenForward>('gptHiddenForward');
 
 const NONE = new Float32Array(0);
 
