@@ -106,8 +106,8 @@ CTF_KERNEL(prefixEmbedForward) {
   const int32_t* tokens = ctf::i32(info, 5, "tokens");
   float* out = ctf::f32(info, 6, "out");
   int64_t B = ctf::integer(info, 7, "B"), L = ctf::integer(info, 8, "L"), D = ctf::integer(info, 9, "D");
-  if ((int64_t)ctf::len(info, 0) < nCls * D || (int64_t)ctf::len(info, 3) < nTok * D || (int64_t)ctf::len(info, 2) < B ||
-      (int64_t)ctf::len(info, 5) < B * (L - 1) || (int64_t)ctf::len(info, 6) < B * L * D)
+  const auto len = [&](size_t i) { return (int64_t)ctf::len(info, i); };
+  if (len(0) < nCls * D || len(3) < nTok * D || len(2) < B || len(5) < B * (L - 1) || len(6) < B * L * D)
     ctf::fail(info, "prefixEmbedForward: buffers smaller than their shapes");
   for (int64_t b = 0; b < B; b++)
     if (classes[b] < 0 || classes[b] >= nCls) return Napi::Number::New(info.Env(), (double)b);
@@ -162,7 +162,8 @@ CTF_KERNEL(addDropoutForward) {
   const float p = (float)ctf::number(info, 3, "p");
   const uint32_t seed = (uint32_t)ctf::integer(info, 4, "seed");
   const int64_t n = (int64_t)ctf::len(info, 0);
-  if ((int64_t)ctf::len(info, 1) != n || (int64_t)ctf::len(info, 2) != n) ctf::fail(info, "addDropoutForward: h, x, out differ in length");
+  if ((int64_t)ctf::len(info, 1) != n || (int64_t)ctf::len(info, 2) != n)
+    ctf::fail(info, "addDropoutForward: h, x, out differ in length");
   const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
   split2(n, n, [&](int64_t i0, int64_t i1) {
     if (p == 0.0f) {
