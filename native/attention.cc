@@ -616,7 +616,7 @@ namespace ctf {
 
 // Attention of the sequences b0 ≤ b < b1 of a fused projection qkv (B, T, 3·H·hd) whose q is already scaled and
 // rotated and whose k is rotated (ropeQkvInPlace / rope_qkv_rows), into out (B, T, H·hd), on the calling thread.
-// For inference passes that give each thread whole sequences (fused.cc gptHiddenForward).
+// For inference passes that give each thread whole sequences (gpt_infer.cc gptHiddenForward).
 void attention_sequences(const float* qkv, float* out, int64_t b0, int64_t b1, int64_t B, int64_t T, int64_t H, int64_t hd,
                          bool causal) {
   const int64_t D = H * hd;
@@ -632,7 +632,7 @@ void attention_sequences(const float* qkv, float* out, int64_t b0, int64_t b1, i
 
 
 // Rows n0 ≤ n < n1 of the step above; scratch holds hd + round16(pos + 1) floats. Also called by the
-// fused decode step (fused.cc), which splits rows over its threads.
+// GPT decode step (gpt_infer.cc), which splits rows over its threads.
 void decode_attention_rows(const float* qkv, float* kt, float* vc, const float* cos, const float* sin, float* out,
                            int64_t n0, int64_t n1, int64_t H, int64_t hd, int64_t maxT, int64_t ldk, int64_t pos,
                            float scale, float* scratch) {

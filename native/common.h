@@ -1,6 +1,6 @@
 // Shared helpers for every kernel file: argument unpacking with clear errors and the kernel registry.
 // Kernels take JS-owned typed arrays and write into them in place (zero copy); no kernel keeps a pointer
-// after it returns.
+// after it returns (the GPT handles of gpt_model.h are the one exception: they hold napi references).
 #pragma once
 #include <napi.h>
 #include <cstdint>

@@ -42,7 +42,7 @@ export const GPT_PRESETS = {
   tiny: { layers: 2, dim: 64, heads: 4, ffnMultipleOf: 32 },      // tests
   S: { layers: 4, dim: 128, heads: 4, ffnMultipleOf: 64 },        // ~0.9M params in the blocks
   M: { layers: 4, dim: 256, heads: 8, ffnMultipleOf: 256 },       // the engine benchmark's model
-  ML: { layers: 6, dim: 256, heads: 8, ffnMultipleOf: 256 },      // an aux ~3× baseline S, as the paper's aux is to its GPT-B
+  ML: { layers: 6, dim: 256, heads: 8, ffnMultipleOf: 256 },      // an aux ~3× baseline S (the paper's aux to GPT-B)
   L: { layers: 6, dim: 384, heads: 12, ffnMultipleOf: 256 },
   XL: { layers: 8, dim: 512, heads: 16, ffnMultipleOf: 256 },
 } as const;
@@ -54,7 +54,9 @@ export type GptTask = Pick<GptConfig, 'inVocab' | 'outVocab' | 'numClasses' | 'g
 export function gptConfig(preset: GptPreset, task: GptTask, overrides: Partial<GptConfig> = {}): GptConfig {
   const sizes = GPT_PRESETS[preset];
   if (!sizes) throw new CtfError(`gpt: unknown preset "${preset}" (known: ${Object.keys(GPT_PRESETS).join(', ')})`);
-  const c: GptConfig = { ...sizes, dropout: 0.1, classDropout: 0.1, normEps: 1e-5, ropeBase: 10000, fineVocab: 0, ...task, ...overrides };
+  const c: GptConfig = {
+    ...sizes, dropout: 0.1, classDropout: 0.1, normEps: 1e-5, ropeBase: 10000, fineVocab: 0, ...task, ...overrides,
+  };
   validateGptConfig(c);
   return c;
 }
@@ -121,6 +123,36 @@ export interface GptLayer {
   w2: Tensor;        // (dim, hidden)
 }
 
+/**
+ * A trainable tensor under its checkpoint name (nanoGPT's named_parameters). The fused w1|w3 tensor of a block is
+ * stored in checkpoints as its two row halves, under the names in `halves` (LlamaGen's w1 and w3).
+ */
+export interface NamedWeight {
+  readonly name: string;
+  readonly tensor: Tensor;
+  readonly halves?: readonly [string, string];
+}
+
+/**
+ * A block's tensors in the order a checkpoint holds them. weightsHash reads the weights in this order, so every
+ * checkpoint written so far fixes it; Gpt.namedWeights itself is in parameter order (attention norm first).
+ */
+const CHECKPOINT_BLOCK_ORDER = ['attention.wqkv', 'attention.wo', 'feed_forward.w1', 'feed_forward.w2',
+  'feed_forward.w3', 'attention_norm', 'ffn_norm'];
+
+/** entries (name, ·) in parameter order -> checkpoint order: each layer's run sorted by CHECKPOINT_BLOCK_ORDER. */
+function inCheckpointOrder<T>(entries: [string, T][]): [string, T][] {
+  const layerOf = (name: string): string => /^layers\.\d+\./.exec(name)?.[0] ?? '';
+  const rank = (name: string): number =>
+    CHECKPOINT_BLOCK_ORDER.indexOf(/^layers\.\d+\.(.+)\.weight$/.exec(name)?.[1] ?? '');
+  const out: [string, T][] = [];
+  for (let i = 0, j = 1; i < entries.length; i = j, j = i + 1) {
+    while (j < entries.length && layerOf(entries[j]![0]) === layerOf(entries[i]![0])) j++;
+    out.push(...entries.slice(i, j).sort((x, y) => rank(x[0]) - rank(y[0])));  // stable: other runs keep their order
+  }
+  return out;
+}
+
 export interface ForwardOptions {
   training: boolean;
   /** Class and token/residual/FFN dropout randomness; required when training with dropout > 0. */
@@ -145,6 +177,12 @@ export class Gpt {
   /** (1 + grid², headDim/2): position 0 is the class token (zero rows), then the grid cells. */
   readonly rope: RopeTable;
 
+  /**
+   * Every trainable tensor under its checkpoint name, in parameter order: the one list that parameters(),
+   * stateDict(), namedGradients() and the native inference handle (gpt-native.ts) are derived from.
+   */
+  readonly namedWeights: readonly NamedWeight[];
+
   /** LlamaGen init: normal(0, 0.02) for embeddings and linear weights, output head zero, norms one. */
   constructor(config: GptConfig, rng: Rng = new Rng(0)) {
     validateGptConfig(config);
@@ -152,75 +190,60 @@ export class Gpt {
     const { dim, heads, layers } = config;
     this.hidden = ffnHidden(config);
     this.headDim = dim / heads;
-    const normal = (name: string, shape: number[]): Tensor => {
+    const weights: NamedWeight[] = [];
+    const weight = (name: string, shape: number[], init: 'normal' | 'ones' | 'zeros',
+      halves?: [string, string]): Tensor => {
       const t = new Tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, { requiresGrad: true, name });
-      rng.split(name).fillNormal(t.f32, 0, 0.02);
+      if (init === 'normal') rng.split(name).fillNormal(t.f32, 0, 0.02);
+      if (init === 'ones') t.f32.fill(1);
+      weights.push({ name, tensor: t, ...(halves ? { halves } : {}) });
       return t;
     };
-    const ones = (name: string): Tensor => new Tensor(new Float32Array(dim).fill(1), [dim], { requiresGrad: true, name });
-    this.clsTable = normal('cls_embedding.embedding_table.weight', [config.numClasses + 1, dim]);
-    this.tokTable = normal('tok_embeddings.weight', [config.inVocab, dim]);
-    this.fineTable = config.fineVocab > 0 ? normal('fine_embeddings.weight', [config.fineVocab, dim]) : null;
-    this.blocks = Array.from({ length: layers }, (_, i) => ({
-      attnNorm: ones(`layers.${i}.attention_norm.weight`),
-      wqkv: normal(`layers.${i}.attention.wqkv.weight`, [3 * dim, dim]),
-      wo: normal(`layers.${i}.attention.wo.weight`, [dim, dim]),
-      ffnNorm: ones(`layers.${i}.ffn_norm.weight`),
-      w13: normal(`layers.${i}.feed_forward.w13.weight`, [2 * this.hidden, dim]),
-      w2: normal(`layers.${i}.feed_forward.w2.weight`, [dim, this.hidden]),
-    }));
-    this.norm = ones('norm.weight');
-    this.output = new Tensor(new Float32Array(config.outVocab * dim), [config.outVocab, dim], { requiresGrad: true, name: 'output.weight' });
+    this.clsTable = weight('cls_embedding.embedding_table.weight', [config.numClasses + 1, dim], 'normal');
+    this.tokTable = weight('tok_embeddings.weight', [config.inVocab, dim], 'normal');
+    this.fineTable = config.fineVocab > 0 ? weight('fine_embeddings.weight', [config.fineVocab, dim], 'normal') : null;
+    this.blocks = Array.from({ length: layers }, (_, i) => {
+      const p = `layers.${i}.`;
+      return {
+        attnNorm: weight(`${p}attention_norm.weight`, [dim], 'ones'),
+        wqkv: weight(`${p}attention.wqkv.weight`, [3 * dim, dim], 'normal'),
+        wo: weight(`${p}attention.wo.weight`, [dim, dim], 'normal'),
+        ffnNorm: weight(`${p}ffn_norm.weight`, [dim], 'ones'),
+        w13: weight(`${p}feed_forward.w13.weight`, [2 * this.hidden, dim], 'normal',
+          [`${p}feed_forward.w1.weight`, `${p}feed_forward.w3.weight`]),
+        w2: weight(`${p}feed_forward.w2.weight`, [dim, this.hidden], 'normal'),
+      };
+    });
+    this.norm = weight('norm.weight', [dim], 'ones');
+    this.output = weight('output.weight', [config.outVocab, dim], 'zeros');
+    this.namedWeights = weights;
     this.rope = ropeTable2d(config.grid, this.headDim, { base: config.ropeBase, prefix: 1 });
   }
 
   /** The trainable tensors (what the optimizer updates); w1|w3 is one tensor per layer. */
   parameters(): Tensor[] {
-    return [this.clsTable, this.tokTable, ...(this.fineTable ? [this.fineTable] : []), ...this.blocks.flatMap((b) => [b.attnNorm, b.wqkv, b.wo, b.ffnNorm, b.w13, b.w2]), this.norm, this.output];
+    return this.namedWeights.map((w) => w.tensor);
   }
 
   /**
    * LlamaGen's state_dict: name -> tensor sharing this model's memory (w1 and w3 are views of the
-   * halves of w13, so loading into them loads the model). Order as in LlamaGen.
+   * halves of w13, so loading into them loads the model), in checkpoint order.
    */
   stateDict(): Map<string, Tensor> {
-    const sd = new Map<string, Tensor>();
-    const put = (name: string, t: Tensor): void => void sd.set(name, t);
-    put('cls_embedding.embedding_table.weight', this.clsTable);
-    put('tok_embeddings.weight', this.tokTable);
-    if (this.fineTable) put('fine_embeddings.weight', this.fineTable);
-    const half = this.hidden * this.config.dim;
-    this.blocks.forEach((b, i) => {
-      const p = `layers.${i}.`;
-      put(`${p}attention.wqkv.weight`, b.wqkv);
-      put(`${p}attention.wo.weight`, b.wo);
-      sd.set(`${p}feed_forward.w1.weight`, new Tensor(b.w13.f32.subarray(0, half), [this.hidden, this.config.dim], { name: `${p}feed_forward.w1.weight` }));
-      put(`${p}feed_forward.w2.weight`, b.w2);
-      sd.set(`${p}feed_forward.w3.weight`, new Tensor(b.w13.f32.subarray(half), [this.hidden, this.config.dim], { name: `${p}feed_forward.w3.weight` }));
-      put(`${p}attention_norm.weight`, b.attnNorm);
-      put(`${p}ffn_norm.weight`, b.ffnNorm);
-    });
-    put('norm.weight', this.norm);
-    put('output.weight', this.output);
-    return sd;
+    const shape = [this.hidden, this.config.dim];
+    return new Map(this.checkpointEntries((t) => t, (t, i, name) => new Tensor(halfOf(t.f32, i), shape, { name })));
   }
 
   /** Gradients by LlamaGen name (views, null where none flowed), after backward(). */
   namedGradients(): Map<string, Float32Array | null> {
-    const out = new Map<string, Float32Array | null>();
-    const half = this.hidden * this.config.dim;
-    const byTensor = new Map<string, Tensor>([['cls_embedding.embedding_table.weight', this.clsTable], ['tok_embeddings.weight', this.tokTable],
-      ['norm.weight', this.norm], ['output.weight', this.output]]);
-    if (this.fineTable) byTensor.set('fine_embeddings.weight', this.fineTable);
-    this.blocks.forEach((b, i) => {
-      const p = `layers.${i}.`;
-      byTensor.set(`${p}attention.wqkv.weight`, b.wqkv).set(`${p}attention.wo.weight`, b.wo).set(`${p}feed_forward.w2.weight`, b.w2)
-        .set(`${p}attention_norm.weight`, b.attnNorm).set(`${p}ffn_norm.weight`, b.ffnNorm);
-      out.set(`${p}feed_forward.w1.weight`, b.w13.grad ? b.w13.grad.subarray(0, half) : null);
-      out.set(`${p}feed_forward.w3.weight`, b.w13.grad ? b.w13.grad.subarray(half) : null);
-    });
-    for (const [name, t] of byTensor) out.set(name, t.grad);
-    return out;
+    return new Map(this.checkpointEntries((t) => t.grad, (t, i) => (t.grad ? halfOf(t.grad, i) : null)));
+  }
+
+  /** namedWeights under their checkpoint names, in checkpoint order: a fused weight as its two row halves. */
+  private checkpointEntries<T>(whole: (t: Tensor) => T,
+    half: (t: Tensor, i: number, name: string) => T): [string, T][] {
+    return inCheckpointOrder(this.namedWeights.flatMap(({ name, tensor, halves }): [string, T][] =>
+      halves ? halves.map((h, i) => [h, half(tensor, i, h)]) : [[name, whole(tensor)]]));
   }
 
   /** Labels after class dropout: each becomes the null class with probability classDropout (training only). */
@@ -229,7 +252,8 @@ export class Gpt {
     for (let b = 0; b < classes.length; b++) {
       const c = classes[b]!;
       if (!Number.isInteger(c) || c < 0 || c > numClasses)
-        throw new CtfError(`gpt: class ${c} at batch row ${b} outside [0, ${numClasses}] (${numClasses} is the null class)`);
+        throw new CtfError(`gpt: class ${c} at batch row ${b} outside [0, ${numClasses}] ` +
+          `(${numClasses} is the null class)`);
     }
     if (!o.training || classDropout === 0) return classes;
     const rng = requireRng(o, 'class dropout');
@@ -242,16 +266,25 @@ export class Gpt {
    */
   embed(classes: Int32Array, tokens: Int32Array, o: ForwardOptions): Tensor {
     const B = classes.length, L = tokens.length / B;
-    const h = prefixEmbedding(this.clsTable, new Tensor(this.dropClasses(classes, o), [B]), this.tokTable, new Tensor(tokens, [B, L]));
-    if (!this.fineTable) {
-      if (o.fineInputs) throw new CtfError('gpt: fine inputs given to a model without a fine-token table (config.fineVocab = 0)');
-      return h;
-    }
-    if (!o.fineInputs || o.fineInputs.length !== tokens.length)
-      throw new CtfError(`gpt: a masked-refinement aux needs one fine input per token (${tokens.length}), got ${o.fineInputs?.length ?? 'none'}`);
+    const h = prefixEmbedding(this.clsTable, new Tensor(this.dropClasses(classes, o), [B]), this.tokTable,
+      new Tensor(tokens, [B, L]));
+    this.checkFineInputs(tokens, o.fineInputs);
+    if (!this.fineTable || !o.fineInputs) return h;
     this.noClass ??= new Tensor(new Float32Array(this.config.dim), [1, this.config.dim]);
-    const fine = prefixEmbedding(this.noClass, new Tensor(new Int32Array(B), [B]), this.fineTable, new Tensor(o.fineInputs, [B, L]));
+    const fine = prefixEmbedding(this.noClass, new Tensor(new Int32Array(B), [B]), this.fineTable,
+      new Tensor(o.fineInputs, [B, L]));
     return add(h, fine);
+  }
+
+  /** A masked-refinement aux needs one fine input per token; any other model takes none. */
+  checkFineInputs(tokens: Int32Array, fineInputs: Int32Array | undefined): void {
+    if (!this.fineTable) {
+      if (fineInputs)
+        throw new CtfError('gpt: fine inputs given to a model without a fine-token table (config.fineVocab = 0)');
+    } else if (!fineInputs || fineInputs.length !== tokens.length) {
+      throw new CtfError(`gpt: a masked-refinement aux needs one fine input per token (${tokens.length}), ` +
+        `got ${fineInputs?.length ?? 'none'}`);
+    }
   }
 
   private noClass: Tensor | null = null;  // (1, dim) zeros: the class position gets no fine embedding
@@ -269,7 +302,8 @@ export class Gpt {
       throw new CtfError(`gpt.forward: ${tokens.length} tokens do not split into ${B} rows`);
     const L = tokens.length / B;
     if (L + 1 > this.rope.rows)
-      throw new CtfError(`gpt.forward: sequence of 1 + ${L} positions exceeds the grid's ${this.rope.rows} (grid ${c.grid})`);
+      throw new CtfError(`gpt.forward: sequence of 1 + ${L} positions exceeds the grid's ${this.rope.rows} ` +
+        `(grid ${c.grid})`);
     const p = o.training ? c.dropout : 0;
     const rng = p > 0 ? requireRng(o, 'dropout') : undefined;
     let h = this.embed(classes, tokens, o);
@@ -287,22 +321,18 @@ export class Gpt {
    * Mean cross-entropy of forward(classes, inputs) against targets (B·T) i32. Causal: inputs (B·(T-1)),
    * targets (B·T) = the full sequence. Bidirectional: inputs (B·T) coarse labels, targets (B·T) fine labels.
    */
-  loss(classes: Int32Array, inputs: Int32Array, targets: Int32Array, o: ForwardOptions): { loss: Tensor; logits: Tensor } {
+  loss(classes: Int32Array, inputs: Int32Array, targets: Int32Array,
+    o: ForwardOptions): { loss: Tensor; logits: Tensor } {
     const logits = this.forward(classes, inputs, o);
     const [B, T] = logits.shape as [number, number, number];
-    if (targets.length !== B * T)
-      throw new CtfError(`gpt.loss: ${targets.length} targets for logits of ${B}×${T} positions (${this.config.causal ? 'causal: inputs are the targets minus the last token' : 'bidirectional: one target per input'})`);
+    if (targets.length !== B * T) {
+      const why = this.config.causal
+        ? 'causal: inputs are the targets minus the last token' : 'bidirectional: one target per input';
+      throw new CtfError(`gpt.loss: ${targets.length} targets for logits of ${B}×${T} positions (${why})`);
+    }
     // Masked refinement: the loss is on the masked positions only; the others carry IGNORE_TARGET.
     const ignore = o.fineInputs ? { ignoreIndex: IGNORE_TARGET } : {};
     return { loss: crossEntropy(logits, new Tensor(targets, [B, T]), ignore), logits };
-  }
-
-  /**
-   * The blocks' weights as the native inference kernels (gptDecodeStep, gptHiddenForward) take them: six per
-   * block, attnNorm, wqkv, wo, ffnNorm, w13, w2.
-   */
-  blockWeights(): Float32Array[] {
-    return this.blocks.flatMap((b) => [b.attnNorm.f32, b.wqkv.f32, b.wo.f32, b.ffnNorm.f32, b.w13.f32, b.w2.f32]);
   }
 
   /** Number of trainable scalars. */
@@ -317,6 +347,11 @@ export class Gpt {
   zeroGrad(): void {
     for (const p of this.parameters()) p.grad?.fill(0);
   }
+}
+
+/** Row half i (0 or 1) of a buffer holding two equal halves. */
+function halfOf(a: Float32Array, i: number): Float32Array {
+  return a.subarray((i * a.length) / 2, ((i + 1) * a.length) / 2);
 }
 
 function requireRng(o: ForwardOptions, what: string): Rng {

@@ -11,10 +11,10 @@ import { noGrad } from '../engine/autograd.js';
 import { sgemm } from '../engine/ops/matmul.js';
 import type { Rng } from '../engine/rng.js';
 import { sampleLogits, type SampleOptions } from '../engine/sampling.js';
+import { finalHidden } from '../models/gpt-native.js';
 import type { Gpt } from '../models/gpt.js';
 import { maskedShare } from '../models/masked-refine.js';
 import { DEFAULT_BATCH_SIZE, generate, type GenerateOptions } from './generate.js';
-import { finalHidden } from './hidden.js';
 import {
   cfgClasses, cfgTokens, checkPartition, guide, imageRngs, maskToClusters, resolveLogitsOptions, usesCfg,
   type ClusterPartition, type LogitsOptions,

@@ -1,7 +1,7 @@
-// Fused ops the GPT uses: SwiGLU (also over the packed w1|w3 projection), the class-prefixed token
-// embedding, the two halves of a transformer block as single ops (attentionBlock: wqkv → RoPE attention
-// → wo; swigluFfn: w1|w3 → SwiGLU → w2) with explicit backwards in the manner of llm.c, and the native
-// KV-cached decoding step.
+// Fused transformer ops with explicit backwards in the manner of llm.c: SwiGLU (also over a packed w1|w3
+// projection), the class-prefixed token embedding, the two halves of a transformer block as single ops
+// (attentionBlock: wqkv → RoPE attention → wo; swigluFfn: w1|w3 → SwiGLU → w2) and the residual add with
+// dropout. (A GPT's inference passes belong to the model: src/models/gpt-native.ts.)
 import { CtfError } from '../../errors.js';
 import { gradOf, record } from '../autograd.js';
 import { kernel } from '../native.js';
@@ -11,22 +11,14 @@ import { attentionBackward, attentionForward } from './attention.js';
 import { sgemm } from './matmul.js';
 import { ropeQkvInPlace, ropeRows, type RopeTable } from './rope.js';
 
-type SwigluForward = (a: Float32Array, offA: number, b: Float32Array, offB: number, ld: number, out: Float32Array, N: number, h: number) => void;
+type SwigluForward = (a: Float32Array, offA: number, b: Float32Array, offB: number, ld: number, out: Float32Array,
+  N: number, h: number) => void;
 type SwigluBackward = (a: Float32Array, offA: number, b: Float32Array, offB: number, ld: number, g: Float32Array,
   da: Float32Array, db: Float32Array, N: number, h: number, accumulate: boolean) => void;
 type PrefixEmbedForward = (cls: Float32Array, nCls: number, classes: Int32Array, tok: Float32Array, nTok: number,
   tokens: Int32Array, out: Float32Array, B: number, L: number, D: number) => number;
 type PrefixEmbedBackward = (dCls: Float32Array, classes: Int32Array, dTok: Float32Array, tokens: Int32Array,
   dout: Float32Array, B: number, L: number, D: number) => void;
-type GptDecodeStep = (h: Float32Array, x: Float32Array, qkv: Float32Array, att: Float32Array, ab: Float32Array, g: Float32Array,
-  logits: Float32Array, layers: Float32Array[], kCaches: Float32Array[], vCaches: Float32Array[], cos: Float32Array, sin: Float32Array,
-  norm: Float32Array, output: Float32Array, N: number, D: number, H: number, hid: number, V: number, maxT: number, ldk: number,
-  pos: number, eps: number) => void;
-
-type GptHiddenForward = (h: Float32Array, x: Float32Array, qkv: Float32Array, att: Float32Array, ab: Float32Array, g: Float32Array,
-  out: Float32Array, layers: Float32Array[], cos: Float32Array, sin: Float32Array, norm: Float32Array,
-  B: number, T: number, D: number, H: number, hid: number, causal: boolean, eps: number) => void;
-
 type AddDropoutForward = (h: Float32Array, x: Float32Array, out: Float32Array, p: number, seed: number) => void;
 type AddDropoutBackward = (g: Float32Array, gx: Float32Array, p: number, seed: number, accumulate: boolean) => void;
 
@@ -36,23 +28,13 @@ const addDropoutBackward = kernel<AddDropoutBackward>('addDropoutBackward');
 const swigluBackward = kernel<SwigluBackward>('swigluBackward');
 const prefixEmbedForward = kernel<PrefixEmbedForward>('prefixEmbedForward');
 const prefixEmbedBackward = kernel<PrefixEmbedBackward>('prefixEmbedBackward');
-/**
- * A whole KV-cached decoding step of the GPT: every layer and the head, two threads, no allocation.
- * See native/fused.cc; src/models/kv-cache.ts is its caller.
- */
-export const gptDecodeStep = kernel<GptDecodeStep>('gptDecodeStep');
-
-/**
- * The GPT's blocks and final norm over whole sequences at inference, in one native call on two threads that
- * each take half of the sequences (native/fused.cc); src/sample/hidden.ts is its caller.
- */
-export const gptHiddenForward = kernel<GptHiddenForward>('gptHiddenForward');
 
 const NONE = new Float32Array(0);
 
 /** silu(a) · b for a, b of the same shape. */
 export function swiglu(a: Tensor, b: Tensor): Tensor {
-  if (shapeStr(a.shape) !== shapeStr(b.shape)) throw new CtfError(`swiglu: ${a.describe()} and ${b.describe()} must have the same shape`);
+  if (shapeStr(a.shape) !== shapeStr(b.shape))
+    throw new CtfError(`swiglu: ${a.describe()} and ${b.describe()} must have the same shape`);
   const h = a.ndim === 0 ? 1 : a.dim(-1), N = a.size / Math.max(h, 1);
   const out = new Tensor(new Float32Array(a.size), a.shape);
   swigluForward(a.f32, 0, b.f32, 0, h, out.f32, N, h);
@@ -64,7 +46,8 @@ export function swiglu(a: Tensor, b: Tensor): Tensor {
 
 /** ab (..., 2h) holding [a | b] along the last axis (the fused w1|w3 projection) -> silu(a) · b (..., h). */
 export function swigluPacked(ab: Tensor): Tensor {
-  if (ab.ndim < 1 || ab.dim(-1) % 2 !== 0) throw new CtfError(`swigluPacked: ${ab.describe()} needs an even last dimension [a | b]`);
+  if (ab.ndim < 1 || ab.dim(-1) % 2 !== 0)
+    throw new CtfError(`swigluPacked: ${ab.describe()} needs an even last dimension [a | b]`);
   const h2 = ab.dim(-1), h = h2 / 2, N = ab.size / h2;
   const out = new Tensor(new Float32Array(N * h), [...ab.shape.slice(0, -1), h]);
   const x = ab.f32;
@@ -83,17 +66,21 @@ export function prefixEmbedding(clsTable: Tensor, classes: Tensor, tokTable: Ten
   expectDType(classes, 'i32', 'prefixEmbedding');
   expectDType(tokens, 'i32', 'prefixEmbedding');
   if (clsTable.ndim !== 2 || tokTable.ndim !== 2 || clsTable.dim(1) !== tokTable.dim(1))
-    throw new CtfError(`prefixEmbedding: tables ${clsTable.describe()} and ${tokTable.describe()} must be (rows, D) with the same D`);
+    throw new CtfError(`prefixEmbedding: tables ${clsTable.describe()} and ${tokTable.describe()} must be (rows, D) ` +
+      'with the same D');
   if (classes.ndim !== 1 || tokens.ndim !== 2 || tokens.dim(0) !== classes.dim(0))
-    throw new CtfError(`prefixEmbedding: classes ${classes.describe()} must be (B) and tokens ${tokens.describe()} (B, L-1)`);
+    throw new CtfError(`prefixEmbedding: classes ${classes.describe()} must be (B) and tokens ${tokens.describe()} ` +
+      '(B, L-1)');
   const B = classes.dim(0), L = tokens.dim(1) + 1, D = clsTable.dim(1);
   const nCls = clsTable.dim(0), nTok = tokTable.dim(0);
   const out = new Tensor(new Float32Array(B * L * D), [B, L, D]);
   const bad = prefixEmbedForward(clsTable.f32, nCls, classes.i32, tokTable.f32, nTok, tokens.i32, out.f32, B, L, D);
   if (bad >= 0) {
-    if (bad < B) throw new CtfError(`prefixEmbedding: class ${classes.i32[bad]} at batch row ${bad} outside [0, ${nCls})`);
+    if (bad < B)
+      throw new CtfError(`prefixEmbedding: class ${classes.i32[bad]} at batch row ${bad} outside [0, ${nCls})`);
     const i = bad - B;
-    throw new CtfError(`prefixEmbedding: token ${tokens.i32[i]} at (${Math.floor(i / (L - 1))}, ${i % (L - 1)}) outside [0, ${nTok})`);
+    const at = `(${Math.floor(i / (L - 1))}, ${i % (L - 1)})`;
+    throw new CtfError(`prefixEmbedding: token ${tokens.i32[i]} at ${at} outside [0, ${nTok})`);
   }
   return record('prefixEmbedding', out, [clsTable, tokTable], (g) => {
     const dCls = gradOf(clsTable), dTok = gradOf(tokTable);
@@ -153,12 +140,14 @@ export function attentionBlock(x: Tensor, wqkv: Tensor, wo: Tensor, o: Attention
   if (x.ndim !== 3) throw new CtfError(`attentionBlock: input ${x.describe()} must be (B, T, D)`);
   const [B, T, D] = x.shape as [number, number, number];
   const H = o.heads, hd = D / H, N = B * T, D3 = 3 * D;
-  if (!Number.isInteger(hd) || hd % 2 !== 0) throw new CtfError(`attentionBlock: dim ${D} does not split into ${H} heads of even size`);
+  if (!Number.isInteger(hd) || hd % 2 !== 0)
+    throw new CtfError(`attentionBlock: dim ${D} does not split into ${H} heads of even size`);
   checkLinear('attentionBlock', x, wqkv, D3, D);
   checkLinear('attentionBlock', x, wo, D, D);
   let cos: Float32Array = NONE, sin: Float32Array = NONE;
   if (o.rope) {
-    if (o.rope.headDim !== hd) throw new CtfError(`attentionBlock: rope table is for head dim ${o.rope.headDim}, heads here have ${hd}`);
+    if (o.rope.headDim !== hd)
+      throw new CtfError(`attentionBlock: rope table is for head dim ${o.rope.headDim}, heads here have ${hd}`);
     ({ cos, sin } = ropeRows(o.rope, 0, T));
   }
   const scale = 1 / Math.sqrt(hd);
@@ -169,7 +158,8 @@ export function attentionBlock(x: Tensor, wqkv: Tensor, wo: Tensor, o: Attention
   sgemm(false, true, N, D3, D, 1, X, 0, D, Wqkv, 0, D, 0, qkv, 0, D3);
   // Rotating and scaling once here lets the attention kernel read q, k, v (and write att) in place.
   ropeQkvInPlace(qkv, cos, sin, N, T, H, hd, scale, false);
-  attentionForward(qkv, 0, qkv, D, qkv, 2 * D, T * D3, hd, D3, att, 0, T * D, hd, D, lse, NONE, 0, NONE, NONE, B, H, T, hd, o.causal, 1);
+  attentionForward(qkv, 0, qkv, D, qkv, 2 * D, T * D3, hd, D3, att, 0, T * D, hd, D, lse, NONE, 0, NONE, NONE,
+    B, H, T, hd, o.causal, 1);
   const out = new Tensor(new Float32Array(N * D), [B, T, D]);
   sgemm(false, true, N, D, D, 1, att, 0, D, Wo, 0, D, 0, out.f32, 0, D);
   const recorded = record('attentionBlock', out, [x, wqkv, wo], (dOut) => {
@@ -178,9 +168,9 @@ export function attentionBlock(x: Tensor, wqkv: Tensor, wo: Tensor, o: Attention
     if (dx || dWqkv) {
       const dAtt = pool.take(N * D), dqkv = pool.take(N * D3);
       sgemm(false, false, N, D, D, 1, dOut, 0, D, Wo, 0, D, 0, dAtt, 0, D);          // dAtt = dOut · wo
-      attentionBackward(qkv, 0, qkv, D, qkv, 2 * D, T * D3, hd, D3, dAtt, 0, T * D, hd, D, lse, NONE, 0, dqkv, dqkv, dqkv,
-        NONE, NONE, B, H, T, hd, 1, o.causal, false);                                 // dqkv overwritten
-      ropeQkvInPlace(dqkv, cos, sin, N, T, H, hd, scale, true);                        // back through rotation and scale
+      attentionBackward(qkv, 0, qkv, D, qkv, 2 * D, T * D3, hd, D3, dAtt, 0, T * D, hd, D, lse, NONE, 0,
+        dqkv, dqkv, dqkv, NONE, NONE, B, H, T, hd, 1, o.causal, false);  // dqkv overwritten
+      ropeQkvInPlace(dqkv, cos, sin, N, T, H, hd, scale, true);  // back through rotation and scale
       if (dWqkv) sgemm(true, false, D3, D, N, 1, dqkv, 0, D3, X, 0, D, 1, dWqkv, 0, D);  // dWqkv += dqkvᵀ · x
       if (dx) sgemm(false, false, N, D, D3, 1, dqkv, 0, D3, Wqkv, 0, D, 1, dx, 0, D);    // dx += dqkv · wqkv
       pool.give(dAtt, dqkv);
@@ -198,7 +188,8 @@ export function attentionBlock(x: Tensor, wqkv: Tensor, wo: Tensor, o: Attention
  */
 export function swigluFfn(x: Tensor, w13: Tensor, w2: Tensor): Tensor {
   const D = x.dim(-1), N = x.size / D;
-  if (w13.ndim !== 2 || w13.dim(0) % 2 !== 0) throw new CtfError(`swigluFfn: w13 ${w13.describe()} must be (2·hidden, ${D})`);
+  if (w13.ndim !== 2 || w13.dim(0) % 2 !== 0)
+    throw new CtfError(`swigluFfn: w13 ${w13.describe()} must be (2·hidden, ${D})`);
   const h = w13.dim(0) / 2, h2 = 2 * h;
   checkLinear('swigluFfn', x, w13, h2, D);
   checkLinear('swigluFfn', x, w2, D, h);
@@ -233,7 +224,8 @@ export function swigluFfn(x: Tensor, w13: Tensor, w2: Tensor): Tensor {
  * crossEntropy does) and writes x's gradient through the regenerated mask.
  */
 export function addDropout(h: Tensor, x: Tensor, p: number, rng: Rng | undefined, training: boolean): Tensor {
-  if (shapeStr(h.shape) !== shapeStr(x.shape)) throw new CtfError(`addDropout: ${h.describe()} and ${x.describe()} must have the same shape`);
+  if (shapeStr(h.shape) !== shapeStr(x.shape))
+    throw new CtfError(`addDropout: ${h.describe()} and ${x.describe()} must have the same shape`);
   if (!(p >= 0 && p < 1)) throw new CtfError(`addDropout: probability ${p} must be in [0, 1)`);
   const q = training ? p : 0;
   if (q > 0 && !rng) throw new CtfError('addDropout: dropout in training needs an rng');
