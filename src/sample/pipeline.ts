@@ -1,13 +1,15 @@
 // One sampling request end to end on loaded pieces (run-dir.ts): CTF (stage 1 → stage 2) or the baseline,
 // then the tokenizer's decoder. Each part is timed; progress is reported per position of stage 1.
+import { baselineSample } from '../ctf/baseline.js';
+import type { GuidedOptions } from '../ctf/cfg.js';
+import { ctfSample } from '../ctf/ctf.js';
+import type { TokenEvent } from '../ctf/generate.js';
+import type { RefineOptions } from '../ctf/stage2.js';
 import { CtfError } from '../errors.js';
-import { baselineSample, ctfSample, type RefineOptions } from './ctf.js';
-import type { TokenEvent } from './generate.js';
-import type { LogitsOptions } from './logits.js';
 import { decodeTokens } from './images.js';
 import type { SamplerMethod, SamplerPieces } from './run-dir.js';
 
-export interface SamplingRequest extends LogitsOptions {
+export interface SamplingRequest extends GuidedOptions {
   // cfgScale, temperature (τ1), topK, topP: stage 1 of CTF, or the baseline.
   method: SamplerMethod;
   classes: Int32Array;         // (N) class of each image

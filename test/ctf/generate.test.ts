@@ -4,9 +4,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { noGrad } from '../../src/engine/autograd.js';
 import { sampleLogits } from '../../src/engine/sampling.js';
+import { cfgClasses, cfgTokens, guide } from '../../src/ctf/cfg.js';
+import { ArSampler, generate, type TokenEvent } from '../../src/ctf/generate.js';
+import { imageRngs, indicesWithinClass } from '../../src/ctf/logits.js';
 import { KvCache, decodeOne, prefill } from '../../src/models/kv-cache.js';
-import { Decoder, generate, type TokenEvent } from '../../src/sample/generate.js';
-import { cfgClasses, cfgTokens, guide, imageRngs, indicesWithinClass } from '../../src/sample/logits.js';
 import { assertClose } from '../helpers.js';
 import { GRID, NUM_CLASSES, argmax, tinyGpt } from './models.js';
 
@@ -37,9 +38,9 @@ for (const cfgScale of [1, 2.5]) {
 
 test('cfg scale 1 decodes the conditional rows only (no doubled batch) and matches conditional sampling', () => {
   const B = classes.length;
-  const dec = new Decoder(model, B, 1);
-  assert.equal(dec.cache.batch, B, 'no [cond; null] doubling at scale 1');
-  assert.equal(new Decoder(model, B, 2).cache.batch, 2 * B);
+  const ar = new ArSampler(model, B, 1);
+  assert.equal(ar.cache.batch, B, 'no [cond; null] doubling at scale 1');
+  assert.equal(new ArSampler(model, B, 2).cache.batch, 2 * B);
   const opts = { temperature: 1.3, topK: 20, topP: 0.9 };
   const tokens = generate(model, { classes, cfgScale: 1, seed: 11, ...opts });
   // The same draws from a conditional-only KV-cached loop, written out.
@@ -99,5 +100,5 @@ test('bad requests are refused with a clear error', () => {
   assert.throws(() => generate(model, { classes, batchSize: 0 }), /batchSize 0/);
   assert.throws(() => generate(model, { classes, topP: 1.5 }), /topP 1.5/);
   assert.throws(() => generate(model, { classes: Int32Array.from([NUM_CLASSES + 1]) }), /class 6/);
-  assert.throws(() => new Decoder(tinyGpt(8, 48, false, 2), 2, 1), /bidirectional/);
+  assert.throws(() => new ArSampler(tinyGpt(8, 48, false, 2), 2, 1), /bidirectional/);
 });

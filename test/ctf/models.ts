@@ -1,7 +1,7 @@
 // Tiny random models and a coarse map for the sampling tests.
 import { Rng } from '../../src/engine/rng.js';
 import { Gpt, gptConfig } from '../../src/models/gpt.js';
-import type { ClusterPartition } from '../../src/sample/logits.js';
+import { membersOf, type CoarsePartition } from '../../src/cluster/coarse-map.js';
 
 export const NUM_CLASSES = 5;
 export const GRID = 4;  // 16 tokens per image
@@ -14,13 +14,12 @@ export function tinyGpt(inVocab: number, outVocab: number, causal: boolean, seed
 }
 
 /** K clusters of uneven sizes (every one non-empty) over V fine ids, by a seeded random assignment. */
-export function randomCoarseMap(k: number, v: number, seed: number): ClusterPartition {
+export function randomCoarseMap(k: number, v: number, seed: number): CoarsePartition {
   const rng = new Rng(seed);
   const fineToCoarse = new Int32Array(v);
   const perm = rng.permutation(v);
   for (let i = 0; i < v; i++) fineToCoarse[perm[i]!] = i < k ? i : rng.int(k);
-  const members = Array.from({ length: k }, (_, c) => Int32Array.from([...fineToCoarse.keys()].filter((f) => fineToCoarse[f] === c)));
-  return { k, v, fineToCoarse, members };
+  return { k, v, fineToCoarse, members: membersOf(fineToCoarse, k) };
 }
 
 /** Index of the largest value of row (lowest index among ties). */

@@ -1,13 +1,15 @@
-// Stage 2 and the two-stage sampler: the hidden-state path against forward(), the cluster mask, the fast
-// (members-only) head against the full-V head, stage-2 guidance, and seeded samples independent of chunking.
+// Stage 2: the hidden-state path against forward(), the cluster mask, the fast (members-only) head against the
+// full-V head, stage-2 guidance. Masked refinement's rounds: test/models/masked-refine.test.ts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { noGrad } from '../../src/engine/autograd.js';
 import { linear } from '../../src/engine/ops/matmul.js';
-import { baselineSample, checkCtfModels, ctfSample, refine, type RefineOptions } from '../../src/sample/ctf.js';
-import { generate } from '../../src/sample/generate.js';
+import { cfgClasses, cfgTokens, guide } from '../../src/ctf/cfg.js';
+import { ctfSample } from '../../src/ctf/ctf.js';
+import { generate } from '../../src/ctf/generate.js';
+import { maskToClusters } from '../../src/ctf/logits.js';
+import { refine, type RefineOptions } from '../../src/ctf/stage2.js';
 import { finalHidden } from '../../src/sample/hidden.js';
-import { cfgClasses, cfgTokens, guide, maskToClusters } from '../../src/sample/logits.js';
 import { assertClose } from '../helpers.js';
 import { GRID, NUM_CLASSES, argmax, randomCoarseMap, tinyGpt } from './models.js';
 
@@ -89,37 +91,4 @@ test('stage-2 guidance: scale 1 is no guidance; other scales mix [cond; null] li
   const full = refine(aux, map, classes, coarse, { seed: 5, cfgScale: 3, head: 'full' });
   assert.ok(agreement(fast, full) > 0.995, `fast and full guided heads agree on ${agreement(fast, full)} of the tokens`);
   assert.ok(agreement(fast, plain) < 0.9, 'scale 3 changes the samples');
-});
-
-test('CTF samples do not depend on the chunk size or the rest of the request; seeds matter', () => {
-  const o = { classes, cfgScale: 2, seed: 8, stage2: { temperature: 1.1 } };
-  const ref = ctfSample(stage1, aux, map, o);
-  for (const batchSize of [1, 5]) {
-    const r = ctfSample(stage1, aux, map, { ...o, batchSize });
-    assert.deepEqual(r.coarse, ref.coarse, `coarse, batchSize ${batchSize}`);
-    assert.deepEqual(r.fine, ref.fine, `fine, batchSize ${batchSize}`);
-  }
-  // Images 0 and 1 of class 2 alone: request positions 2 and 7 of classes.
-  const alone = ctfSample(stage1, aux, map, { ...o, classes: Int32Array.from([2, 2]) });
-  assert.deepEqual(alone.fine.subarray(0, T), ref.fine.subarray(2 * T, 3 * T));
-  assert.deepEqual(alone.fine.subarray(T), ref.fine.subarray(7 * T, 8 * T));
-  const other = ctfSample(stage1, aux, map, { ...o, seed: 9 });
-  assert.ok(agreement(other.fine, ref.fine) < 0.5);
-  assert.ok(ref.seconds.stage1 > 0 && ref.seconds.stage2 > 0);
-});
-
-test('baselineSample is generate() over fine tokens', () => {
-  const baseline = tinyGpt(V, V, true, 3);
-  const o = { classes, cfgScale: 2, temperature: 1.1, topK: 30, seed: 2 };
-  assert.deepEqual(baselineSample(baseline, o).fine, generate(baseline, o));
-});
-
-test('mismatched models and maps are refused, naming the mismatch', () => {
-  assert.throws(() => checkCtfModels(stage1, stage1, map), /auxiliary model is causal/);
-  assert.throws(() => checkCtfModels(aux, aux, map), /stage-1 model is bidirectional/);
-  assert.throws(() => checkCtfModels(stage1, aux, randomCoarseMap(K, V + 1, 1)), /V = 97/);
-  assert.throws(() => checkCtfModels(tinyGpt(K + 1, K + 1, true, 1), aux, map), /K = 8/);
-  const broken = { ...map, members: map.members.map((m, c) => (c === 0 ? m.slice(1) : m)) };
-  assert.throws(() => checkCtfModels(stage1, aux, broken), /exactly once/);
-  assert.throws(() => refine(aux, map, classes, coarse.subarray(1)), /coarse labels/);
 });
