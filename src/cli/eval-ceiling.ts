@@ -82,8 +82,8 @@ export const ceilingCommand: Command = {
       paths: { ...paths, classifier: classifierPath }, hashes: { tokenizer: pieces.tokenizer.hash, classifier: classifier.hash },
       classifier: classifierSummary(classifier),
       knobs: {
-        n, limit: f['limit'] ?? null, seed: sampling.seed, batch: sampling.batchSize, cfg: sampling.stage1.cfgScale, t1, t2,
-        clusterMask: true, rounds: sampling.stage2.rounds,
+        n, limit: f['limit'] ?? null, seed: sampling.seed, batch: sampling.batchSize, cfg: sampling.stage1.cfgScale,
+        t1, t2, clusterMask: true, rounds: sampling.stage2.rounds,
       },
       reference: { split: 'test', images: ref.features.n, dataset: ref.data.name, sha256: ref.data.sha256 },
       picture: { path: picture, rows: rowsOut.map((r) => r.name), columns: 'the first image of every class' },

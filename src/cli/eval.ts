@@ -40,7 +40,9 @@ const evalCommand: Command = {
       classifier: { type: 'string', help: 'evaluation classifier (ctfgen eval classifier train; required)' },
       method: { type: 'string', default: 'ctf', help: 'ctf, baseline or both' },
       n: { type: 'int', default: 10000, min: 1, help: 'images per method, a multiple of the class count' },
-      ...samplingFlags(undefined, { batch: 'images per sampling batch (the timing is at this batch; never changes an image)' }),
+      ...samplingFlags(undefined, {
+        batch: 'images per sampling batch (the timing is at this batch; never changes an image)',
+      }),
       k: { type: 'int', default: 3, min: 1, help: 'neighbours of the precision/recall manifolds' },
       out: { type: 'string', help: 'report JSON (default with --run: DIR/eval-<method>.json)' },
       gridPerClass: { type: 'int', default: 8, min: 1, help: 'images per class (row) in the PNG grid <out>-<method>.png' },

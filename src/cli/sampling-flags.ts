@@ -19,10 +19,13 @@ export const SAMPLING_FLAGS = {
   cfg2: { type: 'number', default: 1, help: 'guidance scale of stage 2 (1 = off; doubles its cost)' },
   refineRounds: {
     type: 'int', default: 1, min: 1,
-    help: 'stage-2 rounds of masked refinement (1 = the paper\'s single pass; more need an aux trained with --refine masked)',
+    help: 'stage-2 rounds of masked refinement (1 = the paper\'s single pass; more need an aux trained with ' +
+      '--refine masked)',
   },
   seed: { type: 'int', default: 0, min: 0, help: 'root of every image\'s random stream' },
-  batch: { type: 'int', default: 64, min: 1, help: 'images per sampling batch (memory and speed only: never changes an image)' },
+  batch: {
+    type: 'int', default: 64, min: 1, help: 'images per sampling batch (memory and speed only: never changes an image)',
+  },
 } as const satisfies Record<string, FlagSpec>;
 
 export type SamplingFlag = keyof typeof SAMPLING_FLAGS;
@@ -41,7 +44,9 @@ export interface SamplingOptions {
   batchSize: number;
 }
 
-const STAGE1_FLAGS: Record<string, string> = { cfgScale: 'cfg', temperature: 't1', topK: 'top-k', topP: 'top-p', batchSize: 'batch' };
+const STAGE1_FLAGS: Record<string, string> = {
+  cfgScale: 'cfg', temperature: 't1', topK: 'top-k', topP: 'top-p', batchSize: 'batch',
+};
 const STAGE2_FLAGS: Record<string, string> = {
   cfgScale: 'cfg2', temperature: 't2', topK: 'top-k', topP: 'top-p', clusterMask: 'mask', rounds: 'refine-rounds',
 };
@@ -55,7 +60,8 @@ export function samplingOptions(f: ParsedFlags): SamplingOptions {
     const { batchSize, ...stage1 } = resolveGenerateOptions(
       { cfgScale: num('cfg'), temperature: num('t1'), ...shared, batchSize: num('batch') }, flagName(STAGE1_FLAGS));
     const { head: _, ...stage2 } = resolveRefineOptions({
-      cfgScale: num('cfg2'), temperature: num('t2'), ...shared, clusterMask: onOff(f, 'mask') ?? true, rounds: num('refineRounds'),
+      cfgScale: num('cfg2'), temperature: num('t2'), ...shared, clusterMask: onOff(f, 'mask') ?? true,
+      rounds: num('refineRounds'),
     }, flagName(STAGE2_FLAGS));
     return { stage1, stage2, seed: num('seed'), batchSize };
   } catch (e) {

@@ -256,7 +256,8 @@ export function checkCoarseMap(map: CoarsePartition | CoarseMap, where: string):
     }
   });
   if (total !== v)
-    throw new CtfError(`${where}: field "members" lists ${total} fine ids in all, expected v = ${v} (each exactly once)`);
+    throw new CtfError(`${where}: field "members" lists ${total} fine ids in all, ` +
+      `expected v = ${v} (each exactly once)`);
   if ('centroids' in map) checkCentroids(map, where);
 }
 

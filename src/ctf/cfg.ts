@@ -22,7 +22,8 @@ export interface GuidedOptions extends SampleOptions {
 /** The options with their defaults, or a CtfError naming the bad one (`name`: see OptionName). */
 export function resolveGuidedOptions(o: GuidedOptions, name: OptionName): Required<GuidedOptions> {
   const cfgScale = o.cfgScale ?? 1;
-  if (!Number.isFinite(cfgScale)) throw new CtfError(`${name('cfgScale')} ${cfgScale} must be a finite number (1 = no guidance)`);
+  if (!Number.isFinite(cfgScale))
+    throw new CtfError(`${name('cfgScale')} ${cfgScale} must be a finite number (1 = no guidance)`);
   return { cfgScale, ...resolveSampleOptions(o, name) };
 }
 

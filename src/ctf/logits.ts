@@ -7,7 +7,8 @@ import { Rng } from '../engine/rng.js';
 import { CtfError } from '../errors.js';
 
 /** logits (N, V): every fine id outside the cluster coarse[n] of row n set to −∞, in place. */
-export function maskToClusters(logits: Float32Array, V: number, coarse: Int32Array, map: CoarsePartition): Float32Array {
+export function maskToClusters(logits: Float32Array, V: number, coarse: Int32Array,
+  map: CoarsePartition): Float32Array {
   const N = coarse.length;
   if (logits.length !== N * V || V !== map.v)
     throw new CtfError(`maskToClusters: logits of ${logits.length} values are not (${N}, V = ${map.v})`);

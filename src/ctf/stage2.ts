@@ -54,19 +54,26 @@ type Stage2Settings = Required<GuidedOptions> & {
 /** Stage 2's knobs with their defaults, or a CtfError naming the bad one; the CLI checks its flags with this. */
 export function resolveRefineOptions(o: Omit<RefineOptions, 'onRound'>, name: OptionName):
   Omit<Stage2Settings, 'onRound'> {
-  const s = { ...resolveGuidedOptions(o, name), clusterMask: o.clusterMask ?? true, head: o.head ?? 'fast', rounds: o.rounds ?? 1 };
-  if (typeof s.clusterMask !== 'boolean') throw new CtfError(`${name('clusterMask')} ${String(s.clusterMask)} must be true or false`);
-  if (s.head !== 'fast' && s.head !== 'full') throw new CtfError(`${name('head')} "${String(s.head)}" must be fast or full`);
-  if (!Number.isInteger(s.rounds) || s.rounds < 1) throw new CtfError(`${name('rounds')} ${s.rounds} must be an integer ≥ 1`);
+  const s = {
+    ...resolveGuidedOptions(o, name), clusterMask: o.clusterMask ?? true, head: o.head ?? 'fast', rounds: o.rounds ?? 1,
+  };
+  if (typeof s.clusterMask !== 'boolean')
+    throw new CtfError(`${name('clusterMask')} ${String(s.clusterMask)} must be true or false`);
+  if (s.head !== 'fast' && s.head !== 'full')
+    throw new CtfError(`${name('head')} "${String(s.head)}" must be fast or full`);
+  if (!Number.isInteger(s.rounds) || s.rounds < 1)
+    throw new CtfError(`${name('rounds')} ${s.rounds} must be an integer ≥ 1`);
   return s;
 }
 
 /** Refuses an aux that does not read the K coarse labels and predict the V fine ones of map. */
 export function checkAux(aux: Gpt, map: Pick<CoarsePartition, 'k' | 'v'>, where: string): void {
   const a = aux.config;
-  if (a.causal) throw new CtfError(`${where}: the auxiliary model is causal; stage 2 needs the bidirectional fine-aux model`);
+  if (a.causal)
+    throw new CtfError(`${where}: the auxiliary model is causal; stage 2 needs the bidirectional fine-aux model`);
   if (a.inVocab !== map.k || a.outVocab !== map.v)
-    throw new CtfError(`${where}: the auxiliary model reads ${a.inVocab} coarse labels and predicts ${a.outVocab} fine ones, ` +
+    throw new CtfError(`${where}: the auxiliary model reads ${a.inVocab} coarse labels and predicts ${a.outVocab} ` +
+      'fine ones, ' +
       `the coarse map has K = ${map.k}, V = ${map.v}`);
 }
 
@@ -127,7 +134,8 @@ export function sampleWithinClusters(head: ClusterHead, map: CoarsePartition, hi
     for (let j = 0; j < n; j++) fine[order[pos[c]! + j]!] = members[local[j]!]!;
     if (confidence)
       for (let j = 0; j < n; j++)
-        confidence[order[pos[c]! + j]!] = probabilityAt(logits.subarray(j * m, (j + 1) * m), local[j]!, o.temperature ?? 1);
+        confidence[order[pos[c]! + j]!] =
+          probabilityAt(logits.subarray(j * m, (j + 1) * m), local[j]!, o.temperature ?? 1);
   }
   return fine;
 }
@@ -153,7 +161,8 @@ function refineChunk(aux: Gpt, map: CoarsePartition, classes: Int32Array, coarse
       // The head is linear and bias-free: guiding the hidden states guides the logits.
       const states = finalHidden(aux, cls, tokens).f32;  // (rows·T, dim)
       const hidden = cfg ? guide(states, aux.config.dim, o.cfgScale) : states;
-      return sampleWithinClusters(head ?? new ClusterHead(aux.output.f32, aux.config.dim, map), map, hidden, coarse, o, rngs);
+      const h = head ?? new ClusterHead(aux.output.f32, aux.config.dim, map);
+      return sampleWithinClusters(h, map, hidden, coarse, o, rngs);
     }
     const full = aux.forward(cls, tokens, { training: false }).f32;  // (rows·T, V)
     const logits = cfg ? guide(full, V, o.cfgScale) : full;
@@ -164,10 +173,10 @@ function refineChunk(aux: Gpt, map: CoarsePartition, classes: Int32Array, coarse
 
 /**
  * Stage 2 of an aux that reads chosen fine tokens: o.rounds rounds over one chunk. cls / tokens: the (possibly
- * CFG-doubled) classes and coarse labels; coarse (B·T) and rngs (B·T) the chunk's own. Round 1 sees every position
- * masked; after round r (of R) ⌊T · cos(π/2 · r/R)⌋ positions per image stay masked (at least one fewer each round),
- * the others keep the token drawn for them, ranked by its probability. Round r > 1 draws from stream split(r − 1)
- * of each position's, so one round is exactly a single pass with the round-1 streams.
+ * CFG-doubled) classes and coarse labels; coarse (B·T) and rngs (B·T) the chunk's own. Round 1 sees every
+ * position masked; after round r (of R) ⌊T · cos(π/2 · r/R)⌋ positions per image stay masked (at least one fewer
+ * each round), the others keep the token drawn for them, ranked by its probability. Round r > 1 draws from stream
+ * split(r − 1) of each position's, so one round is exactly a single pass with the round-1 streams.
  */
 function refineRounds(aux: Gpt, map: CoarsePartition, cls: Int32Array, tokens: Int32Array, coarse: Int32Array,
   rngs: readonly Rng[], o: Stage2Settings, clusterHead?: ClusterHead): Int32Array {
@@ -215,7 +224,8 @@ export function refine(aux: Gpt, map: CoarsePartition, classes: Int32Array, coar
     throw new CtfError(`stage 2: ${s.rounds} rounds need an aux trained with --refine masked; ` +
       'this aux reads coarse labels only (1 round)');
   const N = classes.length, T = aux.config.grid ** 2;
-  if (coarse.length !== N * T) throw new CtfError(`stage 2: ${coarse.length} coarse labels for ${N} images of ${T} tokens`);
+  if (coarse.length !== N * T)
+    throw new CtfError(`stage 2: ${coarse.length} coarse labels for ${N} images of ${T} tokens`);
   const images = imageRngs(o.seed ?? 0, classes, o.imageIndices).map((r) => r.split('aux'));
   const head = s.clusterMask && s.head === 'fast' ? new ClusterHead(aux.output.f32, aux.config.dim, map) : undefined;
   const fine = new Int32Array(N * T);

@@ -94,13 +94,14 @@ test('coarse map: save and load round trip (bytes and file), with expectations',
   }
 });
 
-test('coarse map: no cluster is ever empty — k-means re-seeds, random mode copies the sizes, the check refuses one', () => {
+test('coarse map: no cluster is empty (k-means re-seeds, random mode copies sizes); the check refuses one', () => {
   // 40 codewords in only 5 directions (at different lengths) into 8 clusters: seeding has to reuse directions, so
   // clusters collide and k-means must re-seed the empty ones.
   const V = 40, D = 3, dirs = codebook(5, D, 9), rows = new Float32Array(V * D);
   for (let i = 0; i < V; i++) for (let d = 0; d < D; d++) rows[i * D + d] = dirs.f32[(i % 5) * D + d]! * (1 + (i % 3));
   for (const mode of ['kmeans', 'random'] as const) {
-    const { map, kmeans: km } = buildCoarseMap(new Tensor(rows, [V, D]), { k: 8, seed: 0, restarts: 2, mode, tokenizerHash: HASH });
+    const o = { k: 8, seed: 0, restarts: 2, mode, tokenizerHash: HASH };
+    const { map, kmeans: km } = buildCoarseMap(new Tensor(rows, [V, D]), o);
     assert.ok(km.runs.some((r) => r.reseeded > 0), 'the codebook forces a re-seed');
     assert.ok(Math.min(...sizesOf(map)) >= 1, `${mode}: sizes ${sizesOf(map).join(' ')}`);
     checkCoarseMap(map, mode);

@@ -13,7 +13,8 @@ import { NUM_CLASSES, tinyGpt } from './models.js';
 test('the doubled batch is [cond; null] over the same tokens, and guide mixes its halves', () => {
   assert.deepEqual(Array.from(cfgClasses(Int32Array.from([1, 2]), 3)), [1, 2, 3, 3]);
   assert.deepEqual(Array.from(cfgTokens(Int32Array.from([4, 5]))), [4, 5, 4, 5]);
-  assert.deepEqual(Array.from(guide(Float32Array.from([3, 1, 1, 1]), 2, 2)), [5, 1]);  // 1 + 2·(3 − 1), 1 + 2·(1 − 1)
+  // 1 + 2·(3 − 1), 1 + 2·(1 − 1)
+  assert.deepEqual(Array.from(guide(Float32Array.from([3, 1, 1, 1]), 2, 2)), [5, 1]);
   const out = new Float32Array(2);
   assert.equal(guide(Float32Array.from([3, 1, 1, 1]), 2, 0, out), out, 'into the given buffer');
   assert.deepEqual(Array.from(out), [1, 1], 'scale 0 is the unconditional half');
@@ -35,9 +36,11 @@ test('guiding the final hidden states guides the logits: the head is linear and 
 
 test('guided options: defaults, and a bad value is refused under the name the caller gives it', () => {
   assert.deepEqual(resolveGuidedOptions({}, (f) => f), { cfgScale: 1, temperature: 1, topK: 0, topP: 1 });
-  const flag = (f: string): string => ({ cfgScale: '--cfg', temperature: '--t1', topK: '--top-k', topP: '--top-p' })[f]!;
+  const flags: Record<string, string> = { cfgScale: '--cfg', temperature: '--t1', topK: '--top-k', topP: '--top-p' };
+  const flag = (f: string): string => flags[f]!;
   assert.throws(() => resolveGuidedOptions({ cfgScale: NaN }, flag), /--cfg NaN must be a finite number/);
   assert.throws(() => resolveGuidedOptions({ temperature: -1 }, flag), /--t1 -1 must be a number ≥ 0/);
   assert.throws(() => resolveGuidedOptions({ topK: 1.5 }, flag), /--top-k 1.5 must be an integer ≥ 0/);
-  for (const topP of [0, 1.5]) assert.throws(() => resolveGuidedOptions({ topP }, flag), /--top-p .* must lie in \(0, 1\]/);
+  for (const topP of [0, 1.5])
+    assert.throws(() => resolveGuidedOptions({ topP }, flag), /--top-p .* must lie in \(0, 1\]/);
 });

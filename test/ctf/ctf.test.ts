@@ -66,7 +66,8 @@ test('a coarse map with an empty cluster is refused by every sampler, even where
   assert.equal(empty.members[3]!.length, 0);
   const avoiding = coarse.map((c) => (c === 3 ? 2 : c));
   assert.throws(() => checkCtfModels(stage1, aux, empty), /ctf: coarse map: field "members": cluster 3 is empty/);
-  assert.throws(() => refine(aux, empty, classes, avoiding), /stage 2: coarse map: field "members": cluster 3 is empty/);
+  assert.throws(() => refine(aux, empty, classes, avoiding),
+    /stage 2: coarse map: field "members": cluster 3 is empty/);
   assert.throws(() => ctfSample(stage1, aux, empty, { classes }), /cluster 3 is empty/);
   assert.doesNotThrow(() => refine(aux, map, classes, avoiding), 'the same labels with the full map');
 });

@@ -8,7 +8,8 @@ export const GRID = 4;  // 16 tokens per image
 
 /** A tiny GPT whose output head is random too (LlamaGen zero-initialises it, which would make every logit 0). */
 export function tinyGpt(inVocab: number, outVocab: number, causal: boolean, seed: number): Gpt {
-  const model = new Gpt(gptConfig('tiny', { inVocab, outVocab, numClasses: NUM_CLASSES, grid: GRID, causal }), new Rng(seed));
+  const config = gptConfig('tiny', { inVocab, outVocab, numClasses: NUM_CLASSES, grid: GRID, causal });
+  const model = new Gpt(config, new Rng(seed));
   new Rng(seed).split('head').fillNormal(model.output.f32, 0, 0.15);
   return model;
 }
