@@ -8,20 +8,9 @@ import { checkCtfModels, ctfSample } from '../../src/ctf/ctf.js';
 import { generate } from '../../src/ctf/generate.js';
 import { sampleCoarse } from '../../src/ctf/stage1.js';
 import { refine } from '../../src/ctf/stage2.js';
-import { GRID, NUM_CLASSES, randomCoarseMap, tinyGpt } from './models.js';
+import { GRID, agreement, randomCoarseMap, tinyCtf, tinyGpt } from './models.js';
 
-const K = 8, V = 96, T = GRID * GRID;
-const map = randomCoarseMap(K, V, 7);
-const stage1 = tinyGpt(K, K, true, 1);
-const aux = tinyGpt(K, V, false, 2);
-const classes = Int32Array.from({ length: 24 }, (_, i) => i % NUM_CLASSES);
-const coarse = generate(stage1, { classes, cfgScale: 2, seed: 1 });
-
-function agreement(a: Int32Array, b: Int32Array): number {
-  let same = 0;
-  for (let i = 0; i < a.length; i++) same += a[i] === b[i] ? 1 : 0;
-  return same / a.length;
-}
+const { K, V, map, stage1, aux, classes, coarse } = tinyCtf(), T = GRID * GRID;
 
 test('CTF samples do not depend on the chunk size or the rest of the request; seeds matter', () => {
   const o = { classes, cfgScale: 2, seed: 8, stage2: { temperature: 1.1 } };

@@ -6,25 +6,13 @@ import { noGrad } from '../../src/engine/autograd.js';
 import { linear } from '../../src/engine/ops/matmul.js';
 import { cfgClasses, cfgTokens, guide } from '../../src/ctf/cfg.js';
 import { ctfSample } from '../../src/ctf/ctf.js';
-import { generate } from '../../src/ctf/generate.js';
 import { maskToClusters } from '../../src/ctf/logits.js';
 import { refine, type RefineOptions } from '../../src/ctf/stage2.js';
 import { finalHidden } from '../../src/sample/hidden.js';
 import { assertClose } from '../helpers.js';
-import { GRID, NUM_CLASSES, argmax, randomCoarseMap, tinyGpt } from './models.js';
+import { GRID, NUM_CLASSES, agreement, argmax, tinyCtf } from './models.js';
 
-const K = 8, V = 96, T = GRID * GRID;
-const map = randomCoarseMap(K, V, 7);
-const stage1 = tinyGpt(K, K, true, 1);
-const aux = tinyGpt(K, V, false, 2);
-const classes = Int32Array.from({ length: 24 }, (_, i) => i % NUM_CLASSES);
-const coarse = generate(stage1, { classes, cfgScale: 2, seed: 1 });
-
-function agreement(a: Int32Array, b: Int32Array): number {
-  let same = 0;
-  for (let i = 0; i < a.length; i++) same += a[i] === b[i] ? 1 : 0;
-  return same / a.length;
-}
+const { K, V, map, stage1, aux, classes, coarse } = tinyCtf(), T = GRID * GRID;
 
 test('final hidden states times the output head are forward()\'s logits', () => {
   noGrad(() => {
