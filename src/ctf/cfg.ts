@@ -1,6 +1,6 @@
-// Classifier-free guidance (docs/method.md, Sampling), all of it. The GPTs learn the null class (the last row of
-// the class table, index numClasses) by class dropout in training; at sampling time guidance runs every image twice
-// in one batch, conditioned and unconditioned, and mixes the two:
+// Classifier-free guidance (docs/method.md, Sampling). The GPTs learn the null class (the last row of the class
+// table, index numClasses) by class dropout in training (Gpt.dropClasses); everything else is here: at sampling
+// time every image runs twice in one batch, conditioned and unconditioned, and the two are mixed:
 //
 //   classes (B)            -> cfgClasses -> (2B) [classes; null × B]
 //   tokens (B) or (B·T)    -> cfgTokens  -> [tokens; tokens], the same inputs for both halves
