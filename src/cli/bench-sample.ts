@@ -46,7 +46,7 @@ export const benchSampleCommand: Command = {
       codebook: { type: 'int', default: 4096, min: 2, help: 'random weights: codebook size V' },
       k: { type: 'int', default: 128, min: 1, help: 'random weights: clusters K' },
       batch: { type: 'int', default: 64, min: 1, help: 'images per timed run' },
-      cfg: { type: 'number', default: 2, help: 'guidance scale of stage 1 / the baseline' },
+      cfg: SAMPLING_FLAGS.cfg,
       temperature: { type: 'number', default: 1, help: 'temperature of both stages (top-k, top-p off)' },
       rounds: { type: 'int', default: 7, min: 1, help: 'measured rounds (each: both methods on both sides)' },
       refineRounds: SAMPLING_FLAGS.refineRounds,
