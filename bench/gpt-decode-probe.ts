@@ -5,7 +5,8 @@ import { profileReport } from '../src/engine/native.js';
 import { Rng } from '../src/engine/rng.js';
 import { sampleLogits } from '../src/engine/sampling.js';
 import { Gpt, gptConfig } from '../src/models/gpt.js';
-import { KvCache, cfgClasses, cfgCombine, cfgTokens, decodeOne, prefill } from '../src/models/kv-cache.js';
+import { cfgClasses, cfgTokens, guide } from '../src/ctf/cfg.js';
+import { KvCache, decodeOne, prefill } from '../src/models/kv-cache.js';
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
 const rounds = Number(args.get('rounds') ?? 5), B = Number(args.get('batch') ?? 64);
@@ -22,7 +23,7 @@ for (let r = 0; r < rounds + 1; r++) {
   const t0 = performance.now();
   let logits = prefill(model, cache, classes);
   for (let t = 0; t < T; t++) {
-    const next = sampleLogits(cfgCombine(logits, V, 2.0, guided), B, V, { temperature: 1 }, rngs);
+    const next = sampleLogits(guide(logits, V, 2.0, guided), B, V, { temperature: 1 }, rngs);
     if (t + 1 < T) logits = decodeOne(model, cache, cfgTokens(next, both));
   }
   if (r > 0) ms.push((performance.now() - t0) / T);

@@ -9,8 +9,10 @@ export { CtfError, Interrupted } from './errors.js';
 // end (stage 1 → stage 2 → decoder, or the baseline), per-image random streams named by (seed, class, index).
 export { RUN_LAYOUT, loadPieces, loadSampler, resolveSamplerPaths, type SamplerMethod, type SamplerPaths, type SamplerPieces } from './sample/run-dir.js';
 export { sampleImages, type SamplingProgress, type SamplingRequest, type SamplingResult } from './sample/pipeline.js';
-export { baselineSample, ctfSample, refine, type CtfSampleOptions, type RefineOptions, type RoundEvent } from './sample/ctf.js';
-export { generate, type GenerateOptions, type TokenEvent } from './sample/generate.js';
+export { ctfSample, type CtfSample, type CtfSampleOptions } from './ctf/ctf.js';
+export { refine, type RefineOptions, type RoundEvent } from './ctf/stage2.js';
+export { baselineSample } from './ctf/baseline.js';
+export { generate, type GenerateOptions, type TokenEvent } from './ctf/generate.js';
 export { decodeTokens, progressivePreview } from './sample/images.js';
 export { quantizeImages } from './eval/features.js';
 export { encodePng, imageGrid, writeImageGrid, writePng, type DecodedImage, type GridOptions } from './io/png.js';

@@ -9,7 +9,8 @@ import { CtfError } from '../errors.js';
 import { AdamW, clipGradNorm } from '../engine/optim.js';
 import { sampleLogits } from '../engine/sampling.js';
 import { Gpt, gptConfig } from '../models/gpt.js';
-import { KvCache, cfgClasses, cfgCombine, cfgTokens, decodeOne, prefill } from '../models/kv-cache.js';
+import { cfgClasses, cfgTokens, guide } from '../ctf/cfg.js';
+import { KvCache, decodeOne, prefill } from '../models/kv-cache.js';
 import type { ConvBenchConfig, GptBenchConfig } from './cases.js';
 import { peakRssMb, serve } from './peer.js';
 
@@ -64,7 +65,7 @@ function decodeCase(c: GptBenchConfig & { cfg: number }): () => void {
     round++;
     let logits = prefill(model, cache, classes);
     for (let t = 0; t < T; t++) {
-      const next = sampleLogits(cfgCombine(logits, V, c.cfg, guided), B, V, { temperature: 1 }, rngs);
+      const next = sampleLogits(guide(logits, V, c.cfg, guided), B, V, { temperature: 1 }, rngs);
       if (t + 1 < T) logits = decodeOne(model, cache, cfgTokens(next, both));
     }
   };

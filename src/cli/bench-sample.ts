@@ -9,7 +9,7 @@ import { RUN_LAYOUT } from '../sample/run-dir.js';
 import { TOKENIZER_PRESETS } from '../tokenizer/config.js';
 import { UsageError } from './args.js';
 import type { Command } from './main.js';
-import { REFINE_ROUNDS_FLAG } from './piece-flags.js';
+import { SAMPLING_FLAGS } from './sampling-flags.js';
 
 function table(r: SampleBenchReport): string {
   const row = (side: string, m: 'baseline' | 'ctf', s: SampleBenchReport['ours']['baseline']): string =>
@@ -46,10 +46,10 @@ export const benchSampleCommand: Command = {
       codebook: { type: 'int', default: 4096, min: 2, help: 'random weights: codebook size V' },
       k: { type: 'int', default: 128, min: 1, help: 'random weights: clusters K' },
       batch: { type: 'int', default: 64, min: 1, help: 'images per timed run' },
-      cfg: { type: 'number', default: 2, help: 'guidance scale of stage 1 / the baseline' },
+      cfg: SAMPLING_FLAGS.cfg,
       temperature: { type: 'number', default: 1, help: 'temperature of both stages (top-k, top-p off)' },
       rounds: { type: 'int', default: 7, min: 1, help: 'measured rounds (each: both methods on both sides)' },
-      refineRounds: REFINE_ROUNDS_FLAG,
+      refineRounds: SAMPLING_FLAGS.refineRounds,
       warmup: { type: 'int', default: 1, min: 0, help: 'unmeasured runs per method and side' },
       check: { type: 'int', default: 8, min: 1, help: 'images of the greedy cross-check' },
       python: { type: 'string', default: '/usr/bin/python3', help: 'Python with torch' },

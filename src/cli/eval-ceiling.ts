@@ -9,9 +9,10 @@ import { checkOutputs } from '../io/outputs.js';
 import { writeImageGrid } from '../io/png.js';
 import { RUN_LAYOUT, loadPieces, type PieceName, type SamplerPaths } from '../sample/run-dir.js';
 import { UsageError, flagRole, requireString } from './args.js';
-import { checkNumber, classifierSummary, command, log, metricsLine, reference, writeReport } from './eval-common.js';
+import { classifierSummary, command, log, metricsLine, reference, writeReport } from './eval-common.js';
 import type { Command } from './main.js';
-import { REFINE_ROUNDS_FLAG, pieceFlags } from './piece-flags.js';
+import { pieceFlags } from './piece-flags.js';
+import { samplingFlags, samplingOptions } from './sampling-flags.js';
 
 export const ceilingCommand: Command = {
   spec: {
@@ -29,12 +30,10 @@ export const ceilingCommand: Command = {
       classifier: { type: 'string', help: 'evaluation classifier (required)' },
       n: { type: 'int', default: 10000, min: 1, help: 'images per sample row, a multiple of the class count' },
       limit: { type: 'int', min: 10, help: 'test images of the rows on test tokens (default: the whole split)' },
-      cfg: { type: 'number', default: 2, help: 'classifier-free guidance of the baseline and of stage 1 (1 = off)' },
-      t1: { type: 'number', default: 1, help: 'temperature of the baseline and of stage 1' },
-      t2: { type: 'number', default: 1, help: 'temperature of the sampled aux rows' },
-      refineRounds: REFINE_ROUNDS_FLAG,
-      seed: { type: 'int', default: 0, min: 0, help: 'root of every random stream' },
-      batch: { type: 'int', default: 64, min: 1, help: 'images per sampling batch' },
+      // The aux rows always sample inside the clusters, without stage-2 guidance, with no top-k / top-p.
+      ...samplingFlags(['cfg', 't1', 't2', 'refineRounds', 'seed', 'batch'], {
+        t2: 'temperature of the sampled aux rows (the greedy row takes 0)', seed: 'root of every random stream',
+      }),
       out: { type: 'string', help: 'report JSON (default with --run: DIR/eval-ceiling.json); the picture goes beside it (.png)' },
       scale: { type: 'int', default: 2, min: 1, help: 'enlarge the picture\'s tiles by this integer factor' },
       nllLimit: { type: 'int', default: 2000, min: 0, help: 'test sequences of the likelihood split (0 = skip it)' },
@@ -52,7 +51,7 @@ export const ceilingCommand: Command = {
     }
     const out = typeof f['out'] === 'string' ? f['out'] : run !== undefined ? join(run, 'eval-ceiling.json') : undefined;
     if (out === undefined) throw new UsageError('--out is required (or --run DIR)');
-    const t1 = checkNumber(f, 't1', (v) => v >= 0, 'must be ≥ 0'), t2 = checkNumber(f, 't2', (v) => v >= 0, 'must be ≥ 0');
+    const sampling = samplingOptions(f), t1 = sampling.stage1.temperature, t2 = sampling.stage2.temperature;
     const classifierPath = requireString(f, 'classifier');
     const picture = out.replace(/(\.json)?$/, '.png'), outRole = typeof f['out'] === 'string' ? '--out' : 'the report (from --run)';
     checkOutputs({
@@ -69,9 +68,8 @@ export const ceilingCommand: Command = {
       tokenizer: pieces.tokenizer.model, map: pieces.map!, aux: pieces.aux!.model, baseline: pieces.baseline?.model, stage1: pieces.stage1?.model,
       classifier: classifier.model, test: ref.dataset, real: realReference(ref.features),
     }, {
-      n, seed: f['seed'] as number, batchSize: f['batch'] as number, t2, limit: f['limit'] as number | undefined,
-      rounds: f['refineRounds'] as number, nllLimit: f['nllLimit'] as number,
-      stage1: { cfgScale: f['cfg'] as number, temperature: t1, topK: 0, topP: 1 },
+      n, seed: sampling.seed, batchSize: sampling.batchSize, t2, limit: f['limit'] as number | undefined,
+      rounds: sampling.stage2.rounds, nllLimit: f['nllLimit'] as number, stage1: sampling.stage1,
     }, (r) => log(`${r.name.padEnd(22)} ${metricsLine(r.metrics)}` +
       (r.tokensKept !== null ? `  tokens kept ${(100 * r.tokensKept).toFixed(1)}%, clusters ${(100 * r.coarseKept!).toFixed(1)}%` : '') + `  (${r.seconds.toFixed(1)} s)`));
 
@@ -83,7 +81,10 @@ export const ceilingCommand: Command = {
       kind: 'ctfgen.eval-ceiling', version: 1, date: new Date().toISOString(), command: command(),
       paths: { ...paths, classifier: classifierPath }, hashes: { tokenizer: pieces.tokenizer.hash, classifier: classifier.hash },
       classifier: classifierSummary(classifier),
-      knobs: { n, limit: f['limit'] ?? null, seed: f['seed'], batch: f['batch'], cfg: f['cfg'], t1, t2, clusterMask: true, rounds: f['refineRounds'] },
+      knobs: {
+        n, limit: f['limit'] ?? null, seed: sampling.seed, batch: sampling.batchSize, cfg: sampling.stage1.cfgScale,
+        t1, t2, clusterMask: true, rounds: sampling.stage2.rounds,
+      },
       reference: { split: 'test', images: ref.features.n, dataset: ref.data.name, sha256: ref.data.sha256 },
       picture: { path: picture, rows: rowsOut.map((r) => r.name), columns: 'the first image of every class' },
       rowOrder: CEILING_ROWS,

@@ -8,17 +8,11 @@ import type { SampleQuality } from '../eval/evaluate.js';
 import { referenceFeatures, loadClassifierSplit, type ReferenceFeatures } from '../eval/reference.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { checkOutputs, type PlannedInput } from '../io/outputs.js';
-import { UsageError, kebab, type ParsedFlags } from './args.js';
+import type { ParsedFlags } from './args.js';
 import { Progress } from './progress.js';
 
 export const log = (s: string): void => { process.stderr.write(s + '\n'); };
 export const command = (): string => ['ctfgen', ...process.argv.slice(2)].join(' ');
-
-export function checkNumber(f: ParsedFlags, key: string, ok: (v: number) => boolean, what: string): number {
-  const v = f[key] as number;
-  if (!ok(v)) throw new UsageError(`--${kebab(key)}: ${what}, got ${v}`);
-  return v;
-}
 
 export function metricsLine(m: SampleQuality): string {
   return `FID ${m.fid.toFixed(3)}  IS ${m.isMean.toFixed(3)} ± ${m.isStd.toFixed(3)}  precision ${m.precision.toFixed(4)}  recall ${m.recall.toFixed(4)}` +

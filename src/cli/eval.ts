@@ -21,10 +21,11 @@ import type { DataIdentity } from '../tokenizer/data-identity.js';
 import { UsageError, flagRole, onOff, requireString } from './args.js';
 import { ceilingCommand } from './eval-ceiling.js';
 import { classifierCommands } from './eval-classifier.js';
-import { checkNumber, checkReportOut, classifierSummary, command, log, metricsLine, reference, writeReport } from './eval-common.js';
+import { checkReportOut, classifierSummary, command, log, metricsLine, reference, writeReport } from './eval-common.js';
 import type { Command } from './main.js';
-import { REFINE_ROUNDS_FLAG, pieceFlags } from './piece-flags.js';
+import { pieceFlags } from './piece-flags.js';
 import { Progress, formatDuration } from './progress.js';
+import { samplingFlags, samplingOptions } from './sampling-flags.js';
 
 const evalCommand: Command = {
   spec: {
@@ -40,16 +41,9 @@ const evalCommand: Command = {
       classifier: { type: 'string', help: 'evaluation classifier (ctfgen eval classifier train; required)' },
       method: { type: 'string', default: 'ctf', help: 'ctf, baseline or both' },
       n: { type: 'int', default: 10000, min: 1, help: 'images per method, a multiple of the class count' },
-      cfg: { type: 'number', default: 2, help: 'classifier-free guidance of stage 1 / the baseline (1 = off)' },
-      t1: { type: 'number', default: 1, help: 'temperature of stage 1 and of the baseline (0 = greedy)' },
-      t2: { type: 'number', default: 1, help: 'temperature of stage 2' },
-      topK: { type: 'int', default: 0, min: 0, help: 'top-k of both stages (0 = off)' },
-      topP: { type: 'number', default: 1, help: 'top-p of both stages (1 = off)' },
-      mask: { type: 'string', default: 'on', help: 'stage 2 samples only inside the predicted cluster: on|off' },
-      cfg2: { type: 'number', default: 1, help: 'guidance of stage 2 (1 = off)' },
-      refineRounds: REFINE_ROUNDS_FLAG,
-      seed: { type: 'int', default: 0, min: 0, help: 'root of every image\'s random stream' },
-      batch: { type: 'int', default: 64, min: 1, help: 'images per sampling batch (the timing is at this batch)' },
+      ...samplingFlags(undefined, {
+        batch: 'images per sampling batch (the timing is at this batch; never changes an image)',
+      }),
       k: { type: 'int', default: 3, min: 1, help: 'neighbours of the precision/recall manifolds' },
       out: { type: 'string', help: 'report JSON (default with --run: DIR/eval-<method>.json)' },
       gridPerClass: { type: 'int', default: 8, min: 1, help: 'images per class (row) in the PNG grid <out>-<method>.png' },
@@ -85,11 +79,12 @@ const evalCommand: Command = {
         ]),
       ],
     });
+    const sampling = samplingOptions(f), { stage1, stage2 } = sampling;
+    // The report's names for the knobs (older reports use them too).
     const knobs = {
-      n: f['n'] as number, seed: f['seed'] as number, batch: f['batch'] as number,
-      cfg: f['cfg'] as number, t1: checkNumber(f, 't1', (v) => v >= 0, 'must be ≥ 0'), t2: checkNumber(f, 't2', (v) => v >= 0, 'must be ≥ 0'),
-      topK: f['topK'] as number, topP: checkNumber(f, 'topP', (v) => v > 0 && v <= 1, 'must be in (0, 1]'), mask: (onOff(f, 'mask') ?? true), cfg2: f['cfg2'] as number,
-      rounds: f['refineRounds'] as number,
+      n: f['n'] as number, seed: sampling.seed, batch: sampling.batchSize,
+      cfg: stage1.cfgScale, t1: stage1.temperature, t2: stage2.temperature, topK: stage1.topK, topP: stage1.topP,
+      mask: stage2.clusterMask, cfg2: stage2.cfgScale, rounds: stage2.rounds,
       k: f['k'] as number,
     };
     const crop = (onOff(f, 'npzCrop') ?? true);
@@ -113,8 +108,7 @@ const evalCommand: Command = {
     for (const method of methods) {
       const progress = comm.rank === 0 ? new Progress({ label: method, total: knobs.n, unit: 'img' }) : null;
       const s: EvalSamples | null = sampleForEval(pieces, classifier.model, {
-        method, n: knobs.n, seed: knobs.seed, batchSize: knobs.batch, cfgScale: knobs.cfg, temperature: knobs.t1, topK: knobs.topK, topP: knobs.topP,
-        stage2: { temperature: knobs.t2, topK: knobs.topK, topP: knobs.topP, clusterMask: knobs.mask, cfgScale: knobs.cfg2, rounds: knobs.rounds },
+        method, n: knobs.n, seed: sampling.seed, batchSize: sampling.batchSize, ...stage1, stage2,
       }, (done) => progress?.update(Math.floor(done)), comm);
       progress?.finish();
       if (s === null || ref === null || real === null) continue;  // not rank 0: its share went to rank 0

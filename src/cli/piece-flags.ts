@@ -1,5 +1,5 @@
-// The flags that name a run's pieces and stage 2's rounds, declared once for every command that samples from a run
-// (sample, eval, eval ceiling).
+// The flags that name a run's pieces, declared once for every command that samples from a run (sample, eval, eval
+// ceiling). Their sampling flags: sampling-flags.ts.
 import { RUN_LAYOUT, type PieceName } from '../sample/run-dir.js';
 import type { FlagSpec } from './args.js';
 
@@ -19,8 +19,3 @@ export function pieceFlags(help: Partial<Record<PieceName, string>> = {}): Recor
   for (const name of Object.keys(RUN_LAYOUT) as PieceName[]) flags[name] = { type: 'string', help: help[name] ?? PIECE_HELP[name] };
   return flags;
 }
-
-export const REFINE_ROUNDS_FLAG: FlagSpec = {
-  type: 'int', default: 1, min: 1,
-  help: 'stage-2 rounds of masked refinement (1 = the paper\'s single pass; more need an aux trained with --refine masked)',
-};

@@ -10,9 +10,10 @@ import { clusterRepresentatives, previewSteps, progressivePreview } from '../sam
 import { communicator } from '../parallel/index.js';
 import { sampleImagesSharded, type SamplingResult } from '../sample/pipeline.js';
 import { RUN_LAYOUT, SAMPLER_METHODS, loadSampler, resolveSamplerPaths, type SamplerMethod, type SamplerPieces } from '../sample/run-dir.js';
-import { UsageError, flagRole, kebab, onOff, type ParsedFlags } from './args.js';
+import { UsageError, flagRole, type ParsedFlags } from './args.js';
 import type { Command } from './main.js';
-import { REFINE_ROUNDS_FLAG, pieceFlags } from './piece-flags.js';
+import { pieceFlags } from './piece-flags.js';
+import { samplingFlags, samplingOptions } from './sampling-flags.js';
 import { withRowLabels } from '../viz/row-labels.js';
 import { Progress } from './progress.js';
 
@@ -67,12 +68,6 @@ export function tokensJson(r: Pick<SamplingResult, 'classes' | 'coarse' | 'fine'
   return `{\n${parts.join(',\n')}\n}\n`;
 }
 
-function checkNumber(f: ParsedFlags, key: string, ok: (v: number) => boolean, what: string): number {
-  const v = f[key] as number;
-  if (!ok(v)) throw new UsageError(`--${kebab(key)}: ${what}, got ${v}`);
-  return v;
-}
-
 /** Refuses a --scale (or --cols) whose pictures would exceed MAX_PIXELS, before sampling rather than after it. */
 function checkPictureSizes(f: ParsedFlags, side: number, N: number, cols: number, T: number): void {
   const scale = f['scale'] as number, previewCols = previewSteps(T).length + 1;  // the previews, then the final image
@@ -103,16 +98,7 @@ export const sampleCommand: Command = {
       class: { type: 'string', help: 'sample this class only: its id or its name (e.g. 5 or sandal)' },
       classes: { type: 'string', help: 'comma-separated class ids or names, or all (default all)' },
       n: { type: 'int', default: 8, min: 1, help: 'images per class' },
-      cfg: { type: 'number', default: 2, help: 'classifier-free guidance scale of stage 1 / the baseline (1 = off)' },
-      t1: { type: 'number', default: 1, help: 'temperature of stage 1 and of the baseline (0 = greedy)' },
-      t2: { type: 'number', default: 1, help: 'temperature of stage 2' },
-      topK: { type: 'int', default: 0, min: 0, help: 'top-k of both stages (0 = off, 1 = greedy)' },
-      topP: { type: 'number', default: 1, help: 'top-p of both stages (1 = off)' },
-      mask: { type: 'string', default: 'on', help: 'stage 2 samples only inside the predicted cluster: on|off' },
-      cfg2: { type: 'number', default: 1, help: 'guidance scale of stage 2 (1 = off; doubles its cost)' },
-      refineRounds: REFINE_ROUNDS_FLAG,
-      seed: { type: 'int', default: 0, min: 0, help: 'root of every image\'s random stream' },
-      batch: { type: 'int', default: 64, min: 1, help: 'images per chunk (memory and speed only)' },
+      ...samplingFlags(),
       out: { type: 'string', help: 'PNG grid to write (default with --run: DIR/samples-<method>.png)' },
       cols: { type: 'int', min: 1, help: 'grid columns (default: --n with several classes and --n ≤ 32, else a square)' },
       scale: { type: 'int', default: 2, min: 1, help: 'enlarge every tile by this integer factor' },
@@ -133,10 +119,7 @@ export const sampleCommand: Command = {
     const out = typeof f['out'] === 'string' ? f['out'] : run !== undefined ? join(run, `samples-${method}.png`) : undefined;
     if (out === undefined) throw new UsageError('--out is required (or --run DIR)');
     const wanted = parseClasses(f);
-    const mask = (onOff(f, 'mask') ?? true);
-    const temperature = checkNumber(f, 't1', (v) => v >= 0, 'must be ≥ 0');
-    const t2 = checkNumber(f, 't2', (v) => v >= 0, 'must be ≥ 0');
-    const topP = checkNumber(f, 'topP', (v) => v > 0 && v <= 1, 'must be in (0, 1]');
+    const sampling = samplingOptions(f);
     if (method === 'baseline' && typeof f['progressive'] === 'string') throw new UsageError('--progressive shows CTF\'s stage 1; use --method ctf');
     const given = (key: string): string | undefined => (typeof f[key] === 'string' ? f[key] as string : undefined);
     const each = given('each'), tokensOut = given('tokensOut'), progressivePath = given('progressive');
@@ -169,9 +152,7 @@ export const sampleCommand: Command = {
     const label = method === 'ctf' ? 'stage 1' : 'baseline';
     const progress = comm.rank === 0 ? new Progress({ label, total: N, unit: 'img' }) : null;
     const r = sampleImagesSharded(pieces, {
-      method, classes, seed: f['seed'] as number, batchSize: f['batch'] as number,
-      cfgScale: f['cfg'] as number, temperature, topK: f['topK'] as number, topP,
-      stage2: { temperature: t2, topK: f['topK'] as number, topP, clusterMask: mask, cfgScale: f['cfg2'] as number, rounds: f['refineRounds'] as number },
+      method, classes, seed: sampling.seed, batchSize: sampling.batchSize, ...sampling.stage1, stage2: sampling.stage2,
       onProgress: (e) => { if (e.phase === 'stage1' && e.done < N) progress?.update(Math.floor(e.done)); },
     }, comm);
     progress?.finish();

@@ -25,7 +25,7 @@ import { saveTokens } from '../tokenizer/tokens-file.js';
 import { DEFAULT_TOKENIZER_TRAIN, TokenizerTrainTask, validateTrainOptions, type TokenizerTrainOptions } from '../tokenizer/train.js';
 import {
   FORCE_FLAG, OPTIMIZER_OPTIONS, UsageError, checkConfigFlagsOnResume, givenOptions, onOff, optimizerFlags, presetOf,
-  replaceMode, resolveTrainOptions, type ParsedFlags,
+  replaceMode, requireString, resolveTrainOptions, type ParsedFlags,
 } from './args.js';
 import { DATA_LOAD_FLAGS, datasetSpec, loadOptionsFromFlags, tokenizerDataOptions } from './data.js';
 import type { Command } from './main.js';
@@ -38,12 +38,6 @@ const log = (s: string): void => { process.stderr.write(s + '\n'); };
 /** runs/x/tokenizer.safetensors → runs/x/tokenizer.train-state.safetensors (weights + optimizer + position). */
 export function trainStatePath(out: string): string {
   return out.replace(/(\.safetensors)?$/, '.train-state.safetensors');
-}
-
-function requireString(f: ParsedFlags, key: string, flag: string): string {
-  const v = f[key];
-  if (typeof v !== 'string' || v === '') throw new UsageError(`${flag} is required`);
-  return v;
 }
 
 /** Data load options: the shared data flags, with a 2-pixel border by default for the 28×28 named datasets. */
@@ -117,7 +111,7 @@ const trainCommand: Command = {
   },
   async run(f) {
     const { force, resume } = replaceMode(f);
-    const out = requireString(f, 'out', '--out');
+    const out = requireString(f, 'out');
     const statePath = trainStatePath(out), runJson = join(dirname(out), 'run.json');
     const spec = datasetSpec(String(f['data']));
     const fresh = resume ? null : trainOptions(f, null);  // flag values before the disk: a bad one is a usage error
@@ -243,7 +237,7 @@ const evalCommand: Command = {
     },
   },
   async run(f) {
-    const path = requireString(f, 'tokenizer', '--tokenizer');
+    const path = requireString(f, 'tokenizer');
     if (typeof f['data'] === 'string') datasetSpec(f['data']);
     const split = String(f['split']);
     if (split !== 'train' && split !== 'test') throw new UsageError(`--split: expected train or test, got "${split}"`);
@@ -286,7 +280,7 @@ const encodeCommand: Command = {
     },
   },
   async run(f) {
-    const path = requireString(f, 'tokenizer', '--tokenizer'), out = requireString(f, 'out', '--out');
+    const path = requireString(f, 'tokenizer'), out = requireString(f, 'out');
     if (typeof f['data'] === 'string') datasetSpec(f['data']);
     const split = String(f['split']);
     if (split !== 'train' && split !== 'test') throw new UsageError(`--split: expected train or test, got "${split}"`);

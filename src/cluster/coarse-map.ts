@@ -1,6 +1,6 @@
 // The coarse map: which of K clusters every codeword (fine label) belongs to. Built by k-means on the
-// l2-normalised codewords (spec §2 [choice]: the tokenizer quantises on the unit sphere, so directions
-// are what decode alike), or — the paper's failing ablation — a random assignment with exactly the
+// l2-normalised codewords (the tokenizer quantises on the unit sphere, so directions are what decode
+// alike), or — the paper's failing ablation — a random assignment with exactly the
 // k-means cluster sizes.
 //
 // File (safetensors): fineToCoarse I32 (V); centroids F32 (K, D) in the normalised codeword space (means
@@ -8,8 +8,10 @@
 // memberOffsets I32 (K+1) with cluster j at members[offsets[j] .. offsets[j+1]). Metadata: kind, format,
 // k, v, dim, mode, seed, tokenizerHash, inertia, config (JSON: restarts, maxIter, normalize).
 import { CtfError } from '../errors.js';
+import { noGrad } from '../engine/autograd.js';
+import { l2Normalize } from '../engine/ops/vq.js';
 import { Rng } from '../engine/rng.js';
-import { Tensor, shapeStr } from '../engine/tensor.js';
+import { shapeStr, type Tensor } from '../engine/tensor.js';
 import { decodeSafetensors, encodeSafetensors, loadSafetensors, type SafetensorsFile } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { inertiaOf, kmeans, type KMeansEvent, type KMeansResult } from './kmeans.js';
@@ -23,7 +25,7 @@ export interface CoarseMap {
   k: number;                  // K clusters = the coarse vocabulary
   v: number;                  // V codewords = the fine vocabulary
   fineToCoarse: Int32Array;   // (V) cluster of every fine id
-  members: Int32Array[];      // K ascending lists of fine ids; every id in exactly one, none empty
+  members: Int32Array[];      // K ascending lists of fine ids; every id in exactly one, none empty (see checkCoarseMap)
   mode: ClusterMode;
   seed: number;
   tokenizerHash: string;      // the tokenizer whose codebook was clustered
@@ -31,6 +33,9 @@ export interface CoarseMap {
   centroids: Float32Array;    // (K, dim)
   dim: number;
 }
+
+/** The part of a coarse map the samplers read: which fine ids make up each cluster. */
+export type CoarsePartition = Pick<CoarseMap, 'k' | 'v' | 'fineToCoarse' | 'members'>;
 
 export interface BuildCoarseMapOptions {
   k: number;
@@ -42,18 +47,11 @@ export interface BuildCoarseMapOptions {
   onEvent?: (e: KMeansEvent) => void;
 }
 
-/** Rows divided by their l2 norm (F.normalize: a norm below 1e-12 divides by 1e-12). */
-export function normalizeRows(x: Tensor): Tensor {
-  if (x.dtype !== 'f32' || x.ndim !== 2) throw new CtfError(`normalizeRows: ${x.describe()} must be an f32 (V, D) matrix`);
-  const [V, D] = x.shape as [number, number];
-  const src = x.f32, out = new Float32Array(V * D);
-  for (let i = 0; i < V; i++) {
-    let s = 0;
-    for (let d = 0; d < D; d++) s += src[i * D + d]! ** 2;
-    const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
-    for (let d = 0; d < D; d++) out[i * D + d] = src[i * D + d]! * inv;
-  }
-  return new Tensor(out, [V, D], { name: 'normalized codebook' });
+/** The codebook (V, D) as k-means sees it: unit rows, the same ones the tokenizer quantises with. */
+function unitRows(codebook: Tensor): Tensor {
+  if (codebook.dtype !== 'f32' || codebook.ndim !== 2)
+    throw new CtfError(`coarse map: codebook ${codebook.describe()} must be an f32 (V, D) matrix`);
+  return noGrad(() => l2Normalize(codebook));
 }
 
 /** members (K lists, ascending) from an assignment. */
@@ -95,7 +93,7 @@ function clusterMeans(x: Tensor, assignment: Int32Array, k: number): Float32Arra
 export function buildCoarseMap(codebook: Tensor, o: BuildCoarseMapOptions): { map: CoarseMap; kmeans: KMeansResult } {
   const mode = o.mode ?? 'kmeans', seed = o.seed ?? 0;
   if (!CLUSTER_MODES.includes(mode)) throw new CtfError(`coarse map: mode "${String(mode)}" is not one of ${CLUSTER_MODES.join(', ')}`);
-  const x = normalizeRows(codebook);
+  const x = unitRows(codebook);
   const [V, D] = x.shape as [number, number];
   const km = kmeans(x, { k: o.k, seed, restarts: o.restarts, maxIter: o.maxIter, onEvent: o.onEvent });
   const map: CoarseMap = {
@@ -111,7 +109,7 @@ export function buildCoarseMap(codebook: Tensor, o: BuildCoarseMapOptions): { ma
  * partition of the l2-normalised codebook.
  */
 export function randomCoarseMap(like: CoarseMap, codebook: Tensor, seed: number): CoarseMap {
-  const x = normalizeRows(codebook);
+  const x = unitRows(codebook);
   if (x.dim(0) !== like.v) throw new CtfError(`randomCoarseMap: codebook ${codebook.describe()} has ${x.dim(0)} rows, the map covers ${like.v}`);
   const fineToCoarse = randomAssignment(like.members.map((m) => m.length), new Rng(seed).split('random-clusters'));
   const centroids = clusterMeans(x, fineToCoarse, like.k);
@@ -226,38 +224,53 @@ export function coarseMapFromFile(file: SafetensorsFile, expect: CoarseMapExpect
 }
 
 /**
- * The map's invariants: fineToCoarse in [0, K); each member list strictly ascending, non-empty, and
- * naming only ids whose fineToCoarse is that cluster; V members in all (so every id exactly once);
- * finite centroids.
+ * The map's invariants: fineToCoarse in [0, K); each member list strictly ascending, non-empty, and naming only
+ * ids whose fineToCoarse is that cluster; V members in all (so every id exactly once); and, when the map carries
+ * them, finite centroids in the unit ball. No cluster may be empty: k-means re-seeds every empty cluster and the
+ * random mode copies its sizes, so a file with one was not written by ctfgen, and stage 2 could not sample a
+ * cluster stage 1 predicts but that has no member. The samplers check their partition with this too.
  */
-export function checkCoarseMap(map: CoarseMap, where: string): void {
-  const { k, v, fineToCoarse, members, centroids } = map;
-  if (fineToCoarse.length !== v) throw new CtfError(`${where}: field "fineToCoarse" has ${fineToCoarse.length} entries, expected v = ${v}`);
+export function checkCoarseMap(map: CoarsePartition | CoarseMap, where: string): void {
+  const { k, v, fineToCoarse, members } = map;
+  if (fineToCoarse.length !== v)
+    throw new CtfError(`${where}: field "fineToCoarse" has ${fineToCoarse.length} entries, expected v = ${v}`);
   for (let i = 0; i < v; i++)
     if (!(fineToCoarse[i]! >= 0 && fineToCoarse[i]! < k))
       throw new CtfError(`${where}: field "fineToCoarse": fine id ${i} maps to cluster ${fineToCoarse[i]}, outside [0, ${k})`);
   if (members.length !== k) throw new CtfError(`${where}: field "members" has ${members.length} lists, expected k = ${k}`);
   let total = 0;
   members.forEach((list, j) => {
-    if (list.length === 0) throw new CtfError(`${where}: field "members": cluster ${j} is empty; every cluster needs at least one member`);
+    if (list.length === 0)
+      throw new CtfError(`${where}: field "members": cluster ${j} is empty; every cluster needs at least one member`);
     total += list.length;
     for (let n = 0; n < list.length; n++) {
       const id = list[n]!;
-      if (!(id >= 0 && id < v)) throw new CtfError(`${where}: field "members": cluster ${j} lists fine id ${id}, outside [0, ${v})`);
+      if (!(id >= 0 && id < v))
+        throw new CtfError(`${where}: field "members": cluster ${j} lists fine id ${id}, outside [0, ${v})`);
       if (n > 0 && !(id > list[n - 1]!))
-        throw new CtfError(`${where}: field "members": cluster ${j} is not strictly ascending (${list[n - 1]} then ${id}); is a fine id listed twice?`);
+        throw new CtfError(`${where}: field "members": cluster ${j} is not strictly ascending ` +
+          `(${list[n - 1]} then ${id}); is a fine id listed twice?`);
       if (fineToCoarse[id] !== j)
-        throw new CtfError(`${where}: field "members": cluster ${j} lists fine id ${id}, but fineToCoarse puts it in cluster ${fineToCoarse[id]}`);
+        throw new CtfError(`${where}: field "members": cluster ${j} lists fine id ${id}, ` +
+          `but fineToCoarse puts it in cluster ${fineToCoarse[id]}`);
     }
   });
-  if (total !== v) throw new CtfError(`${where}: field "members" lists ${total} fine ids in all, expected v = ${v} (each exactly once)`);
-  if (centroids.length !== k * map.dim) throw new CtfError(`${where}: field "centroids" has ${centroids.length} values, expected k·dim = ${k * map.dim}`);
+  if (total !== v)
+    throw new CtfError(`${where}: field "members" lists ${total} fine ids in all, ` +
+      `expected v = ${v} (each exactly once)`);
+  if ('centroids' in map) checkCentroids(map, where);
+}
+
+function checkCentroids({ k, dim, centroids }: CoarseMap, where: string): void {
+  if (centroids.length !== k * dim)
+    throw new CtfError(`${where}: field "centroids" has ${centroids.length} values, expected k·dim = ${k * dim}`);
   for (let i = 0; i < centroids.length; i++)
-    if (!Number.isFinite(centroids[i]!)) throw new CtfError(`${where}: field "centroids": value ${i} (cluster ${Math.floor(i / map.dim)}) is ${centroids[i]}`);
+    if (!Number.isFinite(centroids[i]!))
+      throw new CtfError(`${where}: field "centroids": value ${i} (cluster ${Math.floor(i / dim)}) is ${centroids[i]}`);
   // A centroid is a mean of unit vectors, so it lies in the unit ball (float32 rounding aside).
   for (let j = 0; j < k; j++) {
     let sq = 0;
-    for (let d = 0; d < map.dim; d++) sq += centroids[j * map.dim + d]! ** 2;
+    for (let d = 0; d < dim; d++) sq += centroids[j * dim + d]! ** 2;
     if (!(Math.sqrt(sq) <= 1 + 1e-4))
       throw new CtfError(`${where}: field "centroids": cluster ${j} has norm ${Math.sqrt(sq)}, expected at most 1`);
   }

@@ -105,11 +105,6 @@ export class AdamW {
     return { step: this.stepCount, expAvg, expAvgSq };
   }
 
-  /** The contract's name for stateDict(). */
-  state(): AdamWState {
-    return this.stateDict();
-  }
-
   /** Restores a stateDict(); every parameter must be present with the same size, and no others. */
   loadStateDict(st: AdamWState): void {
     if (!Number.isInteger(st.step) || st.step < 0) throw new CtfError(`AdamW state: step ${st.step} must be an integer ≥ 0`);

@@ -11,9 +11,23 @@ const nearestRowsKernel = kernel<(x: Float32Array, N: number, D: number, codeboo
   index: Int32Array, dist: Float32Array) => void>('nearestRows');
 
 export interface SampleOptions {
-  temperature?: number;  // default 1; ≤ 0 means greedy (argmax)
+  temperature?: number;  // default 1; 0 means greedy (argmax)
   topK?: number;         // keep the topK highest logits; default 0 = off; 1 = greedy
-  topP?: number;         // nucleus: keep the smallest most-probable set with probability ≥ topP; default 1 = off
+  topP?: number;         // nucleus: keep the smallest most-probable set with probability ≥ topP, in (0, 1]; 1 = off
+}
+
+/** How an error names an option: the library says "stage 2: temperature", the CLI names the flag ("--t2"). */
+export type OptionName = (field: string) => string;
+
+/** The options with their defaults, or a CtfError naming the bad one: the one check of these three knobs. */
+export function resolveSampleOptions(o: SampleOptions, name: OptionName): Required<SampleOptions> {
+  const r = { temperature: o.temperature ?? 1, topK: o.topK ?? 0, topP: o.topP ?? 1 };
+  if (!(r.temperature >= 0) || !Number.isFinite(r.temperature))
+    throw new CtfError(`${name('temperature')} ${r.temperature} must be a number ≥ 0 (0 = greedy)`);
+  if (!Number.isInteger(r.topK) || r.topK < 0)
+    throw new CtfError(`${name('topK')} ${r.topK} must be an integer ≥ 0 (0 = off, 1 = greedy)`);
+  if (!(r.topP > 0 && r.topP <= 1)) throw new CtfError(`${name('topP')} ${r.topP} must lie in (0, 1] (1 = off)`);
+  return r;
 }
 
 /**
@@ -37,10 +51,7 @@ export function sampleLogits(logits: Tensor | Float32Array, ...rest: unknown[]):
     if (!Number.isInteger(N) || !Number.isInteger(V) || N < 0 || V < 1 || data.length !== N * V)
       throw new CtfError(`sampleLogits: ${data.length} logits do not form (N=${N}, V=${V})`);
   }
-  const temperature = o.temperature ?? 1, topK = o.topK ?? 0, topP = o.topP ?? 1;
-  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new CtfError(`sampleLogits: temperature ${temperature} must be ≥ 0 (0 = greedy)`);
-  if (!Number.isInteger(topK) || topK < 0) throw new CtfError(`sampleLogits: topK ${topK} must be an integer ≥ 0 (0 = off)`);
-  if (!(topP >= 0 && topP <= 1)) throw new CtfError(`sampleLogits: topP ${topP} must lie in [0, 1] (1 = off)`);
+  const { temperature, topK, topP } = resolveSampleOptions(o, (field) => `sampleLogits: ${field}`);
   if (rngs.length !== N) throw new CtfError(`sampleLogits: ${rngs.length} rngs for ${N} rows; pass one per row`);
   const uniforms = new Float64Array(N);
   for (let r = 0; r < N; r++) uniforms[r] = rngs[r]!.uniform53();

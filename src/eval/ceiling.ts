@@ -17,9 +17,11 @@ import { firstImages, type Dataset } from '../data/dataset.js';
 import { Rng } from '../engine/rng.js';
 import { CtfError } from '../errors.js';
 import type { Gpt } from '../models/gpt.js';
-import { baselineSample, ctfSample, refine } from '../sample/ctf.js';
+import { baselineSample } from '../ctf/baseline.js';
+import type { GuidedOptions } from '../ctf/cfg.js';
+import { ctfSample } from '../ctf/ctf.js';
+import { refine } from '../ctf/stage2.js';
 import { decodeTokens } from '../sample/images.js';
-import type { LogitsOptions } from '../sample/logits.js';
 import { encodeSplit } from '../tokenizer/encode.js';
 import type { VqTokenizer } from '../tokenizer/model.js';
 import type { Classifier } from './classifier.js';
@@ -57,7 +59,7 @@ export interface CeilingOptions {
   n: number;                 // images per sample row, a multiple of the class count
   seed: number;
   batchSize: number;
-  stage1: LogitsOptions;     // CFG, τ1, top-k/top-p of the baseline and of CTF's stage 1
+  stage1: GuidedOptions;     // CFG, τ1, top-k/top-p of the baseline and of CTF's stage 1
   t2: number;                // τ2 of every sampled aux row
   rounds?: number;           // stage-2 rounds of every aux row (default 1; more need a masked-refinement aux)
   limit?: number;            // test images for the rows on test tokens (default: all)

@@ -4,9 +4,7 @@
 // cache's native half, and the logits buffer is reused.
 // A step is one native call on the model's bound handle (gpt-native.ts, native/gpt_infer.cc gptDecodeStep):
 // every projection one GEMM over the whole batch, attention over the cache split by rows over two threads.
-//
-// Classifier-free guidance is batch doubling, done by the caller: cfgClasses() builds [cond; null],
-// feed the same tokens to both halves (cfgTokens), and cfgCombine() mixes the two halves' logits.
+// Classifier-free guidance doubles the batch on top of this (src/ctf/cfg.ts); the cache just sees 2B rows.
 import { CtfError } from '../errors.js';
 import type { Gpt } from './gpt.js';
 import { gptDecode, newGptCache, type GptCacheHandle } from './gpt-native.js';
@@ -73,29 +71,4 @@ export function decodeOne(model: Gpt, cache: KvCache, tokens: Int32Array): Float
   if (cache.pos === 0) throw new CtfError('kv decode: decodeOne before prefill');
   checkRows(cache, tokens, model.config.inVocab, 'token');
   return step(model, cache, tokens);
-}
-
-/** [classes; null × B] for a doubled CFG batch. */
-export function cfgClasses(classes: Int32Array, nullClass: number): Int32Array {
-  const out = new Int32Array(2 * classes.length).fill(nullClass);
-  out.set(classes);
-  return out;
-}
-
-/** [tokens; tokens] into out (2B), for feeding a doubled CFG batch. */
-export function cfgTokens(tokens: Int32Array, out = new Int32Array(2 * tokens.length)): Int32Array {
-  out.set(tokens);
-  out.set(tokens, tokens.length);
-  return out;
-}
-
-/** Guided logits (B, V) = uncond + scale · (cond − uncond) from logits (2B, V) = [cond; uncond]. */
-export function cfgCombine(logits: Float32Array, V: number, scale: number, out = new Float32Array(logits.length / 2)): Float32Array {
-  const n = logits.length / 2;
-  if (out.length !== n || n % V !== 0) throw new CtfError(`cfgCombine: logits of ${logits.length} values are not (2B, ${V})`);
-  for (let i = 0; i < n; i++) {
-    const u = logits[n + i]!;
-    out[i] = u + (logits[i]! - u) * scale;
-  }
-  return out;
 }

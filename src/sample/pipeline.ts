@@ -1,25 +1,20 @@
 // One sampling request end to end on loaded pieces (run-dir.ts): CTF (stage 1 → stage 2) or the baseline,
 // then the tokenizer's decoder. Each part is timed; progress is reported per position of stage 1.
+import { baselineSample } from '../ctf/baseline.js';
+import { ctfSample, type CtfSampleOptions } from '../ctf/ctf.js';
+import type { TokenEvent } from '../ctf/generate.js';
 import { CtfError } from '../errors.js';
-import { baselineSample, ctfSample, type RefineOptions } from './ctf.js';
-import type { TokenEvent } from './generate.js';
-import type { LogitsOptions } from './logits.js';
 import { decodeTokens } from './images.js';
-import { indicesWithinClass } from './logits.js';
+import { indicesWithinClass } from '../ctf/logits.js';
 import { gatherConcat, maxOverRanks, shardOf, type Communicator } from '../parallel/index.js';
 import type { SamplerMethod, SamplerPieces } from './run-dir.js';
 
-export interface SamplingRequest extends LogitsOptions {
-  // cfgScale, temperature (τ1), topK, topP: stage 1 of CTF, or the baseline.
+export interface SamplingRequest extends CtfSampleOptions {
+  // As ctfSample's: classes, imageIndices, batchSize; cfgScale, temperature (τ1), topK, topP of stage 1 or the
+  // baseline; stage2 (CTF only); onToken after every position of stage 1 or the baseline (live previews, src/serve).
   method: SamplerMethod;
-  classes: Int32Array;         // (N) class of each image
-  imageIndices?: Int32Array;   // (N) stream index of each image (default: rank within its class)
   seed: number;
-  stage2?: RefineOptions;      // τ2, top-k, top-p, cluster mask, stage-2 guidance (CTF only)
-  batchSize?: number;          // images per chunk (default 64)
   onProgress?: (e: SamplingProgress) => void;
-  /** After every position of stage 1 (or the baseline), the chunk's tokens so far: live previews (src/serve). */
-  onToken?: (e: TokenEvent) => void;
 }
 
 /** `done` of `total` images through a phase; stage 1 reports fractions of a chunk as its positions advance. */

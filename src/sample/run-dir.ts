@@ -13,7 +13,7 @@ import { gptFromFile } from '../models/gpt-checkpoint.js';
 import type { Gpt } from '../models/gpt.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenizer/checkpoint.js';
 import { coarseMapHash, type GptKind } from '../train/gpt-train.js';
-import { checkCtfModels } from './ctf.js';
+import { checkCtfModels } from '../ctf/ctf.js';
 
 /** File names inside a run directory (the names `ctfgen train --run` writes; src/cli/train.ts RUN_FILES). */
 export const RUN_LAYOUT = {

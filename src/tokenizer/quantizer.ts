@@ -1,8 +1,9 @@
 // The codebook: V codewords of dimension D, used l2-normalised (LlamaGen's l2_norm=True). Codes and
 // codewords live on the unit sphere, so the nearest codeword is the one with the largest cosine.
+import { noGrad } from '../engine/autograd.js';
 import { l2Normalize, vectorQuantize, type Quantized } from '../engine/ops/vq.js';
 import type { Rng } from '../engine/rng.js';
-import type { Tensor } from '../engine/tensor.js';
+import { Tensor } from '../engine/tensor.js';
 import { param, type Module } from '../nn/module.js';
 
 export class Quantizer implements Module {
@@ -16,12 +17,7 @@ export class Quantizer implements Module {
   constructor(readonly size: number, readonly dim: number, rng: Rng) {
     this.codebook = param('quantize.embedding.weight', [size, dim], (d) => {
       rng.split('quantize.embedding.weight').fillNormal(d);
-      for (let j = 0; j < size; j++) {
-        let s = 0;
-        for (let k = 0; k < dim; k++) s += d[j * dim + k]! ** 2;
-        const inv = 1 / Math.sqrt(s);
-        for (let k = 0; k < dim; k++) d[j * dim + k]! *= inv;
-      }
+      d.set(noGrad(() => l2Normalize(new Tensor(d, [size, dim]))).f32);
     });
   }
 

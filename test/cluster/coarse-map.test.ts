@@ -4,10 +4,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  buildCoarseMap, checkCoarseMap, clusterSizeHistogram, decodeCoarseMap, encodeCoarseMap, loadCoarseMap, normalizeRows,
+  buildCoarseMap, checkCoarseMap, clusterSizeHistogram, decodeCoarseMap, encodeCoarseMap, loadCoarseMap, membersOf,
   saveCoarseMap, type CoarseMap,
 } from '../../src/cluster/coarse-map.js';
 import { kmeans } from '../../src/cluster/kmeans.js';
+import { l2Normalize } from '../../src/engine/ops/vq.js';
 import { Rng } from '../../src/engine/rng.js';
 import { Tensor } from '../../src/engine/tensor.js';
 import { CtfError } from '../../src/errors.js';
@@ -26,7 +27,7 @@ function sizesOf(m: CoarseMap): number[] {
 test('coarse map: k-means runs on the l2-normalised codewords', () => {
   const V = 600, D = 8;
   const raw = codebook(V, D, 1);
-  const unit = normalizeRows(raw);
+  const unit = l2Normalize(raw);
   for (let i = 0; i < V; i++) {
     let s = 0;
     for (let d = 0; d < D; d++) s += unit.f32[i * D + d]! ** 2;
@@ -91,6 +92,25 @@ test('coarse map: save and load round trip (bytes and file), with expectations',
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('coarse map: no cluster is empty (k-means re-seeds, random mode copies sizes); the check refuses one', () => {
+  // 40 codewords in only 5 directions (at different lengths) into 8 clusters: seeding has to reuse directions, so
+  // clusters collide and k-means must re-seed the empty ones.
+  const V = 40, D = 3, dirs = codebook(5, D, 9), rows = new Float32Array(V * D);
+  for (let i = 0; i < V; i++) for (let d = 0; d < D; d++) rows[i * D + d] = dirs.f32[(i % 5) * D + d]! * (1 + (i % 3));
+  for (const mode of ['kmeans', 'random'] as const) {
+    const o = { k: 8, seed: 0, restarts: 2, mode, tokenizerHash: HASH };
+    const { map, kmeans: km } = buildCoarseMap(new Tensor(rows, [V, D]), o);
+    assert.ok(km.runs.some((r) => r.reseeded > 0), 'the codebook forces a re-seed');
+    assert.ok(Math.min(...sizesOf(map)) >= 1, `${mode}: sizes ${sizesOf(map).join(' ')}`);
+    checkCoarseMap(map, mode);
+  }
+  // The one check also takes the bare partition the samplers read (no centroids), with the same rule.
+  const fineToCoarse = Int32Array.from({ length: 12 }, (_, i) => i % 4);
+  checkCoarseMap({ k: 4, v: 12, fineToCoarse, members: membersOf(fineToCoarse, 4) }, 'partition');
+  assert.throws(() => checkCoarseMap({ k: 5, v: 12, fineToCoarse, members: membersOf(fineToCoarse, 5) }, 'partition'),
+    /partition: field "members": cluster 4 is empty; every cluster needs at least one member/);
 });
 
 test('coarse map: every kind of bad file is refused, naming the file and the field', () => {

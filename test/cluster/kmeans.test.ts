@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { inertiaOf, kmeans, type KMeansEvent } from '../../src/cluster/kmeans.js';
-import { normalizeRows } from '../../src/cluster/coarse-map.js';
+import { l2Normalize } from '../../src/engine/ops/vq.js';
 import { Rng } from '../../src/engine/rng.js';
 import { Tensor } from '../../src/engine/tensor.js';
 import { CtfError } from '../../src/errors.js';
@@ -20,7 +20,7 @@ function blobs(centres: number[][], n: number, sigma: number, seed: number): { x
 }
 
 function unitRows(V: number, D: number, seed: number): Tensor {
-  return normalizeRows(new Tensor(new Rng(seed).fillNormal(new Float32Array(V * D)), [V, D]));
+  return l2Normalize(new Tensor(new Rng(seed).fillNormal(new Float32Array(V * D)), [V, D]));
 }
 
 test('kmeans recovers well-separated blobs exactly', () => {

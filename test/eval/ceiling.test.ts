@@ -12,7 +12,7 @@ import { Classifier, classifierConfig } from '../../src/eval/classifier.js';
 import { realReference } from '../../src/eval/evaluate.js';
 import { pixelFeatures } from '../../src/eval/features.js';
 import { loadSampler, resolveSamplerPaths, type SamplerPieces } from '../../src/sample/run-dir.js';
-import { randomCoarseMap } from '../sample/models.js';
+import { randomCoarseMap } from '../ctf/models.js';
 
 test('clusterSwap draws inside each token\'s cluster, singletons stay, every member is reachable', () => {
   const map = randomCoarseMap(6, 40, 3);

@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import { backward, noGrad } from '../../src/engine/autograd.js';
 import { loadInto, type SafetensorsFile } from '../../src/io/safetensors.js';
 import { Gpt, type GptConfig } from '../../src/models/gpt.js';
-import { KvCache, cfgClasses, cfgCombine, cfgTokens, decodeOne, prefill } from '../../src/models/kv-cache.js';
+import { cfgClasses, cfgTokens, guide } from '../../src/ctf/cfg.js';
+import { KvCache, decodeOne, prefill } from '../../src/models/kv-cache.js';
 import { assertClose } from '../helpers.js';
 import { fx, loadFixture } from '../oracle/fixtures.js';
 
@@ -76,7 +77,7 @@ test('gpt_causal: KV-cached greedy CFG generation reproduces the oracle tokens a
   noGrad(() => {
     let logits = prefill(model, cache, cfgClasses(labels, oc.num_classes));
     for (let p = 0; p < T; p++) {
-      cfgCombine(logits, V, gen.cfg_scale, guided);
+      guide(logits, V, gen.cfg_scale, guided);
       for (let b = 0; b < B; b++) {
         let best = 0;
         for (let v = 1; v < V; v++) if (guided[b * V + v]! > guided[b * V + best]!) best = v;

@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildCoarseMap } from '../../src/cluster/coarse-map.js';
+import { imageRngs, maskToClusters } from '../../src/ctf/logits.js';
+import { refine } from '../../src/ctf/stage2.js';
 import { noGrad } from '../../src/engine/autograd.js';
 import { linear } from '../../src/engine/ops/matmul.js';
 import { Rng } from '../../src/engine/rng.js';
@@ -11,8 +13,7 @@ import { Gpt, IGNORE_TARGET, gptConfig } from '../../src/models/gpt.js';
 import { decodeGptCheckpoint, encodeGptCheckpoint } from '../../src/models/gpt-checkpoint.js';
 import { finalHidden } from '../../src/models/gpt-native.js';
 import { maskedShare, revealMask, trainingMask } from '../../src/models/masked-refine.js';
-import { refine } from '../../src/sample/ctf.js';
-import { imageRngs, maskToClusters, sampleLogits } from '../../src/sample/logits.js';
+import { sampleLogits } from '../../src/engine/sampling.js';
 import { tokenizerConfig } from '../../src/tokenizer/config.js';
 import type { TokenSet } from '../../src/tokenizer/tokens-file.js';
 import { GptTrainTask, gptTask, validationLoss } from '../../src/train/gpt-train.js';

@@ -12,7 +12,7 @@ import { Tensor } from '../../src/engine/tensor.js';
 import { clusterRepresentatives, decodeTokens, previewSteps, progressivePreview } from '../../src/sample/images.js';
 import { sampleImages } from '../../src/sample/pipeline.js';
 import { loadSampler, type SamplerPieces } from '../../src/sample/run-dir.js';
-import { randomCoarseMap } from './models.js';
+import { randomCoarseMap } from '../ctf/models.js';
 
 let dir = '';
 let pieces: SamplerPieces;

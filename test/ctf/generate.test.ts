@@ -4,9 +4,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { noGrad } from '../../src/engine/autograd.js';
 import { sampleLogits } from '../../src/engine/sampling.js';
+import { cfgClasses, cfgTokens, guide } from '../../src/ctf/cfg.js';
+import { ArSampler, generate, type TokenEvent } from '../../src/ctf/generate.js';
+import { imageRngs, indicesWithinClass } from '../../src/ctf/logits.js';
 import { KvCache, decodeOne, prefill } from '../../src/models/kv-cache.js';
-import { Decoder, generate, type TokenEvent } from '../../src/sample/generate.js';
-import { cfgClasses, cfgTokens, guide, imageRngs, indicesWithinClass } from '../../src/sample/logits.js';
 import { assertClose } from '../helpers.js';
 import { GRID, NUM_CLASSES, argmax, tinyGpt } from './models.js';
 
@@ -30,16 +31,18 @@ for (const cfgScale of [1, 2.5]) {
     assert.equal(tokens.length, classes.length * T);
     const logits = fullLogits(classes, tokens, cfgScale);
     for (let i = 0; i < classes.length * T; i++)
-      assert.equal(tokens[i], argmax(logits.subarray(i * V, (i + 1) * V)), `image ${Math.floor(i / T)} position ${i % T}`);
-    assert.deepEqual(generate(model, { classes, cfgScale, temperature: 0, seed: 9 }), tokens, 'temperature 0 is greedy too');
+      assert.equal(tokens[i], argmax(logits.subarray(i * V, (i + 1) * V)),
+        `image ${Math.floor(i / T)} position ${i % T}`);
+    assert.deepEqual(generate(model, { classes, cfgScale, temperature: 0, seed: 9 }), tokens,
+      'temperature 0 is greedy too');
   });
 }
 
 test('cfg scale 1 decodes the conditional rows only (no doubled batch) and matches conditional sampling', () => {
   const B = classes.length;
-  const dec = new Decoder(model, B, 1);
-  assert.equal(dec.cache.batch, B, 'no [cond; null] doubling at scale 1');
-  assert.equal(new Decoder(model, B, 2).cache.batch, 2 * B);
+  const ar = new ArSampler(model, B, 1);
+  assert.equal(ar.cache.batch, B, 'no [cond; null] doubling at scale 1');
+  assert.equal(new ArSampler(model, B, 2).cache.batch, 2 * B);
   const opts = { temperature: 1.3, topK: 20, topP: 0.9 };
   const tokens = generate(model, { classes, cfgScale: 1, seed: 11, ...opts });
   // The same draws from a conditional-only KV-cached loop, written out.
@@ -53,18 +56,21 @@ test('cfg scale 1 decodes the conditional rows only (no doubled batch) and match
   }
   // And guidance at scale 1 over a doubled batch gives the conditional logits.
   const doubled = prefill(model, new KvCache(model, 2 * B), cfgClasses(classes, NUM_CLASSES));
-  assertClose(guide(doubled, V, 1), doubled.subarray(0, B * V), { atol: 1e-6, what: 'guided at scale 1 vs conditional' });
+  assertClose(guide(doubled, V, 1), doubled.subarray(0, B * V),
+    { atol: 1e-6, what: 'guided at scale 1 vs conditional' });
 });
 
 test('seeded samples do not depend on the chunk size or on the other images of the request', () => {
   const o = { classes, cfgScale: 2, temperature: 1, seed: 3 };
   const ref = generate(model, { ...o, batchSize: 64 });
-  for (const batchSize of [1, 2, 3, 7]) assert.deepEqual(generate(model, { ...o, batchSize }), ref, `batchSize ${batchSize}`);
+  for (const batchSize of [1, 2, 3, 7])
+    assert.deepEqual(generate(model, { ...o, batchSize }), ref, `batchSize ${batchSize}`);
   // The 0th and 1st images of class 3 alone, and in another order with other classes around them.
   const alone = generate(model, { ...o, classes: Int32Array.from([3, 3]) });
   const idx = indicesWithinClass(classes);
   const firstTwo = [...classes.keys()].filter((i) => classes[i] === 3 && idx[i]! < 2);
-  for (const [j, i] of firstTwo.entries()) assert.deepEqual(alone.subarray(j * T, (j + 1) * T), ref.subarray(i * T, (i + 1) * T));
+  for (const [j, i] of firstTwo.entries())
+    assert.deepEqual(alone.subarray(j * T, (j + 1) * T), ref.subarray(i * T, (i + 1) * T));
   const shuffled = Int32Array.from([2, 3, 4, 3]);
   const mixed = generate(model, { ...o, classes: shuffled, batchSize: 3 });
   assert.deepEqual(mixed.subarray(T, 2 * T), ref.subarray(0, T), 'image (class 3, index 0)');
@@ -86,7 +92,9 @@ test('onToken reports every position of every chunk in order, with the tokens so
   const events: { first: number; count: number; position: number; last: number }[] = [];
   const tokens = generate(model, {
     classes, seed: 4, batchSize: 4,
-    onToken: (e: TokenEvent) => events.push({ first: e.first, count: e.count, position: e.position, last: e.tokens[(e.count - 1) * T + e.position]! }),
+    onToken: (e: TokenEvent) => events.push({
+      first: e.first, count: e.count, position: e.position, last: e.tokens[(e.count - 1) * T + e.position]!,
+    }),
   });
   assert.equal(events.length, 2 * T);
   events.forEach((e, i) => {
@@ -99,5 +107,5 @@ test('bad requests are refused with a clear error', () => {
   assert.throws(() => generate(model, { classes, batchSize: 0 }), /batchSize 0/);
   assert.throws(() => generate(model, { classes, topP: 1.5 }), /topP 1.5/);
   assert.throws(() => generate(model, { classes: Int32Array.from([NUM_CLASSES + 1]) }), /class 6/);
-  assert.throws(() => new Decoder(tinyGpt(8, 48, false, 2), 2, 1), /bidirectional/);
+  assert.throws(() => new ArSampler(tinyGpt(8, 48, false, 2), 2, 1), /bidirectional/);
 });

@@ -1,10 +1,11 @@
 // Greedy CFG sampling through generate() against LlamaGen's PyTorch GPT (oracle/gpt_fixtures.py): the same
-// weights must give the same tokens.
+// weights must give the same tokens, and ArSampler the same guided logits at every step.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadInto, type SafetensorsFile } from '../../src/io/safetensors.js';
 import { Gpt } from '../../src/models/gpt.js';
-import { generate } from '../../src/sample/generate.js';
+import { ArSampler, generate } from '../../src/ctf/generate.js';
+import { assertClose } from '../helpers.js';
 import { fx, loadFixture } from '../oracle/fixtures.js';
 
 interface OracleConfig {
@@ -35,4 +36,21 @@ test('generate() with topK 1 reproduces the PyTorch oracle greedy CFG tokens (gp
     const tokens = generate(model, { classes: labels, cfgScale: gen.cfg_scale, topK: 1, batchSize });
     assert.deepEqual(Array.from(tokens), Array.from(ref), `batchSize ${batchSize}`);
   }
+});
+
+test('ArSampler: prefill and decodeOne return the oracle\'s guided logits at every position', () => {
+  const file = loadFixture('gpt_causal.safetensors');
+  const model = modelFromFixture(file);
+  const gen = JSON.parse(file.metadata['generate']!) as { cfg_scale: number };
+  const labels = fx(file, 'generate.labels').i32, ref = fx(file, 'generate.tokens').i32;
+  const refLogits = fx(file, 'generate.logits').f32;  // (B, T, V)
+  const B = labels.length, T = model.config.grid ** 2, V = model.config.outVocab;
+  const ar = new ArSampler(model, B, gen.cfg_scale);
+  const got = new Float32Array(B * T * V);
+  let logits = ar.prefill(labels);
+  for (let p = 0; p < T; p++) {
+    for (let b = 0; b < B; b++) got.set(logits.subarray(b * V, (b + 1) * V), (b * T + p) * V);
+    if (p < T - 1) logits = ar.decodeOne(Int32Array.from({ length: B }, (_, b) => ref[b * T + p]!));
+  }
+  assertClose(got, refLogits, { atol: 2e-4, rtol: 1e-4, what: 'guided logits' });
 });
