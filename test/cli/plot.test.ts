@@ -92,7 +92,7 @@ before(() => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs a command in this process with stderr captured (what it reports goes there). */
-async function inProcess(run: () => Promise<void>): Promise<string> {
+async function inProcess(run: () => Promise<unknown>): Promise<string> {
   const write = process.stderr.write;
   let text = '';
   process.stderr.write = ((chunk: string | Uint8Array) => { text += String(chunk); return true; }) as typeof process.stderr.write;
