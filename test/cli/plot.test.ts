@@ -72,7 +72,7 @@ test('points files and series arguments', () => {
   assert.throws(() => pointsFromJson('{"points": [[1, "2"]]}', 'a.json'), /a\.json: points\[0\] is \[1,"2"\]/);
   assert.throws(() => pointsFromJson('[[1, 2]]', 'a.json'), /a\.json: expected \{"points": \[\[x, y\], \.\.\.\]\}/);
   assert.throws(() => pointsFromJson('{"points": [[1, 2],\n', 'a.json'), /a\.json: not valid JSON/);
-  assert.deepEqual(parseSeriesArg('CTF=runs/x/coarse-ar.events.jsonl', /\.events\.jsonl$/), { name: 'CTF', path: 'runs/x/coarse-ar.events.jsonl' });
+  assert.deepEqual(parseSeriesArg('CTF=runs/x/stage1.events.jsonl', /\.events\.jsonl$/), { name: 'CTF', path: 'runs/x/stage1.events.jsonl' });
   assert.deepEqual(parseSeriesArg('runs/x/baseline.events.jsonl', /\.events\.jsonl$/), { name: 'baseline', path: 'runs/x/baseline.events.jsonl' });
   assert.throws(() => parseSeriesArg('=x.json', /\.json$/), /expected NAME=FILE/);
   const exists = (p: string): boolean => ['runs/k=128/fid.json', 'a=b.json'].includes(p);
