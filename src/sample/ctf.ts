@@ -190,12 +190,12 @@ function refineRounds(aux: Gpt, map: ClusterPartition, cls: Int32Array, tokens: 
 export function checkCtfModels(stage1: Gpt | null, aux: Gpt, map: ClusterPartition): void {
   checkPartition(map, 'ctf');
   const a = aux.config;
-  if (a.causal) throw new CtfError('ctf: the auxiliary model is causal; stage 2 needs the bidirectional fine-aux model');
+  if (a.causal) throw new CtfError('ctf: the auxiliary model is causal; stage 2 needs the bidirectional aux model');
   if (a.inVocab !== map.k || a.outVocab !== map.v)
     throw new CtfError(`ctf: the auxiliary model reads ${a.inVocab} coarse labels and predicts ${a.outVocab} fine ones, the coarse map has K = ${map.k}, V = ${map.v}`);
   if (!stage1) return;
   const s = stage1.config;
-  if (!s.causal) throw new CtfError('ctf: the stage-1 model is bidirectional; stage 1 needs the causal coarse-ar model');
+  if (!s.causal) throw new CtfError('ctf: the stage-1 model is bidirectional; stage 1 needs the causal stage1 model');
   if (s.inVocab !== map.k || s.outVocab !== map.k)
     throw new CtfError(`ctf: the stage-1 model has vocabulary ${s.inVocab} in / ${s.outVocab} out, the coarse map has K = ${map.k} clusters`);
   if (s.grid !== a.grid || s.numClasses !== a.numClasses)
