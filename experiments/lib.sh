@@ -12,17 +12,18 @@ log() { printf '[%s %s] %s\n' "${LOG_TAG:-experiment}" "$(date +%H:%M:%S)" "$*" 
 # step NAME OUTPUT -- ARGS...: runs `ctfgen ARGS` unless OUTPUT exists; records the time. With STDOUT_TO set,
 # the command's stdout goes to that file once the command succeeded.
 step() {
-  local name=$1 output=$2 stdout=(); shift 3
-  [[ -n ${STDOUT_TO:-} ]] && stdout=(--stdout-to "$STDOUT_TO")
-  "${CTFGEN[@]}" step "$name" --done "$output" "${stdout[@]}" --records "$RUN" --log-tag "${LOG_TAG:-experiment}" -- "$@"
+  local name=$1 output=$2 extra=(); shift 3
+  [[ -n ${STDOUT_TO:-} ]] && extra=(--stdout-to "$STDOUT_TO")
+  "${CTFGEN[@]}" step "$name" --done "$output" "${extra[@]}" --records "$RUN" --log-tag "${LOG_TAG:-experiment}" \
+    -- "$@"
 }
 
 # train_step NAME DONE CHECKPOINT -- ARGS...: like step with DONE as the output (a file written only at the end),
 # adding --resume when CHECKPOINT's train state exists (checkpoints are written during training too).
 train_step() {
   local name=$1 done=$2 checkpoint=$3; shift 4
-  "${CTFGEN[@]}" step "$name" --done "$done" --resumes "$checkpoint" --records "$RUN" --log-tag "${LOG_TAG:-experiment}" \
-    -- "$@"
+  "${CTFGEN[@]}" step "$name" --done "$done" --resumes "$checkpoint" --records "$RUN" \
+    --log-tag "${LOG_TAG:-experiment}" -- "$@"
 }
 
 # wait_for FILE [WHAT]: blocks until FILE exists (another lane of the same script makes it); gives up when a
@@ -30,7 +31,10 @@ train_step() {
 wait_for() {
   local f=$1 said=0
   until [[ -e $f ]]; do
-    if [[ -e $RUN/lane-failed ]]; then log "another lane failed ($(cat "$RUN/lane-failed")); not waiting for $f"; return 1; fi
+    if [[ -e $RUN/lane-failed ]]; then
+      log "another lane failed ($(cat "$RUN/lane-failed")); not waiting for $f"
+      return 1
+    fi
     ((said)) || log "waiting for ${2:-$f}"
     said=1
     sleep 20

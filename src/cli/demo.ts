@@ -20,7 +20,7 @@ import { bold, formatDuration } from './progress.js';
 
 export interface DemoProfile {
   tokenizer: { preset: string; codebook: number; limit: number; epochs: number; evalLimit: number; batch: number };
-  encode: { train: number; test: number; flip: boolean };  // images of each split encoded for the GPTs; flip: + mirrored train copies
+  encode: { train: number; test: number; flip: boolean };  // images encoded per split; flip: + mirrored train copies
   k: number;                                  // clusters
   gpt: { preset: string; epochs: number; batch: number; warmup: number; valLimit: number };
   sample: { n: number; cfg: number };         // images per class in each grid
@@ -56,24 +56,28 @@ function stagesOf(run: string, p: DemoProfile): DemoStage[] {
     const out = runPath(run, kind);
     return {
       name: kind, force: true, resumes: out, done: [out, reportPath(out)],
-      args: ['train', kind, '--run', run, '--preset', p.gpt.preset, '--epochs', String(p.gpt.epochs), '--batch', String(p.gpt.batch),
-        '--warmup', String(p.gpt.warmup), '--val-limit', String(p.gpt.valLimit), '--checkpoint-every', '50'],
+      args: ['train', kind, '--run', run, '--preset', p.gpt.preset, '--epochs', String(p.gpt.epochs),
+        '--batch', String(p.gpt.batch), '--warmup', String(p.gpt.warmup), '--val-limit', String(p.gpt.valLimit),
+        '--checkpoint-every', '50'],
     };
   };
   const sample = (method: string): DemoStage => ({
     name: `sample-${method}`, leaf: true, stdoutTo: f(`sample-${method}.json`),
-    args: ['sample', '--run', run, '--method', method, '--classes', 'all', '--n', String(p.sample.n), '--cfg', String(p.sample.cfg),
-      '--out', f(`samples-${method}.png`), '--tokens-out', f(`tokens-${method}.json`), '--json',
+    args: ['sample', '--run', run, '--method', method, '--classes', 'all', '--n', String(p.sample.n),
+      '--cfg', String(p.sample.cfg), '--out', f(`samples-${method}.png`), '--tokens-out', f(`tokens-${method}.json`),
+      '--json',
       ...(method === 'ctf' ? ['--progressive', f('progressive.png')] : [])],
     done: [f(`samples-${method}.png`), f(`tokens-${method}.json`), ...(method === 'ctf' ? [f('progressive.png')] : [])],
   });
   return [
     {
       // run.json is written once the training and its evaluation are done; the checkpoint exists before.
-      name: 'tokenizer', done: [tok, join(dirname(tok), 'run.json')], stdoutTo: f('tokenizer-eval.json'), force: true, resumes: tok,
+      name: 'tokenizer', done: [tok, join(dirname(tok), 'run.json')], stdoutTo: f('tokenizer-eval.json'), force: true,
+      resumes: tok,
       args: ['tokenizer', 'train', '--data', 'fashion-mnist', '--out', tok, '--preset', p.tokenizer.preset,
-        '--codebook', String(p.tokenizer.codebook), '--limit', String(p.tokenizer.limit), '--epochs', String(p.tokenizer.epochs),
-        '--batch', String(p.tokenizer.batch), '--eval-limit', String(p.tokenizer.evalLimit), '--checkpoint-every', '100', '--json'],
+        '--codebook', String(p.tokenizer.codebook), '--limit', String(p.tokenizer.limit),
+        '--epochs', String(p.tokenizer.epochs), '--batch', String(p.tokenizer.batch),
+        '--eval-limit', String(p.tokenizer.evalLimit), '--checkpoint-every', '100', '--json'],
     },
     {
       name: 'encode-train', done: [runPath(run, 'tokensTrain')], force: true,
@@ -91,7 +95,8 @@ function stagesOf(run: string, p: DemoProfile): DemoStage[] {
     },
     {
       name: 'swap-demo', leaf: true, done: [f('swap-demo.png')], stdoutTo: f('swap-demo.json'),
-      args: ['cluster', 'swap-demo', '--tokenizer', tok, '--clusters', runPath(run, 'clusters'), '--out', f('swap-demo.png'), '--json'],
+      args: ['cluster', 'swap-demo', '--tokenizer', tok, '--clusters', runPath(run, 'clusters'),
+        '--out', f('swap-demo.png'), '--json'],
     },
     gpt('baseline'), gpt('stage1'), gpt('aux'),
     sample('ctf'), sample('baseline'),
@@ -102,12 +107,16 @@ export const demoCommand: Command = {
   spec: {
     name: 'demo',
     brief: 'a small CTF run end to end on Fashion-MNIST, resumable',
-    summary: 'A small CTF run end to end on Fashion-MNIST (tokenizer → encode → cluster → baseline, stage 1, aux → samples\n' +
-      '→ report.md), each stage a ctfgen command. Resumable: finished stages are skipped, an interrupted training continues.',
+    summary: 'A small CTF run end to end on Fashion-MNIST (tokenizer → encode → cluster → baseline, stage 1, aux →\n' +
+      'samples → report.md), each stage a ctfgen command. Resumable: finished stages are skipped, an interrupted\n' +
+      'training continues.',
     usage: 'ctfgen demo [--run runs/demo] [--profile default|tiny] [--fresh]',
     flags: {
       run: { type: 'string', default: 'runs/demo', help: 'run directory' },
-      profile: { type: 'string', default: 'default', help: `sizes: ${Object.keys(DEMO_PROFILES).join(' or ')} (tiny: seconds, for tests)` },
+      profile: {
+        type: 'string', default: 'default',
+        help: `sizes: ${Object.keys(DEMO_PROFILES).join(' or ')} (tiny: seconds, for tests)`,
+      },
       fresh: {
         type: 'boolean', help: 'forget what earlier invocations finished: run every stage anew, replacing its outputs',
       },
@@ -117,7 +126,8 @@ export const demoCommand: Command = {
     const t0 = performance.now();
     const run = String(f['run']), profileName = String(f['profile']);
     const profile = DEMO_PROFILES[profileName];
-    if (!profile) throw new UsageError(`--profile: expected ${Object.keys(DEMO_PROFILES).join(' or ')}, got "${profileName}"`);
+    if (!profile)
+      throw new UsageError(`--profile: expected ${Object.keys(DEMO_PROFILES).join(' or ')}, got "${profileName}"`);
     checkOutputs({ inputs: [], outputs: [{ role: '--run', path: run, directory: true }] });
     await mkdir(run, { recursive: true });
     const stages = stagesOf(run, profile), records = finishedStages(run);
@@ -131,7 +141,8 @@ export const demoCommand: Command = {
       const o = await runStage(s, {
         records: run, redo,
         emit: (e) => {
-          if (e.type === 'skip') log(`${at}: done earlier (${record ? formatDuration(record.seconds) : 'no record'}), skipped`);
+          const took = record ? formatDuration(record.seconds) : 'no record';
+          if (e.type === 'skip') log(`${at}: done earlier (${took}), skipped`);
           if (e.type === 'run') log(`${at}: ${shell(e.args)}`);
         },
       });
@@ -147,7 +158,8 @@ export const demoCommand: Command = {
     }
     const wall = (performance.now() - t0) / 1000;
     const report = await writeDemoReport(run, { name: profileName, config: profile }, stages, ran, wall);
-    log(`finished in ${formatDuration(wall)}; wrote ${report} and report.json (pictures: samples-ctf.png, samples-baseline.png, progressive.png, swap-demo.png)`);
+    log(`finished in ${formatDuration(wall)}; wrote ${report} and report.json ` +
+      '(pictures: samples-ctf.png, samples-baseline.png, progressive.png, swap-demo.png)');
     const npmServe = run === 'runs/demo' ? ' (npm run serve)' : '';
     log(`watch it generate in a browser: ctfgen serve --run ${run}${npmServe}, then open http://127.0.0.1:7860/`);
   },

@@ -71,7 +71,8 @@ const trainCommand: Command = {
     const spec = datasetSpec(String(f['data']));
     const fresh = resume ? null : trainOptions(f, null);  // flag values before the disk: a bad one is a usage error
     const r = await trainRun({
-      out, task: 'classifier', resume, force, inputs: [], outputs: [{ role: 'the report of --out', path: report }], report,
+      out, task: 'classifier', resume, force, inputs: [], report,
+      outputs: [{ role: 'the report of --out', path: report }],
       checkpointEvery: f['checkpointEvery'] as number, progressEvery: f['progressEvery'] as number,
       onRepeatedSignal: exitOnRepeatedSignal,
       emit: trainEventRenderer({
@@ -102,17 +103,23 @@ async function classifierSetup(
   let config: ClassifierConfig;
   if (saved) config = saved.config as ClassifierConfig;
   else {
-    config = classifierConfig(String(f['preset'] ?? DEFAULT_CLASSIFIER_PRESET), { inChannels: ds.channels, imageSize: ds.height, numClasses: ds.numClasses });
-    if (ds.height !== ds.width) throw new CtfError(`classifier: images of ${ds.name} are ${ds.height}×${ds.width}; it needs square images (use --resize or --pad)`);
+    const preset = String(f['preset'] ?? DEFAULT_CLASSIFIER_PRESET);
+    config = classifierConfig(preset, { inChannels: ds.channels, imageSize: ds.height, numClasses: ds.numClasses });
+    if (ds.height !== ds.width)
+      throw new CtfError(`classifier: images of ${ds.name} are ${ds.height}×${ds.width}; it needs square images ` +
+        '(use --resize or --pad)');
   }
   const testLimit = f['testLimit'] as number | undefined;
   const test = testLimit === 0 ? null : await loadDataset(spec, 'test', load);
-  log(`loaded ${ds.name}: ${ds.count} train${test ? ` + ${test.count} test` : ''} images ${ds.channels}×${ds.height}×${ds.width} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  log(`loaded ${ds.name}: ${ds.count} train${test ? ` + ${test.count} test` : ''} images ` +
+    `${ds.channels}×${ds.height}×${ds.width} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const model = new Classifier(config, new Rng(options.seed).split('init'));
   const meta = { data: identity, data_load: load };
-  const task = new ClassifierTrainTask(model, ds, options, (_t, step) => save(step), test ? { data: test, limit: testLimit } : null);
+  const scored = test ? { data: test, limit: testLimit } : null;
+  const task = new ClassifierTrainTask(model, ds, options, (_t, step) => save(step), scored);
   log(`classifier: ${model.numParameters().toLocaleString('en')} parameters, ${JSON.stringify(config)}`);
-  log(`${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ${options.batchSize} images`);
+  log(`${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ` +
+    `${options.batchSize} images`);
   return {
     task, extra: { data: identity, dataLoad: load }, checks: [dataCheck(identity)],
     saveModel: (path, step) =>
@@ -126,7 +133,8 @@ async function classifierSetup(
         log(`classifier test accuracy ${pct(r.accuracy)} (loss ${r.loss.toFixed(4)}, ${tested.count} images); ` +
           `trained in ${formatDuration(seconds)} (this process)`);
       }
-      await saveClassifier(out, model, { ...meta, training: { step, epochs: options.epochs, options }, ...(evaluation ? { eval: evaluation } : {}) });
+      const training = { step, epochs: options.epochs, options };
+      await saveClassifier(out, model, { ...meta, training, ...(evaluation ? { eval: evaluation } : {}) });
       return {
         kind: 'ctfgen.classifier-report', out, command: ['ctfgen', ...process.argv.slice(2)].join(' '), config, options,
         parameters: model.numParameters(), steps: step, trainSeconds: seconds, data: identity, eval: evaluation,

@@ -1,7 +1,7 @@
-// `ctfgen step NAME --done FILE [--resumes CKPT] [--stdout-to FILE] --records DIR -- ARGS…`: one step of an experiment
-// script, run by the stage runner (src/run/stage.ts) with its rules: skipped when FILE exists, continued with --resume
-// when CKPT's train state exists, its time recorded in DIR/times.jsonl and DIR/attempts.jsonl. Exits with the
-// command's code (0 when skipped), so a script under `set -e` stops on a stop (130/143) or a failure.
+// `ctfgen step NAME --done FILE [--resumes CKPT] [--stdout-to FILE] --records DIR -- ARGS…`: one step of an
+// experiment script, run by the stage runner (src/run/stage.ts) with its rules: skipped when FILE exists, continued
+// with --resume when CKPT's train state exists, its time recorded in DIR/times.jsonl and DIR/attempts.jsonl. Exits
+// with the command's code (0 when skipped), so a script under `set -e` stops on a stop (130/143) or a failure.
 import { Interrupted } from '../errors.js';
 import { runStage, commandLine, type StageEvent } from '../run/stage.js';
 import { UsageError, requireString } from './args.js';
@@ -16,9 +16,9 @@ export const stepCommand: Command = {
   spec: {
     name: 'step',
     brief: 'one step of an experiment script: skipped when done, resumed when interrupted, timed',
-    summary: 'Runs `ctfgen ARGS` as one step of a resumable script: skipped when --done exists; with --resume added when\n' +
-      'the train state of --resumes exists; every attempt appended to DIR/attempts.jsonl, a finished one to\n' +
-      'DIR/times.jsonl. Exits with the command\'s code: 130/143 (stopped after saving) and failures are not finished.',
+    summary: 'Runs `ctfgen ARGS` as one step of a resumable script: skipped when --done exists; with --resume\n' +
+      'added when the train state of --resumes exists; every attempt appended to DIR/attempts.jsonl, a finished\n' +
+      'one to DIR/times.jsonl. Exits with the command\'s code: 130/143 (stopped after saving) and failures are not finished.',
     usage: 'ctfgen step NAME --done FILE [--resumes CKPT] [--stdout-to FILE] --records DIR -- ARGS…',
     positionals: ['name', 'args…'],
     flags: {
@@ -31,7 +31,8 @@ export const stepCommand: Command = {
   },
   async run(f, positionals) {
     const [name, ...args] = positionals;
-    if (name === undefined || args.length === 0) throw new UsageError('expected a step name, then -- and the ctfgen arguments');
+    if (name === undefined || args.length === 0)
+      throw new UsageError('expected a step name, then -- and the ctfgen arguments');
     const done = requireString(f, 'done'), records = requireString(f, 'records'), tag = String(f['logTag']);
     const emit = (e: StageEvent): void => {
       if (e.type === 'skip') logLine(tag, `${name}: done before (${done})`);
@@ -44,7 +45,8 @@ export const stepCommand: Command = {
       ...(typeof f['resumes'] === 'string' ? { resumes: f['resumes'] } : {}),
       ...(typeof f['stdoutTo'] === 'string' ? { stdoutTo: f['stdoutTo'] } : {}),
     }, { records, emit });
-    if (o.status === 'stopped') throw new Interrupted(o.exit === 143 ? 'SIGTERM' : 'SIGINT', `${name}: stopped; run again to continue`);
+    if (o.status === 'stopped')
+      throw new Interrupted(o.exit === 143 ? 'SIGTERM' : 'SIGINT', `${name}: stopped; run again to continue`);
     return o.exit;
   },
 };

@@ -140,13 +140,15 @@ async function tokenizerSetup(
   }
   const options = fresh ?? trainOptions(f, saved);
   const savedData = (saved?.extra as { data?: DataIdentity } | undefined)?.data;
-  const ds = firstImages(await loadSplit(spec, 'train', dataOptions(f, spec, savedData?.preprocessing.pad)), f['limit'] as number | undefined);
+  const all = await loadSplit(spec, 'train', dataOptions(f, spec, savedData?.preprocessing.pad));
+  const ds = firstImages(all, f['limit'] as number | undefined);
   const identity = dataIdentity(ds);
   let config: TokenizerConfig;
   if (saved) config = saved.config as TokenizerConfig;
   else {
     const overrides = f['codebook'] !== undefined ? { codebookSize: f['codebook'] as number } : {};
-    config = tokenizerConfig(String(f['preset'] ?? DEFAULT_TOKENIZER_PRESET), { inChannels: ds.channels, imageSize: ds.height }, overrides);
+    const preset = String(f['preset'] ?? DEFAULT_TOKENIZER_PRESET);
+    config = tokenizerConfig(preset, { inChannels: ds.channels, imageSize: ds.height }, overrides);
   }
   const model = new VqTokenizer(config, new Rng(options.seed).split('init'));
   const task = new TokenizerTrainTask(model, ds, options, (_t, step) => save(step));
@@ -161,7 +163,8 @@ async function tokenizerSetup(
         const test = await loadSplit(spec, 'test', dataOptions(f, spec, identity.preprocessing.pad));
         evaluation = evaluateTokenizer(model, test, { limit });
         log(`tokenizer test: ${evalLine(evaluation)}`);
-        await saveTokenizer(out, model, { data: identity, training: { step, epochs: options.epochs, options }, eval: evaluation });
+        const training = { step, epochs: options.epochs, options };
+        await saveTokenizer(out, model, { data: identity, training, eval: evaluation });
       }
       return {
         kind: 'ctfgen.run', stage: 'tokenizer', command: ['ctfgen', ...process.argv.slice(2)].join(' '), tokenizer: out,
@@ -174,18 +177,27 @@ async function tokenizerSetup(
 /** --dry-run: the parameter count, the memory estimate and the schedule. */
 function printDryRun(f: ParsedFlags, task: TokenizerTrainTask): void {
   const { model, options, data: ds } = task, config = model.config;
-  const x = new Tensor(new Float32Array(config.inChannels * config.imageSize ** 2), [1, config.inChannels, config.imageSize, config.imageSize]);
+  const side = config.imageSize;
+  const x = new Tensor(new Float32Array(config.inChannels * side ** 2), [1, config.inChannels, side, side]);
   const mem = trainingMemory(model.parameters(), graphBytes(model.forward(x).loss), options.batchSize);
+  const dataBytes = ds.images.byteLength;
   const report = {
-    config, options, grid: model.grid, parameters: mem.parameters, stepsPerEpoch: task.stepsPerEpoch, totalSteps: task.totalSteps,
-    memoryMiB: { weightsGradsAdam: mem.weightBytes / MiB, activations: mem.activationBytes / MiB, dataset: ds.images.byteLength / MiB, total: (mem.totalBytes + ds.images.byteLength) / MiB },
+    config, options, grid: model.grid, parameters: mem.parameters, stepsPerEpoch: task.stepsPerEpoch,
+    totalSteps: task.totalSteps,
+    memoryMiB: {
+      weightsGradsAdam: mem.weightBytes / MiB, activations: mem.activationBytes / MiB, dataset: dataBytes / MiB,
+      total: (mem.totalBytes + dataBytes) / MiB,
+    },
   };
+  const m = report.memoryMiB;
   if (f['json']) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   else process.stdout.write(
-    `tokenizer ${JSON.stringify(config)}\n${model.grid}×${model.grid} tokens, ${mem.parameters.toLocaleString('en')} parameters\n` +
-    `${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ${options.batchSize} images\n` +
-    `memory ≈ ${report.memoryMiB.total.toFixed(0)} MiB: weights+grads+AdamW ${report.memoryMiB.weightsGradsAdam.toFixed(1)}, ` +
-    `activations ${report.memoryMiB.activations.toFixed(0)} (+ as much again for their gradients), dataset ${report.memoryMiB.dataset.toFixed(0)}\n`);
+    `tokenizer ${JSON.stringify(config)}\n` +
+    `${model.grid}×${model.grid} tokens, ${mem.parameters.toLocaleString('en')} parameters\n` +
+    `${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ${options.batchSize} ` +
+    'images\n' +
+    `memory ≈ ${m.total.toFixed(0)} MiB: weights+grads+AdamW ${m.weightsGradsAdam.toFixed(1)}, ` +
+    `activations ${m.activations.toFixed(0)} (+ as much again for their gradients), dataset ${m.dataset.toFixed(0)}\n`);
 }
 
 const evalCommand: Command = {

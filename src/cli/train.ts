@@ -33,8 +33,13 @@ const valLossLine = (m: Record<string, number>): string =>
     m['valLossHalf'] !== undefined ? `half shown ${m['valLossHalf'].toFixed(4)}` : ''].filter(Boolean).join('  ');
 
 const WHAT: Record<GptKind, { brief: string; what: string }> = {
-  baseline: { brief: 'train the baseline GPT (plain LlamaGen) on fine tokens', what: 'the baseline GPT on fine tokens (plain LlamaGen)' },
-  stage1: { brief: 'train CTF stage 1: the causal GPT on coarse labels', what: 'CTF stage 1: the causal GPT on coarse labels' },
+  baseline: {
+    brief: 'train the baseline GPT (plain LlamaGen) on fine tokens',
+    what: 'the baseline GPT on fine tokens (plain LlamaGen)',
+  },
+  stage1: {
+    brief: 'train CTF stage 1: the causal GPT on coarse labels', what: 'CTF stage 1: the causal GPT on coarse labels',
+  },
   aux: {
     brief: 'train CTF stage 2: the auxiliary model, coarse labels in, fine labels out',
     what: 'CTF stage 2: the bidirectional auxiliary model, coarse labels in, fine labels out',
@@ -42,7 +47,9 @@ const WHAT: Record<GptKind, { brief: string; what: string }> = {
 };
 
 /** An explicit path flag, else the run directory's file; `required` pieces must be found one way or the other. */
-function pathFlag(f: ParsedFlags, key: string, run: string | undefined, piece: RunPiece, required: boolean): string | undefined {
+function pathFlag(
+  f: ParsedFlags, key: string, run: string | undefined, piece: RunPiece, required: boolean,
+): string | undefined {
   const v = f[key];
   if (typeof v === 'string' && v !== '') return v;
   const path = run !== undefined ? runPath(run, piece) : undefined;
@@ -62,7 +69,8 @@ function trainSpec(kind: GptKind, name: string): Command['spec'] {
     brief: WHAT[kind].brief,
     summary: `Trains ${WHAT[kind].what}.\nCheckpoints (atomic) go to --out and beside it *.train-state.safetensors ` +
       'for --resume; Ctrl-C saves and exits.',
-    usage: `ctfgen train ${kind} (--run DIR | --tokens FILE${kind === 'baseline' ? '' : ' --clusters FILE'} --out FILE) [options]`,
+    usage: `ctfgen train ${kind} (--run DIR | --tokens FILE${kind === 'baseline' ? '' : ' --clusters FILE'} ` +
+      '--out FILE) [options]',
     flags: {
       run: {
         type: 'string',
@@ -86,17 +94,21 @@ function trainSpec(kind: GptKind, name: string): Command['spec'] {
       ...(kind === 'aux' ? {
         refine: {
           type: 'string' as const, choices: ['none', 'masked'],
-          help: 'none (default): the paper\'s aux; masked: it also reads chosen fine tokens, trained with a MaskGIT mask ' +
-            '(docs/refinement.md)',
+          help: 'none (default): the paper\'s aux; masked: it also reads chosen fine tokens, trained with a ' +
+            'MaskGIT mask (docs/refinement.md)',
         },
       } : {}),
-      valLimit: { type: 'int', default: 2000, min: 0, help: 'test sequences for the validation loss each epoch (0 = skip)' },
+      valLimit: {
+        type: 'int', default: 2000, min: 0, help: 'test sequences for the validation loss each epoch (0 = skip)',
+      },
       evalEvery: {
-        type: 'int', default: 0, min: 0, help: 'also compute the validation loss every N steps, for curves (0 = only per epoch)',
+        type: 'int', default: 0, min: 0,
+        help: 'also compute the validation loss every N steps, for curves (0 = only per epoch)',
       },
       snapshotEvery: {
         type: 'int', default: 0, min: 0,
-        help: 'also checkpoint every N steps and keep a copy as <out>.step<N>.safetensors (e.g. the steps of one pass; 0 = none)',
+        help: 'also checkpoint every N steps and keep a copy as <out>.step<N>.safetensors (e.g. the steps of one ' +
+          'pass; 0 = none)',
       },
       checkpointEvery: { type: 'int', default: 200, min: 0, help: 'steps between checkpoints, 0 = only at the end' },
       progressEvery: { type: 'int', default: 10, min: 1, help: 'steps between progress updates' },
@@ -125,11 +137,12 @@ function checkConfigFlags(saved: LoadedTrainState, f: ParsedFlags): GptConfig {
 function identityChecks(identity: Record<string, string>, saved: LoadedTrainState, tokens: string): IdentityCheck[] {
   const hash = (key: string): IdentityCheck => ({
     key, value: identity[key],
-    mismatch: (had) => `was trained with ${key.replace('_', ' ')} ${short(had)}, this run has ${short(identity[key])} ` +
-      '— resume with the same inputs',
+    mismatch: (had) => `was trained with ${key.replace('_', ' ')} ${short(had)}, this run has ` +
+      `${short(identity[key])} — resume with the same inputs`,
   });
   // Train states from before tokens_sha256 was recorded name the data the tokens encode.
-  const key = (saved.extra as Record<string, unknown> | undefined)?.['tokens_sha256'] !== undefined ? 'tokens_sha256' : 'tokens_data';
+  const had = (saved.extra ?? {}) as Record<string, unknown>;
+  const key = had['tokens_sha256'] !== undefined ? 'tokens_sha256' : 'tokens_data';
   const what = (v: unknown): string => (key === 'tokens_sha256' ? `sha256 ${short(v)}` : String(v));
   return [hash('tokenizer_hash'), hash('clusters_hash'), {
     key, value: identity[key],
@@ -156,7 +169,8 @@ async function runGptTraining(kind: GptKind, f: ParsedFlags): Promise<void> {
       clustersPath !== undefined ? { role: role('clusters'), path: clustersPath } : null,
     ],
     outputs: [{ role: `the report of ${role('out')}`, path: report }],
-    report, eventLog: true, checkpointEvery: f['checkpointEvery'] as number, progressEvery: f['progressEvery'] as number,
+    report, eventLog: true,
+    checkpointEvery: f['checkpointEvery'] as number, progressEvery: f['progressEvery'] as number,
     snapshotEvery: f['snapshotEvery'] as number, onRepeatedSignal: exitOnRepeatedSignal,
     emit: trainEventRenderer({ label: kind, unit: 'token', formatMetrics: valLossLine }),
   }, async ({ saved, save }) => {
@@ -194,19 +208,22 @@ async function runGptTraining(kind: GptKind, f: ParsedFlags): Promise<void> {
     const validate = val ? (t: GptTrainTask): Record<string, number> => valLosses(t.model, val) : undefined;
     const task = new GptTrainTask(kind, model, data, map, options, (_t, step) => save(step), validate);
     log(`${kind}: ${model.numParameters().toLocaleString('en')} parameters, ${JSON.stringify(config)}`);
-    log(`${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ${options.batchSize} sequences`);
+    log(`${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ` +
+      `${options.batchSize} sequences`);
     return {
       task, extra: identity, checks, evalEvery: val ? (f['evalEvery'] as number) : 0,
-      saveModel: (path, step) => saveGptCheckpoint(path, model, { ...identity, step: String(step), options: JSON.stringify(options) }),
+      saveModel: (path, step) =>
+        saveGptCheckpoint(path, model, { ...identity, step: String(step), options: JSON.stringify(options) }),
       async finish({ step, seconds }) {
         const t = performance.now(), losses = val ? valLosses(model, val) : null;
         const valLoss = losses?.['valLoss'] ?? null, valLossHalf = losses?.['valLossHalf'] ?? null;
         if (valLoss !== null) log(`${kind}: validation loss ${valLoss.toFixed(4)} nats/token`);
-        if (valLossHalf !== null) log(`${kind}: with half of the fine tokens shown ${valLossHalf.toFixed(4)} nats per masked token`);
+        if (valLossHalf !== null)
+          log(`${kind}: with half of the fine tokens shown ${valLossHalf.toFixed(4)} nats per masked token`);
         return {
-          kind: 'ctfgen.train-report', model: kind, out, command: ['ctfgen', ...process.argv.slice(2)].join(' '), config,
-          options, parameters: model.numParameters(), steps: step, seconds: seconds + (performance.now() - t) / 1000, valLoss,
-          valLossHalf, ...identity,
+          kind: 'ctfgen.train-report', model: kind, out, command: ['ctfgen', ...process.argv.slice(2)].join(' '),
+          config, options, parameters: model.numParameters(), steps: step,
+          seconds: seconds + (performance.now() - t) / 1000, valLoss, valLossHalf, ...identity,
         };
       },
     };

@@ -13,7 +13,7 @@ export type GptKind = (typeof GPT_KINDS)[number];
  */
 export const LEGACY_GPT_KINDS: Readonly<Record<string, GptKind>> = { 'coarse-ar': 'stage1', 'fine-aux': 'aux' };
 
-/** A kind as a file stores it, in today's naming: legacy names mapped, anything else unchanged (checked by the caller). */
+/** A kind as a file stores it, in today's naming: the old names mapped, anything else unchanged (the caller checks). */
 export function storedGptKind(stored: string): string;
 export function storedGptKind(stored: string | undefined): string | undefined;
 export function storedGptKind(stored: string | undefined): string | undefined {

@@ -1,9 +1,10 @@
 // One step of a pipeline, a `ctfgen` command, whoever drives the pipeline (`ctfgen demo`, the experiment scripts
 // through `ctfgen step`). The rules, once:
-//   - done: every one of its `done` files (and its stdout file) exists, and the driver does not ask to redo it → skipped;
+//   - done: each of its `done` files (and its stdout file) exists, and the driver does not ask to redo it → skipped;
 //   - an unfinished training continues: when the train state of `resumes` (its checkpoint) exists, --resume is added;
 //   - redone over old outputs: a command that takes --force gets it (the driver decided its outputs are stale);
-//   - exit 0 finished; 130 / 143 stopped by a signal after saving — not finished, the next run continues it; else failed;
+//   - exit 0 finished; 130 / 143 stopped by a signal after saving: not finished, the next run continues it; other
+//     codes failed;
 //   - every attempt appends {step, seconds, exit, endedAt} to <records>/attempts.jsonl, a finished one
 //     {step, command, seconds, finishedAt, threads} to <records>/times.jsonl (experiments/*.mjs read both).
 // A signal that reaches the driver is passed on to the command (its own process group, so it gets it once), which
@@ -42,8 +43,10 @@ export type StageEvent =
   | { type: 'end'; stage: Stage; outcome: StageOutcome };
 
 /** Runs `ctfgen args`; resolves to its exit code (128 + n when a signal ended it) and stdout when captured. */
-export type CtfgenExec = (args: string[], o: { captureStdout: boolean; onSpawn: (kill: (s: NodeJS.Signals) => void) => void })
-  => Promise<{ code: number; stdout: string }>;
+export type CtfgenExec = (args: string[], o: {
+  captureStdout: boolean;
+  onSpawn: (kill: (s: NodeJS.Signals) => void) => void;  // how to pass a signal on to the command
+}) => Promise<{ code: number; stdout: string }>;
 
 export interface StageRunOptions {
   records: string;            // directory of times.jsonl and attempts.jsonl
@@ -134,13 +137,14 @@ export function finishedStages(records: string): Map<string, StageRecord> {
   for (const line of text.split('\n')) {
     try {
       const r = JSON.parse(line) as Partial<StageRecord>;
-      if (typeof r.step === 'string' && typeof r.command === 'string' && typeof r.seconds === 'number') out.set(r.step, r as StageRecord);
+      if (typeof r.step === 'string' && typeof r.command === 'string' && typeof r.seconds === 'number')
+        out.set(r.step, r as StageRecord);
     } catch { /* a torn or empty line */ }
   }
   return out;
 }
 
-/** True when a record was made by this stage's command (as given, or continued with --resume or redone with --force). */
+/** True when a record was made by this stage's command (as given, continued with --resume or redone with --force). */
 export function recordedAs(record: StageRecord, stage: Stage): boolean {
   return ['', ' --resume', ' --force'].some((extra) => commandLine(stage.args) + extra === record.command);
 }

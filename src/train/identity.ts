@@ -11,7 +11,7 @@ export interface IdentityCheck {
   key: string;
   value: unknown;                                        // this run's
   same?: (saved: unknown, mine: unknown) => boolean;     // default: equal as canonical JSON
-  /** What differs and what to do, after "--resume: <state> ": "was trained on …, --tokens X holds … — resume with …". */
+  /** What differs and what to do, after "--resume: <state> ": "was trained on …, --tokens X holds … — resume …". */
   mismatch: (saved: unknown) => string;
 }
 
@@ -31,7 +31,7 @@ export function dataCheck(identity: DataIdentity): IdentityCheck {
   return {
     key: 'data', value: identity,
     same: (had) => had === undefined || (had as DataIdentity).sha256 === identity.sha256,
-    mismatch: (had) => `was trained on ${describeData(had as DataIdentity)}, not on this data: ${describeData(identity)} ` +
-      '— resume with the same --data and --limit',
+    mismatch: (had) => `was trained on ${describeData(had as DataIdentity)}, not on this data: ` +
+      `${describeData(identity)} — resume with the same --data and --limit`,
   };
 }

@@ -32,11 +32,12 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 test('a run directory of before the renaming (coarse-ar / fine-aux files and kinds) still samples', async () => {
   const legacy = join(dir, 'legacy');
   mkdirSync(legacy);
-  for (const f of ['tokenizer', 'clusters']) writeFileSync(join(legacy, `${f}.safetensors`), readFileSync(join(A(), `${f}.safetensors`)));
+  for (const f of ['tokenizer.safetensors', 'clusters.safetensors']) writeFileSync(join(legacy, f), readFileSync(join(A(), f)));
   for (const [kind, old] of [['stage1', 'coarse-ar'], ['aux', 'fine-aux']] as const) {
     const file = decodeSafetensors(readFileSync(join(A(), `${kind}.safetensors`)), kind);
     assert.equal(file.metadata['ctf_kind'], kind);
-    writeFileSync(join(legacy, `${old}.safetensors`), encodeSafetensors(file.tensors, { ...file.metadata, ctf_kind: old }));
+    const metadata = { ...file.metadata, ctf_kind: old };
+    writeFileSync(join(legacy, `${old}.safetensors`), encodeSafetensors(file.tensors, metadata));
   }
   const tokens = (run: string): unknown => {
     const out = join(dir, `${basename(run)}.json`);
@@ -49,7 +50,8 @@ test('a run directory of before the renaming (coarse-ar / fine-aux files and kin
   const wrong = ctfgen('sample', '--run', A(), '--stage1', join(legacy, 'fine-aux.safetensors'), '--n', '1',
     '--out', join(dir, 'wrong.png'));
   assert.equal(wrong.status, 1, wrong.stderr);
-  assert.match(wrong.stderr, /fine-aux\.safetensors is an aux checkpoint; the stage-1 model must be a stage1 checkpoint/);
+  assert.match(wrong.stderr,
+    /fine-aux\.safetensors is an aux checkpoint; the stage-1 model must be a stage1 checkpoint/);
 });
 
 test('a consistent run samples with both methods; explicit paths work without --run', async () => {

@@ -186,7 +186,7 @@ test('a label outside the classes names the token file; flag values are usage er
     }
   }));
 
-test('the old command names still train; a run saved before the renaming (gpt:coarse-ar) resumes as stage1, bit for bit',
+test('the old command names still train; a run saved before the renaming (gpt:coarse-ar) resumes as stage1 bit for bit',
   () => withDir(async (dir) => {
     const run = await makeTinyRun(dir);
     const flags = (out: string): string[] => ['--tokens', run.tokens, '--clusters', run.clusters, '--out', out,
@@ -197,7 +197,8 @@ test('the old command names still train; a run saved before the renaming (gpt:co
     assert.equal(ref.status, 0, ref.stderr);
 
     const old = join(dir, 'old', 'stage1.safetensors'), state = join(dir, 'old', 'stage1.train-state.safetensors');
-    const child = spawn(process.execPath, [CLI, 'train', 'coarse-ar', ...flags(old), ...fresh], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'train', 'coarse-ar', ...flags(old), ...fresh],
+      { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '', sent = false;
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
@@ -208,14 +209,18 @@ test('the old command names still train; a run saved before the renaming (gpt:co
     // What a build of before the renaming wrote: the task and the kind under their old names.
     const file = decodeSafetensors(readFileSync(state), state);
     const extra = { ...JSON.parse(file.metadata['extra']!), ctf_kind: 'coarse-ar' };
-    writeFileSync(state, encodeSafetensors(file.tensors, { ...file.metadata, task: 'gpt:coarse-ar', extra: JSON.stringify(extra) }));
-    assert.match(ctfgen('train', 'aux', ...flags(old), '--resume').stderr, /it resumes a "gpt:coarse-ar" run, not a "gpt:aux" run/);
+    const metadata = { ...file.metadata, task: 'gpt:coarse-ar', extra: JSON.stringify(extra) };
+    writeFileSync(state, encodeSafetensors(file.tensors, metadata));
+    assert.match(ctfgen('train', 'aux', ...flags(old), '--resume').stderr,
+      /it resumes a "gpt:coarse-ar" run, not a "gpt:aux" run/);
 
     const resumed = ctfgen('train', 'stage1', ...flags(old), '--resume');
     assert.equal(resumed.status, 0, resumed.stderr);
     assert.match(resumed.stderr, /stage1: resuming at step [1-9]\d*, 120 steps/);
     assert.deepEqual(readFileSync(old), readFileSync(whole), 'final checkpoint');
-    assert.deepEqual(readFileSync(state), readFileSync(join(dir, 'whole', 'stage1.train-state.safetensors')), 'final train state');
-    const report = JSON.parse(readFileSync(join(dir, 'old', 'stage1.report.json'), 'utf8')) as { model: string; ctf_kind: string };
+    const wholeState = join(dir, 'whole', 'stage1.train-state.safetensors');
+    assert.deepEqual(readFileSync(state), readFileSync(wholeState), 'final train state');
+    const reportPath = join(dir, 'old', 'stage1.report.json');
+    const report = JSON.parse(readFileSync(reportPath, 'utf8')) as { model: string; ctf_kind: string };
     assert.deepEqual([report.model, report.ctf_kind], ['stage1', 'stage1']);
   }));

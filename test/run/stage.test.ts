@@ -29,7 +29,8 @@ function fakeExec(code: number, writes: string[] = [], stdout = ''): { exec: Ctf
 }
 
 const lines = (path: string): Record<string, unknown>[] =>
-  existsSync(path) ? readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+  existsSync(path)
+    ? readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>) : [];
 
 test('a stage runs until it finishes, then is skipped; its time is recorded once', () => withDir(async (dir) => {
   const out = join(dir, 'clusters.safetensors');
@@ -52,12 +53,15 @@ test('a stage runs until it finishes, then is skipped; its time is recorded once
   assert.deepEqual(events, ['run', 'end', 'skip']);
   assert.equal(lines(join(dir, 'times.jsonl')).length, 1);
   assert.ok(recordedAs(finishedStages(dir).get('cluster')!, stage));
-  assert.ok(!recordedAs(finishedStages(dir).get('cluster')!, { ...stage, args: ['cluster', '--k', '16', '--out', out] }));
+  const changed = { ...stage, args: ['cluster', '--k', '16', '--out', out] };
+  assert.ok(!recordedAs(finishedStages(dir).get('cluster')!, changed), 'another command is another stage');
 }));
 
 test('130 and 143 are stops, not finishes; the next run continues the training with --resume', () => withDir(async (dir) => {
   const ckpt = join(dir, 'stage1.safetensors'), report = join(dir, 'stage1.report.json');
-  const stage: Stage = { name: 'stage1', args: ['train', 'stage1', '--run', dir], done: [ckpt, report], resumes: ckpt, force: true };
+  const stage: Stage = {
+    name: 'stage1', args: ['train', 'stage1', '--run', dir], done: [ckpt, report], resumes: ckpt, force: true,
+  };
   for (const code of [130, 143]) {
     const stopped = await runStage(stage, { records: dir, exec: fakeExec(code).exec });
     assert.deepEqual([stopped.status, stopped.exit], ['stopped', code]);
@@ -84,7 +88,8 @@ test('130 and 143 are stops, not finishes; the next run continues the training w
   assert.deepEqual(stageArgs({ ...stage, force: false }, true), stage.args);
 }));
 
-test('stdout reaches its file only when the command finished; the file is part of being done', () => withDir(async (dir) => {
+test('stdout reaches its file only when the command finished; the file is part of being done', () =>
+  withDir(async (dir) => {
   const png = join(dir, 'grid.png'), json = join(dir, 'sample.json');
   const stage: Stage = { name: 'sample', args: ['sample', '--json'], done: [png], stdoutTo: json };
   assert.equal((await runStage(stage, { records: dir, exec: fakeExec(1, [], '{"partial"').exec })).status, 'failed');

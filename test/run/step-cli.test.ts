@@ -13,7 +13,8 @@ import { makeTinyRun } from '../tiny-run.js';
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const LIB = fileURLToPath(new URL('../../../experiments/lib.sh', import.meta.url));
 
-test('lib.sh train_step: a stopped step exits 143 unfinished, the next launch resumes it, the one after skips it', async () => {
+test('lib.sh train_step: a stopped step exits 143 unfinished, the next launch resumes it, the one after skips it',
+  async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ctfgen-step-'));
   try {
     const run = await makeTinyRun(dir);
@@ -51,7 +52,8 @@ test('lib.sh train_step: a stopped step exits 143 unfinished, the next launch re
     assert.match(third.stderr, /gpt: done before \(.*m\.report\.json\)/);
     assert.doesNotMatch(third.stderr, /starting|resuming/);
 
-    const jsonl = (f: string) => readFileSync(join(dir, f), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const jsonl = (f: string): Record<string, unknown>[] =>
+      readFileSync(join(dir, f), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(jsonl('attempts.jsonl').map((a) => [a['step'], a['exit']]), [['gpt', 143], ['gpt', 0]]);
     const times = jsonl('times.jsonl');
     assert.equal(times.length, 1);
