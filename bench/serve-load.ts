@@ -91,7 +91,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 export async function runServeLoad(o: ServeLoadOptions): Promise<ServeLoadReport> {
   let run = o.run, tmp: string | null = null;
-  if (run === undefined && existsSync('runs/demo/coarse-ar.safetensors')) run = 'runs/demo';
+  if (run === undefined && existsSync('runs/demo/tokenizer.safetensors')) run = 'runs/demo';
   if (run === undefined) {
     tmp = mkdtempSync(join(tmpdir(), 'ctfgen-serve-load-'));
     run = join(tmp, 'run');

@@ -3,7 +3,7 @@
 //   node examples/generate.mjs RUN_DIR OUT.png [method]     (method: ctf (default) or baseline)
 //
 // RUN_DIR holds what `ctfgen demo` or the `ctfgen train …` commands write (tokenizer.safetensors, clusters.safetensors,
-// coarse-ar.safetensors, fine-aux.safetensors, baseline.safetensors).
+// stage1.safetensors, aux.safetensors, baseline.safetensors).
 import { loadSampler, quantizeImages, resolveSamplerPaths, sampleImages, writeImageGrid } from 'ctfgen';
 
 const [run, out, method = 'ctf'] = process.argv.slice(2);

@@ -181,7 +181,7 @@ const fidVsPass = { baseline: curve('baseline', null), ctf: curve('ctf', 'ML') }
 if (fidVsPass.baseline.length > 1 || fidVsPass.ctf.length > 1)
   plot(['points', '--x-label', 'passes', '--y-label', 'FID (2000 samples)', '--title', 'FID against training passes, backbone S, V 4096',
     `baseline=${pointsFile('fid-vs-pass-baseline', fidVsPass.baseline)}`, `CTF (aux ML)=${pointsFile('fid-vs-pass-ctf', fidVsPass.ctf)}`], 'fid-vs-pass.png');
-const auxLogs = Object.keys(models).filter((m) => models[m].model === 'fine-aux').map((m) => `${m}=${join(archive, `${m}.events.jsonl`)}`)
+const auxLogs = Object.keys(models).filter((m) => ['aux', 'fine-aux'].includes(models[m].model)).map((m) => `${m}=${join(archive, `${m}.events.jsonl`)}`)
   .filter((a) => existsSync(a.split('=')[1]));
 if (auxLogs.length) plot(['curves', '--x', 'epoch', '--title', 'aux validation loss (all fine tokens masked)', ...auxLogs], 'aux-val-loss.png');
 if (gaps.length) {

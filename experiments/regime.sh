@@ -78,7 +78,8 @@ tokenizer() {
 }
 
 # gpt DIR KIND PRESET NAME [ARGS...]: trains DIR/NAME.safetensors (one pass unless ARGS say --epochs) with the
-# reproduction's recipe on DIR's tokens and clusters.
+# reproduction's recipe on DIR's tokens and clusters. KIND is baseline, stage1 or aux; the NAMEs keep the file names
+# of the first launches (coarse-ar-S for stage 1, fine-aux-S for the aux), so a relaunch finds what they made.
 gpt() {
   local dir=$1 kind=$2 preset=$3 name=$4 out=$1/$4.safetensors; shift 4
   local clusters=()
@@ -130,34 +131,34 @@ a)
   tokenizer "$B" 16384
   step cluster-v16384 "$B/clusters.safetensors" -- cluster --tokenizer "$B/tokenizer.safetensors" --k 512 --seed 0 --out "$B/clusters.safetensors"
   step eval-recon-v16384 "$B/eval/recon.json" -- eval recon --tokenizer "$B/tokenizer.safetensors" --classifier "$CLASSIFIER" --out "$B/eval/recon.json"
-  gpt "$B" coarse-ar S coarse-ar-S
+  gpt "$B" stage1 S coarse-ar-S
   gpt "$B" baseline S baseline-S
-  gpt "$B" fine-aux S fine-aux-S
+  gpt "$B" aux S fine-aux-S
   ev "$B" baseline-S $(base "$B" baseline-S)
   ev "$B" ctf-S-auxS $(ctf "$B" coarse-ar-S fine-aux-S)
   ceiling "$B" S-auxS fine-aux-S baseline-S coarse-ar-S
   # Beyond the paper (docs/refinement.md) at the paper's vocabulary: the aux that reads chosen fine tokens.
-  gpt "$B" fine-aux S fine-aux-S-masked --refine masked
+  gpt "$B" aux S fine-aux-S-masked --refine masked
   for rounds in 1 4 8; do
     ev "$B" "ctf-S-auxS-masked-R$rounds" $(ctf "$B" coarse-ar-S fine-aux-S-masked) --refine-rounds "$rounds"
   done
   # Backbone tiny at V = 16384 with the shared aux S.
   gpt "$B" baseline tiny baseline-tiny
-  gpt "$B" coarse-ar tiny coarse-ar-tiny
+  gpt "$B" stage1 tiny coarse-ar-tiny
   ev "$B" baseline-tiny $(base "$B" baseline-tiny)
   ev "$B" ctf-tiny-auxS $(ctf "$B" coarse-ar-tiny fine-aux-S)
   # The paper's proportions: an aux of preset ML (6 layers, dim 256), ~3x baseline S's parameters, 2 passes with
   # its validation curve, shared by the S and tiny stage-1 models (V = 4096, lane b's tokens).
   wait_for "$A/clusters.safetensors" "the V = 4096 tokens and clusters (lane b)"
-  gpt "$A" fine-aux ML fine-aux-ML --epochs 2 --snapshot-every 937
+  gpt "$A" aux ML fine-aux-ML --epochs 2 --snapshot-every 937
   ;;
 b)
   # V = 4096, K = 128: the reproduction's setting, then training length.
   tokenizer "$A" 4096
   step cluster-v4096 "$A/clusters.safetensors" -- cluster --tokenizer "$A/tokenizer.safetensors" --k 128 --seed 0 --out "$A/clusters.safetensors"
   # Training length: stage 1 S and baseline S for 4 passes, a snapshot per pass (CTF with the 1-pass aux S).
-  gpt "$A" coarse-ar S coarse-ar-S-4p --epochs 4 --snapshot-every 937
-  gpt "$A" fine-aux S fine-aux-S
+  gpt "$A" stage1 S coarse-ar-S-4p --epochs 4 --snapshot-every 937
+  gpt "$A" aux S fine-aux-S
   for pass in 1 2 3; do
     EVAL_N=2000 ev "$A" "pass$pass-ctf-S-auxS" $(ctf "$A" "coarse-ar-S-4p.step$((937 * pass))" fine-aux-S)
   done
@@ -171,8 +172,8 @@ b)
   ev "$A" baseline-S-4p $(base "$A" baseline-S-4p)
   # Dropout 0 for the three models at S, one pass.
   gpt "$A" baseline S baseline-S-d0 --dropout 0
-  gpt "$A" coarse-ar S coarse-ar-S-d0 --dropout 0
-  gpt "$A" fine-aux S fine-aux-S-d0 --dropout 0
+  gpt "$A" stage1 S coarse-ar-S-d0 --dropout 0
+  gpt "$A" aux S fine-aux-S-d0 --dropout 0
   ev "$A" baseline-S-d0 $(base "$A" baseline-S-d0)
   ev "$A" ctf-S-auxS-d0 $(ctf "$A" coarse-ar-S-d0 fine-aux-S-d0)
   # Each method at its best sampling setting (V = 16384, backbone S): CFG x tau1 for both, then tau2 for CTF; the

@@ -11,8 +11,8 @@
 # What it trains (results/README.md gives the reading):
 #   tokenizer  S, V = 4096, 8×8 tokens, 3 epochs (more than the GPTs: it is the ceiling of every sample metric)
 #   clusters   k-means K = 128 on the l2-normalised codebook
-#   backbones  S and tiny: baseline and CTF stage 1 (coarse-ar) with the same preset, epochs, batch, LR and seed
-#   aux        fine-aux at presets tiny and S, each shared by both stage-1 models (as the paper shares its GPT-L aux
+#   backbones  S and tiny: baseline and CTF stage 1 (files coarse-ar-*) with the same preset, epochs, batch, LR and seed
+#   aux        the aux (files fine-aux-*) at presets tiny and S, each shared by both stage-1 models (as the paper shares its GPT-L aux
 #              across backbones; the aux size is the paper's ablation too): on a CPU the aux forward costs
 #              FLOPs like the stage-1 decode, so the aux size decides CTF's speed (results/README.md)
 # GPT epochs count passes over the training split plus its mirrored copies (120 000 sequences). Each GPT logs its
@@ -40,13 +40,15 @@ step encode-train "$RUN/tokens-train.safetensors" -- tokenizer encode --tokenize
 step encode-test "$RUN/tokens-test.safetensors" -- tokenizer encode --tokenizer "$TOK" --split test --out "$RUN/tokens-test.safetensors"
 step cluster "$RUN/clusters.safetensors" -- cluster --tokenizer "$TOK" --k 128 --seed 0 --out "$RUN/clusters.safetensors"
 
-# gpt KIND PRESET [SUFFIX CLUSTERS]: trains RUN/KIND-PRESET[SUFFIX].safetensors with the shared recipe (on the
-# coarse map CLUSTERS, default RUN/clusters.safetensors).
+# gpt KIND PRESET [SUFFIX CLUSTERS]: trains RUN/FILE-PRESET[SUFFIX].safetensors with the shared recipe (on the
+# coarse map CLUSTERS, default RUN/clusters.safetensors). KIND is baseline, stage1 or aux; FILE keeps the names of the
+# first runs (coarse-ar for stage 1, fine-aux for the aux), which the summary and the step names use.
+declare -A FILE_OF=([baseline]=baseline [stage1]=coarse-ar [aux]=fine-aux)
 gpt() {
-  local kind=$1 preset=$2 out=$RUN/$1-$2${3:-}.safetensors
-  local clusters=()
+  local kind=$1 preset=$2 name=${FILE_OF[$1]}-$2${3:-}
+  local out=$RUN/$name.safetensors clusters=()
   [[ $kind != baseline ]] && clusters=(--clusters "${4:-$RUN/clusters.safetensors}")
-  train_step "$kind-$preset${3:-}" "${out%.safetensors}.report.json" "$out" -- train "$kind" --tokens "$RUN/tokens-train.safetensors" --val-tokens "$RUN/tokens-test.safetensors" \
+  train_step "$name" "${out%.safetensors}.report.json" "$out" -- train "$kind" --tokens "$RUN/tokens-train.safetensors" --val-tokens "$RUN/tokens-test.safetensors" \
     "${clusters[@]}" --out "$out" --preset "$preset" --epochs "$GPT_EPOCHS" --batch 128 --lr 3e-3 --seed 0 \
     --val-limit 2000 --eval-every 100 --checkpoint-every 200 --snapshot-every 200 --progress-every 50
 }
@@ -60,9 +62,9 @@ ev() {
 mkdir -p "$RUN/eval"
 
 # 1. The backbone-S comparison, the classifier and the real-data / tokenizer rows.
-gpt coarse-ar S
+gpt stage1 S
 gpt baseline S
-gpt fine-aux tiny
+gpt aux tiny
 train_step classifier "${CLASSIFIER%.safetensors}.report.json" "$CLASSIFIER" -- eval classifier train --data fashion-mnist --out "$CLASSIFIER" --seed 0
 step eval-real "$RUN/eval/real.json" -- eval real --classifier "$CLASSIFIER" --out "$RUN/eval/real.json"
 step eval-recon "$RUN/eval/recon.json" -- eval recon --tokenizer "$TOK" --classifier "$CLASSIFIER" --out "$RUN/eval/recon.json"
@@ -74,17 +76,17 @@ bench() {
   local dir=$RUN/$1
   mkdir -p "$dir" "$RUN/bench"
   ln -sf ../tokenizer.safetensors "$dir/tokenizer.safetensors"; ln -sf ../clusters.safetensors "$dir/clusters.safetensors"
-  ln -sf "../coarse-ar-$2.safetensors" "$dir/coarse-ar.safetensors"; ln -sf "../baseline-$2.safetensors" "$dir/baseline.safetensors"
-  ln -sf "../fine-aux-$3.safetensors" "$dir/fine-aux.safetensors"
+  ln -sf "../coarse-ar-$2.safetensors" "$dir/stage1.safetensors"; ln -sf "../baseline-$2.safetensors" "$dir/baseline.safetensors"
+  ln -sf "../fine-aux-$3.safetensors" "$dir/aux.safetensors"
   step "bench-$1" "$RUN/bench/$1.json" -- bench sample --run "$dir" --rounds 15 --json "$RUN/bench/$1.json"
 }
 bench S-auxtiny S tiny
 
 # 2. The aux at the backbone's size, and the second backbone.
-gpt fine-aux S
+gpt aux S
 ev S-auxS --method ctf --stage1 "$RUN/coarse-ar-S.safetensors" --aux "$RUN/fine-aux-S.safetensors"
 bench S-auxS S S
-gpt coarse-ar tiny
+gpt stage1 tiny
 gpt baseline tiny
 ev tiny-auxtiny --method both --stage1 "$RUN/coarse-ar-tiny.safetensors" --aux "$RUN/fine-aux-tiny.safetensors" --baseline "$RUN/baseline-tiny.safetensors"
 ev tiny-auxS --method ctf --stage1 "$RUN/coarse-ar-tiny.safetensors" --aux "$RUN/fine-aux-S.safetensors"
@@ -112,8 +114,8 @@ for variant in k32 k512 random; do
     k32) cargs=(--k 32) ;; k512) cargs=(--k 512) ;; random) cargs=(--k 128 --mode random) ;;
   esac
   step "cluster-$variant" "$RUN/clusters-$variant.safetensors" -- cluster --tokenizer "$TOK" "${cargs[@]}" --seed 0 --out "$RUN/clusters-$variant.safetensors"
-  gpt coarse-ar S "-$variant" "$RUN/clusters-$variant.safetensors"
-  gpt fine-aux tiny "-$variant" "$RUN/clusters-$variant.safetensors"
+  gpt stage1 S "-$variant" "$RUN/clusters-$variant.safetensors"
+  gpt aux tiny "-$variant" "$RUN/clusters-$variant.safetensors"
   step "eval-S-auxtiny-$variant" "$RUN/eval/S-auxtiny-$variant.json" -- eval --tokenizer "$TOK" --clusters "$RUN/clusters-$variant.safetensors" \
     --classifier "$CLASSIFIER" --n "${EVAL_N:-10000}" --seed 0 --batch 64 --method ctf \
     --stage1 "$RUN/coarse-ar-S-$variant.safetensors" --aux "$RUN/fine-aux-tiny-$variant.safetensors" --out "$RUN/eval/S-auxtiny-$variant.json"

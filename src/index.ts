@@ -7,6 +7,7 @@ export { CtfError, Interrupted } from './errors.js';
 
 // Load a run and sample images: the pieces of a run directory, checked to belong together, then one request end to
 // end (stage 1 → stage 2 → decoder, or the baseline), per-image random streams named by (seed, class, index).
+export { RUN_FILES, runPath, trainStatePath } from './io/run-dir.js';
 export { RUN_LAYOUT, loadPieces, loadSampler, resolveSamplerPaths, type SamplerMethod, type SamplerPaths, type SamplerPieces } from './sample/run-dir.js';
 export { sampleImages, type SamplingProgress, type SamplingRequest, type SamplingResult } from './sample/pipeline.js';
 export { ctfSample, type CtfSample, type CtfSampleOptions } from './ctf/ctf.js';
@@ -30,8 +31,11 @@ export { buildCoarseMap, loadCoarseMap, saveCoarseMap, type CoarseMap } from './
 // Data.
 export { NAMED_DATASETS, classNamesOf, loadDataset, type Dataset, type LoadOptions, type Split } from './data/dataset.js';
 
-// Train: the GPT trainers on token files and the shared loop (checkpoints, exact resume, stop on a signal).
-export { DEFAULT_GPT_TRAIN, GptTrainTask, gptTask, validationLoss, type GptKind, type GptTrainOptions } from './train/gpt-train.js';
+// Train: the GPT trainers on token files (kinds baseline, stage1, aux), the run on disk (outputs, lock, exact resume,
+// identity checks, snapshots, stop on a signal, report) and the loop under it.
+export { GPT_KINDS, type GptKind } from './models/gpt-kind.js';
+export { DEFAULT_GPT_TRAIN, GptTrainTask, gptTask, validationLoss, type GptTrainOptions } from './train/gpt-train.js';
+export { trainRun, type ResumableTask, type TrainRunPlan, type TrainRunSetup } from './train/run.js';
 export { runTraining, type TrainLoopOptions, type TrainLoopResult } from './train/loop.js';
 export { StopRequest } from './train/interrupt.js';
 

@@ -89,8 +89,8 @@ export async function writeRandomRun(dir: string, o: RandomRunOptions): Promise<
   };
   const seed = 10 * (o.seed ?? 0);
   await make(paths.baseline!, 'baseline', o.preset, V, V, true, seed + 1);
-  await make(paths.stage1!, 'coarse-ar', o.preset, K, K, true, seed + 2);
-  await make(paths.aux!, 'fine-aux', o.auxPreset, K, V, false, seed + 3);
+  await make(paths.stage1!, 'stage1', o.preset, K, K, true, seed + 2);
+  await make(paths.aux!, 'aux', o.auxPreset, K, V, false, seed + 3);
   return paths;
 }
 

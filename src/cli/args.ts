@@ -31,6 +31,7 @@ export interface CommandSpec {
   usage: string;         // "ctfgen bench engine [options]"
   flags: Record<string, FlagSpec>;  // camelCase keys; the flag is the kebab-case form
   positionals?: string[];
+  hidden?: boolean;      // an old name kept for scripts: runs, but is not listed
 }
 
 export function kebab(camel: string): string {

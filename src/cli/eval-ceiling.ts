@@ -6,8 +6,9 @@ import { CEILING_ROWS, stage2Ceiling } from '../eval/ceiling.js';
 import type { NllSplit } from '../eval/nll-split.js';
 import { realReference } from '../eval/evaluate.js';
 import { checkOutputs } from '../io/outputs.js';
+import { runPath } from '../io/run-dir.js';
 import { writeImageGrid } from '../io/png.js';
-import { RUN_LAYOUT, loadPieces, type PieceName, type SamplerPaths } from '../sample/run-dir.js';
+import { loadPieces, type PieceName, type SamplerPaths } from '../sample/run-dir.js';
 import { UsageError, flagRole, requireString } from './args.js';
 import { classifierSummary, command, log, metricsLine, reference, writeReport } from './eval-common.js';
 import type { Command } from './main.js';
@@ -25,7 +26,7 @@ export const ceilingCommand: Command = {
     flags: {
       ...pieceFlags({
         baseline: 'baseline checkpoint: adds the baseline and baseline → coarse → aux rows',
-        stage1: 'CTF stage 1: coarse-ar checkpoint: adds the CTF row',
+        stage1: 'CTF stage 1: stage1 checkpoint: adds the CTF row',
       }),
       classifier: { type: 'string', help: 'evaluation classifier (required)' },
       n: { type: 'int', default: 10000, min: 1, help: 'images per sample row, a multiple of the class count' },
@@ -45,7 +46,7 @@ export const ceilingCommand: Command = {
     const paths: SamplerPaths = {};
     const wanted: PieceName[] = ['tokenizer', 'clusters', 'aux', ...(['baseline', 'stage1'] as const).filter((k) => typeof f[k] === 'string')];
     for (const name of wanted) {
-      const p = typeof f[name] === 'string' ? (f[name] as string) : run !== undefined ? join(run, RUN_LAYOUT[name]) : undefined;
+      const p = typeof f[name] === 'string' ? (f[name] as string) : run !== undefined ? runPath(run, name) : undefined;
       if (p === undefined) throw new UsageError(`--${name} is required (or --run DIR)`);
       paths[name] = p;
     }

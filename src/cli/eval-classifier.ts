@@ -1,10 +1,8 @@
 // `ctfgen eval classifier train | test`: the evaluation classifier. Flags → options, events → stderr,
 // results → stdout. The numerics live in src/eval (classifier.ts, classifier-train.ts, features.ts).
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { firstImages, loadDataset, type Dataset, type Split } from '../data/dataset.js';
 import { Rng } from '../engine/rng.js';
-import { CtfError, Interrupted } from '../errors.js';
+import { CtfError } from '../errors.js';
 import {
   CLASSIFIER_PRESETS, Classifier, DEFAULT_CLASSIFIER_PRESET, classifierConfig, loadClassifier, saveClassifier, type ClassifierConfig,
 } from '../eval/classifier.js';
@@ -13,12 +11,11 @@ import {
 } from '../eval/classifier-train.js';
 import { accuracyAndLoss, datasetFeatures } from '../eval/features.js';
 import { loadClassifierSplit, type DataLoad } from '../eval/reference.js';
-import { writeFileAtomic } from '../io/atomic.js';
-import { checkOutputs, lockOutput } from '../io/outputs.js';
-import { dataIdentity, describeData, type DataIdentity } from '../tokenizer/data-identity.js';
-import { loadTrainState, saveTrainState, type LoadedTrainState } from '../train/checkpoint.js';
-import { StopRequest } from '../train/interrupt.js';
-import { runTraining } from '../train/loop.js';
+import { reportPath } from '../io/run-dir.js';
+import { dataIdentity, type DataIdentity } from '../tokenizer/data-identity.js';
+import type { LoadedTrainState } from '../train/checkpoint.js';
+import { dataCheck } from '../train/identity.js';
+import { trainRun, type TrainRunContext, type TrainRunSetup } from '../train/run.js';
 import {
   FORCE_FLAG, OPTIMIZER_OPTIONS, UsageError, checkConfigFlagsOnResume, givenOptions, kebab, onOff, optimizerFlags,
   presetOf, replaceMode, requireString, resolveTrainOptions, type ParsedFlags,
@@ -26,8 +23,7 @@ import {
 import { DATA_LOAD_FLAGS, datasetSpec, loadOptionsFromFlags } from './data.js';
 import type { Command } from './main.js';
 import { Progress, formatDuration } from './progress.js';
-import { trainStatePath } from './tokenizer.js';
-import { trainEventRenderer } from './train-render.js';
+import { exitOnRepeatedSignal, trainEventRenderer } from './train-render.js';
 
 const log = (s: string): void => { process.stderr.write(s + '\n'); };
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
@@ -71,35 +67,30 @@ const trainCommand: Command = {
   async run(f) {
     const { force, resume } = replaceMode(f);
     const out = requireString(f, 'out');
-    const statePath = trainStatePath(out), reportPath = out.replace(/(\.safetensors)?$/, '.report.json');
+    const report = reportPath(out);
     const spec = datasetSpec(String(f['data']));
     const fresh = resume ? null : trainOptions(f, null);  // flag values before the disk: a bad one is a usage error
-    checkOutputs({
-      inputs: [],
-      outputs: [
-        { role: '--out', path: out, artifact: true },
-        { role: 'the train state of --out', path: statePath, artifact: true },
-        { role: 'the report of --out', path: reportPath },
-      ],
-      force, resume,
-    });
-    await mkdir(dirname(out), { recursive: true });
-    const lock = lockOutput(out);
-    try {
-      await trainClassifier(f, fresh, spec, out, statePath, reportPath);
-    } finally {
-      lock.release();
-    }
+    const r = await trainRun({
+      out, task: 'classifier', resume, force, inputs: [], report,
+      outputs: [{ role: 'the report of --out', path: report }],
+      checkpointEvery: f['checkpointEvery'] as number, progressEvery: f['progressEvery'] as number,
+      onRepeatedSignal: exitOnRepeatedSignal,
+      emit: trainEventRenderer({
+        label: 'classifier', unit: 'img',
+        formatMetrics: (m) => [m['trainAcc'] !== undefined ? `train acc ${pct(m['trainAcc'])}` : '',
+          m['testAcc'] !== undefined ? `test acc ${pct(m['testAcc'])} (loss ${m['testLoss']!.toFixed(4)})` : '']
+          .filter(Boolean).join('  '),
+      }),
+    }, (ctx) => classifierSetup(f, fresh, spec, out, ctx));
+    if (f['json']) process.stdout.write(JSON.stringify(r.report, null, 2) + '\n');
   },
 };
 
-async function trainClassifier(
-  f: ParsedFlags, fresh: ClassifierTrainOptions | null, spec: string, out: string, statePath: string,
-  reportPath: string,
-): Promise<void> {
-  const saved = f['resume'] ? await loadTrainState(statePath, 'classifier') : null;
+async function classifierSetup(
+  f: ParsedFlags, fresh: ClassifierTrainOptions | null, spec: string, out: string, { saved, save }: TrainRunContext,
+): Promise<TrainRunSetup<ClassifierTrainTask>> {
   if (saved)
-    checkConfigFlagsOnResume(statePath, [
+    checkConfigFlagsOnResume(saved.source, [
       { flag: 'preset', given: f['preset'], saved: presetOf(CLASSIFIER_PRESETS, saved.config as object) ?? 'none' },
     ]);
   const options = fresh ?? trainOptions(f, saved);
@@ -109,63 +100,47 @@ async function trainClassifier(
   const t0 = performance.now();
   const ds = firstImages(await loadDataset(spec, 'train', load), f['limit'] as number | undefined);
   const identity = dataIdentity(ds);
-  if (savedExtra?.data && savedExtra.data.sha256 !== identity.sha256)
-    throw new CtfError(`--resume: ${statePath} was trained on ${describeData(savedExtra.data)}, not on this data: ` +
-      `${describeData(identity)} — resume with the same --data and --limit, or start anew with --force`);
   let config: ClassifierConfig;
   if (saved) config = saved.config as ClassifierConfig;
   else {
-    config = classifierConfig(String(f['preset'] ?? DEFAULT_CLASSIFIER_PRESET), { inChannels: ds.channels, imageSize: ds.height, numClasses: ds.numClasses });
-    if (ds.height !== ds.width) throw new CtfError(`classifier: images of ${ds.name} are ${ds.height}×${ds.width}; it needs square images (use --resize or --pad)`);
+    const preset = String(f['preset'] ?? DEFAULT_CLASSIFIER_PRESET);
+    config = classifierConfig(preset, { inChannels: ds.channels, imageSize: ds.height, numClasses: ds.numClasses });
+    if (ds.height !== ds.width)
+      throw new CtfError(`classifier: images of ${ds.name} are ${ds.height}×${ds.width}; it needs square images ` +
+        '(use --resize or --pad)');
   }
   const testLimit = f['testLimit'] as number | undefined;
   const test = testLimit === 0 ? null : await loadDataset(spec, 'test', load);
-  log(`loaded ${ds.name}: ${ds.count} train${test ? ` + ${test.count} test` : ''} images ${ds.channels}×${ds.height}×${ds.width} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  log(`loaded ${ds.name}: ${ds.count} train${test ? ` + ${test.count} test` : ''} images ` +
+    `${ds.channels}×${ds.height}×${ds.width} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const model = new Classifier(config, new Rng(options.seed).split('init'));
   const meta = { data: identity, data_load: load };
-  const save = async (task: ClassifierTrainTask, step: number): Promise<string> => {
-    await mkdir(dirname(out), { recursive: true });
-    await saveTrainState(statePath, { ...task.trainState(step), extra: { data: identity, dataLoad: load } });
-    await saveClassifier(out, model, { ...meta, training: { step, epochs: step / task.stepsPerEpoch, options } });
-    return statePath;
-  };
-  const task = new ClassifierTrainTask(model, ds, options, save, test ? { data: test, limit: testLimit } : null);
+  const scored = test ? { data: test, limit: testLimit } : null;
+  const task = new ClassifierTrainTask(model, ds, options, (_t, step) => save(step), scored);
   log(`classifier: ${model.numParameters().toLocaleString('en')} parameters, ${JSON.stringify(config)}`);
-  log(`${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ${options.batchSize} images`);
-  const start = saved ? task.restore(saved) : 0;
-  const stop = new StopRequest().listen();
-  const tTrain = performance.now();
-  let result;
-  try {
-    result = await runTraining(task, {
-      optimizer: task.optimizer, params: model.parameters(), lr: (s) => task.lr(s), startStep: start,
-      gradClip: options.gradClip > 0 ? options.gradClip : undefined, checkpointEvery: f['checkpointEvery'] as number,
-      progressEvery: f['progressEvery'] as number, stop,
-      emit: trainEventRenderer({
-        label: 'classifier', unit: 'img',
-        formatMetrics: (m) => [m['trainAcc'] !== undefined ? `train acc ${pct(m['trainAcc'])}` : '', m['testAcc'] !== undefined ? `test acc ${pct(m['testAcc'])} (loss ${m['testLoss']!.toFixed(4)})` : '']
-          .filter(Boolean).join('  '),
-      }),
-    });
-  } finally {
-    stop.dispose();
-  }
-  if (result.stopped) throw new Interrupted(stop.signal ?? 'SIGINT');
-  const trainSeconds = (performance.now() - tTrain) / 1000;
-  let evaluation = null;
-  if (test) {
-    const tested = firstImages(test, testLimit);
-    const r = accuracyAndLoss(datasetFeatures(model, tested), tested.labels);
-    evaluation = { split: 'test', images: tested.count, accuracy: r.accuracy, loss: r.loss, perClass: r.perClass };
-    log(`classifier test accuracy ${pct(r.accuracy)} (loss ${r.loss.toFixed(4)}, ${tested.count} images); trained in ${formatDuration(trainSeconds)} (this process)`);
-  }
-  await saveClassifier(out, model, { ...meta, training: { step: result.step, epochs: options.epochs, options }, ...(evaluation ? { eval: evaluation } : {}) });
-  const report = {
-    kind: 'ctfgen.classifier-report', out, command: ['ctfgen', ...process.argv.slice(2)].join(' '), config, options,
-    parameters: model.numParameters(), steps: result.step, trainSeconds, data: identity, eval: evaluation,
+  log(`${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ` +
+    `${options.batchSize} images`);
+  return {
+    task, extra: { data: identity, dataLoad: load }, checks: [dataCheck(identity)],
+    saveModel: (path, step) =>
+      saveClassifier(path, model, { ...meta, training: { step, epochs: step / task.stepsPerEpoch, options } }),
+    async finish({ step, seconds }) {
+      let evaluation = null;
+      if (test) {
+        const tested = firstImages(test, testLimit);
+        const r = accuracyAndLoss(datasetFeatures(model, tested), tested.labels);
+        evaluation = { split: 'test', images: tested.count, accuracy: r.accuracy, loss: r.loss, perClass: r.perClass };
+        log(`classifier test accuracy ${pct(r.accuracy)} (loss ${r.loss.toFixed(4)}, ${tested.count} images); ` +
+          `trained in ${formatDuration(seconds)} (this process)`);
+      }
+      const training = { step, epochs: options.epochs, options };
+      await saveClassifier(out, model, { ...meta, training, ...(evaluation ? { eval: evaluation } : {}) });
+      return {
+        kind: 'ctfgen.classifier-report', out, command: ['ctfgen', ...process.argv.slice(2)].join(' '), config, options,
+        parameters: model.numParameters(), steps: step, trainSeconds: seconds, data: identity, eval: evaluation,
+      };
+    },
   };
-  await writeFileAtomic(reportPath, JSON.stringify(report, null, 2) + '\n');
-  if (f['json']) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
 }
 
 const testCommand: Command = {

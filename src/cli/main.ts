@@ -14,12 +14,14 @@ import { evalCommands } from './eval.js';
 import { plotCommands } from './plot.js';
 import { sampleCommand } from './sample.js';
 import { serveCommand } from './serve.js';
+import { stepCommand } from './step.js';
 import { tokenizerCommands } from './tokenizer.js';
 import { trainCommands } from './train.js';
 
-export interface Command { spec: CommandSpec; run: (flags: ParsedFlags, positionals: string[]) => Promise<void> }
+/** run() resolves to the exit code, or nothing for 0. */
+export interface Command { spec: CommandSpec; run: (flags: ParsedFlags, positionals: string[]) => Promise<number | void> }
 
-const COMMANDS: Command[] = [benchEngineCommand, benchSampleCommand, dataInfoCommand, ...tokenizerCommands, clusterCommand, clusterSwapDemoCommand, ...trainCommands, sampleCommand, serveCommand, demoCommand, ...evalCommands, ...plotCommands];
+const COMMANDS: Command[] = [benchEngineCommand, benchSampleCommand, dataInfoCommand, ...tokenizerCommands, clusterCommand, clusterSwapDemoCommand, ...trainCommands, sampleCommand, serveCommand, demoCommand, stepCommand, ...evalCommands, ...plotCommands];
 
 /** The commands that split their work over the ranks of `mpirun -np N` (docs/mpi.md); the others run as one process. */
 const MULTI_RANK = new Set(['sample', 'eval']);
@@ -30,7 +32,7 @@ function version(): string {
 }
 
 function overview(): string {
-  const rows = COMMANDS.map((c) => `  ctfgen ${c.spec.name.padEnd(22)} ${c.spec.brief}`);
+  const rows = COMMANDS.filter((c) => !c.spec.hidden).map((c) => `  ctfgen ${c.spec.name.padEnd(22)} ${c.spec.brief}`);
   return `ctfgen ${version()} — coarse-to-fine autoregressive image generation on a CPU\n\nUsage: ctfgen <command> [options]\n\nCommands:\n${rows.join('\n')}\n\nRun \`ctfgen <command> --help\` for a command's options.\n`;
 }
 
@@ -39,7 +41,7 @@ function overview(): string {
  * the closest command name, with its usage.
  */
 function unknownCommand(argv: string[]): string {
-  const group = COMMANDS.filter((c) => c.spec.name.startsWith(`${argv[0]} `));
+  const group = COMMANDS.filter((c) => c.spec.name.startsWith(`${argv[0]} `) && !c.spec.hidden);
   if (group.length > 0 && !COMMANDS.some((c) => c.spec.name === argv[0]))
     return `ctfgen ${argv[0]}: which one?\n${group.map((c) => `  ctfgen ${c.spec.name.padEnd(22)} ${c.spec.brief}`).join('\n')}\n`;
   const names = COMMANDS.map((c) => c.spec.name), typed = argv.slice(0, 2).join(' ');
@@ -79,8 +81,7 @@ async function main(argv: string[]): Promise<number> {
       const hint = subs.length ? ` (subcommands: ${subs.join(', ')})` : '';
       throw new UsageError(`unexpected argument "${positionals[0]}": this command takes flags only${hint}`);
     }
-    await cmd.run(flags, positionals);
-    return 0;
+    return (await cmd.run(flags, positionals)) ?? 0;
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`${who}: ${e.message}\nUsage: ${cmd.spec.usage}\n` +

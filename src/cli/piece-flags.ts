@@ -6,8 +6,8 @@ import type { FlagSpec } from './args.js';
 const PIECE_HELP: Record<PieceName, string> = {
   tokenizer: 'tokenizer checkpoint',
   clusters: 'coarse map (ctfgen cluster)',
-  stage1: 'CTF stage 1: coarse-ar checkpoint',
-  aux: 'CTF stage 2: fine-aux checkpoint',
+  stage1: 'CTF stage 1: stage1 checkpoint (ctfgen train stage1)',
+  aux: 'CTF stage 2: aux checkpoint (ctfgen train aux)',
   baseline: 'baseline checkpoint',
 };
 

@@ -6,18 +6,18 @@ import { firstImages, loadDataset, type Dataset, type LoadOptions, type Split } 
 import { toModelInput } from '../data/model-input.js';
 import { Rng } from '../engine/rng.js';
 import { Tensor } from '../engine/tensor.js';
-import { CtfError, Interrupted } from '../errors.js';
+import { CtfError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { checkOutputs, lockOutput, type OutputLock } from '../io/outputs.js';
+import { checkOutputs } from '../io/outputs.js';
 import { writeImageGrid } from '../io/png.js';
-import { loadTrainState, saveTrainState, type LoadedTrainState } from '../train/checkpoint.js';
-import { StopRequest } from '../train/interrupt.js';
-import { runTraining } from '../train/loop.js';
+import type { LoadedTrainState } from '../train/checkpoint.js';
+import { dataCheck } from '../train/identity.js';
+import { trainRun, type TrainRunContext, type TrainRunSetup } from '../train/run.js';
 import { graphBytes, trainingMemory } from '../train/memory.js';
 import { benchTokenizer } from '../tokenizer/bench.js';
 import { loadTokenizer, saveTokenizer } from '../tokenizer/checkpoint.js';
 import { DEFAULT_TOKENIZER_PRESET, TOKENIZER_PRESETS, tokenizerConfig, type TokenizerConfig } from '../tokenizer/config.js';
-import { dataIdentity, describeData, type DataIdentity } from '../tokenizer/data-identity.js';
+import { dataIdentity, type DataIdentity } from '../tokenizer/data-identity.js';
 import { encodeSplit } from '../tokenizer/encode.js';
 import { evaluateTokenizer, reconstructionGrid, type TokenizerEval } from '../tokenizer/eval.js';
 import { VqTokenizer } from '../tokenizer/model.js';
@@ -30,15 +30,10 @@ import {
 import { DATA_LOAD_FLAGS, datasetSpec, loadOptionsFromFlags, tokenizerDataOptions } from './data.js';
 import type { Command } from './main.js';
 import { formatDuration } from './progress.js';
-import { trainEventRenderer } from './train-render.js';
+import { exitOnRepeatedSignal, trainEventRenderer } from './train-render.js';
 
 const MiB = 1024 * 1024;
 const log = (s: string): void => { process.stderr.write(s + '\n'); };
-
-/** runs/x/tokenizer.safetensors → runs/x/tokenizer.train-state.safetensors (weights + optimizer + position). */
-export function trainStatePath(out: string): string {
-  return out.replace(/(\.safetensors)?$/, '.train-state.safetensors');
-}
 
 /** Data load options: the shared data flags, with a 2-pixel border by default for the 28×28 named datasets. */
 function dataOptions(f: ParsedFlags, spec: string, fallbackPad?: number): LoadOptions {
@@ -112,110 +107,91 @@ const trainCommand: Command = {
   async run(f) {
     const { force, resume } = replaceMode(f);
     const out = requireString(f, 'out');
-    const statePath = trainStatePath(out), runJson = join(dirname(out), 'run.json');
+    const runJson = join(dirname(out), 'run.json');
     const spec = datasetSpec(String(f['data']));
     const fresh = resume ? null : trainOptions(f, null);  // flag values before the disk: a bad one is a usage error
-    checkOutputs({
-      inputs: [],
-      outputs: [
-        { role: '--out', path: out, artifact: true },
-        { role: 'the train state of --out', path: statePath, artifact: true },
-        { role: 'the run record beside --out', path: runJson },
-      ],
-      force: force || f['dryRun'] === true, resume,  // a dry run writes nothing
-    });
-    let lock: OutputLock | null = null;
-    if (!f['dryRun']) {
-      await mkdir(dirname(out), { recursive: true });
-      lock = lockOutput(out);
-    }
-    try {
-      await trainTokenizer(f, fresh, spec, out, statePath, runJson);
-    } finally {
-      lock?.release();
-    }
+    const r = await trainRun({
+      out, task: 'tokenizer', resume, force, dryRun: f['dryRun'] === true, inputs: [],
+      outputs: [{ role: 'the run record beside --out', path: runJson }], report: runJson,
+      checkpointEvery: f['checkpointEvery'] as number, progressEvery: f['progressEvery'] as number,
+      onRepeatedSignal: exitOnRepeatedSignal,
+      emit: trainEventRenderer({ label: 'tokenizer', unit: 'img', formatMetrics: metricsLine }),
+    }, (ctx) => tokenizerSetup(f, fresh, spec, out, ctx));
+    if (r.dryRun) printDryRun(f, r.task);
+    else if (f['json']) process.stdout.write(JSON.stringify((r.report as { eval: unknown }).eval, null, 2) + '\n');
   },
 };
 
-async function trainTokenizer(
-  f: ParsedFlags, fresh: TokenizerTrainOptions | null, spec: string, out: string, statePath: string, runJson: string,
-): Promise<void> {
-  const saved = f['resume'] ? await loadTrainState(statePath, 'tokenizer') : null;
+async function tokenizerSetup(
+  f: ParsedFlags, fresh: TokenizerTrainOptions | null, spec: string, out: string, { saved, save }: TrainRunContext,
+): Promise<TrainRunSetup<TokenizerTrainTask>> {
   if (saved) {
     const c = saved.config as TokenizerConfig;
-    checkConfigFlagsOnResume(statePath, [
+    checkConfigFlagsOnResume(saved.source, [
       { flag: 'preset', given: f['preset'], saved: presetOf(TOKENIZER_PRESETS, c) ?? 'none' },
       { flag: 'codebook', given: f['codebook'], saved: c.codebookSize },
     ]);
   }
   const options = fresh ?? trainOptions(f, saved);
   const savedData = (saved?.extra as { data?: DataIdentity } | undefined)?.data;
-  const ds = firstImages(await loadSplit(spec, 'train', dataOptions(f, spec, savedData?.preprocessing.pad)), f['limit'] as number | undefined);
+  const all = await loadSplit(spec, 'train', dataOptions(f, spec, savedData?.preprocessing.pad));
+  const ds = firstImages(all, f['limit'] as number | undefined);
   const identity = dataIdentity(ds);
-  if (savedData && savedData.sha256 !== identity.sha256)
-    throw new CtfError(`--resume: ${statePath} was trained on ${describeData(savedData)}, not on this data: ` +
-      `${describeData(identity)} — resume with the same --data and --limit, or start anew with --force`);
   let config: TokenizerConfig;
   if (saved) config = saved.config as TokenizerConfig;
   else {
     const overrides = f['codebook'] !== undefined ? { codebookSize: f['codebook'] as number } : {};
-    config = tokenizerConfig(String(f['preset'] ?? DEFAULT_TOKENIZER_PRESET), { inChannels: ds.channels, imageSize: ds.height }, overrides);
+    const preset = String(f['preset'] ?? DEFAULT_TOKENIZER_PRESET);
+    config = tokenizerConfig(preset, { inChannels: ds.channels, imageSize: ds.height }, overrides);
   }
   const model = new VqTokenizer(config, new Rng(options.seed).split('init'));
-
-  const save = async (task: TokenizerTrainTask, step: number): Promise<string> => {
-    await mkdir(dirname(out), { recursive: true });
-    await saveTrainState(statePath, { ...task.trainState(step), extra: { data: identity } });
-    await saveTokenizer(out, model, { data: identity, training: { step, epochs: step / task.stepsPerEpoch, options } });
-    return statePath;
+  const task = new TokenizerTrainTask(model, ds, options, (_t, step) => save(step));
+  return {
+    task, extra: { data: identity }, checks: [dataCheck(identity)],
+    saveModel: (path, step) =>
+      saveTokenizer(path, model, { data: identity, training: { step, epochs: step / task.stepsPerEpoch, options } }),
+    async finish({ step }) {
+      const limit = f['evalLimit'] as number | undefined;
+      let evaluation: TokenizerEval | null = null;
+      if (limit !== 0) {
+        const test = await loadSplit(spec, 'test', dataOptions(f, spec, identity.preprocessing.pad));
+        evaluation = evaluateTokenizer(model, test, { limit });
+        log(`tokenizer test: ${evalLine(evaluation)}`);
+        const training = { step, epochs: options.epochs, options };
+        await saveTokenizer(out, model, { data: identity, training, eval: evaluation });
+      }
+      return {
+        kind: 'ctfgen.run', stage: 'tokenizer', command: ['ctfgen', ...process.argv.slice(2)].join(' '), tokenizer: out,
+        config, options, data: identity, steps: step, eval: evaluation,
+      };
+    },
   };
-  const task = new TokenizerTrainTask(model, ds, options, save);
+}
 
-  if (f['dryRun']) {
-    const x = new Tensor(new Float32Array(config.inChannels * config.imageSize ** 2), [1, config.inChannels, config.imageSize, config.imageSize]);
-    const mem = trainingMemory(model.parameters(), graphBytes(model.forward(x).loss), options.batchSize);
-    const report = {
-      config, options, grid: model.grid, parameters: mem.parameters, stepsPerEpoch: task.stepsPerEpoch, totalSteps: task.totalSteps,
-      memoryMiB: { weightsGradsAdam: mem.weightBytes / MiB, activations: mem.activationBytes / MiB, dataset: ds.images.byteLength / MiB, total: (mem.totalBytes + ds.images.byteLength) / MiB },
-    };
-    if (f['json']) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-    else process.stdout.write(
-      `tokenizer ${JSON.stringify(config)}\n${model.grid}×${model.grid} tokens, ${mem.parameters.toLocaleString('en')} parameters\n` +
-      `${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ${options.batchSize} images\n` +
-      `memory ≈ ${report.memoryMiB.total.toFixed(0)} MiB: weights+grads+AdamW ${report.memoryMiB.weightsGradsAdam.toFixed(1)}, ` +
-      `activations ${report.memoryMiB.activations.toFixed(0)} (+ as much again for their gradients), dataset ${report.memoryMiB.dataset.toFixed(0)}\n`);
-    return;
-  }
-
-  const start = saved ? task.restore(saved) : 0;
-  const stop = new StopRequest().listen();
-  let result;
-  try {
-    result = await runTraining(task, {
-      optimizer: task.optimizer, params: model.parameters(), lr: (s) => task.lr(s), startStep: start,
-      gradClip: options.gradClip > 0 ? options.gradClip : undefined, checkpointEvery: f['checkpointEvery'] as number,
-      progressEvery: f['progressEvery'] as number, stop,
-      emit: trainEventRenderer({ label: 'tokenizer', unit: 'img', formatMetrics: metricsLine }),
-    });
-  } finally {
-    stop.dispose();
-  }
-  if (result.stopped) throw new Interrupted(stop.signal ?? 'SIGINT');
-
-  const limit = f['evalLimit'] as number | undefined;
-  let evaluation: TokenizerEval | null = null;
-  if (limit !== 0) {
-    const test = await loadSplit(spec, 'test', dataOptions(f, spec, identity.preprocessing.pad));
-    evaluation = evaluateTokenizer(model, test, { limit });
-    log(`tokenizer test: ${evalLine(evaluation)}`);
-    await saveTokenizer(out, model, { data: identity, training: { step: result.step, epochs: options.epochs, options }, eval: evaluation });
-  }
-  const run = {
-    kind: 'ctfgen.run', stage: 'tokenizer', command: ['ctfgen', ...process.argv.slice(2)].join(' '), tokenizer: out, config, options,
-    data: identity, steps: result.step, eval: evaluation,
+/** --dry-run: the parameter count, the memory estimate and the schedule. */
+function printDryRun(f: ParsedFlags, task: TokenizerTrainTask): void {
+  const { model, options, data: ds } = task, config = model.config;
+  const side = config.imageSize;
+  const x = new Tensor(new Float32Array(config.inChannels * side ** 2), [1, config.inChannels, side, side]);
+  const mem = trainingMemory(model.parameters(), graphBytes(model.forward(x).loss), options.batchSize);
+  const dataBytes = ds.images.byteLength;
+  const report = {
+    config, options, grid: model.grid, parameters: mem.parameters, stepsPerEpoch: task.stepsPerEpoch,
+    totalSteps: task.totalSteps,
+    memoryMiB: {
+      weightsGradsAdam: mem.weightBytes / MiB, activations: mem.activationBytes / MiB, dataset: dataBytes / MiB,
+      total: (mem.totalBytes + dataBytes) / MiB,
+    },
   };
-  await writeFileAtomic(runJson, JSON.stringify(run, null, 2) + '\n');
-  if (f['json']) process.stdout.write(JSON.stringify(evaluation, null, 2) + '\n');
+  const m = report.memoryMiB;
+  if (f['json']) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  else process.stdout.write(
+    `tokenizer ${JSON.stringify(config)}\n` +
+    `${model.grid}×${model.grid} tokens, ${mem.parameters.toLocaleString('en')} parameters\n` +
+    `${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ${options.batchSize} ` +
+    'images\n' +
+    `memory ≈ ${m.total.toFixed(0)} MiB: weights+grads+AdamW ${m.weightsGradsAdam.toFixed(1)}, ` +
+    `activations ${m.activations.toFixed(0)} (+ as much again for their gradients), dataset ${m.dataset.toFixed(0)}\n`);
 }
 
 const evalCommand: Command = {

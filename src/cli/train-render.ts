@@ -1,7 +1,16 @@
 // Renders training events on stderr: a redrawn bar with throughput and ETA on a TTY, plain lines at most
 // every intervalMs otherwise (CI logs). Shared by every `… train` command.
+import { signalExitCode } from '../errors.js';
 import type { TrainEvent } from '../train/events.js';
 import { formatDuration, interactive } from './progress.js';
+
+/**
+ * What a training command does with a further SIGINT/SIGTERM while it saves: exit at once. One within a second of the
+ * first is the same stop delivered twice (a process-group kill and a runner passing it on) and is ignored.
+ */
+export function exitOnRepeatedSignal(signal: NodeJS.Signals, msSinceFirst: number): void {
+  if (msSinceFirst >= 1000) process.exit(signalExitCode(signal));
+}
 
 export interface RenderOptions {
   label: string;

@@ -11,7 +11,7 @@ import { generate, type GenerateOptions } from './generate.js';
 export function checkStage1(model: Gpt, map: Pick<CoarsePartition, 'k'>, where: string): void {
   const s = model.config;
   if (!s.causal)
-    throw new CtfError(`${where}: the stage-1 model is bidirectional; stage 1 needs the causal coarse-ar model`);
+    throw new CtfError(`${where}: the stage-1 model is bidirectional; stage 1 needs the causal stage1 model`);
   if (s.inVocab !== map.k || s.outVocab !== map.k)
     throw new CtfError(`${where}: the stage-1 model has vocabulary ${s.inVocab} in / ${s.outVocab} out, ` +
       `the coarse map has K = ${map.k} clusters`);

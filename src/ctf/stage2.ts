@@ -70,7 +70,7 @@ export function resolveRefineOptions(o: Omit<RefineOptions, 'onRound'>, name: Op
 export function checkAux(aux: Gpt, map: Pick<CoarsePartition, 'k' | 'v'>, where: string): void {
   const a = aux.config;
   if (a.causal)
-    throw new CtfError(`${where}: the auxiliary model is causal; stage 2 needs the bidirectional fine-aux model`);
+    throw new CtfError(`${where}: the auxiliary model is causal; stage 2 needs the bidirectional aux model`);
   if (a.inVocab !== map.k || a.outVocab !== map.v)
     throw new CtfError(`${where}: the auxiliary model reads ${a.inVocab} coarse labels and predicts ${a.outVocab} ` +
       'fine ones, ' +

@@ -5,32 +5,26 @@
 //   the coarse map was made from this tokenizer's codebook, and the vocabularies, grid and classes agree.
 // A mismatch is refused with a CtfError naming both files and what differs.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { loadCoarseMap, type CoarseMap } from '../cluster/coarse-map.js';
 import { CtfError } from '../errors.js';
+import { RUN_FILES, runPath } from '../io/run-dir.js';
 import { loadSafetensors } from '../io/safetensors.js';
 import { gptFromFile } from '../models/gpt-checkpoint.js';
 import type { Gpt } from '../models/gpt.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenizer/checkpoint.js';
-import { coarseMapHash, type GptKind } from '../train/gpt-train.js';
+import { GPT_KIND_TITLES, storedGptKind, type GptKind } from '../models/gpt-kind.js';
+import { coarseMapHash } from '../train/gpt-train.js';
 import { checkCtfModels } from '../ctf/ctf.js';
 
-/** File names inside a run directory (the names `ctfgen train --run` writes; src/cli/train.ts RUN_FILES). */
+/** The pieces a sampler reads, by their file in a run directory (src/io/run-dir.ts describes the directory). */
 export const RUN_LAYOUT = {
-  tokenizer: 'tokenizer.safetensors',
-  clusters: 'clusters.safetensors',
-  stage1: 'coarse-ar.safetensors',
-  aux: 'fine-aux.safetensors',
-  baseline: 'baseline.safetensors',
+  tokenizer: RUN_FILES.tokenizer, clusters: RUN_FILES.clusters,
+  stage1: RUN_FILES.stage1, aux: RUN_FILES.aux, baseline: RUN_FILES.baseline,
 } as const;
 
 export type SamplerMethod = 'ctf' | 'baseline';
 export const SAMPLER_METHODS: readonly SamplerMethod[] = ['ctf', 'baseline'];
 export type PieceName = keyof typeof RUN_LAYOUT;
-export type GptRole = 'stage1' | 'aux' | 'baseline';
-
-/** The GPT kind (checkpoint metadata ctf_kind) each role needs. */
-export const ROLE_KIND: Record<GptRole, GptKind> = { stage1: 'coarse-ar', aux: 'fine-aux', baseline: 'baseline' };
 
 /** Which pieces a method reads. */
 export function piecesOf(method: SamplerMethod): PieceName[] {
@@ -46,7 +40,7 @@ export type SamplerPaths = Partial<Record<PieceName, string>>;
 export function resolveSamplerPaths(methods: readonly SamplerMethod[], run: string | undefined, explicit: SamplerPaths): { paths: SamplerPaths; missing: PieceName[] } {
   const paths: SamplerPaths = {}, missing: PieceName[] = [];
   for (const name of new Set(methods.flatMap(piecesOf))) {
-    const p = explicit[name] ?? (run !== undefined ? join(run, RUN_LAYOUT[name]) : undefined);
+    const p = explicit[name] ?? (run !== undefined ? runPath(run, name) : undefined);
     if (p === undefined) missing.push(name);
     else paths[name] = p;
   }
@@ -74,7 +68,8 @@ const short = (h: string | undefined): string => (h ? `${h.slice(0, 12)}…` : '
 function needFile(path: string, name: PieceName): void {
   if (existsSync(path)) return;
   const how: Record<PieceName, string> = {
-    tokenizer: 'ctfgen tokenizer train', clusters: 'ctfgen cluster', stage1: 'ctfgen train coarse-ar', aux: 'ctfgen train fine-aux', baseline: 'ctfgen train baseline',
+    tokenizer: 'ctfgen tokenizer train', clusters: 'ctfgen cluster', stage1: 'ctfgen train stage1', aux: 'ctfgen train aux',
+    baseline: 'ctfgen train baseline',
   };
   throw new CtfError(`${path} does not exist — make it with \`${how[name]}\` or pass its path explicitly (--${name})`);
 }
@@ -88,10 +83,11 @@ async function loadGptPiece(path: string): Promise<GptPiece> {
  * Refuses a GPT that was not trained for this role on this tokenizer's tokens (and, for the CTF models, with
  * this coarse map), or whose vocabularies or grid do not fit them.
  */
-export function checkGptPiece(role: GptRole, g: GptPiece, tok: SamplerPieces['tokenizer'], map: SamplerPieces['map']): void {
-  const kind = g.meta['ctf_kind'], want = ROLE_KIND[role];
+export function checkGptPiece(role: GptKind, g: GptPiece, tok: SamplerPieces['tokenizer'], map: SamplerPieces['map']): void {
+  const kind = storedGptKind(g.meta['ctf_kind']), want = role;
   if (kind !== undefined && kind !== want)
-    throw new CtfError(`${g.path} is a ${kind} checkpoint; the ${role === 'stage1' ? 'stage-1 model' : role === 'aux' ? 'auxiliary model' : 'baseline'} must be a ${want} checkpoint (ctfgen train ${want})`);
+    throw new CtfError(`${g.path} is ${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind} checkpoint; ${GPT_KIND_TITLES[role]} ` +
+      `must be a${/^[aeiou]/.test(want) ? 'n' : ''} ${want} checkpoint (ctfgen train ${want})`);
   const trainedOn = g.meta['tokenizer_hash'];
   if (trainedOn === undefined)
     throw new CtfError(`${g.path} has no tokenizer_hash metadata, so nothing says which tokenizer's tokens it models — use a checkpoint written by \`ctfgen train ${want}\``);
@@ -155,7 +151,7 @@ export async function loadPieces(pieces: readonly PieceName[], paths: SamplerPat
   const tokenizer = { ...(await loadTokenizer(paths.tokenizer!)), path: paths.tokenizer! };
   const map = paths.clusters !== undefined && names.includes('clusters')
     ? { ...(await loadCoarseMap(paths.clusters)), path: paths.clusters } : undefined;
-  const gpt = async (role: GptRole): Promise<GptPiece | undefined> => (names.includes(role) ? loadGptPiece(paths[role]!) : undefined);
+  const gpt = async (role: GptKind): Promise<GptPiece | undefined> => (names.includes(role) ? loadGptPiece(paths[role]!) : undefined);
   const loaded = { tokenizer, map, stage1: await gpt('stage1'), aux: await gpt('aux'), baseline: await gpt('baseline') };
   const numClasses = checkSamplerPieces(loaded);
   return { ...loaded, numClasses, grid: tokenizer.model.grid };

@@ -14,7 +14,7 @@ import {
   expectFinite, loadSafetensors, saveSafetensors, saveSafetensorsSync, type SafetensorsFile, type StTensorInput,
 } from '../io/safetensors.js';
 import { weightsHash, type NamedWeights } from '../nn/module.js';
-import { checkSavedRun } from './saved-config.js';
+import { checkSavedRun, storedTrainTask } from './saved-config.js';
 
 export const TRAIN_STATE_KIND = 'ctfgen.train-state';
 export const TRAIN_STATE_FORMAT = '1';
@@ -129,7 +129,8 @@ export function parseTrainState(file: SafetensorsFile, task: string): LoadedTrai
       `expected "${TRAIN_STATE_KIND}")`);
   if (m['format'] !== TRAIN_STATE_FORMAT)
     throw new CtfError(`${where}: format ${m['format']} is not supported (this build reads ${TRAIN_STATE_FORMAT})`);
-  if (m['task'] !== task) throw new CtfError(`${where}: it resumes a "${m['task']}" run, not a "${task}" run`);
+  if (storedTrainTask(m['task']) !== task)
+    throw new CtfError(`${where}: it resumes a "${m['task']}" run, not a "${task}" run`);
   const count = (s: string | undefined): number => (s !== undefined && /^\d{1,15}$/.test(s) ? Number(s) : NaN);
   const step = count(m['step']), optStep = count(m['optimizer_step']);
   if (!Number.isSafeInteger(step) || !Number.isSafeInteger(optStep))

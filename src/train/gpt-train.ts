@@ -1,7 +1,7 @@
 // Training the three GPTs of CTF on encoded token files (docs/method.md):
 //   baseline   causal, fine tokens in and out:      [class, t_0 … t_{T-2}] → t_0 … t_{T-1}   (plain LlamaGen)
-//   coarse-ar  causal, coarse labels in and out:    [class, c_0 … c_{T-2}] → c_0 … c_{T-1}   (CTF stage 1)
-//   fine-aux   bidirectional, coarse in, fine out:  [class, c_0 … c_{T-1}] → t_0 … t_{T-1}   (CTF stage 2,
+//   stage1     causal, coarse labels in and out:    [class, c_0 … c_{T-2}] → c_0 … c_{T-1}   (CTF stage 1)
+//   aux        bidirectional, coarse in, fine out:  [class, c_0 … c_{T-1}] → t_0 … t_{T-1}   (CTF stage 2,
 //              teacher-forced on the ground-truth coarse labels); with a fine-token table (masked refinement) it
 //              also reads the true fine tokens of the positions a cosine-scheduled mask leaves shown, and
 //              takes the loss on the masked ones (src/models/masked-refine.ts)
@@ -15,14 +15,14 @@ import { CtfError } from '../errors.js';
 import { EpochBatches, type BatchOrderState } from '../data/batches.js';
 import type { CoarseMap } from '../cluster/coarse-map.js';
 import type { Gpt, GptConfig } from '../models/gpt.js';
+import type { GptKind } from '../models/gpt-kind.js';
 import { revealMask, trainingMask } from '../models/masked-refine.js';
 import type { TokenSet } from '../tokenizer/tokens-file.js';
 import { restoreModelAndOptimizer, type LoadedTrainState, type TrainState } from './checkpoint.js';
 import type { StepResult, TrainTask } from './loop.js';
 import { checkResumable, scheduledLr, validateOptimizerOptions, type LrScheduleOptions } from './resume.js';
 
-export const GPT_KINDS = ['baseline', 'coarse-ar', 'fine-aux'] as const;
-export type GptKind = (typeof GPT_KINDS)[number];
+export { GPT_KINDS, type GptKind } from '../models/gpt-kind.js';
 
 export interface GptTrainOptions extends LrScheduleOptions {
   epochs: number;
@@ -65,7 +65,7 @@ export function gptTask(kind: GptKind, tokens: TokenSet, map: CoarseMap | null):
   if (map.v !== V) throw new CtfError(`coarse map clusters ${map.v} codewords, the tokens come from a codebook of ${V}`);
   if (map.tokenizerHash !== tokens.tokenizerHash)
     throw new CtfError(`coarse map was made from tokenizer ${map.tokenizerHash.slice(0, 16)}…, the tokens from ${tokens.tokenizerHash.slice(0, 16)}… — cluster the same tokenizer's codebook`);
-  return kind === 'coarse-ar'
+  return kind === 'stage1'
     ? { inVocab: map.k, outVocab: map.k, numClasses, grid, causal: true }
     : { inVocab: map.k, outVocab: V, numClasses, grid, causal: false };
 }
@@ -75,11 +75,11 @@ export function sequenceBatch(kind: GptKind, fine: Int32Array, rows: ArrayLike<n
   const B = rows.length;
   const seq = new Int32Array(B * T);
   for (let b = 0; b < B; b++) seq.set(fine.subarray(rows[b]! * T, (rows[b]! + 1) * T), b * T);
-  if (kind === 'fine-aux') {
+  if (kind === 'aux') {
     const coarse = seq.map((t) => map!.fineToCoarse[t]!);
     return { inputs: coarse, targets: seq };
   }
-  const targets = kind === 'coarse-ar' ? seq.map((t) => map!.fineToCoarse[t]!) : seq;
+  const targets = kind === 'stage1' ? seq.map((t) => map!.fineToCoarse[t]!) : seq;
   const inputs = new Int32Array(B * (T - 1));
   for (let b = 0; b < B; b++) inputs.set(targets.subarray(b * T, b * T + T - 1), b * (T - 1));
   return { inputs, targets };

@@ -1,10 +1,9 @@
-// Stop requests from signals. The first SIGINT/SIGTERM only raises a flag: the training loop notices it
-// between steps, saves a checkpoint and returns. A second one exits at once (128 + the signal's number) for a user who
-// does not want to wait for the save.
-import { signalExitCode } from '../errors.js';
-
+// Stop requests from signals. The first SIGINT/SIGTERM only raises a flag: the training loop notices it between
+// steps, saves a checkpoint and returns. The library never exits the process: a further signal goes to `onRepeat`,
+// where the command may exit at once for a user who does not want to wait for the save.
 export class StopRequest {
   signal: string | null = null;
+  private at = 0;  // performance.now() of the first signal
   private readonly handlers: [NodeJS.Signals, () => void][] = [];
 
   get requested(): boolean {
@@ -16,12 +15,19 @@ export class StopRequest {
     this.signal ??= reason;
   }
 
-  /** Listens for signals until dispose(). */
-  listen(signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): this {
+  /**
+   * Listens for signals until dispose(); a signal after the first goes to onRepeat with the milliseconds since the
+   * first (default: ignored).
+   */
+  listen(signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'],
+    onRepeat?: (signal: NodeJS.Signals, msSinceFirst: number) => void): this {
     for (const s of signals) {
       const h = (): void => {
-        if (this.signal !== null) process.exit(signalExitCode(s));
-        this.signal = s;
+        if (this.signal !== null) onRepeat?.(s, performance.now() - this.at);
+        else {
+          this.signal = s;
+          this.at = performance.now();
+        }
       };
       process.on(s, h);
       this.handlers.push([s, h]);

@@ -7,6 +7,7 @@ import { CtfError } from '../errors.js';
 import type { TensorShapes } from '../io/safetensors.js';
 import { checkGptConfigAgainst } from '../models/gpt-checkpoint.js';
 import { storedGptConfig, validateGptConfig } from '../models/gpt.js';
+import { storedGptKind } from '../models/gpt-kind.js';
 import { checkTokenizerConfigAgainst } from '../tokenizer/checkpoint.js';
 import { validateTokenizerConfig } from '../tokenizer/config.js';
 import { validateDataIdentity } from '../tokenizer/data-identity.js';
@@ -38,7 +39,7 @@ const gptRun: SavedRunCheck = {
     validated(validateGptConfig, config, where);
     checkGptConfigAgainst(config as Parameters<typeof checkGptConfigAgainst>[0], model, where);
   },
-  // The identity src/cli/train.ts stores and compares on resume: tokenizer_hash, clusters_hash, … — strings only.
+  // The identity `ctfgen train` stores and compares on resume: tokenizer_hash, clusters_hash, … — strings only.
   extra(extra, where) {
     if (extra === undefined) return;
     for (const [k, v] of Object.entries(record(extra, where, 'extra')))
@@ -60,8 +61,15 @@ const tokenizerRun: SavedRunCheck = {
 };
 
 const CHECKS: Record<string, SavedRunCheck> = {
-  tokenizer: tokenizerRun, 'gpt:baseline': gptRun, 'gpt:coarse-ar': gptRun, 'gpt:fine-aux': gptRun,
+  tokenizer: tokenizerRun, 'gpt:baseline': gptRun, 'gpt:stage1': gptRun, 'gpt:aux': gptRun,
 };
+
+/** A stored task in today's naming: train states of before the renaming say gpt:coarse-ar / gpt:fine-aux. */
+export function storedTrainTask(task: string): string;
+export function storedTrainTask(task: string | undefined): string | undefined;
+export function storedTrainTask(task: string | undefined): string | undefined {
+  return task?.startsWith('gpt:') ? `gpt:${storedGptKind(task.slice(4))}` : task;
+}
 
 /** What parseTrainState hands the check of its task. */
 export interface SavedRun { config: unknown; options: unknown; extra: unknown; model: TensorShapes }

@@ -36,7 +36,7 @@ test('no command writes over one of its inputs (exit 1, naming both)', () => {
   const series = file('fid.json', '{"points": []}');
   const runDir = join(dir, 'run');
   mkdirSync(runDir, { recursive: true });
-  for (const f of ['tokenizer', 'clusters', 'coarse-ar', 'fine-aux', 'baseline'])
+  for (const f of ['tokenizer', 'clusters', 'stage1', 'aux', 'baseline'])
     writeFileSync(join(runDir, `${f}.safetensors`), 'x');
   const sampleBaseline = ['sample', '--method', 'baseline', '--tokenizer', tok, '--baseline', base];
   const sampleRun = ['sample', '--run', runDir, '--out', join(dir, 's.png')];
@@ -45,9 +45,9 @@ test('no command writes over one of its inputs (exit 1, naming both)', () => {
     [[...sampleBaseline, '--out', tok], /--out .*tok\.safetensors is the input --tokenizer/],
     [['sample', '--run', runDir, '--out', join(runDir, 'tokenizer.safetensors')],
       /--out .*is the input tokenizer \(from --run\)/],
-    [[...sampleRun, '--tokens-out', join(runDir, 'coarse-ar.safetensors')],
+    [[...sampleRun, '--tokens-out', join(runDir, 'stage1.safetensors')],
       /--tokens-out .* is the input stage1 \(from/],
-    [[...sampleRun, '--progressive', join(runDir, 'fine-aux.safetensors')], /--progressive .* is the input aux/],
+    [[...sampleRun, '--progressive', join(runDir, 'aux.safetensors')], /--progressive .* is the input aux/],
     [[...evalBaseline, '--baseline', base, '--out', cls], /--out .*cls\.safetensors is the input --classifier/],
     [[...evalBaseline, '--baseline', join(dir, 'base-baseline.png'), '--out', join(dir, 'base.json')],
       /the baseline grid of --out .*base-baseline\.png is the input --baseline/],
@@ -118,7 +118,7 @@ test('output paths that cannot be written are refused before any work', () => {
 test('commands that take no arguments refuse one, and a flag value they do not accept, with exit 2', () => {
   const cases: string[][] = [
     ['sample', 'extra'], ['cluster', 'extra'], ['eval', 'real', 'extra'], ['demo', 'extra'],
-    ['tokenizer', 'encode', 'extra'], ['bench', 'engine', 'extra'], ['train', 'fine-aux', 'extra'],
+    ['tokenizer', 'encode', 'extra'], ['bench', 'engine', 'extra'], ['train', 'aux', 'extra'],
     ['eval', 'classifier', 'train', 'extra'],
   ];
   for (const args of cases) {

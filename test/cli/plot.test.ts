@@ -72,7 +72,7 @@ test('points files and series arguments', () => {
   assert.throws(() => pointsFromJson('{"points": [[1, "2"]]}', 'a.json'), /a\.json: points\[0\] is \[1,"2"\]/);
   assert.throws(() => pointsFromJson('[[1, 2]]', 'a.json'), /a\.json: expected \{"points": \[\[x, y\], \.\.\.\]\}/);
   assert.throws(() => pointsFromJson('{"points": [[1, 2],\n', 'a.json'), /a\.json: not valid JSON/);
-  assert.deepEqual(parseSeriesArg('CTF=runs/x/coarse-ar.events.jsonl', /\.events\.jsonl$/), { name: 'CTF', path: 'runs/x/coarse-ar.events.jsonl' });
+  assert.deepEqual(parseSeriesArg('CTF=runs/x/stage1.events.jsonl', /\.events\.jsonl$/), { name: 'CTF', path: 'runs/x/stage1.events.jsonl' });
   assert.deepEqual(parseSeriesArg('runs/x/baseline.events.jsonl', /\.events\.jsonl$/), { name: 'baseline', path: 'runs/x/baseline.events.jsonl' });
   assert.throws(() => parseSeriesArg('=x.json', /\.json$/), /expected NAME=FILE/);
   const exists = (p: string): boolean => ['runs/k=128/fid.json', 'a=b.json'].includes(p);
@@ -92,7 +92,7 @@ before(() => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs a command in this process with stderr captured (what it reports goes there). */
-async function inProcess(run: () => Promise<void>): Promise<string> {
+async function inProcess(run: () => Promise<unknown>): Promise<string> {
   const write = process.stderr.write;
   let text = '';
   process.stderr.write = ((chunk: string | Uint8Array) => { text += String(chunk); return true; }) as typeof process.stderr.write;

@@ -5,14 +5,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { writeRandomRun, type RandomRunOptions } from '../../src/bench/sample-bench.js';
-import { RUN_FILES } from '../../src/cli/train.js';
 import { decodeImageFile } from '../../src/io/png.js';
 import { decodeSafetensors, encodeSafetensors } from '../../src/io/safetensors.js';
-import { RUN_LAYOUT } from '../../src/sample/run-dir.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const ctfgen = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
@@ -31,12 +29,29 @@ before(async () => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('the run layout sample reads is the one `ctfgen train --run` writes', () => {
-  assert.equal(RUN_LAYOUT.tokenizer, RUN_FILES.tokenizer);
-  assert.equal(RUN_LAYOUT.clusters, RUN_FILES.clusters);
-  assert.equal(RUN_LAYOUT.stage1, RUN_FILES.model('coarse-ar'));
-  assert.equal(RUN_LAYOUT.aux, RUN_FILES.model('fine-aux'));
-  assert.equal(RUN_LAYOUT.baseline, RUN_FILES.model('baseline'));
+test('a run directory of before the renaming (coarse-ar / fine-aux files and kinds) still samples', async () => {
+  const legacy = join(dir, 'legacy');
+  mkdirSync(legacy);
+  for (const f of ['tokenizer.safetensors', 'clusters.safetensors']) writeFileSync(join(legacy, f), readFileSync(join(A(), f)));
+  for (const [kind, old] of [['stage1', 'coarse-ar'], ['aux', 'fine-aux']] as const) {
+    const file = decodeSafetensors(readFileSync(join(A(), `${kind}.safetensors`)), kind);
+    assert.equal(file.metadata['ctf_kind'], kind);
+    const metadata = { ...file.metadata, ctf_kind: old };
+    writeFileSync(join(legacy, `${old}.safetensors`), encodeSafetensors(file.tensors, metadata));
+  }
+  const tokens = (run: string): unknown => {
+    const out = join(dir, `${basename(run)}.json`);
+    const r = ctfgen('sample', '--run', run, '--classes', '0,3', '--n', '2', '--out', join(dir, `${basename(run)}.png`),
+      '--tokens-out', out);
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(readFileSync(out, 'utf8'));
+  };
+  assert.deepEqual(tokens(legacy), tokens(A()), 'the same weights under the old names sample the same images');
+  const wrong = ctfgen('sample', '--run', A(), '--stage1', join(legacy, 'fine-aux.safetensors'), '--n', '1',
+    '--out', join(dir, 'wrong.png'));
+  assert.equal(wrong.status, 1, wrong.stderr);
+  assert.match(wrong.stderr,
+    /fine-aux\.safetensors is an aux checkpoint; the stage-1 model must be a stage1 checkpoint/);
 });
 
 test('a consistent run samples with both methods; explicit paths work without --run', async () => {
@@ -54,18 +69,18 @@ test('a consistent run samples with both methods; explicit paths work without --
 });
 
 const refusals: [string, () => string[], RegExp][] = [
-  ['stage 1 trained on another tokenizer\'s tokens', () => ['--run', A(), '--stage1', join(OTHER_TOK(), 'coarse-ar.safetensors')],
-    /coarse-ar\.safetensors was trained on tokens of tokenizer [0-9a-f]{12}…, but .*a\/tokenizer\.safetensors is tokenizer [0-9a-f]{12}…/],
+  ['stage 1 trained on another tokenizer\'s tokens', () => ['--run', A(), '--stage1', join(OTHER_TOK(), 'stage1.safetensors')],
+    /stage1\.safetensors was trained on tokens of tokenizer [0-9a-f]{12}…, but .*a\/tokenizer\.safetensors is tokenizer [0-9a-f]{12}…/],
   ['baseline trained on another tokenizer\'s tokens', () => ['--run', A(), '--method', 'baseline', '--baseline', join(OTHER_TOK(), 'baseline.safetensors')],
     /baseline\.safetensors was trained on tokens of tokenizer/],
-  ['an aux model trained with another K', () => ['--run', A(), '--aux', join(OTHER_K(), 'fine-aux.safetensors')],
-    /k16\/fine-aux\.safetensors was trained with K = 16 clusters \(kmeans\), but .*a\/clusters\.safetensors has K = 8/],
+  ['an aux model trained with another K', () => ['--run', A(), '--aux', join(OTHER_K(), 'aux.safetensors')],
+    /k16\/aux\.safetensors was trained with K = 16 clusters \(kmeans\), but .*a\/clusters\.safetensors has K = 8/],
   ['a coarse map of another tokenizer', () => ['--run', A(), '--clusters', join(OTHER_TOK(), 'clusters.safetensors')],
     /b\/clusters\.safetensors clusters the codebook of tokenizer [0-9a-f]{12}…, but .* — re-run `ctfgen cluster`/],
   ['another tokenizer for the whole run', () => ['--run', A(), '--tokenizer', join(OTHER_TOK(), 'tokenizer.safetensors')],
     /clusters the codebook of tokenizer .* but .*b\/tokenizer\.safetensors is tokenizer/],
   ['a baseline checkpoint passed as stage 1', () => ['--run', A(), '--stage1', join(A(), 'baseline.safetensors')],
-    /baseline\.safetensors is a baseline checkpoint; the stage-1 model must be a coarse-ar checkpoint/],
+    /baseline\.safetensors is a baseline checkpoint; the stage-1 model must be a stage1 checkpoint/],
   ['a checkpoint whose config says another preset', () => ['--run', A(), '--stage1', join(dir, 'other-preset.safetensors')],
     /other-preset\.safetensors: the stored config says layers = 3, but the file holds tensors of 2 layers/],
   ['a run without the CTF models', () => ['--run', join(dir, 'empty')], /empty\/.*\.safetensors does not exist — make it with `ctfgen /],
@@ -75,7 +90,7 @@ for (const [name, args, message] of refusals) {
   test(`sample refuses ${name} (exit 1)`, () => {
     if (name.includes('preset')) {
       // The stage-1 checkpoint of run A with its stored config edited to 3 layers: the tensors are for 2.
-      const file = decodeSafetensors(readFileSync(join(A(), 'coarse-ar.safetensors')), 'a');
+      const file = decodeSafetensors(readFileSync(join(A(), 'stage1.safetensors')), 'a');
       const config = { ...JSON.parse(file.metadata['config']!), layers: 3 };
       writeFileSync(join(dir, 'other-preset.safetensors'), encodeSafetensors(file.tensors, { ...file.metadata, config: JSON.stringify(config) }));
     }

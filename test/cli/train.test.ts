@@ -1,6 +1,7 @@
 // `ctfgen train` on a small synthetic token file: outputs are checked before training starts (never over an
 // input, never over a finished model without --resume or --force, never into a directory), two processes never
-// train into one --out, --resume refuses other flags and other data, and a bad label names its file.
+// train into one --out, --resume refuses other flags and other data, a bad label names its file, and runs and
+// commands of before the renaming (coarse-ar → stage1, fine-aux → aux) still work.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,8 +11,10 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../../src/engine/rng.js';
 import { Tensor } from '../../src/engine/tensor.js';
+import { decodeSafetensors, encodeSafetensors } from '../../src/io/safetensors.js';
 import { tokenizerConfig } from '../../src/tokenizer/config.js';
 import { saveTokens } from '../../src/tokenizer/tokens-file.js';
+import { makeTinyRun } from '../tiny-run.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const ctfgen = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
@@ -181,4 +184,43 @@ test('a label outside the classes names the token file; flag values are usage er
       assert.equal(u.status, 2, `${flags.join(' ')}: ${u.stderr}`);
       assert.match(u.stderr, message);
     }
+  }));
+
+test('the old command names still train; a run saved before the renaming (gpt:coarse-ar) resumes as stage1 bit for bit',
+  () => withDir(async (dir) => {
+    const run = await makeTinyRun(dir);
+    const flags = (out: string): string[] => ['--tokens', run.tokens, '--clusters', run.clusters, '--out', out,
+      '--val-limit', '0', '--checkpoint-every', '3', '--progress-every', '1'];
+    const fresh = ['--preset', 'tiny', '--epochs', '20', '--batch', '8', '--seed', '1'];
+    const whole = join(dir, 'whole', 'stage1.safetensors');
+    const ref = ctfgen('train', 'stage1', ...flags(whole), ...fresh);
+    assert.equal(ref.status, 0, ref.stderr);
+
+    const old = join(dir, 'old', 'stage1.safetensors'), state = join(dir, 'old', 'stage1.train-state.safetensors');
+    const child = spawn(process.execPath, [CLI, 'train', 'coarse-ar', ...flags(old), ...fresh],
+      { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '', sent = false;
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (!sent && /checkpoint at step 3 /.test(stderr)) sent = child.kill('SIGTERM');
+    });
+    assert.equal(await new Promise<number | null>((resolve) => child.on('close', resolve)), 143, stderr);
+    assert.match(stderr, /^ctfgen train coarse-ar is now called `ctfgen train stage1`; running that\n/);
+    // What a build of before the renaming wrote: the task and the kind under their old names.
+    const file = decodeSafetensors(readFileSync(state), state);
+    const extra = { ...JSON.parse(file.metadata['extra']!), ctf_kind: 'coarse-ar' };
+    const metadata = { ...file.metadata, task: 'gpt:coarse-ar', extra: JSON.stringify(extra) };
+    writeFileSync(state, encodeSafetensors(file.tensors, metadata));
+    assert.match(ctfgen('train', 'aux', ...flags(old), '--resume').stderr,
+      /it resumes a "gpt:coarse-ar" run, not a "gpt:aux" run/);
+
+    const resumed = ctfgen('train', 'stage1', ...flags(old), '--resume');
+    assert.equal(resumed.status, 0, resumed.stderr);
+    assert.match(resumed.stderr, /stage1: resuming at step [1-9]\d*, 120 steps/);
+    assert.deepEqual(readFileSync(old), readFileSync(whole), 'final checkpoint');
+    const wholeState = join(dir, 'whole', 'stage1.train-state.safetensors');
+    assert.deepEqual(readFileSync(state), readFileSync(wholeState), 'final train state');
+    const reportPath = join(dir, 'old', 'stage1.report.json');
+    const report = JSON.parse(readFileSync(reportPath, 'utf8')) as { model: string; ctf_kind: string };
+    assert.deepEqual([report.model, report.ctf_kind], ['stage1', 'stage1']);
   }));

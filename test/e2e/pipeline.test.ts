@@ -1,5 +1,5 @@
 // A tiny CTF run end to end through the CLI on the first images of Fashion-MNIST: `ctfgen demo --profile tiny`
-// (tokenizer → encode → cluster + swap picture → baseline, coarse-ar, fine-aux → samples → report), then `ctfgen sample` for
+// (tokenizer → encode → cluster + swap picture → baseline, stage1, aux → samples → report), then `ctfgen sample` for
 // both methods with every output, and the demo's idempotence (a second run skips every finished stage; a
 // deleted output reruns its stage only).
 import assert from 'node:assert/strict';
@@ -25,18 +25,19 @@ test('tiny run: demo pipeline, sample both methods, PNGs decode, demo resumes id
     const run = join(dir, 'run');
     const first = ctfgen('demo', '--run', run, '--profile', 'tiny');
     assert.equal(first.status, 0, first.stderr);
-    for (const f of ['tokenizer.safetensors', 'tokens-train.safetensors', 'tokens-test.safetensors', 'clusters.safetensors', 'baseline.safetensors',
-      'coarse-ar.safetensors', 'fine-aux.safetensors', 'baseline.report.json', 'samples-ctf.png', 'samples-baseline.png', 'progressive.png',
-      'tokens-ctf.json', 'tokens-baseline.json', 'swap-demo.png', 'report.md', 'report.json'])
+    for (const f of ['tokenizer.safetensors', 'tokens-train.safetensors', 'tokens-test.safetensors', 'clusters.safetensors',
+      'baseline.safetensors', 'stage1.safetensors', 'aux.safetensors', 'baseline.report.json', 'times.jsonl',
+      'attempts.jsonl', 'samples-ctf.png', 'samples-baseline.png', 'progressive.png', 'tokens-ctf.json',
+      'tokens-baseline.json', 'swap-demo.png', 'report.md', 'report.json'])
       assert.ok(existsSync(join(run, f)), `${f} written`);
     const report = JSON.parse(readFileSync(join(run, 'report.json'), 'utf8')) as {
       stages: { name: string; ranNow: boolean; command: string }[]; valLoss: Record<string, number>; tokenizer: { psnr: number }; samples: { ctf: { insideCluster: number } };
     };
     assert.equal(report.stages.length, 10);
     assert.ok(report.stages.every((s) => s.ranNow && s.command.startsWith('ctfgen ')));
-    for (const k of ['baseline', 'coarseAr', 'fineAux']) assert.ok(Number.isFinite(report.valLoss[k]) && report.valLoss[k]! > 0, `val loss ${k}`);
+    for (const k of ['baseline', 'stage1', 'aux']) assert.ok(Number.isFinite(report.valLoss[k]) && report.valLoss[k]! > 0, `val loss ${k}`);
     assert.ok(report.tokenizer.psnr > 5);
-    const events = readFileSync(join(run, 'fine-aux.events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number });
+    const events = readFileSync(join(run, 'aux.events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number });
     assert.deepEqual([events[0]!.type, events.at(-1)!.type], ['start', 'done'], 'the event log holds the whole run');
     assert.ok(events.some((e) => e.type === 'epoch') && events.some((e) => e.type === 'progress'));
     assert.equal(report.samples.ctf.insideCluster, 1);
@@ -94,16 +95,16 @@ test('tiny run: demo pipeline, sample both methods, PNGs decode, demo resumes id
     assert.deepEqual([bg.width, bg.height], [2 * 64 + 3 * 2, 2 * 64 + 3 * 2]);
 
     // Snapshots are kept copies of checkpoints; a snapshot step between checkpoint steps is checkpointed too.
-    const snapOut = join(dir, 'snap', 'coarse-ar.safetensors');
-    const snap = ctfgen('train', 'coarse-ar', '--run', run, '--out', snapOut, '--preset', 'tiny', '--epochs', '1', '--batch', '32',
+    const snapOut = join(dir, 'snap', 'stage1.safetensors');
+    const snap = ctfgen('train', 'stage1', '--run', run, '--out', snapOut, '--preset', 'tiny', '--epochs', '1', '--batch', '32',
       '--checkpoint-every', '2', '--snapshot-every', '3', '--eval-every', '2', '--val-limit', '32');
     assert.equal(snap.status, 0, snap.stderr);
     // 8 steps: 3 and 6 kept (8 is the final model)
-    assert.deepEqual(readdirSync(join(dir, 'snap')).filter((f) => f.includes('.step')).sort(), ['coarse-ar.step3.safetensors', 'coarse-ar.step6.safetensors']);
-    const ckpts = readFileSync(join(dir, 'snap', 'coarse-ar.events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number })
+    assert.deepEqual(readdirSync(join(dir, 'snap')).filter((f) => f.includes('.step')).sort(), ['stage1.step3.safetensors', 'stage1.step6.safetensors']);
+    const ckpts = readFileSync(join(dir, 'snap', 'stage1.events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number })
       .filter((e) => e.type === 'checkpoint').map((e) => e.step);
     assert.deepEqual(ckpts, [2, 3, 4, 6, 8]);
-    const evals = readFileSync(join(dir, 'snap', 'coarse-ar.events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number })
+    const evals = readFileSync(join(dir, 'snap', 'stage1.events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number })
       .filter((e) => e.type === 'eval').map((e) => e.step);
     assert.deepEqual(evals, [2, 4, 6, 8]);
   } finally {

@@ -136,10 +136,10 @@ function targets(run: TinyRun, tokens: TokenSet, tokenizer: LoadedTokenizer): Ta
     },
     {
       name: 'cluster file', file: 'clusters',
-      load(file) {  // src/cli/train.ts coarse-ar: loadCoarseMap with the tokens' expectations, then the task
+      load(file) {  // src/cli/train.ts stage1: loadCoarseMap with the tokens' expectations, then the task
         const expected = { tokenizerHash: tokens.tokenizerHash, v: tokens.tokenizerConfig.codebookSize };
         const map = coarseMapFromFile(file, expected);
-        gptTask('coarse-ar', tokens, map);
+        gptTask('stage1', tokens, map);
         return map;
       },
       works(x) {
@@ -147,7 +147,7 @@ function targets(run: TinyRun, tokens: TokenSet, tokenizer: LoadedTokenizer): Ta
         checkCoarseMap(map, 'fuzz');
         assert.equal(map.members.reduce((n, m) => n + m.length, 0), map.v);
       },
-      cli: (path, dir) => ['train', 'coarse-ar', '--tokens', run.tokens, '--clusters', path,
+      cli: (path, dir) => ['train', 'stage1', '--tokens', run.tokens, '--clusters', path,
         '--out', join(dir, 'c.safetensors'), '--preset', 'tiny', '--batch', '8', '--dry-run'],
     },
   ];

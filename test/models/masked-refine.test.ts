@@ -76,11 +76,11 @@ test('trained on images whose tokens all repeat one codeword, it learns to copy 
     source: 'synthetic',
   };
   const map = buildCoarseMap(new Tensor(new Rng(3).fillNormal(new Float32Array(V * 8)), [V, 8]), { k: K, seed: 0, restarts: 1, maxIter: 20, tokenizerHash: 'h' }).map;
-  const model = new Gpt(gptConfig('tiny', gptTask('fine-aux', data, map), { layers: 1, dim: 32, heads: 2, fineVocab: V + 1, dropout: 0 }), new Rng(1));
+  const model = new Gpt(gptConfig('tiny', gptTask('aux', data, map), { layers: 1, dim: 32, heads: 2, fineVocab: V + 1, dropout: 0 }), new Rng(1));
   const opts = { epochs: 20, batchSize: 32, lr: 1e-2, warmup: 4, schedule: 'cosine' as const, minLrRatio: 0.1, weightDecay: 0, gradClip: 1, seed: 1 };
-  const t = new GptTrainTask('fine-aux', model, data, map, opts, async () => '');
+  const t = new GptTrainTask('aux', model, data, map, opts, async () => '');
   await runTraining(t, { optimizer: t.optimizer, params: model.parameters(), lr: (s) => t.lr(s), startStep: 0, gradClip: 1, emit: () => undefined });
-  const blind = validationLoss(model, 'fine-aux', data, map, { limit: 128 }), half = validationLoss(model, 'fine-aux', data, map, { limit: 128, reveal: 0.5 });
+  const blind = validationLoss(model, 'aux', data, map, { limit: 128 }), half = validationLoss(model, 'aux', data, map, { limit: 128, reveal: 0.5 });
   assert.ok(half < 0.5 && blind > 1, `loss with half shown ${half.toFixed(3)} vs none shown ${blind.toFixed(3)} (a cluster of ~8 members: ln 8 = 2.08)`);
 
   // Sampling: one round draws every position alone (images rarely come out as one codeword); with rounds, the
@@ -111,7 +111,7 @@ test('trained on images whose tokens all repeat one codeword, it learns to copy 
   assert.deepEqual(seen.at(-1), sample(4, 40), 'the last round is the result');
   assert.deepEqual(sample(1, 13), one);
   assert.throws(() => refine(model, map, classes, coarse, { rounds: 2, clusterMask: false }), /needs the cluster mask on/);
-  const plain = new Gpt(gptConfig('tiny', gptTask('fine-aux', data, map), { layers: 1, dim: 32, heads: 2 }), new Rng(1));
+  const plain = new Gpt(gptConfig('tiny', gptTask('aux', data, map), { layers: 1, dim: 32, heads: 2 }), new Rng(1));
   assert.throws(() => refine(plain, map, classes, coarse, { rounds: 2 }), /2 rounds need an aux trained with --refine masked/);
 });
 

@@ -327,11 +327,11 @@ describe('stage-2 rounds with a masked-refinement aux', () => {
     // The tiny run with its aux retrained to read chosen fine tokens (seconds), served from a run of its own.
     const masked = join(dir, 'masked');
     mkdirSync(masked);
-    for (const f of ['tokenizer', 'clusters', 'coarse-ar', 'baseline'])
+    for (const f of ['tokenizer', 'clusters', 'stage1', 'baseline'])
       copyFileSync(join(run, `${f}.safetensors`), join(masked, `${f}.safetensors`));
-    const trained = spawnSync(process.execPath, [CLI, 'train', 'fine-aux', '--refine', 'masked',
+    const trained = spawnSync(process.execPath, [CLI, 'train', 'aux', '--refine', 'masked',
       '--tokens', join(run, 'tokens-train.safetensors'), '--clusters', join(run, 'clusters.safetensors'),
-      '--out', join(masked, 'fine-aux.safetensors'), '--preset', 'tiny', '--epochs', '1', '--batch', '32',
+      '--out', join(masked, 'aux.safetensors'), '--preset', 'tiny', '--epochs', '1', '--batch', '32',
       '--warmup', '2', '--val-limit', '0'], { encoding: 'utf8' });
     assert.equal(trained.status, 0, trained.stderr);
     const other = await startServer({ run: masked });

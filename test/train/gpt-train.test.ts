@@ -70,21 +70,21 @@ test('sequences: causal kinds shift by one, the aux reads all coarse labels and 
   const base = sequenceBatch('baseline', fine, [2], T, null);
   assert.deepEqual([...base.targets], [...fine.subarray(2 * T, 3 * T)]);
   assert.deepEqual([...base.inputs], [...fine.subarray(2 * T, 3 * T - 1)]);
-  const ar = sequenceBatch('coarse-ar', fine, [2], T, map);
+  const ar = sequenceBatch('stage1', fine, [2], T, map);
   assert.deepEqual([...ar.targets], [...fine.subarray(2 * T, 3 * T)].map((t) => map.fineToCoarse[t]!));
   assert.equal(ar.inputs.length, T - 1);
-  const aux = sequenceBatch('fine-aux', fine, [2], T, map);
+  const aux = sequenceBatch('aux', fine, [2], T, map);
   assert.deepEqual([...aux.inputs], [...ar.targets]);
   assert.deepEqual([...aux.targets], [...base.targets]);
-  assert.deepEqual(gptTask('fine-aux', data, map), { inVocab: K, outVocab: V, numClasses: classes, grid, causal: false });
-  assert.deepEqual(gptTask('coarse-ar', data, map), { inVocab: K, outVocab: K, numClasses: classes, grid, causal: true });
+  assert.deepEqual(gptTask('aux', data, map), { inVocab: K, outVocab: V, numClasses: classes, grid, causal: false });
+  assert.deepEqual(gptTask('stage1', data, map), { inVocab: K, outVocab: K, numClasses: classes, grid, causal: true });
 });
 
-for (const kind of ['baseline', 'coarse-ar', 'fine-aux'] as const) {
+for (const kind of ['baseline', 'stage1', 'aux'] as const) {
   test(`${kind}: training lowers the validation loss well below chance`, async () => {
     const data = tokenSet(), map = kind === 'baseline' ? null : coarseMap();
     const { model } = await train(kind, data, map, { opts: { epochs: 12 } });
-    const chance = Math.log(kind === 'coarse-ar' ? K : V);
+    const chance = Math.log(kind === 'stage1' ? K : V);
     const loss = validationLoss(model, kind, data, map);
     assert.ok(loss < 0.6 * chance, `validation loss ${loss} vs chance ${chance}`);
   });
@@ -94,14 +94,14 @@ test('resume continues exactly: N steps = N/2 + save + restore + N/2 (losses and
   const dir = mkdtempSync(join(tmpdir(), 'ctfgen-gpt-'));
   try {
     const data = tokenSet(), map = coarseMap();
-    const whole = await train('coarse-ar', data, map, { path: join(dir, 'a.safetensors') });
-    const first = await train('coarse-ar', data, map, { path: join(dir, 'b.safetensors'), stopAt: 7 });
+    const whole = await train('stage1', data, map, { path: join(dir, 'a.safetensors') });
+    const first = await train('stage1', data, map, { path: join(dir, 'b.safetensors'), stopAt: 7 });
     assert.equal(first.result.stopped, true);
-    const second = await train('coarse-ar', data, map, { path: join(dir, 'c.safetensors'), resumeFrom: join(dir, 'b.safetensors') });
+    const second = await train('stage1', data, map, { path: join(dir, 'c.safetensors'), resumeFrom: join(dir, 'b.safetensors') });
     assert.deepEqual([...first.losses, ...second.losses], whole.losses);
     whole.weights.forEach((w, i) => assert.deepEqual(second.weights[i], w, `parameter ${i}`));
-    await assert.rejects(train('coarse-ar', data, map, { resumeFrom: join(dir, 'b.safetensors'), opts: { lr: 1e-3 } }), /trained with lr = 0\.003, this run has 0\.001/);
-    await assert.rejects(loadTrainState(join(dir, 'b.safetensors'), 'gpt:fine-aux'), /not a "gpt:fine-aux" run/);
+    await assert.rejects(train('stage1', data, map, { resumeFrom: join(dir, 'b.safetensors'), opts: { lr: 1e-3 } }), /trained with lr = 0\.003, this run has 0\.001/);
+    await assert.rejects(loadTrainState(join(dir, 'b.safetensors'), 'gpt:aux'), /not a "gpt:aux" run/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -111,9 +111,9 @@ test('resume of a masked-refinement aux is exact too (the masks are a function o
   const dir = mkdtempSync(join(tmpdir(), 'ctfgen-gpt-'));
   try {
     const data = tokenSet(), map = coarseMap();
-    const whole = await train('fine-aux', data, map, { path: join(dir, 'a.safetensors'), masked: true });
-    await train('fine-aux', data, map, { path: join(dir, 'b.safetensors'), stopAt: 9, masked: true });
-    const second = await train('fine-aux', data, map, { path: join(dir, 'c.safetensors'), resumeFrom: join(dir, 'b.safetensors'), masked: true });
+    const whole = await train('aux', data, map, { path: join(dir, 'a.safetensors'), masked: true });
+    await train('aux', data, map, { path: join(dir, 'b.safetensors'), stopAt: 9, masked: true });
+    const second = await train('aux', data, map, { path: join(dir, 'c.safetensors'), resumeFrom: join(dir, 'b.safetensors'), masked: true });
     whole.weights.forEach((w, i) => assert.deepEqual(second.weights[i], w, `parameter ${i}`));
     assert.equal(whole.model.fineTable!.size, (V + 1) * 32);
   } finally {
@@ -123,9 +123,9 @@ test('resume of a masked-refinement aux is exact too (the masks are a function o
 
 test('validation every N steps reports a curve and leaves the trajectory untouched (losses and weights bit for bit)', async () => {
   const data = tokenSet(), map = coarseMap();
-  const plain = await train('fine-aux', data, map);
+  const plain = await train('aux', data, map);
   const evals: TrainEvent[] = [];
-  const watched = await train('fine-aux', data, map, { evalEvery: 6, evals });
+  const watched = await train('aux', data, map, { evalEvery: 6, evals });
   assert.deepEqual(watched.losses, plain.losses);
   plain.weights.forEach((w, i) => assert.deepEqual(watched.weights[i], w, `parameter ${i}`));
   assert.deepEqual(evals.map((e) => e.step), [6, 12, 18, 24]);  // 4 epochs × 6 steps
@@ -135,9 +135,9 @@ test('validation every N steps reports a curve and leaves the trajectory untouch
 
 test('mismatched inputs are refused with the reason', () => {
   const data = tokenSet();
-  assert.throws(() => gptTask('coarse-ar', data, coarseMap('other-tokenizer')), /coarse map was made from tokenizer other-tok/);
-  assert.throws(() => gptTask('fine-aux', data, null), /needs the coarse map/);
+  assert.throws(() => gptTask('stage1', data, coarseMap('other-tokenizer')), /coarse map was made from tokenizer other-tok/);
+  assert.throws(() => gptTask('aux', data, null), /needs the coarse map/);
   const map = coarseMap();
-  const wrongK = new Gpt(gptConfig('tiny', { ...gptTask('coarse-ar', data, map), inVocab: K + 1, outVocab: K + 1 }));
-  assert.throws(() => new GptTrainTask('coarse-ar', wrongK, data, map, options, async () => ''), /the model has inVocab = 9, the data and clusters need 8/);
+  const wrongK = new Gpt(gptConfig('tiny', { ...gptTask('stage1', data, map), inVocab: K + 1, outVocab: K + 1 }));
+  assert.throws(() => new GptTrainTask('stage1', wrongK, data, map, options, async () => ''), /the model has inVocab = 9, the data and clusters need 8/);
 });

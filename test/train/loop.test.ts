@@ -75,11 +75,19 @@ test('runTraining: a stop request saves and returns; SIGINT raises it', async ()
   assert.deepEqual(r, { step: 4, stopped: true, checkpoint: 'ckpt-4' });
   assert.deepEqual(saves, [4]);
 
-  const s = new StopRequest().listen(['SIGUSR2']);
+  // A further signal goes to onRepeat (the CLI exits there); the library itself never exits the process.
+  const repeats: [string, number][] = [];
+  const s = new StopRequest().listen(['SIGUSR2'], (sig, ms) => repeats.push([sig, ms]));
   try {
     process.kill(process.pid, 'SIGUSR2');
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(s.signal, 'SIGUSR2');
+    assert.deepEqual(repeats, []);
+    process.kill(process.pid, 'SIGUSR2');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(repeats.length, 1);
+    assert.equal(repeats[0]![0], 'SIGUSR2');
+    assert.ok(repeats[0]![1] >= 40, `${repeats[0]![1]} ms after the first`);
   } finally {
     s.dispose();
   }
