@@ -195,6 +195,16 @@ b)
       EVAL_SEED=$seed ev "$B" "best-$method-seed$seed" $args --cfg "$cfg" --t1 "$t1"
     done
   done
+  # V = 4096: guidance 1.5 and 3 beside the 2 above, for one pass, four passes and dropout 0 (a better-trained model
+  # may want less guidance, so a comparison at CFG 2 alone can mislead).
+  for cfg in 1.5 3; do
+    ev "$A" "sweep-baseline-S-cfg$cfg-t1" $(base "$A" baseline-S) --cfg "$cfg"
+    ev "$A" "sweep-ctf-S-auxS-cfg$cfg-t1" $(ctf "$A" coarse-ar-S fine-aux-S) --cfg "$cfg"
+    ev "$A" "sweep-baseline-S-4p-cfg$cfg-t1" $(base "$A" baseline-S-4p) --cfg "$cfg"
+    ev "$A" "sweep-ctf-S4p-auxS-cfg$cfg-t1" $(ctf "$A" coarse-ar-S-4p fine-aux-S) --cfg "$cfg"
+    ev "$A" "sweep-baseline-S-d0-cfg$cfg-t1" $(base "$A" baseline-S-d0) --cfg "$cfg"
+    ev "$A" "sweep-ctf-S-auxS-d0-cfg$cfg-t1" $(ctf "$A" coarse-ar-S-d0 fine-aux-S-d0) --cfg "$cfg"
+  done
   wait_for "$A/fine-aux-ML.report.json" "the ML aux (lane a)"
   ev "$A" ctf-S4p-auxML $(ctf "$A" coarse-ar-S-4p fine-aux-ML)
   ;;

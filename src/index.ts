@@ -19,7 +19,7 @@ export { quantizeImages } from './eval/features.js';
 export { encodePng, imageGrid, writeImageGrid, writePng, type DecodedImage, type GridOptions } from './io/png.js';
 
 // The models and their files.
-export { GPT_PRESETS, Gpt, gptConfig, type GptConfig, type GptPreset } from './models/gpt.js';
+export { GPT_PRESETS, Gpt, gptConfig, type GptConfig, type GptPreset, type NamedWeight } from './models/gpt.js';
 export { decodeGptCheckpoint, encodeGptCheckpoint, loadGptCheckpoint, saveGptCheckpoint } from './models/gpt-checkpoint.js';
 export { VqTokenizer } from './tokenizer/model.js';
 export { tokenizerConfig, type TokenizerConfig } from './tokenizer/config.js';
