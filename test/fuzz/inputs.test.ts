@@ -1,4 +1,4 @@
-// Fuzz test (issue 10): seeded mutations (./mutate.ts) of small real files — a GPT checkpoint, a tokenizer, both
+// Fuzz test: seeded mutations (./mutate.ts) of small real files — a GPT checkpoint, a tokenizer, both
 // train states, a token file and a cluster file — each read the way the command that takes it reads it (in-process
 // for speed, and a sample of them through the CLI). Every case must end in a clean CtfError (the CLI: exit 1, or 2
 // for usage) or in a successful load of a file that still works (its oracle below passes): no other exception, no

@@ -102,7 +102,7 @@ function edit(bytes: Uint8Array, f: (t: Map<string, StTensorInput>, m: Record<st
 const withConfig = (bytes: Uint8Array, over: Record<string, unknown>): Uint8Array =>
   edit(bytes, (_t, m) => { m['config'] = JSON.stringify({ ...JSON.parse(m['config']!), ...over }); });
 
-test('issue 10.3: a lying config is refused by field and value before anything is allocated', () => {
+test('a lying config is refused by field and value before anything is allocated', () => {
   const bytes = encodeGptCheckpoint(randomModel(config(), 3));
   const rss0 = process.memoryUsage().rss;
   const refused: [Record<string, unknown>, RegExp][] = [
@@ -131,7 +131,7 @@ test('issue 10.3: a lying config is refused by field and value before anything i
   assert.equal(decodeGptCheckpoint(withConfig(bytes, { ffnMultipleOf: 64 }), 'f').hidden, 192);
 });
 
-test('issue 10.4: GPT weights are hashed and must be finite; a checkpoint without a hash still loads', () => {
+test('GPT weights are hashed and must be finite; a checkpoint without a hash still loads', () => {
   const m = randomModel(config(), 4);
   const bytes = encodeGptCheckpoint(m);
   assert.match(decodeSafetensors(bytes, 'x').metadata['hash']!, /^[0-9a-f]{64}$/);

@@ -98,7 +98,7 @@ test('encode a split → token file → decode: shapes, labels, flips, and the t
 const withConfig = (bytes: Uint8Array, over: Record<string, unknown>, key = 'config'): Uint8Array =>
   edit(bytes, (_t, m) => { m[key] = JSON.stringify({ ...JSON.parse(m[key]!), ...over }); });
 
-test('issue 10.3: a lying tokenizer config is refused by field and value before anything is allocated', () => {
+test('a lying tokenizer config is refused by field and value before anything is allocated', () => {
   const bytes = encodeTokenizer(new VqTokenizer(config, new Rng(3)));
   const rss0 = process.memoryUsage().rss;
   const refused: [Record<string, unknown>, RegExp][] = [
@@ -120,7 +120,7 @@ test('issue 10.3: a lying tokenizer config is refused by field and value before 
   assert.ok(process.memoryUsage().rss - rss0 < 200e6, 'no lie was allocated');
 });
 
-test('issue 10.3: a token file is checked against its own config and data identity', async () => {
+test('a token file is checked against its own config and data identity', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ctfgen-tokens-'));
   try {
     const ds = syntheticDataset(6, { seed: 1 });
