@@ -114,7 +114,11 @@ for (const vdir of vocabDirs) {
 // Rows that differ only in the sampling seed become one row: FID mean and standard deviation over the seeds.
 const key = (r) => JSON.stringify([r.V, r.method, r.backbone, r.K, r.aux, r.passes, r.auxPasses, r.dropout, r.cfg, r.t1, r.t2, r.rounds, r.n, r.params]);
 const groups = new Map();
-for (const r of evaluated) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
+// The same seed evaluated twice under two names (a sweep point that is also the best setting) counts once.
+for (const r of evaluated) {
+  const g = groups.get(key(r)) ?? [];
+  if (!g.some((x) => x.seed === r.seed)) groups.set(key(r), [...g, r]);
+}
 const rows = [...groups.values()].map((g) => {
   const first = g[0], fids = g.map((r) => r.fid);
   const avg = (k) => mean(g.map((r) => r[k]));
@@ -177,33 +181,50 @@ for (const c of rows.filter((r) => r.method === 'ctf')) {
 }
 const curve = (method, aux) => rows.filter((r) => r.method === method && r.V === 4096 && r.backbone === 'S' && r.n === 2000 && (aux === null || r.aux === aux))
   .map((r) => [r.passes, r.fid]).sort((a, b) => a[0] - b[0]);
-const fidVsPass = { baseline: curve('baseline', null), ctf: curve('ctf', 'ML') };
+const fidVsPass = { baseline: curve('baseline', null), ctf: curve('ctf', 'S') };
 if (fidVsPass.baseline.length > 1 || fidVsPass.ctf.length > 1)
   plot(['points', '--x-label', 'passes', '--y-label', 'FID (2000 samples)', '--title', 'FID against training passes, backbone S, V 4096',
-    `baseline=${pointsFile('fid-vs-pass-baseline', fidVsPass.baseline)}`, `CTF (aux ML)=${pointsFile('fid-vs-pass-ctf', fidVsPass.ctf)}`], 'fid-vs-pass.png');
+    `baseline=${pointsFile('fid-vs-pass-baseline', fidVsPass.baseline)}`, `CTF (aux S, 1 pass)=${pointsFile('fid-vs-pass-ctf', fidVsPass.ctf)}`], 'fid-vs-pass.png');
 const auxLogs = Object.keys(models).filter((m) => ['aux', 'fine-aux'].includes(models[m].model)).map((m) => `${m}=${join(archive, `${m}.events.jsonl`)}`)
   .filter((a) => existsSync(a.split('=')[1]));
 if (auxLogs.length) plot(['curves', '--x', 'epoch', '--title', 'aux validation loss (all fine tokens masked)', ...auxLogs], 'aux-val-loss.png');
-if (gaps.length) {
-  // One series per (V, aux): the gap at each backbone size, x = the backbone's parameter count in millions.
-  const series = new Map();
-  for (const g of gaps.filter((x) => x.passes === 1 && x.dropout === 0.1)) {
-    const k = `V${g.V} aux ${g.aux}`, row = rows.find((r) => r.method === 'baseline' && r.V === g.V && r.backbone === g.backbone);
-    series.set(k, [...(series.get(k) ?? []), [row.params / 1e6, g.gap]]);
+// The regime map: the gap at each (backbone, passes, dropout, aux) against V, both methods at CFG 2, τ 1 (10 000
+// samples, seed 0); and, where the sweep ran, each method at its own best setting.
+const best = (pred) => rows.filter((r) => pred(r) && r.n === 10000).reduce((a, r) => (a === null || r.fid < a.fid ? r : a), null);
+const mapSeries = new Map();
+for (const g of gaps) {
+  const c = rows.find((r) => r.method === 'ctf' && r.V === g.V && r.backbone === g.backbone && r.aux === g.aux && r.passes === g.passes &&
+    r.dropout === g.dropout && r.cfg === 2 && r.t1 === 1 && (r.t2 ?? 1) === 1 && (r.rounds ?? 1) === 1 && r.n === 10000 && r.fid === g.ctf);
+  if (!c) continue;
+  const k = `${g.backbone}, ${g.passes} pass${g.passes > 1 ? 'es' : ''}${g.dropout === 0 ? ', dropout 0' : ''}, aux ${g.aux}`;
+  mapSeries.set(k, [...(mapSeries.get(k) ?? []), [g.V, g.gap]]);
+}
+const bestGaps = [];
+for (const V of [...new Set(rows.map((r) => r.V))]) {
+  const same = (r) => r.V === V && r.backbone === 'S' && r.passes === 1 && r.dropout === 0.1;
+  const b = best((r) => same(r) && r.method === 'baseline'), c = best((r) => same(r) && r.method === 'ctf' && r.aux === 'S' && (r.rounds ?? 1) === 1);
+  const swept = (r) => r && rows.some((x) => x !== r && x.method === r.method && x.V === V && x.backbone === 'S' && x.passes === 1 && x.dropout === 0.1 && x.cfg !== 2);
+  if (b && c && swept(b) && swept(c)) bestGaps.push({ V, baseline: b, ctf: c, gap: c.fid - b.fid });
+}
+if (bestGaps.length) mapSeries.set('S, 1 pass, aux S, each at its best CFG and temperature', bestGaps.map((g) => [g.V, g.gap]));
+const mapArgs = [...mapSeries].filter(([, pts]) => pts.length).map(([k, pts]) =>
+  `${k}=${pointsFile(`gap-${k.replace(/\W+/g, '-').replace(/-+$/, '')}`, pts.sort((a, b) => a[0] - b[0]))}`);
+if (mapArgs.length) plot(['points', '--x-label', 'codebook size V (K = V/32)', '--y-label', 'FID(CTF) − FID(baseline)', '--title',
+  'CTF − baseline FID across the regime map (below 0: CTF wins)', ...mapArgs], 'fid-gap.png');
+// Quality against speed at backbone S, one pass, CFG 2, τ 1, per V: the baseline, CTF's single pass, CTF with rounds.
+for (const V of [4096, 16384]) {
+  const speedRows = rows.filter((r) => r.V === V && r.backbone === 'S' && r.passes === 1 && r.dropout === 0.1 && r.n === 10000 &&
+    r.cfg === 2 && r.t1 === 1 && (r.t2 ?? 1) === 1);
+  const speedSeries = new Map();
+  for (const r of speedRows) {
+    const k = r.method === 'baseline' ? 'baseline' : `CTF aux ${r.aux}${r.aux.endsWith('masked') ? ' (R = 1, 2, 4, 8)' : ''}`;
+    speedSeries.set(k, [...(speedSeries.get(k) ?? []), [r.imagesPerSec, r.fid]]);
   }
-  const args = [...series].map(([k, pts]) => `${k}=${pointsFile(`gap-${k.replace(/\W+/g, '-')}`, pts.sort((a, b) => a[0] - b[0]))}`);
-  if (args.length) plot(['points', '--x-label', 'baseline parameters (M)', '--y-label', 'FID(CTF) − FID(baseline)', '--title', 'CTF − baseline FID (below 0: CTF wins)', ...args], 'fid-gap.png');
+  if (speedRows.length > 1)
+    plot(['points', '--x-label', 'images/s (during the run, both lanes busy)', '--y-label', 'FID', '--title', `FID against sampling speed (backbone S, V ${V})`,
+      ...[...speedSeries].map(([k, pts]) => `${k}=${pointsFile(`speed-V${V}-${k.replace(/\W+/g, '-').replace(/-+$/, '')}`, pts.sort((a, b) => a[0] - b[0]))}`)],
+      `fid-vs-speed-V${V}.png`);
 }
-// Quality against speed at backbone S, V 4096, the main sampling setting: the baseline, CTF's single pass, CTF with rounds.
-const speedRows = rows.filter((r) => r.V === 4096 && r.backbone === 'S' && r.passes === 1 && r.dropout === 0.1 && r.n === 10000 && r.cfg === 2 && r.t1 === 1);
-const speedSeries = new Map();
-for (const r of speedRows) {
-  const k = r.method === 'baseline' ? 'baseline' : `CTF aux ${r.aux}`;
-  speedSeries.set(k, [...(speedSeries.get(k) ?? []), [r.imagesPerSec, r.fid]]);
-}
-if (speedRows.length > 1)
-  plot(['points', '--x-label', 'images/s (during the run, both lanes busy)', '--y-label', 'FID', '--title', 'FID against sampling speed (backbone S, V 4096)',
-    ...[...speedSeries].map(([k, pts]) => `${k}=${pointsFile(`speed-${k.replace(/\W+/g, '-')}`, pts.sort((a, b) => a[0] - b[0]))}`)], 'fid-vs-speed.png');
 // Sample grids of every evaluation, copied beside the summary.
 for (const vdir of vocabDirs) {
   const evalDir = join(archive, vdir, 'eval');
@@ -215,7 +236,9 @@ for (const vdir of vocabDirs) {
 
 const summary = {
   kind: 'ctfgen.regime-summary', date: new Date().toISOString(), run: rel(run), command: 'bash experiments/regime.sh && node experiments/regime-summary.mjs',
-  real: real?.metrics ?? null, tokenizers, rows, ceiling, nll, gaps, models, plots,
+  real: real?.metrics ?? null, tokenizers, rows, ceiling, nll, gaps, bestGaps: bestGaps.map((g) => ({ V: g.V, gap: g.gap,
+    baseline: { name: g.baseline.name, cfg: g.baseline.cfg, t1: g.baseline.t1, fid: g.baseline.fid }, ctf: { name: g.ctf.name, cfg: g.ctf.cfg, t1: g.ctf.t1, t2: g.ctf.t2, fid: g.ctf.fid } })),
+  models, plots,
   wallClock: {
     steps: [...(legacy?.wallClock.steps ?? []).map((t) => ({ ...t, legacy: true })),
       ...times.map((t) => ({ ...t, allAttemptsSeconds: attemptSeconds(t.step) || t.seconds }))],

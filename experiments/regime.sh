@@ -179,7 +179,7 @@ b)
   # Each method at its best sampling setting (V = 16384, backbone S): CFG x tau1 for both, then tau2 for CTF; the
   # best FID of the grid is sampled again with seeds 1 and 2.
   for cfg in 1.5 2 3; do
-    for t1 in 0.9 1; do
+    for t1 in 0.8 0.9 1; do
       [[ $cfg == 2 && $t1 == 1 ]] && continue  # baseline-S / ctf-S-auxS above
       ev "$B" "sweep-baseline-S-cfg$cfg-t$t1" $(base "$B" baseline-S) --cfg "$cfg" --t1 "$t1"
       ev "$B" "sweep-ctf-S-auxS-cfg$cfg-t$t1" $(ctf "$B" coarse-ar-S fine-aux-S) --cfg "$cfg" --t1 "$t1"
@@ -194,6 +194,13 @@ b)
     for seed in 1 2; do
       EVAL_SEED=$seed ev "$B" "best-$method-seed$seed" $args --cfg "$cfg" --t1 "$t1"
     done
+  done
+  # Masked refinement (R = 4) at CTF's best stage-1 setting, three seeds: the iterative stage 2 against the baseline
+  # at each one's best.
+  read -r cfg t1 t2 < <(best_setting "$B/eval" ctf-S-auxS)
+  for seed in 0 1 2; do
+    EVAL_SEED=$seed ev "$B" "best-ctf-S-auxS-masked-R4-seed$seed" $(ctf "$B" coarse-ar-S fine-aux-S-masked) \
+      --refine-rounds 4 --cfg "$cfg" --t1 "$t1" --t2 "$t2"
   done
   # V = 4096: guidance 1.5 and 3 beside the 2 above, for one pass, four passes and dropout 0 (a better-trained model
   # may want less guidance, so a comparison at CFG 2 alone can mislead).
