@@ -114,6 +114,11 @@ function trainSpec(kind: GptKind, name: string): Command['spec'] {
       },
       checkpointEvery: { type: 'int', default: 200, min: 0, help: 'steps between checkpoints, 0 = only at the end' },
       progressEvery: { type: 'int', default: 10, min: 1, help: 'steps between progress updates' },
+      stopAt: {
+        type: 'int', default: 0, min: 0,
+        help: 'save and stop once this many steps are done (0 = run to the end): a run split over several jobs, ' +
+          'each continued with --resume',
+      },
       resume: { type: 'boolean', help: 'continue the run saved beside --out exactly where it stopped' },
       ...FORCE_FLAG,
       dryRun: { type: 'boolean', help: 'print the model config, parameter count and schedule, then exit' },
@@ -174,6 +179,7 @@ async function runGptTraining(kind: GptKind, f: ParsedFlags): Promise<void> {
     report, eventLog: true,
     checkpointEvery: f['checkpointEvery'] as number, progressEvery: f['progressEvery'] as number,
     snapshotEvery: f['snapshotEvery'] as number, onRepeatedSignal: exitOnRepeatedSignal,
+    stopAt: f['stopAt'] as number,
     emit: trainEventRenderer({ label: kind, unit: 'token', formatMetrics: valLossLine }), comm,
   }, async ({ saved, save }) => {
     const savedConfig = saved ? checkConfigFlags(saved, f) : null;

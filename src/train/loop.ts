@@ -53,11 +53,13 @@ export interface TrainLoopOptions {
   guard?: NonFiniteGuard;
   emit: TrainEventSink;
   comm?: Communicator;            // data-parallel: the ranks that share every step (default: this process alone)
+  stopAt?: number;                // save and stop once this many steps are done (a run split over several jobs)
 }
 
 export interface TrainLoopResult {
   step: number;        // steps done
-  stopped: boolean;    // true when a stop request ended the run early
+  stopped: boolean;    // true when a stop request (a signal on some rank) or stopAt ended the run early
+  atStopStep: boolean; // stopped by stopAt
   checkpoint: string;  // path of the last checkpoint written
 }
 
@@ -89,10 +91,12 @@ export async function runTraining(task: TrainTask, o: TrainLoopOptions): Promise
   let stopAgreed = false;
   let step = o.startStep;
   while (step < task.totalSteps) {
-    if (sync ? stopAgreed : o.stop?.requested) {
+    const atStopStep = step === o.stopAt && step > o.startStep;
+    if ((sync ? stopAgreed : o.stop?.requested) || atStopStep) {
       await save(step);
-      o.emit({ type: 'stopped', step, signal: o.stop?.signal ?? 'SIGTERM', path: checkpoint });
-      return { step, stopped: true, checkpoint };
+      const why = atStopStep ? `--stop-at ${step}` : o.stop?.signal ?? 'SIGTERM';
+      o.emit({ type: 'stopped', step, signal: why, path: checkpoint });
+      return { step, stopped: true, atStopStep, checkpoint };
     }
     const t0 = performance.now();
     o.optimizer.zeroGrad();
@@ -145,5 +149,5 @@ export async function runTraining(task: TrainTask, o: TrainLoopOptions): Promise
   }
   await save(step);
   o.emit({ type: 'done', step, elapsedSec: trainMs / 1000 });
-  return { step, stopped: false, checkpoint };
+  return { step, stopped: false, atStopStep: false, checkpoint };
 }

@@ -63,6 +63,7 @@ export interface TrainRunPlan {
   /** A further SIGINT/SIGTERM after the first (the CLI exits at once: the user does not want to wait for the save). */
   onRepeatedSignal?: (signal: NodeJS.Signals, msSinceFirst: number) => void;
   comm?: Communicator;                 // the ranks training together (default: this process alone)
+  stopAt?: number;                     // save and stop (no report) once this many steps are done; 0 = never
 }
 
 /** What the trainer builds once the saved run (or null) is known. */
@@ -86,6 +87,7 @@ export interface TrainRunResult<T extends ResumableTask> {
   task: T;
   dryRun: boolean;
   step: number;                        // steps done (0 for a dry run)
+  stopped: boolean;                    // stopped at plan.stopAt: saved, not finished (no report)
   report: object | null;
 }
 
@@ -129,7 +131,7 @@ export async function trainRun<T extends ResumableTask>(
     };
     const s = built = await setup({ saved, save });
     if (saved) checkIdentity(saved, s.checks);
-    if (plan.dryRun) return { task: s.task, dryRun: true, step: 0, report: null };
+    if (plan.dryRun) return { task: s.task, dryRun: true, step: 0, stopped: false, report: null };
     if (stop.requested) throw new Interrupted(stop.signal!, `stopped by ${stop.signal} before the first step`);
     const start = saved ? s.task.restore(saved) : 0;
     const every = plan.snapshotEvery ?? 0, gradClip = s.task.options.gradClip;
@@ -139,12 +141,18 @@ export async function trainRun<T extends ResumableTask>(
       gradClip: gradClip > 0 ? gradClip : undefined, checkpointEvery: plan.checkpointEvery,
       checkpointAlsoAt: every > 0 ? (step) => step % every === 0 : undefined,
       progressEvery: plan.progressEvery, evalEvery: s.evalEvery ?? 0, stop, comm,
+      stopAt: plan.stopAt !== undefined && plan.stopAt > 0 ? plan.stopAt : undefined,
       emit: !writer ? () => {} : plan.eventLog ? teeEvents(plan.emit, eventLogSink(eventLogPath(out))) : plan.emit,
     });
-    if (result.stopped) throw new Interrupted(stop.signal ?? 'SIGINT');
+    if (result.atStopStep) return { task: s.task, dryRun: false, step: result.step, stopped: true, report: null };
+    if (result.stopped) {
+      const e = new Interrupted(stop.signal ?? 'SIGTERM');
+      comm.exitTogether(e.exitCode);  // every rank stopped after the same step, and the checkpoint is written
+      throw e;
+    }
     const report = (await s.finish?.({ step: result.step, seconds: (performance.now() - t0) / 1000 })) ?? null;
     if (report && plan.report !== undefined && writer) await writeFileAtomic(plan.report, JSON.stringify(report, null, 2) + '\n');
-    return { task: s.task, dryRun: false, step: result.step, report };
+    return { task: s.task, dryRun: false, step: result.step, stopped: false, report };
   } finally {
     stop.dispose();
     lock?.release();

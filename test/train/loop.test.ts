@@ -35,7 +35,7 @@ test('runTraining: progress windows, epochs, checkpoint cadence, throughput and 
   const { w, task, saves, opt } = quadratic();
   const events: TrainEvent[] = [];
   const r = await runTraining(task, { optimizer: opt, params: [w], lr: () => 0.1, startStep: 0, progressEvery: 3, checkpointEvery: 4, emit: (e) => events.push(e) });
-  assert.deepEqual(r, { step: 10, stopped: false, checkpoint: 'ckpt-10' });
+  assert.deepEqual(r, { step: 10, stopped: false, atStopStep: false, checkpoint: 'ckpt-10' });
   assert.deepEqual(saves, [4, 8, 10]);
   const progress = events.filter((e) => e.type === 'progress');
   assert.deepEqual(progress.map((e) => e.step), [3, 6, 9, 10]);
@@ -72,7 +72,7 @@ test('runTraining: a stop request saves and returns; SIGINT raises it', async ()
     optimizer: opt, params: [w], lr: () => 0.1, startStep: 0, stop, progressEvery: 1,
     emit: (e) => { if (e.type === 'progress' && e.step === 4) stop.request('SIGINT'); },
   });
-  assert.deepEqual(r, { step: 4, stopped: true, checkpoint: 'ckpt-4' });
+  assert.deepEqual(r, { step: 4, stopped: true, atStopStep: false, checkpoint: 'ckpt-4' });
   assert.deepEqual(saves, [4]);
 
   // A further signal goes to onRepeat (the CLI exits there); the library itself never exits the process.
