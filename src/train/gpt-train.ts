@@ -159,7 +159,8 @@ export class GptTrainTask implements TrainTask {
     const masked = this.model.fineTable
       ? trainingMask(targets, this.T, this.model.config.outVocab, new Rng(this.options.seed).split('mask').split(step)) : null;
     if (this.comm.size === 1) {
-      const { loss } = this.model.loss(this.classes, inputs, masked?.targets ?? targets, { training: true, rng, fineInputs: masked?.fineInputs });
+      const { loss } = this.model.loss(this.classes, inputs, masked?.targets ?? targets,
+        { training: true, rng, fineInputs: masked?.fineInputs });
       backward(loss);
       return { loss: loss.item() };
     }

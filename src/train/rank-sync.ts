@@ -7,7 +7,8 @@ import type { Tensor } from '../engine/tensor.js';
 import { CtfError } from '../errors.js';
 import { readFileChecked } from '../io/atomic.js';
 import { decodeSafetensors } from '../io/safetensors.js';
-import type { Communicator } from '../parallel/communicator.js';
+import { bytesOf, type Communicator, type NumericArray } from '../parallel/communicator.js';
+import { gatherConcat } from '../parallel/shard.js';
 import { loadTrainState, parseTrainState, type LoadedTrainState } from './checkpoint.js';
 
 /** Rank 0's bytes on every rank (`bytes` is read on rank 0 only; the others pass null). */
@@ -48,6 +49,16 @@ export function checkRanksInStep(comm: Communicator, params: readonly Tensor[], 
     comm.abort(`ctfgen: after step ${step} the weights of rank(s) ${off.join(', ')} differ from rank 0's ` +
       `(${hex[off[0]!]!.slice(0, 16)}… vs ${hex[0]!.slice(0, 16)}…): the ranks no longer train one model; ` +
       'ending the job before the checkpoint is written — resume from the last checkpoint', 1);
+}
+
+/** Every rank's `part` concatenated in rank order, on every rank (the rows of a batch sharded with shardOf). */
+export function allGatherConcat<T extends NumericArray>(comm: Communicator, part: T): T {
+  if (comm.size === 1) return part;
+  const all = gatherConcat(comm, part, 0);
+  const bytes = bytesFromRank0(comm, all && bytesOf(all));
+  const width = part.BYTES_PER_ELEMENT, copy = bytes.slice();  // aligned for the typed view
+  return new (part.constructor as new (b: ArrayBuffer, o: number, n: number) => T)(copy.buffer, 0,
+    copy.byteLength / width);
 }
 
 /** Small float64 sums over the ranks, on every rank (added in rank order on rank 0, then broadcast). */

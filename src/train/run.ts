@@ -151,7 +151,8 @@ export async function trainRun<T extends ResumableTask>(
       throw e;
     }
     const report = (await s.finish?.({ step: result.step, seconds: (performance.now() - t0) / 1000 })) ?? null;
-    if (report && plan.report !== undefined && writer) await writeFileAtomic(plan.report, JSON.stringify(report, null, 2) + '\n');
+    if (report && plan.report !== undefined && writer)
+      await writeFileAtomic(plan.report, JSON.stringify(report, null, 2) + '\n');
     return { task: s.task, dryRun: false, step: result.step, stopped: false, report };
   } finally {
     stop.dispose();

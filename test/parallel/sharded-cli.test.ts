@@ -74,6 +74,6 @@ test('mpirun -np 2 ctfgen cluster (or any command that does not split its work) 
   const r = await mpirun(2, [CLI, 'cluster', '--run', at('run'), '--k', '4', '--force']);
   assert.notEqual(r.status, 0);
   assert.match(r.stderr,
-    /ctfgen cluster: runs as one process, not as 2 MPI ranks; under mpirun only ctfgen sample, ctfgen eval and ctfgen train/);
+    /ctfgen cluster: runs as one process, not as 2 MPI ranks; under mpirun only ctfgen sample, eval, train and/);
   assert.equal(r.stderr.match(/runs as one process/g)?.length, 1, 'rank 0 alone says so');
 });
