@@ -65,6 +65,18 @@ test('runTraining: a non-finite step is skipped (weights untouched); too many in
   assert.deepEqual(bad.saves, [], 'nothing saved over the last good checkpoint');
 });
 
+test('runTraining: stopAt saves after that many steps and returns; a run resumed there goes on', async () => {
+  const { w, task, saves, opt } = quadratic();
+  const events: TrainEvent[] = [];
+  const r = await runTraining(task, { optimizer: opt, params: [w], lr: () => 0.1, startStep: 0, stopAt: 6,
+    emit: (e) => events.push(e) });
+  assert.deepEqual(r, { step: 6, stopped: true, atStopStep: true, checkpoint: 'ckpt-6' });
+  assert.deepEqual(events.at(-1), { type: 'stopped', step: 6, signal: '--stop-at 6', path: 'ckpt-6' });
+  const again = await runTraining(task, { optimizer: opt, params: [w], lr: () => 0.1, startStep: 6, stopAt: 6,
+    emit: () => undefined });
+  assert.deepEqual([again.step, again.stopped, saves], [10, false, [6, 10]]);
+});
+
 test('runTraining: a stop request saves and returns; SIGINT raises it', async () => {
   const { w, task, saves, opt } = quadratic();
   const stop = new StopRequest();
