@@ -102,10 +102,12 @@ export async function runTraining(task: TrainTask, o: TrainLoopOptions): Promise
     o.optimizer.zeroGrad();
     const r = task.forwardBackward(step);
     if (sync) {
-      const s = sync.reduce(r.loss, o.stop?.requested ?? false);
+      const tr = performance.now(), s = sync.reduce(r.loss, o.stop?.requested ?? false);
       r.loss = s.loss;
       stopAgreed = s.stop;
       if (r.metrics) r.metrics = sync.reduceMetrics(r.metrics);
+      // Time in the step's allreduce, waits for slower ranks included: the price of the ranks' agreement.
+      r.metrics = { ...r.metrics, allreduceMs: performance.now() - tr };
     }
     const norm = clipGradNorm(o.params, maxNorm);
     const lr = o.lr(step);
