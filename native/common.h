@@ -59,6 +59,16 @@ inline double number(const Napi::CallbackInfo& info, size_t i, const char* what)
   return info[i].As<Napi::Number>().DoubleValue();
 }
 
+// An optional trailing element offset (a count ≥ 0, 0 when absent): a kernel working on rows [first, …) of a
+// batch draws the per-element randomness of those rows, uniform_at(seed, offset + i), so a shard of the batch
+// gets the mask bits the whole batch would.
+inline uint64_t offset_or_zero(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || info[i].IsUndefined()) return 0;
+  const int64_t v = integer(info, i, "element offset");
+  if (v < 0) fail(info, "native kernel: element offset " + std::to_string(v) + " must be ≥ 0");
+  return (uint64_t)v;
+}
+
 // Declares and registers a kernel callable from JS as native.NAME(...).
 #define CTF_KERNEL(NAME)                                            \
   static Napi::Value NAME(const Napi::CallbackInfo& info);          \

@@ -343,32 +343,35 @@ CTF_KERNEL(unaryBackward) {
 }
 
 // Inverted dropout: element i is dropped when uniform_at(seed, i) < p, kept ones are scaled by 1/(1-p).
-// The backward regenerates the same mask from the seed, so no mask is stored.
-// args: x (n), out (n), p, seed
+// The backward regenerates the same mask from the seed, so no mask is stored. With an element offset, element i
+// draws uniform_at(seed, offset + i): the mask bits of a batch's rows from offset on.
+// args: x (n), out (n), p, seed[, offset]
 CTF_KERNEL(dropout) {
   const float* x = ctf::f32(info, 0, "x");
   float* out = ctf::f32(info, 1, "out");
   float p = (float)ctf::number(info, 2, "p");
   uint32_t seed = (uint32_t)ctf::integer(info, 3, "seed");
+  const uint64_t off = ctf::offset_or_zero(info, 4);
   int64_t n = (int64_t)ctf::len(info, 0);
   if ((int64_t)ctf::len(info, 1) != n) ctf::fail(info, "dropout: x and out differ in length");
   float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
 #pragma omp simd
-  for (int64_t i = 0; i < n; i++) out[i] = ctf::uniform_at(seed, (uint64_t)i) < p ? 0.0f : x[i] * scale;
+  for (int64_t i = 0; i < n; i++) out[i] = ctf::uniform_at(seed, off + (uint64_t)i) < p ? 0.0f : x[i] * scale;
   return info.Env().Undefined();
 }
 
-// gx (n) += mask * g (n) / (1-p), the mask regenerated from seed. args: g, gx, p, seed
+// gx (n) += mask * g (n) / (1-p), the mask regenerated from seed. args: g, gx, p, seed[, offset]
 CTF_KERNEL(dropoutBackward) {
   const float* g = ctf::f32(info, 0, "g");
   float* gx = ctf::f32(info, 1, "gx");
   float p = (float)ctf::number(info, 2, "p");
   uint32_t seed = (uint32_t)ctf::integer(info, 3, "seed");
+  const uint64_t off = ctf::offset_or_zero(info, 4);
   int64_t n = (int64_t)ctf::len(info, 0);
   if ((int64_t)ctf::len(info, 1) != n) ctf::fail(info, "dropoutBackward: g and gx differ in length");
   float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
 #pragma omp simd
-  for (int64_t i = 0; i < n; i++) gx[i] += ctf::uniform_at(seed, (uint64_t)i) < p ? 0.0f : g[i] * scale;
+  for (int64_t i = 0; i < n; i++) gx[i] += ctf::uniform_at(seed, off + (uint64_t)i) < p ? 0.0f : g[i] * scale;
   return info.Env().Undefined();
 }
 

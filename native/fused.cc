@@ -153,14 +153,15 @@ CTF_KERNEL(prefixEmbedBackward) {
 }
 
 // out = h + dropout(x): x's element i is dropped when uniform_at(seed, i) < p (the convention of the
-// dropout kernel in elementwise.cc), kept ones are scaled by 1/(1-p); p = 0 is a plain sum.
-// args: h, x, out, p, seed
+// dropout kernel in elementwise.cc, with its optional element offset), kept ones are scaled by 1/(1-p);
+// p = 0 is a plain sum. args: h, x, out, p, seed[, offset]
 CTF_KERNEL(addDropoutForward) {
   const float* h = ctf::f32(info, 0, "h");
   const float* x = ctf::f32(info, 1, "x");
   float* out = ctf::f32(info, 2, "out");
   const float p = (float)ctf::number(info, 3, "p");
   const uint32_t seed = (uint32_t)ctf::integer(info, 4, "seed");
+  const uint64_t off = ctf::offset_or_zero(info, 5);
   const int64_t n = (int64_t)ctf::len(info, 0);
   if ((int64_t)ctf::len(info, 1) != n || (int64_t)ctf::len(info, 2) != n)
     ctf::fail(info, "addDropoutForward: h, x, out differ in length");
@@ -171,30 +172,32 @@ CTF_KERNEL(addDropoutForward) {
       for (int64_t i = i0; i < i1; i++) out[i] = h[i] + x[i];
     } else {
 #pragma omp simd
-      for (int64_t i = i0; i < i1; i++) out[i] = h[i] + (ctf::uniform_at(seed, (uint64_t)i) < p ? 0.0f : x[i] * scale);
+      for (int64_t i = i0; i < i1; i++)
+        out[i] = h[i] + (ctf::uniform_at(seed, off + (uint64_t)i) < p ? 0.0f : x[i] * scale);
     }
   });
   return info.Env().Undefined();
 }
 
 // gx (+)= g · keep(i)/(1-p) with the forward's mask (regenerated from the seed, never stored).
-// args: g, gx, p, seed, accumulate
+// args: g, gx, p, seed, accumulate[, offset]
 CTF_KERNEL(addDropoutBackward) {
   const float* g = ctf::f32(info, 0, "g");
   float* gx = ctf::f32(info, 1, "gx");
   const float p = (float)ctf::number(info, 2, "p");
   const uint32_t seed = (uint32_t)ctf::integer(info, 3, "seed");
   const bool accumulate = info[4].ToBoolean();
+  const uint64_t off = ctf::offset_or_zero(info, 5);
   const int64_t n = (int64_t)ctf::len(info, 0);
   if ((int64_t)ctf::len(info, 1) != n) ctf::fail(info, "addDropoutBackward: g and gx differ in length");
   const float scale = p == 0.0f ? 1.0f : p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
   split2(n, n, [&](int64_t i0, int64_t i1) {
     if (accumulate) {
 #pragma omp simd
-      for (int64_t i = i0; i < i1; i++) gx[i] += ctf::uniform_at(seed, (uint64_t)i) < p ? 0.0f : g[i] * scale;
+      for (int64_t i = i0; i < i1; i++) gx[i] += ctf::uniform_at(seed, off + (uint64_t)i) < p ? 0.0f : g[i] * scale;
     } else {
 #pragma omp simd
-      for (int64_t i = i0; i < i1; i++) gx[i] = ctf::uniform_at(seed, (uint64_t)i) < p ? 0.0f : g[i] * scale;
+      for (int64_t i = i0; i < i1; i++) gx[i] = ctf::uniform_at(seed, off + (uint64_t)i) < p ? 0.0f : g[i] * scale;
     }
   });
   return info.Env().Undefined();

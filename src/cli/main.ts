@@ -24,7 +24,7 @@ export interface Command { spec: CommandSpec; run: (flags: ParsedFlags, position
 const COMMANDS: Command[] = [benchEngineCommand, benchSampleCommand, dataInfoCommand, ...tokenizerCommands, clusterCommand, clusterSwapDemoCommand, ...trainCommands, sampleCommand, serveCommand, demoCommand, stepCommand, ...evalCommands, ...plotCommands];
 
 /** The commands that split their work over the ranks of `mpirun -np N` (docs/mpi.md); the others run as one process. */
-const MULTI_RANK = new Set(['sample', 'eval']);
+const MULTI_RANK = new Set(['sample', 'eval', 'tokenizer train', ...trainCommands.map((c) => c.spec.name)]);
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -69,7 +69,7 @@ async function main(argv: string[]): Promise<number> {
   if (isMultiRank() && !MULTI_RANK.has(cmd.spec.name)) {
     if (launchedWorld()?.rank === 0)
       process.stderr.write(`ctfgen ${cmd.spec.name}: runs as one process, not as ${launchedWorld()?.size ?? 'several'} MPI ` +
-        `ranks; under mpirun only ${[...MULTI_RANK].map((c) => `ctfgen ${c}`).join(' and ')} split their work\n`);
+        'ranks; under mpirun only ctfgen sample, eval, train and tokenizer train split their work\n');
     return 2;
   }
   const who = `ctfgen ${cmd.spec.name}${rankTag()}`;  // several ranks print: say which one

@@ -28,12 +28,13 @@ import {
   replaceMode, requireString, resolveTrainOptions, type ParsedFlags,
 } from './args.js';
 import { DATA_LOAD_FLAGS, datasetSpec, loadOptionsFromFlags, tokenizerDataOptions } from './data.js';
+import { communicator } from '../parallel/index.js';
 import type { Command } from './main.js';
 import { formatDuration } from './progress.js';
 import { exitOnRepeatedSignal, trainEventRenderer } from './train-render.js';
 
 const MiB = 1024 * 1024;
-const log = (s: string): void => { process.stderr.write(s + '\n'); };
+const log = (s: string): void => { if (communicator().rank === 0) process.stderr.write(s + '\n'); };
 
 /** Data load options: the shared data flags, with a 2-pixel border by default for the 28×28 named datasets. */
 function dataOptions(f: ParsedFlags, spec: string, fallbackPad?: number): LoadOptions {
@@ -114,9 +115,10 @@ const trainCommand: Command = {
       out, task: 'tokenizer', resume, force, dryRun: f['dryRun'] === true, inputs: [],
       outputs: [{ role: 'the run record beside --out', path: runJson }], report: runJson,
       checkpointEvery: f['checkpointEvery'] as number, progressEvery: f['progressEvery'] as number,
-      onRepeatedSignal: exitOnRepeatedSignal,
+      onRepeatedSignal: exitOnRepeatedSignal, comm: communicator(),
       emit: trainEventRenderer({ label: 'tokenizer', unit: 'img', formatMetrics: metricsLine }),
     }, (ctx) => tokenizerSetup(f, fresh, spec, out, ctx));
+    if (communicator().rank !== 0) return;  // rank 0 alone prints and writes
     if (r.dryRun) printDryRun(f, r.task);
     else if (f['json']) process.stdout.write(JSON.stringify((r.report as { eval: unknown }).eval, null, 2) + '\n');
   },
@@ -145,7 +147,7 @@ async function tokenizerSetup(
     config = tokenizerConfig(preset, { inChannels: ds.channels, imageSize: ds.height }, overrides);
   }
   const model = new VqTokenizer(config, new Rng(options.seed).split('init'));
-  const task = new TokenizerTrainTask(model, ds, options, (_t, step) => save(step));
+  const task = new TokenizerTrainTask(model, ds, options, (_t, step) => save(step), communicator());
   return {
     task, extra: { data: identity }, checks: [dataCheck(identity)],
     saveModel: (path, step) =>
@@ -153,7 +155,7 @@ async function tokenizerSetup(
     async finish({ step }) {
       const limit = f['evalLimit'] as number | undefined;
       let evaluation: TokenizerEval | null = null;
-      if (limit !== 0) {
+      if (limit !== 0 && communicator().rank === 0) {  // on rank 0 alone (not sharded): the others are done
         const test = await loadSplit(spec, 'test', dataOptions(f, spec, identity.preprocessing.pad));
         evaluation = evaluateTokenizer(model, test, { limit });
         log(`tokenizer test: ${evalLine(evaluation)}`);

@@ -37,7 +37,8 @@ export function trainEventRenderer(o: RenderOptions): (e: TrainEvent) => void {
       case 'progress': {
         const pct = (100 * e.step) / e.totalSteps;
         const stats = `step ${e.step}/${e.totalSteps} ep ${e.epoch.toFixed(2)}  loss ${e.loss.toFixed(4)}  ${o.formatMetrics(e.metrics)}  ` +
-          `lr ${e.lr.toExponential(1)}  ${e.itemsPerSec.toFixed(0)} ${o.unit}/s  ETA ${formatDuration(e.etaSec)}`;
+          `lr ${e.lr.toExponential(1)}  ${e.itemsPerSec.toFixed(0)} ${o.unit}/s  ETA ${formatDuration(e.etaSec)}` +
+          (e.metrics['allreduceMs'] !== undefined ? `  allreduce ${e.metrics['allreduceMs'].toFixed(0)} ms/step` : '');
         if (tty) {
           const width = 20, fill = Math.round((width * pct) / 100);
           stream.write(`\r\x1b[2K${'█'.repeat(fill)}${'░'.repeat(width - fill)} ${pct.toFixed(0).padStart(3)}% ${stats}`);

@@ -2,6 +2,7 @@
 // lock, --resume, checkpoints, snapshots, stop, report) is src/train/run.ts; the numerics src/train/gpt-train.ts.
 // With --run DIR the inputs and the output are found in the run directory (src/io/run-dir.ts).
 // `ctfgen train coarse-ar | fine-aux`, the names before the renaming, still work and say the new name.
+// Under `mpirun -np N` the training is data-parallel (src/train/run.ts); rank 0 alone prints and writes.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadCoarseMap, type CoarseMap } from '../cluster/coarse-map.js';
@@ -11,6 +12,7 @@ import { RUN_FILES, reportPath, runPath, type RunPiece } from '../io/run-dir.js'
 import { GPT_PRESETS, Gpt, gptConfig, storedGptConfig, type GptConfig, type GptPreset } from '../models/gpt.js';
 import { saveGptCheckpoint } from '../models/gpt-checkpoint.js';
 import { GPT_KINDS, LEGACY_GPT_KINDS, type GptKind } from '../models/gpt-kind.js';
+import { communicator } from '../parallel/index.js';
 import { loadTokens, type TokenSet } from '../tokenizer/tokens-file.js';
 import type { LoadedTrainState } from '../train/checkpoint.js';
 import {
@@ -26,7 +28,7 @@ import {
 import type { Command } from './main.js';
 import { exitOnRepeatedSignal, trainEventRenderer } from './train-render.js';
 
-const log = (s: string): void => { process.stderr.write(s + '\n'); };
+const log = (s: string): void => { if (communicator().rank === 0) process.stderr.write(s + '\n'); };
 const DEFAULT_GPT_PRESET: GptPreset = 'S';
 const valLossLine = (m: Record<string, number>): string =>
   [m['valLoss'] !== undefined ? `val loss ${m['valLoss'].toFixed(4)}` : '',
@@ -112,6 +114,11 @@ function trainSpec(kind: GptKind, name: string): Command['spec'] {
       },
       checkpointEvery: { type: 'int', default: 200, min: 0, help: 'steps between checkpoints, 0 = only at the end' },
       progressEvery: { type: 'int', default: 10, min: 1, help: 'steps between progress updates' },
+      stopAt: {
+        type: 'int', default: 0, min: 0,
+        help: 'save and stop once this many steps are done (0 = run to the end): a run split over several jobs, ' +
+          'each continued with --resume',
+      },
       resume: { type: 'boolean', help: 'continue the run saved beside --out exactly where it stopped' },
       ...FORCE_FLAG,
       dryRun: { type: 'boolean', help: 'print the model config, parameter count and schedule, then exit' },
@@ -160,7 +167,7 @@ async function runGptTraining(kind: GptKind, f: ParsedFlags): Promise<void> {
   const out = pathFlag(f, 'out', run, kind, true)!;
   const role = (key: string): string => flagRole(f, key);
   const fresh = resume ? null : trainOptions(f, null);  // flag values before the disk: a bad one is a usage error
-  const report = reportPath(out), limit = f['valLimit'] as number;
+  const report = reportPath(out), limit = f['valLimit'] as number, comm = communicator();
   await trainRun({
     out, outRole: role('out'), task: `gpt:${kind}`, resume, force, dryRun: f['dryRun'] === true,
     inputs: [
@@ -172,7 +179,8 @@ async function runGptTraining(kind: GptKind, f: ParsedFlags): Promise<void> {
     report, eventLog: true,
     checkpointEvery: f['checkpointEvery'] as number, progressEvery: f['progressEvery'] as number,
     snapshotEvery: f['snapshotEvery'] as number, onRepeatedSignal: exitOnRepeatedSignal,
-    emit: trainEventRenderer({ label: kind, unit: 'token', formatMetrics: valLossLine }),
+    stopAt: f['stopAt'] as number,
+    emit: trainEventRenderer({ label: kind, unit: 'token', formatMetrics: valLossLine }), comm,
   }, async ({ saved, save }) => {
     const savedConfig = saved ? checkConfigFlags(saved, f) : null;
     const options = fresh ?? trainOptions(f, saved!.options as GptTrainOptions);
@@ -202,14 +210,14 @@ async function runGptTraining(kind: GptKind, f: ParsedFlags): Promise<void> {
     const model = new Gpt(config, new Rng(options.seed).split('init'));
     // A masked-refinement aux also reports its loss with half of the fine tokens shown: what refinement can buy.
     const valLosses = (m: Gpt, v: TokenSet): Record<string, number> => ({
-      valLoss: validationLoss(m, kind, v, map, { limit }),
-      ...(m.fineTable ? { valLossHalf: validationLoss(m, kind, v, map, { limit, reveal: 0.5 }) } : {}),
+      valLoss: validationLoss(m, kind, v, map, { limit, comm }),
+      ...(m.fineTable ? { valLossHalf: validationLoss(m, kind, v, map, { limit, reveal: 0.5, comm }) } : {}),
     });
     const validate = val ? (t: GptTrainTask): Record<string, number> => valLosses(t.model, val) : undefined;
-    const task = new GptTrainTask(kind, model, data, map, options, (_t, step) => save(step), validate);
+    const task = new GptTrainTask(kind, model, data, map, options, (_t, step) => save(step), validate, comm);
     log(`${kind}: ${model.numParameters().toLocaleString('en')} parameters, ${JSON.stringify(config)}`);
     log(`${task.stepsPerEpoch} steps/epoch × ${options.epochs} epochs = ${task.totalSteps} steps of ` +
-      `${options.batchSize} sequences`);
+      `${options.batchSize} sequences${comm.size > 1 ? `, shared by ${comm.size} MPI ranks` : ''}`);
     return {
       task, extra: identity, checks, evalEvery: val ? (f['evalEvery'] as number) : 0,
       saveModel: (path, step) =>

@@ -11,6 +11,7 @@ export interface ModelInputOptions {
   flip?: FlipMode;       // default 'none'; 'random' flips each image with p = 0.5 (needs rng)
   rng?: Rng;
   out?: Float32Array;    // reused output buffer of at least B·C·H·W floats
+  firstRow?: number;     // the indices are rows firstRow… of a batch (a rank's share): flips draw at those rows
 }
 
 export interface ModelBatch {
@@ -29,6 +30,7 @@ export function toModelInput(ds: Pick<Dataset, 'images' | 'labels' | 'count' | '
   if (o.out && o.out.length < B * size) throw new CtfError(`toModelInput: out holds ${o.out.length} floats, the batch needs ${B * size}`);
   const x = o.out ? o.out.subarray(0, B * size) : new Float32Array(B * size);
   const labels = new Int32Array(B), flipped = new Uint8Array(B);
+  if (flip === 'random') for (let r = 0; r < (o.firstRow ?? 0); r++) o.rng!.uniform();  // the rows before ours
   for (let b = 0; b < B; b++) {
     const i = indices[b]!;
     if (!Number.isInteger(i) || i < 0 || i >= ds.count) throw new CtfError(`toModelInput: index ${i} is outside the dataset (${ds.count} images)`);

@@ -159,6 +159,12 @@ export interface ForwardOptions {
   rng?: Rng;
   /** (B·L) the fine token already chosen at each position, or fineVocab − 1 ([MASK]); masked-refinement aux only. */
   fineInputs?: Int32Array;
+  /**
+   * This call holds rows first … first + B − 1 of a batch of `total` rows (a rank's share in data-parallel
+   * training): class dropout draws for all `total` rows and keeps these, dropout masks are those of these rows,
+   * so the shares of N ranks see exactly the randomness of one process. Default: the whole batch.
+   */
+  rows?: { first: number; total: number };
 }
 
 /** A target that takes no loss (positions a masked-refinement aux is shown). */
@@ -256,8 +262,10 @@ export class Gpt {
           `(${numClasses} is the null class)`);
     }
     if (!o.training || classDropout === 0) return classes;
-    const rng = requireRng(o, 'class dropout');
-    return classes.map((c) => (rng.uniform() < classDropout ? numClasses : c));
+    const rng = requireRng(o, 'class dropout'), { first, total } = rowsOf(o, classes.length);
+    const drop = new Uint8Array(total);
+    for (let b = 0; b < total; b++) drop[b] = rng.uniform() < classDropout ? 1 : 0;
+    return classes.map((c, b) => (drop[first + b] ? numClasses : c));
   }
 
   /**
@@ -306,12 +314,14 @@ export class Gpt {
         `(grid ${c.grid})`);
     const p = o.training ? c.dropout : 0;
     const rng = p > 0 ? requireRng(o, 'dropout') : undefined;
+    const first = rowsOf(o, B).first;
     let h = this.embed(classes, tokens, o);
-    if (p > 0) h = dropout(h, p, rng!, true);
+    if (p > 0) h = dropout(h, p, rng!, true, first);
     const attn = { heads: c.heads, causal: c.causal, rope: this.rope };
     for (const blk of this.blocks) {
-      h = addDropout(h, attentionBlock(rmsNorm(h, blk.attnNorm, c.normEps), blk.wqkv, blk.wo, attn), p, rng, true);
-      h = addDropout(h, swigluFfn(rmsNorm(h, blk.ffnNorm, c.normEps), blk.w13, blk.w2), p, rng, true);
+      const a = attentionBlock(rmsNorm(h, blk.attnNorm, c.normEps), blk.wqkv, blk.wo, attn);
+      h = addDropout(h, a, p, rng, true, first);
+      h = addDropout(h, swigluFfn(rmsNorm(h, blk.ffnNorm, c.normEps), blk.w13, blk.w2), p, rng, true, first);
     }
     if (!c.causal) h = slice(h, 1, 1);                                                              // (B, L, dim)
     return linear(rmsNorm(h, this.norm, c.normEps), this.output);
@@ -352,6 +362,14 @@ export class Gpt {
 /** Row half i (0 or 1) of a buffer holding two equal halves. */
 function halfOf(a: Float32Array, i: number): Float32Array {
   return a.subarray((i * a.length) / 2, ((i + 1) * a.length) / 2);
+}
+
+/** The rows a call holds within its batch (ForwardOptions.rows), checked; the whole batch by default. */
+function rowsOf(o: ForwardOptions, B: number): { first: number; total: number } {
+  const r = o.rows ?? { first: 0, total: B };
+  if (!(Number.isInteger(r.first) && Number.isInteger(r.total) && r.first >= 0 && r.first + B <= r.total))
+    throw new CtfError(`gpt: ${B} rows from row ${r.first} do not fit a batch of ${r.total} rows`);
+  return r;
 }
 
 function requireRng(o: ForwardOptions, what: string): Rng {

@@ -20,6 +20,11 @@ export interface Communicator {
   barrier(): void;
   /** Prints `message` and ends the whole job (every rank) with `code`. */
   abort(message: string, code?: number): never;
+  /**
+   * Every rank agreed to exit with `code` (a training stopped by a signal, saved): leaving with it then ends MPI
+   * cleanly on each rank instead of aborting the job, so mpirun passes the code on without an abort report.
+   */
+  exitTogether(code: number): void;
 }
 
 export function bytesOf(a: NumericArray): Uint8Array {
@@ -48,6 +53,7 @@ export class LocalCommunicator implements Communicator {
     return [bytes];
   }
   barrier(): void {}
+  exitTogether(): void {}
   abort(message: string, code = 1): never {
     if (message) process.stderr.write(message + '\n');
     process.exit(code);

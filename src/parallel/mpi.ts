@@ -41,6 +41,7 @@ export class MpiCommunicator implements Communicator {
   readonly size: number;
   readonly version: string;
   private readonly addon: MpiAddon;
+  private agreedExit = 0;
 
   constructor(world: LaunchedWorld) {
     if (world.launcher === 'pmi')
@@ -51,7 +52,7 @@ export class MpiCommunicator implements Communicator {
     [this.rank, this.size, this.version] = [w.rank, w.size, w.version];
     // `process.exit()` skips addon cleanup, but 'exit' listeners run on every way out of Node.
     process.on('exit', (code) => {
-      if (code === 0) this.addon.finalize();
+      if (code === 0 || code === this.agreedExit) this.addon.finalize();
       else this.addon.abort(`ctfgen: rank ${this.rank} of ${this.size} exits with code ${code}: ending the job`, code);
     });
   }
@@ -77,6 +78,10 @@ export class MpiCommunicator implements Communicator {
 
   barrier(): void {
     this.addon.barrier();
+  }
+
+  exitTogether(code: number): void {
+    this.agreedExit = code;
   }
 
   abort(message: string, code = 1): never {

@@ -2,6 +2,10 @@
 // applies AdamW, and calls afterUpdate, where dead codewords are re-initialised from this step's codes).
 // Everything that decides the trajectory — weights, AdamW moments, step, data position, the dead-code
 // RNG and the codebook usage history — is saved, so a resumed run repeats the same losses bit for bit.
+// Data-parallel (a communicator of N ranks): each rank takes the rows shardOf(B, 1, rank, N) of every batch, its
+// flips drawn at those rows of the batch's stream, and backpropagates its share of the global mean losses; the
+// codes every rank picked are gathered to all, so the usage history and the dead-code re-initialisation (from the
+// whole batch's encoder outputs) are decided identically on every rank, as one process decides them.
 import { backward } from '../engine/autograd.js';
 import { AdamW } from '../engine/optim.js';
 import { Rng } from '../engine/rng.js';
@@ -10,6 +14,9 @@ import { CtfError } from '../errors.js';
 import { EpochBatches } from '../data/batches.js';
 import type { Dataset } from '../data/dataset.js';
 import { toModelInput } from '../data/model-input.js';
+import { LocalCommunicator, type Communicator } from '../parallel/communicator.js';
+import { shardOf } from '../parallel/shard.js';
+import { allGatherConcat } from '../train/rank-sync.js';
 import { restoreModelAndOptimizer, savedStateTensor, type LoadedTrainState, type TrainState } from '../train/checkpoint.js';
 import type { StepResult, TrainTask } from '../train/loop.js';
 import { checkResumable, scheduledLr, validateOptimizerOptions } from '../train/resume.js';
@@ -63,11 +70,15 @@ export class TokenizerTrainTask implements TrainTask {
   private reinitInWindow = 0;
 
   constructor(readonly model: VqTokenizer, readonly data: Dataset, readonly options: TokenizerTrainOptions,
-    readonly saveCheckpoint: (task: TokenizerTrainTask, stepsDone: number) => Promise<string>) {
+    readonly saveCheckpoint: (task: TokenizerTrainTask, stepsDone: number) => Promise<string>,
+    readonly comm: Communicator = new LocalCommunicator()) {
     validateTrainOptions(options);
     const c = model.config;
     if (data.channels !== c.inChannels || data.height !== c.imageSize || data.width !== c.imageSize)
       throw new CtfError(`tokenizer training: images of ${data.name} are ${data.channels}×${data.height}×${data.width}, the tokenizer takes ${c.inChannels}×${c.imageSize}×${c.imageSize}`);
+    if (options.batchSize < comm.size)
+      throw new CtfError(`tokenizer training: a batch of ${options.batchSize} images leaves some of the ` +
+        `${comm.size} ranks no image; use a batch of at least ${comm.size}`);
     this.batches = new EpochBatches({ count: data.count, batchSize: options.batchSize, seed: options.seed });
     this.stepsPerEpoch = this.batches.batchesPerEpoch;
     this.totalSteps = options.epochs * this.stepsPerEpoch;
@@ -86,17 +97,23 @@ export class TokenizerTrainTask implements TrainTask {
     const c = this.model.config, b = this.batches.next();
     if (b.step !== step) throw new CtfError(`tokenizer training: data position (step ${b.step}) and step ${step} disagree`);
     const flip = this.options.flip && this.data.flipPreservesClass ? 'random' : 'none';
-    const mb = toModelInput(this.data, b.indices, { flip, rng: b.rng, out: this.input });
-    const B = b.indices.length;
+    const total = b.indices.length, { first, end } = shardOf(total, 1, this.comm.rank, this.comm.size);
+    const indices = this.comm.size === 1 ? b.indices : b.indices.subarray(first, end);
+    const B = indices.length, share = B / total;  // this rank's share of the global batch's mean losses
+    const mb = toModelInput(this.data, indices, { flip, rng: b.rng, out: this.input, firstRow: first });
     const x = new Tensor(mb.x, [B, c.inChannels, c.imageSize, c.imageSize]);
     const out = this.model.forward(x);
-    backward(out.loss);
-    this.usage.observe(out.index, step + 1);
+    if (share === 1) backward(out.loss);
+    else backward(out.loss, Float32Array.of(share));
+    this.usage.observe(allGatherConcat(this.comm, out.index), step + 1);
     this.lastCodes = out.zn.f32;
     const errors = mseInside(out.recon.f32, mb.x, [B, c.inChannels, c.imageSize, c.imageSize], this.data.preprocessing.pad);
+    const psnrSum = errors.reduce((s, e) => s + psnr(e), 0);
     return {
-      loss: out.loss.item(),
-      metrics: { recon: out.reconLoss.item(), codebook: out.codebookLoss.item(), psnr: errors.reduce((s, e) => s + psnr(e), 0) / B },
+      loss: share === 1 ? out.loss.item() : out.loss.item() * share,
+      metrics: share === 1
+        ? { recon: out.reconLoss.item(), codebook: out.codebookLoss.item(), psnr: psnrSum / B }
+        : { recon: out.reconLoss.item() * share, codebook: out.codebookLoss.item() * share, psnr: psnrSum / total },
     };
   }
 
@@ -104,7 +121,8 @@ export class TokenizerTrainTask implements TrainTask {
     if (!this.options.deadCodeReinit || this.lastCodes === null) return;
     const dead = this.usage.deadCodes(step + 1, this.options.deadCodeWindow);
     if (dead.length === 0) return;
-    reinitDeadCodes(this.model.quantizer.codebook, dead, this.lastCodes, this.deadRng);
+    // Every rank holds the same usage, so all get here together; the codes come from the whole batch.
+    reinitDeadCodes(this.model.quantizer.codebook, dead, allGatherConcat(this.comm, this.lastCodes), this.deadRng);
     this.usage.markReinit(dead, step + 1);
     this.reinitInWindow += dead.length;
   }

@@ -7,6 +7,10 @@
 //              takes the loss on the masked ones (src/models/masked-refine.ts)
 // Dropout and class-dropout randomness of step s is Rng(seed).split('dropout').split(s): a pure function of
 // the step, so a resumed run draws exactly what an uninterrupted one would.
+// Data-parallel (a communicator of N ranks): rank r computes the rows shardOf(B, 1, r, N) of every global batch;
+// class dropout and the masked-refinement mask are drawn for the whole batch and sliced, dropout masks are those
+// of the rank's rows (ForwardOptions.rows), and the rank's loss is its token losses over the global count, so the
+// allreduce-sum of the ranks' gradients is one process's gradient up to float summation order.
 import { createHash } from 'node:crypto';
 import { backward, noGrad } from '../engine/autograd.js';
 import { AdamW } from '../engine/optim.js';
@@ -14,12 +18,15 @@ import { Rng } from '../engine/rng.js';
 import { CtfError } from '../errors.js';
 import { EpochBatches, type BatchOrderState } from '../data/batches.js';
 import type { CoarseMap } from '../cluster/coarse-map.js';
-import type { Gpt, GptConfig } from '../models/gpt.js';
+import { IGNORE_TARGET, type Gpt, type GptConfig } from '../models/gpt.js';
 import type { GptKind } from '../models/gpt-kind.js';
 import { revealMask, trainingMask } from '../models/masked-refine.js';
+import { LocalCommunicator, type Communicator } from '../parallel/communicator.js';
+import { shardOf } from '../parallel/shard.js';
 import type { TokenSet } from '../tokenizer/tokens-file.js';
 import { restoreModelAndOptimizer, type LoadedTrainState, type TrainState } from './checkpoint.js';
 import type { StepResult, TrainTask } from './loop.js';
+import { sumOverRanks } from './rank-sync.js';
 import { checkResumable, scheduledLr, validateOptimizerOptions, type LrScheduleOptions } from './resume.js';
 
 export { GPT_KINDS, type GptKind } from '../models/gpt-kind.js';
@@ -88,14 +95,16 @@ export function sequenceBatch(kind: GptKind, fine: Int32Array, rows: ArrayLike<n
 /**
  * Mean validation loss (nats per token) over up to `limit` sequences, in batches, without dropout. A masked-refinement
  * aux is shown round(reveal · T) true fine tokens per sequence (seeded) and scored on the others; reveal 0 (default)
- * masks every position, which is the paper's single-pass aux.
+ * masks every position, which is the paper's single-pass aux. With a communicator of several ranks each scores
+ * whole batches of its own (the batches one process makes) and the sums are added over the ranks.
  */
 export function validationLoss(model: Gpt, kind: GptKind, data: TokenSet, map: CoarseMap | null,
-  o: { limit?: number; batchSize?: number; reveal?: number } = {}): number {
+  o: { limit?: number; batchSize?: number; reveal?: number; comm?: Communicator } = {}): number {
   const T = data.tokens.dim(1) * data.tokens.dim(2), N = Math.min(data.tokens.dim(0), o.limit ?? Infinity), bs = o.batchSize ?? 256;
+  const comm = o.comm ?? new LocalCommunicator(), share = shardOf(N, bs, comm.rank, comm.size);
   let sum = 0, count = 0;
   noGrad(() => {
-    for (let i = 0; i < N; i += bs) {
+    for (let i = share.first; i < share.end; i += bs) {
       const rows = Array.from({ length: Math.min(bs, N - i) }, (_, j) => i + j);
       const { inputs, targets } = sequenceBatch(kind, data.tokens.i32, rows, T, map);
       const classes = Int32Array.from(rows, (r) => data.labels[r]!);
@@ -106,7 +115,8 @@ export function validationLoss(model: Gpt, kind: GptKind, data: TokenSet, map: C
       count += positions;
     }
   });
-  return sum / count;
+  const total = sumOverRanks(comm, Float64Array.of(sum, count));
+  return total[0]! / total[1]!;
 }
 
 export class GptTrainTask implements TrainTask {
@@ -120,7 +130,8 @@ export class GptTrainTask implements TrainTask {
 
   constructor(readonly kind: GptKind, readonly model: Gpt, readonly data: TokenSet, readonly map: CoarseMap | null,
     readonly options: GptTrainOptions, readonly saveCheckpoint: (task: GptTrainTask, stepsDone: number) => Promise<string>,
-    readonly validate?: (task: GptTrainTask) => Record<string, number>) {
+    readonly validate?: (task: GptTrainTask) => Record<string, number>,
+    readonly comm: Communicator = new LocalCommunicator()) {
     validateGptTrainOptions(options);
     const want = gptTask(kind, data, map), c = model.config;
     for (const k of ['inVocab', 'outVocab', 'numClasses', 'grid', 'causal'] as const)
@@ -141,14 +152,30 @@ export class GptTrainTask implements TrainTask {
   forwardBackward(step: number): StepResult {
     const b = this.batches.next();
     if (b.step !== step) throw new CtfError(`${this.kind} training: data position (step ${b.step}) and step ${step} disagree`);
+    const B = b.indices.length;
     const { inputs, targets } = sequenceBatch(this.kind, this.data.tokens.i32, b.indices, this.T, this.map);
-    for (let i = 0; i < b.indices.length; i++) this.classes[i] = this.data.labels[b.indices[i]!]!;
+    for (let i = 0; i < B; i++) this.classes[i] = this.data.labels[b.indices[i]!]!;
     const rng = new Rng(this.options.seed).split('dropout').split(step);
     const masked = this.model.fineTable
       ? trainingMask(targets, this.T, this.model.config.outVocab, new Rng(this.options.seed).split('mask').split(step)) : null;
-    const { loss } = this.model.loss(this.classes, inputs, masked?.targets ?? targets, { training: true, rng, fineInputs: masked?.fineInputs });
-    backward(loss);
-    return { loss: loss.item() };
+    if (this.comm.size === 1) {
+      const { loss } = this.model.loss(this.classes, inputs, masked?.targets ?? targets,
+        { training: true, rng, fineInputs: masked?.fineInputs });
+      backward(loss);
+      return { loss: loss.item() };
+    }
+    // This rank's rows of the global batch; its loss is their token losses over the global count.
+    const { first, end } = shardOf(B, 1, this.comm.rank, this.comm.size);
+    if (first === end) return { loss: 0 };  // fewer rows than ranks: this rank adds zero gradients
+    const rowsOf = <A extends Int32Array>(a: A): A => a.subarray((a.length / B) * first, (a.length / B) * end) as A;
+    const mine = rowsOf(masked?.targets ?? targets);
+    const counted = masked ? mine.reduce((n, t) => n + (t === IGNORE_TARGET ? 0 : 1), 0) : mine.length;
+    const share = counted / (masked ? masked.masked : targets.length);
+    const { loss } = this.model.loss(this.classes.subarray(first, end), rowsOf(inputs), mine, {
+      training: true, rng, fineInputs: masked ? rowsOf(masked.fineInputs) : undefined, rows: { first, total: B },
+    });
+    backward(loss, Float32Array.of(share));
+    return { loss: loss.item() * share };
   }
 
   epochMetrics(): Record<string, number> {

@@ -1,10 +1,14 @@
 // The generic training loop: steps a task with AdamW under a learning-rate schedule, guards against
 // non-finite steps, clips gradients, checkpoints every N steps, stops cleanly on a signal, and emits
 // progress events with throughput and ETA. The task owns the model and the data; the loop owns time.
+// Data-parallel (a communicator of several ranks): each rank's task computes its share of the global batch, one
+// allreduce per step (grad-sync.ts) sums gradients, loss and stop flags, and every rank then clips and steps alike.
 import { clipGradNorm, type AdamW } from '../engine/optim.js';
 import type { Tensor } from '../engine/tensor.js';
 import { CtfError } from '../errors.js';
+import type { Communicator } from '../parallel/communicator.js';
 import type { TrainEventSink } from './events.js';
+import { GradSync } from './grad-sync.js';
 import { NonFiniteGuard } from './guard.js';
 import type { StopRequest } from './interrupt.js';
 
@@ -17,7 +21,11 @@ export interface TrainTask {
   readonly totalSteps: number;
   readonly stepsPerEpoch: number;
   readonly itemsPerStep: number;     // images (or sequences) per step, for throughput
-  /** Forward and backward of step `step` (0-based): loss, and gradients in the parameters. */
+  /**
+   * Forward and backward of step `step` (0-based): loss, and gradients in the parameters. Data-parallel: of the
+   * rank's rows only, as their share of the global batch's mean (token losses over the global count), so the sum
+   * over the ranks is the global batch's loss, gradient and metrics.
+   */
   forwardBackward(step: number): StepResult;
   /** After the optimizer applied step `step` (e.g. dead-code re-initialisation). */
   afterUpdate?(step: number): void;
@@ -44,11 +52,14 @@ export interface TrainLoopOptions {
   stop?: StopRequest;
   guard?: NonFiniteGuard;
   emit: TrainEventSink;
+  comm?: Communicator;            // data-parallel: the ranks that share every step (default: this process alone)
+  stopAt?: number;                // save and stop once this many steps are done (a run split over several jobs)
 }
 
 export interface TrainLoopResult {
   step: number;        // steps done
-  stopped: boolean;    // true when a stop request ended the run early
+  stopped: boolean;    // true when a stop request (a signal on some rank) or stopAt ended the run early
+  atStopStep: boolean; // stopped by stopAt
   checkpoint: string;  // path of the last checkpoint written
 }
 
@@ -75,16 +86,29 @@ export async function runTraining(task: TrainTask, o: TrainLoopOptions): Promise
     return checkpoint;
   };
 
+  // Several ranks: the stop is decided by the step's allreduce, so every rank stops after the same step.
+  const sync = o.comm !== undefined && o.comm.size > 1 ? new GradSync(o.comm, o.params) : null;
+  let stopAgreed = false;
   let step = o.startStep;
   while (step < task.totalSteps) {
-    if (o.stop?.requested) {
+    const atStopStep = step === o.stopAt && step > o.startStep;
+    if ((sync ? stopAgreed : o.stop?.requested) || atStopStep) {
       await save(step);
-      o.emit({ type: 'stopped', step, signal: o.stop.signal!, path: checkpoint });
-      return { step, stopped: true, checkpoint };
+      const why = atStopStep ? `--stop-at ${step}` : o.stop?.signal ?? 'SIGTERM';
+      o.emit({ type: 'stopped', step, signal: why, path: checkpoint });
+      return { step, stopped: true, atStopStep, checkpoint };
     }
     const t0 = performance.now();
     o.optimizer.zeroGrad();
     const r = task.forwardBackward(step);
+    if (sync) {
+      const tr = performance.now(), s = sync.reduce(r.loss, o.stop?.requested ?? false);
+      r.loss = s.loss;
+      stopAgreed = s.stop;
+      if (r.metrics) r.metrics = sync.reduceMetrics(r.metrics);
+      // Time in the step's allreduce, waits for slower ranks included: the price of the ranks' agreement.
+      r.metrics = { ...r.metrics, allreduceMs: performance.now() - tr };
+    }
     const norm = clipGradNorm(o.params, maxNorm);
     const lr = o.lr(step);
     if (guard.check(step, r.loss, norm)) {
@@ -127,5 +151,5 @@ export async function runTraining(task: TrainTask, o: TrainLoopOptions): Promise
   }
   await save(step);
   o.emit({ type: 'done', step, elapsedSec: trainMs / 1000 });
-  return { step, stopped: false, checkpoint };
+  return { step, stopped: false, atStopStep: false, checkpoint };
 }

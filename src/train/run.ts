@@ -11,6 +11,10 @@
 //      130 / 143: not finished, continue with --resume);
 //   6. the trainer's finish() evaluates and returns the report, written to the report path.
 // The library never prints and never exits: progress goes to `emit`, the command renders it.
+// Data-parallel (plan.comm of several ranks, src/train/loop.ts): every rank builds the same task and trains its
+// share of each batch; rank 0 alone checks and locks the outputs, reads the train state (handed to the others),
+// writes checkpoints, train states, the event log and the report, and emits events. At every checkpoint the ranks'
+// weights are compared first, and the others wait until rank 0 has written.
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AdamW } from '../engine/optim.js';
@@ -21,12 +25,14 @@ import {
   checkOutputs, existingSnapshots, lockOutput, type OutputLock, type PlannedInput, type PlannedOutput,
 } from '../io/outputs.js';
 import { snapshotPath, trainStatePath } from '../io/run-dir.js';
-import { loadTrainState, saveTrainState, type LoadedTrainState, type TrainState } from './checkpoint.js';
+import { LocalCommunicator, type Communicator } from '../parallel/communicator.js';
+import { saveTrainState, type LoadedTrainState, type TrainState } from './checkpoint.js';
 import { eventLogPath, eventLogSink, teeEvents } from './event-log.js';
 import type { TrainEventSink } from './events.js';
 import { StopRequest } from './interrupt.js';
 import { checkIdentity, type IdentityCheck } from './identity.js';
 import { runTraining, type TrainTask } from './loop.js';
+import { checkRanksInStep, loadTrainStateOnRanks } from './rank-sync.js';
 
 /** What trainRun needs of a task; TokenizerTrainTask, ClassifierTrainTask and GptTrainTask offer it. */
 export interface ResumableTask extends TrainTask {
@@ -56,6 +62,8 @@ export interface TrainRunPlan {
   emit: TrainEventSink;
   /** A further SIGINT/SIGTERM after the first (the CLI exits at once: the user does not want to wait for the save). */
   onRepeatedSignal?: (signal: NodeJS.Signals, msSinceFirst: number) => void;
+  comm?: Communicator;                 // the ranks training together (default: this process alone)
+  stopAt?: number;                     // save and stop (no report) once this many steps are done; 0 = never
 }
 
 /** What the trainer builds once the saved run (or null) is known. */
@@ -79,6 +87,7 @@ export interface TrainRunResult<T extends ResumableTask> {
   task: T;
   dryRun: boolean;
   step: number;                        // steps done (0 for a dry run)
+  stopped: boolean;                    // stopped at plan.stopAt: saved, not finished (no report)
   report: object | null;
 }
 
@@ -86,8 +95,9 @@ export async function trainRun<T extends ResumableTask>(
   plan: TrainRunPlan, setup: (ctx: TrainRunContext) => Promise<TrainRunSetup<T>>,
 ): Promise<TrainRunResult<T>> {
   const { out } = plan, role = plan.outRole ?? '--out', statePath = trainStatePath(out);
+  const comm = plan.comm ?? new LocalCommunicator(), writer = comm.rank === 0;
   if (plan.resume && plan.force) throw new CtfError('trainRun: resume and force exclude each other');
-  checkOutputs({
+  if (writer) checkOutputs({
     inputs: plan.inputs,
     outputs: [
       { role, path: out, artifact: true },
@@ -101,23 +111,27 @@ export async function trainRun<T extends ResumableTask>(
   const stop = new StopRequest().listen(undefined, plan.onRepeatedSignal);
   let lock: OutputLock | null = null;
   try {
-    if (!plan.dryRun) {
+    if (!plan.dryRun && writer) {
       await mkdir(dirname(out), { recursive: true });
       lock = lockOutput(out, role);
     }
-    const saved = plan.resume ? await loadTrainState(statePath, plan.task) : null;
+    const saved = plan.resume ? await loadTrainStateOnRanks(comm, statePath, plan.task) : null;
     let built: TrainRunSetup<T> | null = null;
     const save = async (step: number): Promise<string> => {
       const s = built!, total = s.task.totalSteps, every = plan.snapshotEvery ?? 0;
-      await mkdir(dirname(out), { recursive: true });
-      await saveTrainState(statePath, { ...s.task.trainState(step), extra: s.extra });
-      await s.saveModel(out, step);
-      if (every > 0 && step % every === 0 && step < total) await s.saveModel(snapshotPath(out, step), step);
+      checkRanksInStep(comm, s.task.model.parameters(), step);
+      if (writer) {
+        await mkdir(dirname(out), { recursive: true });
+        await saveTrainState(statePath, { ...s.task.trainState(step), extra: s.extra });
+        await s.saveModel(out, step);
+        if (every > 0 && step % every === 0 && step < total) await s.saveModel(snapshotPath(out, step), step);
+      }
+      comm.barrier();  // no rank goes on (or exits) before the checkpoint is whole
       return statePath;
     };
     const s = built = await setup({ saved, save });
     if (saved) checkIdentity(saved, s.checks);
-    if (plan.dryRun) return { task: s.task, dryRun: true, step: 0, report: null };
+    if (plan.dryRun) return { task: s.task, dryRun: true, step: 0, stopped: false, report: null };
     if (stop.requested) throw new Interrupted(stop.signal!, `stopped by ${stop.signal} before the first step`);
     const start = saved ? s.task.restore(saved) : 0;
     const every = plan.snapshotEvery ?? 0, gradClip = s.task.options.gradClip;
@@ -126,13 +140,20 @@ export async function trainRun<T extends ResumableTask>(
       optimizer: s.task.optimizer, params: s.task.model.parameters(), lr: (step) => s.task.lr(step), startStep: start,
       gradClip: gradClip > 0 ? gradClip : undefined, checkpointEvery: plan.checkpointEvery,
       checkpointAlsoAt: every > 0 ? (step) => step % every === 0 : undefined,
-      progressEvery: plan.progressEvery, evalEvery: s.evalEvery ?? 0, stop,
-      emit: plan.eventLog ? teeEvents(plan.emit, eventLogSink(eventLogPath(out))) : plan.emit,
+      progressEvery: plan.progressEvery, evalEvery: s.evalEvery ?? 0, stop, comm,
+      stopAt: plan.stopAt !== undefined && plan.stopAt > 0 ? plan.stopAt : undefined,
+      emit: !writer ? () => {} : plan.eventLog ? teeEvents(plan.emit, eventLogSink(eventLogPath(out))) : plan.emit,
     });
-    if (result.stopped) throw new Interrupted(stop.signal ?? 'SIGINT');
+    if (result.atStopStep) return { task: s.task, dryRun: false, step: result.step, stopped: true, report: null };
+    if (result.stopped) {
+      const e = new Interrupted(stop.signal ?? 'SIGTERM');
+      comm.exitTogether(e.exitCode);  // every rank stopped after the same step, and the checkpoint is written
+      throw e;
+    }
     const report = (await s.finish?.({ step: result.step, seconds: (performance.now() - t0) / 1000 })) ?? null;
-    if (report && plan.report !== undefined) await writeFileAtomic(plan.report, JSON.stringify(report, null, 2) + '\n');
-    return { task: s.task, dryRun: false, step: result.step, report };
+    if (report && plan.report !== undefined && writer)
+      await writeFileAtomic(plan.report, JSON.stringify(report, null, 2) + '\n');
+    return { task: s.task, dryRun: false, step: result.step, stopped: false, report };
   } finally {
     stop.dispose();
     lock?.release();

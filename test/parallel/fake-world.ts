@@ -12,6 +12,7 @@ class PlayedRank implements Communicator {
   allreduceMean(): Float32Array { return unsupported('allreduceMean'); }
   broadcast<T extends NumericArray>(): T { return unsupported('broadcast'); }
   barrier(): void {}
+  exitTogether(): void {}
   abort(message: string): never { throw new Error(`played rank ${this.rank} aborted: ${message}`); }
 
   gatherBytes(bytes: Uint8Array, root = 0): Uint8Array[] | null {

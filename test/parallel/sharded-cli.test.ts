@@ -69,11 +69,11 @@ test('mpirun -np 2 ctfgen eval writes the .npz, the grid and the metrics of one 
   }
 });
 
-test('mpirun -np 2 ctfgen train (or any command that does not split its work) refuses, saying why',
+test('mpirun -np 2 ctfgen cluster (or any command that does not split its work) refuses, saying why',
   { skip: SKIP_MPI, timeout: 60_000 }, async () => {
-  const r = await mpirun(2, [CLI, 'train', 'baseline', '--run', at('run')]);
+  const r = await mpirun(2, [CLI, 'cluster', '--run', at('run'), '--k', '4', '--force']);
   assert.notEqual(r.status, 0);
   assert.match(r.stderr,
-    /ctfgen train baseline: runs as one process, not as 2 MPI ranks; under mpirun only ctfgen sample and ctfgen eval/);
-  assert.ok(!existsSync(at('run/baseline.train-state.safetensors')), 'nothing was trained');
+    /ctfgen cluster: runs as one process, not as 2 MPI ranks; under mpirun only ctfgen sample, eval, train and/);
+  assert.equal(r.stderr.match(/runs as one process/g)?.length, 1, 'rank 0 alone says so');
 });

@@ -35,7 +35,7 @@ test('runTraining: progress windows, epochs, checkpoint cadence, throughput and 
   const { w, task, saves, opt } = quadratic();
   const events: TrainEvent[] = [];
   const r = await runTraining(task, { optimizer: opt, params: [w], lr: () => 0.1, startStep: 0, progressEvery: 3, checkpointEvery: 4, emit: (e) => events.push(e) });
-  assert.deepEqual(r, { step: 10, stopped: false, checkpoint: 'ckpt-10' });
+  assert.deepEqual(r, { step: 10, stopped: false, atStopStep: false, checkpoint: 'ckpt-10' });
   assert.deepEqual(saves, [4, 8, 10]);
   const progress = events.filter((e) => e.type === 'progress');
   assert.deepEqual(progress.map((e) => e.step), [3, 6, 9, 10]);
@@ -65,6 +65,18 @@ test('runTraining: a non-finite step is skipped (weights untouched); too many in
   assert.deepEqual(bad.saves, [], 'nothing saved over the last good checkpoint');
 });
 
+test('runTraining: stopAt saves after that many steps and returns; a run resumed there goes on', async () => {
+  const { w, task, saves, opt } = quadratic();
+  const events: TrainEvent[] = [];
+  const r = await runTraining(task, { optimizer: opt, params: [w], lr: () => 0.1, startStep: 0, stopAt: 6,
+    emit: (e) => events.push(e) });
+  assert.deepEqual(r, { step: 6, stopped: true, atStopStep: true, checkpoint: 'ckpt-6' });
+  assert.deepEqual(events.at(-1), { type: 'stopped', step: 6, signal: '--stop-at 6', path: 'ckpt-6' });
+  const again = await runTraining(task, { optimizer: opt, params: [w], lr: () => 0.1, startStep: 6, stopAt: 6,
+    emit: () => undefined });
+  assert.deepEqual([again.step, again.stopped, saves], [10, false, [6, 10]]);
+});
+
 test('runTraining: a stop request saves and returns; SIGINT raises it', async () => {
   const { w, task, saves, opt } = quadratic();
   const stop = new StopRequest();
@@ -72,7 +84,7 @@ test('runTraining: a stop request saves and returns; SIGINT raises it', async ()
     optimizer: opt, params: [w], lr: () => 0.1, startStep: 0, stop, progressEvery: 1,
     emit: (e) => { if (e.type === 'progress' && e.step === 4) stop.request('SIGINT'); },
   });
-  assert.deepEqual(r, { step: 4, stopped: true, checkpoint: 'ckpt-4' });
+  assert.deepEqual(r, { step: 4, stopped: true, atStopStep: false, checkpoint: 'ckpt-4' });
   assert.deepEqual(saves, [4]);
 
   // A further signal goes to onRepeat (the CLI exits there); the library itself never exits the process.

@@ -15,8 +15,8 @@ type BinaryBackward = (op: BinOp, g: Float32Array, a: Float32Array, b: Float32Ar
   ga: Float32Array | null, gb: Float32Array | null, geom: Int32Array) => void;
 type Unary = (op: UnOp, x: Float32Array, out: Float32Array, s: number) => void;
 type UnaryBackward = (op: UnOp, x: Float32Array, y: Float32Array, g: Float32Array, gx: Float32Array, s: number) => void;
-type Dropout = (x: Float32Array, out: Float32Array, p: number, seed: number) => void;
-type DropoutBackward = (g: Float32Array, gx: Float32Array, p: number, seed: number) => void;
+type Dropout = (x: Float32Array, out: Float32Array, p: number, seed: number, offset: number) => void;
+type DropoutBackward = (g: Float32Array, gx: Float32Array, p: number, seed: number, offset: number) => void;
 type Axpy = (alpha: number, x: Float32Array, y: Float32Array) => void;
 
 const binaryKernel = kernel<Binary>('binary');
@@ -109,18 +109,27 @@ export function gelu(x: Tensor): Tensor { return unary(UnOp.Gelu, x); }
 /**
  * Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1-p), so the
  * expectation is unchanged. The mask comes from ctf::uniform_at(rng.seed(), i) and is regenerated in the
- * backward, never stored. Identity (x itself) when !training or p = 0.
+ * backward, never stored. Identity (x itself) when !training or p = 0. firstRow: x holds rows firstRow… of a
+ * larger batch (a rank's share, rows along dim 0), and gets the mask bits of those rows of the whole batch.
  */
-export function dropout(x: Tensor, p: number, rng: Rng, training: boolean): Tensor {
+export function dropout(x: Tensor, p: number, rng: Rng, training: boolean, firstRow = 0): Tensor {
   expectF32('dropout', x);
   if (!(p >= 0 && p <= 1)) throw new CtfError(`dropout: probability ${p} for ${x.describe()} must be in [0, 1]`);
   if (!training || p === 0) return x;
-  const seed = rng.seed();
+  const seed = rng.seed(), offset = rowOffset(x, firstRow, 'dropout');
   const out = new Tensor(new Float32Array(x.size), x.shape);
-  dropoutKernel(x.f32, out.f32, p, seed);
+  dropoutKernel(x.f32, out.f32, p, seed, offset);
   return record('dropout', out, [x], (g) => {
     const gx = gradOf(x);
-    if (gx) dropoutBackward(g, gx, p, seed);
+    if (gx) dropoutBackward(g, gx, p, seed, offset);
   });
 }
 
+
+/** The element index of row `firstRow` (dim 0) of a batch whose rows are shaped like x's: firstRow · x.size / rows. */
+export function rowOffset(x: Tensor, firstRow: number, op: string): number {
+  if (!(Number.isSafeInteger(firstRow) && firstRow >= 0))
+    throw new CtfError(`${op}: first row ${firstRow} of ${x.describe()} must be an integer ≥ 0`);
+  if (firstRow === 0 || x.size === 0) return 0;
+  return firstRow * (x.size / x.dim(0));
+}

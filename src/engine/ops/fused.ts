@@ -8,6 +8,7 @@ import { kernel } from '../native.js';
 import type { Rng } from '../rng.js';
 import { Tensor, expectDType, shapeStr } from '../tensor.js';
 import { attentionBackward, attentionForward } from './attention.js';
+import { rowOffset } from './elementwise.js';
 import { sgemm } from './matmul.js';
 import { ropeQkvInPlace, ropeRows, type RopeTable } from './rope.js';
 
@@ -19,8 +20,10 @@ type PrefixEmbedForward = (cls: Float32Array, nCls: number, classes: Int32Array,
   tokens: Int32Array, out: Float32Array, B: number, L: number, D: number) => number;
 type PrefixEmbedBackward = (dCls: Float32Array, classes: Int32Array, dTok: Float32Array, tokens: Int32Array,
   dout: Float32Array, B: number, L: number, D: number) => void;
-type AddDropoutForward = (h: Float32Array, x: Float32Array, out: Float32Array, p: number, seed: number) => void;
-type AddDropoutBackward = (g: Float32Array, gx: Float32Array, p: number, seed: number, accumulate: boolean) => void;
+type AddDropoutForward = (h: Float32Array, x: Float32Array, out: Float32Array, p: number, seed: number,
+  offset: number) => void;
+type AddDropoutBackward = (g: Float32Array, gx: Float32Array, p: number, seed: number, accumulate: boolean,
+  offset: number) => void;
 
 const swigluForward = kernel<SwigluForward>('swigluForward');
 const addDropoutForward = kernel<AddDropoutForward>('addDropoutForward');
@@ -221,27 +224,29 @@ export function swigluFfn(x: Tensor, w13: Tensor, w2: Tensor): Tensor {
 /**
  * The residual connection h + dropout(x, p) in one pass (p = 0 or !training: h + x). Same shapes only.
  * The backward hands the incoming gradient to h as is (adopting it when h has none yet, as
- * crossEntropy does) and writes x's gradient through the regenerated mask.
+ * crossEntropy does) and writes x's gradient through the regenerated mask. firstRow: as for dropout, the mask bits
+ * of rows firstRow… of a larger batch.
  */
-export function addDropout(h: Tensor, x: Tensor, p: number, rng: Rng | undefined, training: boolean): Tensor {
+export function addDropout(h: Tensor, x: Tensor, p: number, rng: Rng | undefined, training: boolean,
+  firstRow = 0): Tensor {
   if (shapeStr(h.shape) !== shapeStr(x.shape))
     throw new CtfError(`addDropout: ${h.describe()} and ${x.describe()} must have the same shape`);
   if (!(p >= 0 && p < 1)) throw new CtfError(`addDropout: probability ${p} must be in [0, 1)`);
   const q = training ? p : 0;
   if (q > 0 && !rng) throw new CtfError('addDropout: dropout in training needs an rng');
-  const seed = q > 0 ? rng!.seed() : 0;
+  const seed = q > 0 ? rng!.seed() : 0, offset = rowOffset(x, firstRow, 'addDropout');
   const out = new Tensor(new Float32Array(h.size), h.shape);
-  addDropoutForward(h.f32, x.f32, out.f32, q, seed);
+  addDropoutForward(h.f32, x.f32, out.f32, q, seed, offset);
   return record('addDropout', out, [h, x], (g) => {
     if (x.requiresGrad) {
       const fresh = x.grad === null;
       if (fresh) x.grad = new Float32Array(x.size);
-      addDropoutBackward(g, x.grad!, q, seed, !fresh);
+      addDropoutBackward(g, x.grad!, q, seed, !fresh, offset);
     }
     if (h.requiresGrad) {
       // g is this output's finished gradient, released by the tape once this backward returns.
       if (h.grad === null && h !== x) h.grad = g;
-      else addDropoutBackward(g, h.grad ?? (h.grad = new Float32Array(h.size)), 0, 0, true);
+      else addDropoutBackward(g, h.grad ?? (h.grad = new Float32Array(h.size)), 0, 0, true, 0);
     }
   });
 }
