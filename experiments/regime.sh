@@ -214,6 +214,9 @@ b)
   done
   wait_for "$A/fine-aux-ML.report.json" "the ML aux (lane a)"
   ev "$A" ctf-S4p-auxML $(ctf "$A" coarse-ar-S-4p fine-aux-ML)
+  # Both methods' best V = 16384 setting lay at the grid's edge (CFG 1.5, tau 0.8): one step beyond it.
+  ev "$B" sweep-baseline-S-cfg1.5-t0.7 $(base "$B" baseline-S) --cfg 1.5 --t1 0.7
+  ev "$B" sweep-ctf-S-auxS-cfg1.5-t0.7 $(ctf "$B" coarse-ar-S fine-aux-S) --cfg 1.5 --t1 0.7
   ;;
 *) echo "regime.sh: unknown lane \"$LANE\" (a or b)" >&2; exit 2 ;;
 esac
