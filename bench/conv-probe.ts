@@ -69,19 +69,29 @@ function torch(threads: number): Sample[] {
 
 const median = (a: number[]): number => [...a].sort((p, q) => p - q)[a.length >> 1]!;
 for (let i = 0; i < 3; i++) ours(false);
-const res = new Map<string, Sample[]>([['ours', []], ['ours, op', []], ...torchThreads.map((t): [string, Sample[]] => [`torch ${t} thr`, []])]);
+const res = new Map<string, Sample[]>([
+  ['ours', []],
+  ['ours, op', []],
+  ...torchThreads.map((t): [string, Sample[]] => [`torch ${t} thr`, []]),
+]);
 for (let r = 0; r < rounds; r++) {
   for (let i = 0; i < perRound; i++) res.get('ours')!.push(ours(false));
   for (let i = 0; i < perRound; i++) res.get('ours, op')!.push(ours(true));
   for (const t of torchThreads) res.get(`torch ${t} thr`)!.push(...torch(t));
 }
 const info = blasInfo();
-console.log(`OpenBLAS ${info.corename}, ${info.threads} threads; conv ${N}×${C}×${H}×${W}, ${k}×${k}, ${C}→${O}, padding 1; ` +
-  `${rounds} alternating rounds × ${perRound}, medians`);
+console.log(
+  `OpenBLAS ${info.corename}, ${info.threads} threads; conv ${N}×${C}×${H}×${W}, ${k}×${k}, ${C}→${O}, padding 1; ` +
+    `${rounds} alternating rounds × ${perRound}, medians`,
+);
 const ourFb = median(res.get('ours')!.map((s) => s.fb));
 for (const [name, v] of res) {
   if (v.length === 0) { console.log(`${name.padEnd(12)} not available`); continue; }
   const fb = median(v.map((s) => s.fb));
-  console.log(`${name.padEnd(12)} forward ${median(v.map((s) => s.fwd)).toFixed(1).padStart(6)} ms   forward+backward ${fb.toFixed(1).padStart(6)} ms` +
-    (name.startsWith('torch') ? `   ours/torch ${(ourFb / fb).toFixed(2)}` : ''));
+  console.log(
+    `${name.padEnd(12)} forward ${median(v.map((s) => s.fwd))
+      .toFixed(1)
+      .padStart(6)} ms   forward+backward ${fb.toFixed(1).padStart(6)} ms` +
+      (name.startsWith('torch') ? `   ours/torch ${(ourFb / fb).toFixed(2)}` : ''),
+  );
 }

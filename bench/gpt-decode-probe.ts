@@ -29,6 +29,7 @@ for (let r = 0; r < rounds + 1; r++) {
   if (r > 0) ms.push((performance.now() - t0) / T);
 }
 ms.sort((a, b) => a - b);
-console.log(`decode: median ${ms[ms.length >> 1]!.toFixed(2)} ms/step, min ${ms[0]!.toFixed(2)} (batch ${B} with CFG = ${2 * B} rows, ${T} steps, ${rounds} rounds)`);
+console.log(`decode: median ${ms[ms.length >> 1]!.toFixed(2)} ms/step, min ${ms[0]!.toFixed(2)} (batch ${B} with CFG ` +
+  `= ${2 * B} rows, ${T} steps, ${rounds} rounds)`);
 const profile = profileReport();
 if (profile) console.log(profile);

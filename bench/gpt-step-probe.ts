@@ -12,7 +12,11 @@ const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split
 const steps = Number(args.get('steps') ?? 10), dropout = Number(args.get('dropout') ?? 0.1);
 const causal = (args.get('causal') ?? '1') !== '0', optimizer = (args.get('optimizer') ?? '1') !== '0';
 const T = 64, B = 32;
-const cfg = gptConfig('M', { inVocab: 512, outVocab: 512, numClasses: 10, grid: 8, causal }, { dropout, classDropout: 0.1 });
+const cfg = gptConfig(
+  'M',
+  { inVocab: 512, outVocab: 512, numClasses: 10, grid: 8, causal },
+  { dropout, classDropout: 0.1 },
+);
 const model = new Gpt(cfg, new Rng(0));
 const opt = new AdamW(model.parameters(), { lr: 1e-4, betas: [0.9, 0.95], weightDecay: 0.05 });
 const rng = new Rng(1);
@@ -25,7 +29,9 @@ const ms: number[] = [];
 for (let s = 0; s < steps + 2; s++) {
   const t0 = performance.now();
   model.zeroGrad();
-  const { loss } = causal ? model.loss(classes, inputs, seq, { training: true, rng }) : model.loss(classes, seq, seq, { training: true, rng });
+  const { loss } = causal
+    ? model.loss(classes, inputs, seq, { training: true, rng })
+    : model.loss(classes, seq, seq, { training: true, rng });
   backward(loss);
   if (optimizer) {
     clipGradNorm(model.parameters(), 1.0);
@@ -34,7 +40,8 @@ for (let s = 0; s < steps + 2; s++) {
   if (s >= 2) ms.push(performance.now() - t0);
 }
 ms.sort((a, b) => a - b);
-console.log(`${optimizer ? 'train step' : 'forward+backward'}: median ${ms[ms.length >> 1]!.toFixed(1)} ms, min ${ms[0]!.toFixed(1)} ` +
+console.log(`${optimizer ? 'train step' : 'forward+backward'}: median ${ms[ms.length >> 1]!.toFixed(1)} ms, min ` +
+  `${ms[0]!.toFixed(1)} ` +
   `(${steps} steps, ${causal ? 'causal, 64 positions' : 'bidirectional, 65 positions'}, dropout ${dropout})`);
 const profile = profileReport();
 if (profile) console.log(profile);

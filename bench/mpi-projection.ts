@@ -90,9 +90,16 @@ function main(): void {
           const ar = allreduceMs(net, N, c.gradientBytes), b = batch / N, step = b * perSeq + ar;
           const b80 = Math.ceil((4 * ar) / perSeq), step80 = b80 * perSeq + ar;
           return {
-            N, allreduceMs: round(ar),
-            [`globalBatch${batch}`]: { perHostBatch: round(b), stepMs: round(step), efficiency: round((b * perSeq) / step) },
-            perHostBatchFor80: b80, globalBatchFor80: b80 * N, stepMsAt80: round(step80),
+            N,
+            allreduceMs: round(ar),
+            [`globalBatch${batch}`]: {
+              perHostBatch: round(b),
+              stepMs: round(step),
+              efficiency: round((b * perSeq) / step),
+            },
+            perHostBatchFor80: b80,
+            globalBatchFor80: b80 * N,
+            stepMsAt80: round(step80),
           };
         }),
       };

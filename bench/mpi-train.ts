@@ -76,7 +76,9 @@ function measure(how: string, cmd: string, args: string[], env: NodeJS.ProcessEn
 }
 
 async function main(): Promise<void> {
-  const out = flag('out', 'results/mpi.json'), steps = Number(flag('steps', '40')), batch = Number(flag('batch', '128'));
+  const out = flag('out', 'results/mpi.json'),
+    steps = Number(flag('steps', '40')),
+    batch = Number(flag('batch', '128'));
   const dir = mkdtempSync(join(tmpdir(), 'ctfgen-mpi-train-'));
   try {
     const tokens = join(dir, 'tokens.safetensors');
@@ -99,12 +101,22 @@ async function main(): Promise<void> {
     // Compute per sequence on one core, for the projection: a short run per preset (batch 32, 20 steps).
     const compute: Record<string, object> = {};
     for (const preset of ['S', 'M', 'L'] as GptPreset[]) {
-      const m = measure(`1 process × 1 thread, preset ${preset}`, node, train(`c${preset}`, preset, 32, ['--stop-at', '20']), threads(1),
-        events(`c${preset}`));
+      const m = measure(
+        `1 process × 1 thread, preset ${preset}`,
+        node,
+        train(`c${preset}`, preset, 32, ['--stop-at', '20']),
+        threads(1),
+        events(`c${preset}`),
+      );
       const params = new Gpt(gptConfig(preset, { inVocab: V, outVocab: V, numClasses: CLASSES, grid: GRID,
         causal: true })).numParameters();
-      compute[preset] = { parameters: params, gradientBytes: 4 * params, msPerSequenceOneThread: round(m.msPerStep / 32),
-        loadavgBefore: m.loadavgBefore, loadavgAfter: m.loadavgAfter };
+      compute[preset] = {
+        parameters: params,
+        gradientBytes: 4 * params,
+        msPerSequenceOneThread: round(m.msPerStep / 32),
+        loadavgBefore: m.loadavgBefore,
+        loadavgAfter: m.loadavgAfter,
+      };
     }
     const report = {
       kind: 'ctfgen.mpi-train', date: new Date().toISOString(),

@@ -39,6 +39,8 @@ for (const preset of presets) {
     enc.push(performance.now() - t0);
   }
   const encMs = enc.slice(1).sort((a, b) => a - b)[Math.floor(steps / 2)]!;
-  console.log(`${preset}: ${model.numParameters()} params; train ${train.toFixed(1)} ms/step = ${((1000 * B) / train).toFixed(0)} img/s; encode ${encMs.toFixed(1)} ms = ${((1000 * B) / encMs).toFixed(0)} img/s`);
+  console.log(`${preset}: ${model.numParameters()} params; train ${train.toFixed(1)} ms/step = ` +
+    `${((1000 * B) / train).toFixed(0)} img/s; encode ${encMs.toFixed(1)} ms = ${((1000 * B) / encMs).toFixed(0)} ` +
+    `img/s`);
   if (process.env['CTFGEN_PROFILE'] === '1') console.log(profileReport());
 }

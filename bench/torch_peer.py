@@ -52,7 +52,8 @@ class TrainCase:
         self.model.train()
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
-        self.opt = torch.optim.AdamW([{'params': decay, 'weight_decay': 0.05}, {'params': no_decay, 'weight_decay': 0.0}],
+        self.opt = torch.optim.AdamW([{'params': decay, 'weight_decay': 0.05},
+                                      {'params': no_decay, 'weight_decay': 0.0}],
                                      lr=1e-4, betas=(0.9, 0.95))
         g = torch.Generator().manual_seed(1)
         T = c['grid'] * c['grid']
@@ -119,7 +120,9 @@ class ConvCase:
         torch.manual_seed(0)
         self.x = torch.randn(c['n'], c['c'], c['h'], c['w'], requires_grad=True)
         self.w = torch.randn(c['o'], c['c'], c['k'], c['k'], requires_grad=True)
-        self.g = torch.randn(c['n'], c['o'], c['h'] + 2 * c['padding'] - c['k'] + 1, c['w'] + 2 * c['padding'] - c['k'] + 1)
+        ho = c['h'] + 2 * c['padding'] - c['k'] + 1
+        wo = c['w'] + 2 * c['padding'] - c['k'] + 1
+        self.g = torch.randn(c['n'], c['o'], ho, wo)
         self.padding = c['padding']
 
     def step(self):

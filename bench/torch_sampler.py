@@ -4,7 +4,8 @@ protocol of src/bench/peer.ts (setup / run / tokens / info / exit), like bench/t
 
   setup  {"config": {"paths": {tokenizer, clusters, stage1, aux, baseline}, "batch", "cfg", "temperature", "numClasses",
                      "refineRounds"}}
-  run    {"method": "baseline" | "ctf", "n", "seed"}  -> {"ms": [...], "cpuMs": [...], "parts": [{"stage1", "stage2", "decode"} ms]}
+  run    {"method": "baseline" | "ctf", "n", "seed"}
+         -> {"ms": [...], "cpuMs": [...], "parts": [{"stage1", "stage2", "decode"} ms]}
   tokens {"method", "count", "seed"}                  -> greedy tokens of the first `count` images (cross-check)
 
 The models: oracle/llamagen_gpt.py (LlamaGen's GPT, same state_dict names as our checkpoints) with LlamaGen's
@@ -35,8 +36,9 @@ from torch_tokenizer import VqTokenizer  # noqa: E402
 def load_gpt(path):
     tensors, meta = st.load(path)
     c = json.loads(meta['config'])
-    model = lg.Gpt(lg.GptConfig(vocab_size=c['inVocab'], out_vocab_size=c['outVocab'], n_layer=c['layers'], n_head=c['heads'],
-                                dim=c['dim'], num_classes=c['numClasses'], block_size=c['grid'] ** 2, multiple_of=c['ffnMultipleOf'],
+    model = lg.Gpt(lg.GptConfig(vocab_size=c['inVocab'], out_vocab_size=c['outVocab'], n_layer=c['layers'],
+                                n_head=c['heads'], dim=c['dim'], num_classes=c['numClasses'],
+                                block_size=c['grid'] ** 2, multiple_of=c['ffnMultipleOf'],
                                 norm_eps=c['normEps'], rope_base=c['ropeBase'], causal=c['causal'],
                                 fine_vocab_size=c.get('fineVocab', 0)))
     model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
@@ -116,7 +118,8 @@ class Sampler:
 
     def refine(self, labels, coarse, top_k=0):
         """Stage 2 with the cluster mask: each position sampled among its cluster's members only; with an aux trained
-        for masked refinement, in `refineRounds` rounds that keep the most confident tokens (MaskGIT's cosine schedule)."""
+        for masked refinement, in `refineRounds` rounds that keep the most confident tokens (MaskGIT's cosine
+        schedule)."""
         R = self.c.get('refineRounds', 1)
         if self.aux.c.fine_vocab_size == 0:
             h = self.aux_hidden(labels, coarse).reshape(-1, self.aux.c.dim)

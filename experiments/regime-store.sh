@@ -41,7 +41,8 @@ save)
   echo "regime-store: saving $RUN → $STORE" >&2
   cd "$RUN"
   files=()
-  for f in classifier.safetensors classifier.safetensors.done classifier.report.json eval-real.json times.jsonl attempts.jsonl; do
+  for f in classifier.safetensors classifier.safetensors.done classifier.report.json eval-real.json times.jsonl \
+    attempts.jsonl; do
     [[ -e $f ]] && files+=("$f")
   done
   for v in v*/; do

@@ -28,8 +28,14 @@ const writeAtomic = (path, text) => { writeFileSync(path + '.tmp', text); rename
 // The archive: every small report of the run, copied into OUT_DIR/run/ (see the header).
 const runLive = run;
 const archive = join(out, 'run');
-const ARCHIVED = [/^eval-real\.json$/, /^(times|attempts)\.jsonl$/, /^v\d+\/tokenizer-eval\.json$/, /^v\d+\/eval\/[^/]+\.(json|png)$/,
-  /^v\d+\/[^/]+\.report\.json$/, /^v\d+\/[^/]+\.events\.jsonl$/];
+const ARCHIVED = [
+  /^eval-real\.json$/,
+  /^(times|attempts)\.jsonl$/,
+  /^v\d+\/tokenizer-eval\.json$/,
+  /^v\d+\/eval\/[^/]+\.(json|png)$/,
+  /^v\d+\/[^/]+\.report\.json$/,
+  /^v\d+\/[^/]+\.events\.jsonl$/,
+];
 function walk(dir, prefix = '') {
   return existsSync(dir) ? readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory()
     ? (e.name.startsWith('.') ? [] : walk(join(dir, e.name), `${prefix}${e.name}/`)) : [`${prefix}${e.name}`])) : [];
@@ -38,7 +44,8 @@ for (const f of walk(runLive).filter((x) => ARCHIVED.some((re) => re.test(x)))) 
   const to = join(archive, f);
   mkdirSync(dirname(to), { recursive: true });
   if (f.endsWith('.jsonl') && existsSync(to) && !/\.events\.jsonl$/.test(f)) {
-    // A log of steps: keep the archived lines and add the run's new ones (a relaunch on a new machine starts a new log).
+    // A log of steps: keep the archived lines and add the run's new ones (a relaunch on a new machine starts a new
+    // log).
     const have = readFileSync(to, 'utf8').split('\n').filter(Boolean);
     const seen = new Set(have);
     const add = readFileSync(join(runLive, f), 'utf8').split('\n').filter((l) => l && !seen.has(l));
@@ -48,11 +55,14 @@ for (const f of walk(runLive).filter((x) => ARCHIVED.some((re) => re.test(x)))) 
 const legacy = readJson(join(archive, 'legacy-summary.json'));
 const rel = (path) => relative(REPO, path);
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const std = (xs) => (xs.length < 2 ? null : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
+const std = (xs) =>
+  xs.length < 2 ? null : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1));
 
 /** The preset whose sizes a config has (or "layers×dim"). */
 function presetOf(c) {
-  const hit = Object.entries(GPT_PRESETS).find(([, p]) => p.layers === c.layers && p.dim === c.dim && p.heads === c.heads);
+  const hit = Object.entries(GPT_PRESETS).find(
+    ([, p]) => p.layers === c.layers && p.dim === c.dim && p.heads === c.heads,
+  );
   return hit ? hit[0] : `${c.layers}x${c.dim}`;
 }
 
@@ -66,14 +76,24 @@ function modelInfo(path) {
   if (!report) return null;
   const stepsPerPass = report.steps / report.options.epochs;
   return {
-    file: rel(resolve(REPO, path)), preset: presetOf(report.config), parameters: report.parameters, dropout: report.config.dropout,
-    refine: report.config.fineVocab > 0 ? 'masked' : null, K: report.clusters_k === undefined ? null : Number(report.clusters_k),
-    passes: snap ? Math.round((100 * Number(snap[2])) / stepsPerPass) / 100 : report.options.epochs, valLoss: report.valLoss, valLossHalf: report.valLossHalf ?? null,
+    file: rel(resolve(REPO, path)),
+    preset: presetOf(report.config),
+    parameters: report.parameters,
+    dropout: report.config.dropout,
+    refine: report.config.fineVocab > 0 ? 'masked' : null,
+    K: report.clusters_k === undefined ? null : Number(report.clusters_k),
+    passes: snap ? Math.round((100 * Number(snap[2])) / stepsPerPass) / 100 : report.options.epochs,
+    valLoss: report.valLoss,
+    valLossHalf: report.valLossHalf ?? null,
   };
 }
 
 // Every evaluation report under RUN/v*/eval/ (the ceiling reports aside).
-const vocabDirs = existsSync(archive) ? readdirSync(archive).filter((d) => /^v\d+$/.test(d)).sort((a, b) => Number(a.slice(1)) - Number(b.slice(1))) : [];
+const vocabDirs = existsSync(archive)
+  ? readdirSync(archive)
+      .filter((d) => /^v\d+$/.test(d))
+      .sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)))
+  : [];
 const evaluated = [];
 const ceiling = [];
 const nll = [];  // the likelihood split of each ceiling report: which stage loses the nats
@@ -87,32 +107,76 @@ for (const vdir of vocabDirs) {
       if (r.nll) nll.push({ setting: `${vdir} ${f.replace(/^ceiling-|\.json$/g, '')}`, V, ...r.nll, source });
       for (const row of r.rows)
         ceiling.push({
-          setting: `${vdir} ${f.replace(/^ceiling-|\.json$/g, '')}`, V, aux: aux ? aux.preset + (aux.refine ? `-${aux.refine}` : '') : null,
-          rounds: r.knobs.rounds ?? 1, name: row.name, images: row.images,
-          fid: row.metrics.fid, is: row.metrics.isMean, precision: row.metrics.precision, recall: row.metrics.recall,
-          classAccuracy: row.metrics.classAccuracy, tokensKept: row.tokensKept, coarseKept: row.coarseKept, source,
+          setting: `${vdir} ${f.replace(/^ceiling-|\.json$/g, '')}`,
+          V,
+          aux: aux ? aux.preset + (aux.refine ? `-${aux.refine}` : '') : null,
+          rounds: r.knobs.rounds ?? 1,
+          name: row.name,
+          images: row.images,
+          fid: row.metrics.fid,
+          is: row.metrics.isMean,
+          precision: row.metrics.precision,
+          recall: row.metrics.recall,
+          classAccuracy: row.metrics.classAccuracy,
+          tokensKept: row.tokensKept,
+          coarseKept: row.coarseKept,
+          source,
         });
       continue;
     }
     if (r.kind !== 'ctfgen.eval-report') continue;
     for (const method of r.methods) {
       const res = r.results[method], m = res.metrics;
-      const lead = modelInfo(method === 'ctf' ? r.paths.stage1 : r.paths.baseline), aux = method === 'ctf' ? modelInfo(r.paths.aux) : null;
+      const lead = modelInfo(method === 'ctf' ? r.paths.stage1 : r.paths.baseline),
+        aux = method === 'ctf' ? modelInfo(r.paths.aux) : null;
       evaluated.push({
-        name: f.replace(/\.json$/, ''), V, method, backbone: lead?.preset ?? null, K: method === 'ctf' ? (lead?.K ?? null) : null,
-        aux: aux ? aux.preset + (aux.refine ? `-${aux.refine}` : '') : null, auxParams: aux?.parameters ?? null,
-        params: res.parameters.total, passes: lead?.passes ?? null, auxPasses: aux?.passes ?? null, dropout: lead?.dropout ?? null,
-        cfg: r.knobs.cfg, t1: r.knobs.t1, t2: method === 'ctf' ? r.knobs.t2 : null, rounds: method === 'ctf' ? (r.knobs.rounds ?? 1) : null,
-        seed: r.knobs.seed, n: r.knobs.n,
-        fid: m.fid, is: m.isMean, precision: m.precision, recall: m.recall, classAccuracy: m.classAccuracy,
-        imagesPerSec: res.timing.imagesPerSec, source,
+        name: f.replace(/\.json$/, ''),
+        V,
+        method,
+        backbone: lead?.preset ?? null,
+        K: method === 'ctf' ? (lead?.K ?? null) : null,
+        aux: aux ? aux.preset + (aux.refine ? `-${aux.refine}` : '') : null,
+        auxParams: aux?.parameters ?? null,
+        params: res.parameters.total,
+        passes: lead?.passes ?? null,
+        auxPasses: aux?.passes ?? null,
+        dropout: lead?.dropout ?? null,
+        cfg: r.knobs.cfg,
+        t1: r.knobs.t1,
+        t2: method === 'ctf' ? r.knobs.t2 : null,
+        rounds: method === 'ctf' ? (r.knobs.rounds ?? 1) : null,
+        seed: r.knobs.seed,
+        n: r.knobs.n,
+        fid: m.fid,
+        is: m.isMean,
+        precision: m.precision,
+        recall: m.recall,
+        classAccuracy: m.classAccuracy,
+        imagesPerSec: res.timing.imagesPerSec,
+        source,
       });
     }
   }
 }
 
 // Rows that differ only in the sampling seed become one row: FID mean and standard deviation over the seeds.
-const key = (r) => JSON.stringify([r.V, r.method, r.backbone, r.K, r.aux, r.passes, r.auxPasses, r.dropout, r.cfg, r.t1, r.t2, r.rounds, r.n, r.params]);
+const key = (r) =>
+  JSON.stringify([
+    r.V,
+    r.method,
+    r.backbone,
+    r.K,
+    r.aux,
+    r.passes,
+    r.auxPasses,
+    r.dropout,
+    r.cfg,
+    r.t1,
+    r.t2,
+    r.rounds,
+    r.n,
+    r.params,
+  ]);
 const groups = new Map();
 // The same seed evaluated twice under two names (a sweep point that is also the best setting) counts once.
 for (const r of evaluated) {
@@ -141,8 +205,15 @@ for (const vdir of vocabDirs)
     const r = readJson(join(archive, vdir, f));
     if (r.kind !== 'ctfgen.train-report') continue;
     models[`${vdir}/${f.replace(/\.report\.json$/, '')}`] = {
-      model: r.model, preset: presetOf(r.config), parameters: r.parameters, passes: r.options.epochs, dropout: r.config.dropout,
-      refine: r.config.fineVocab > 0 ? 'masked' : null, valLoss: r.valLoss, valLossHalf: r.valLossHalf ?? null, steps: r.steps,
+      model: r.model,
+      preset: presetOf(r.config),
+      parameters: r.parameters,
+      passes: r.options.epochs,
+      dropout: r.config.dropout,
+      refine: r.config.fineVocab > 0 ? 'masked' : null,
+      valLoss: r.valLoss,
+      valLossHalf: r.valLossHalf ?? null,
+      steps: r.steps,
     };
   }
 for (const [k, m] of Object.entries(legacy?.models ?? {})) models[k] ??= { ...m, legacy: true };
@@ -150,80 +221,221 @@ const ceilingKey = (c) => `${c.setting} ${c.name}`;
 ceiling.push(...legacyOnly(legacy?.ceiling, ceilingKey, ceiling));
 nll.push(...legacyOnly(legacy?.nll, (x) => x.setting, nll));
 const times = existsSync(join(archive, 'times.jsonl'))
-  ? readFileSync(join(archive, 'times.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+  ? readFileSync(join(archive, 'times.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+  : [];
 const attempts = existsSync(join(archive, 'attempts.jsonl'))
-  ? readFileSync(join(archive, 'attempts.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+  ? readFileSync(join(archive, 'attempts.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+  : [];
 const attemptSeconds = (step) => attempts.filter((a) => a.step === step).reduce((s, a) => s + a.seconds, 0);
 const real = readJson(join(archive, 'eval-real.json')) ?? (legacy?.real ? { metrics: legacy.real } : null);
 // Each vocabulary's tokenizer: test PSNR, usage, perplexity, and its reconstructions' scores (the ceiling of samples).
 const tokenizers = Object.fromEntries(vocabDirs.map((vdir) => {
-  const t = readJson(join(archive, vdir, 'tokenizer-eval.json')), r = readJson(join(archive, vdir, 'eval', 'recon.json'));
-  return [vdir, {
-    psnr: t?.psnr ?? null, usage: t?.usage ?? null, perplexity: t?.perplexity ?? null,
-    recon: r ? { fid: r.metrics.fid, is: r.metrics.isMean, precision: r.metrics.precision, recall: r.metrics.recall, classAccuracy: r.metrics.classAccuracy } : null,
-  }];
+  const t = readJson(join(archive, vdir, 'tokenizer-eval.json')),
+    r = readJson(join(archive, vdir, 'eval', 'recon.json'));
+  return [
+    vdir,
+    {
+      psnr: t?.psnr ?? null,
+      usage: t?.usage ?? null,
+      perplexity: t?.perplexity ?? null,
+      recon: r
+        ? {
+            fid: r.metrics.fid,
+            is: r.metrics.isMean,
+            precision: r.metrics.precision,
+            recall: r.metrics.recall,
+            classAccuracy: r.metrics.classAccuracy,
+          }
+        : null,
+    },
+  ];
 }));
-for (const [v, t] of Object.entries(legacy?.tokenizers ?? {})) if (!tokenizers[v]?.psnr) tokenizers[v] = { ...t, legacy: true };
+for (const [v, t] of Object.entries(legacy?.tokenizers ?? {}))
+  if (!tokenizers[v]?.psnr) tokenizers[v] = { ...t, legacy: true };
 
 // Plots: FID gap (CTF − baseline, same V, backbone, passes, dropout, CFG and τ1) per setting; FID against passes;
 // the validation curves of the auxes.
 const plots = [];
-const pointsFile = (name, points) => { const p = join(out, `${name}.points.json`); writeAtomic(p, JSON.stringify({ points }) + '\n'); return p; };
+const pointsFile = (name, points) => {
+  const p = join(out, `${name}.points.json`);
+  writeAtomic(p, JSON.stringify({ points }) + '\n');
+  return p;
+};
 const plot = (args, png) => {
   const r = spawnSync(process.execPath, [CLI, 'plot', ...args, '--out', join(out, png)], { encoding: 'utf8' });
   if (r.status === 0) plots.push(png); else process.stderr.write(`plot ${png}: ${r.stderr}`);
 };
 const gaps = [];
 for (const c of rows.filter((r) => r.method === 'ctf')) {
-  const b = rows.find((r) => r.method === 'baseline' && r.V === c.V && r.backbone === c.backbone && r.passes === c.passes &&
-    r.dropout === c.dropout && r.cfg === c.cfg && r.t1 === c.t1 && r.n === c.n);
-  if (b) gaps.push({ V: c.V, backbone: c.backbone, aux: c.aux, passes: c.passes, dropout: c.dropout, ctf: c.fid, baseline: b.fid, gap: c.fid - b.fid });
+  const b = rows.find(
+    (r) =>
+      r.method === 'baseline' &&
+      r.V === c.V &&
+      r.backbone === c.backbone &&
+      r.passes === c.passes &&
+      r.dropout === c.dropout &&
+      r.cfg === c.cfg &&
+      r.t1 === c.t1 &&
+      r.n === c.n,
+  );
+  if (b)
+    gaps.push({
+      V: c.V,
+      backbone: c.backbone,
+      aux: c.aux,
+      passes: c.passes,
+      dropout: c.dropout,
+      ctf: c.fid,
+      baseline: b.fid,
+      gap: c.fid - b.fid,
+    });
 }
-const curve = (method, aux) => rows.filter((r) => r.method === method && r.V === 4096 && r.backbone === 'S' && r.n === 2000 && (aux === null || r.aux === aux))
-  .map((r) => [r.passes, r.fid]).sort((a, b) => a[0] - b[0]);
+const curve = (method, aux) =>
+  rows
+    .filter(
+      (r) =>
+        r.method === method && r.V === 4096 && r.backbone === 'S' && r.n === 2000 && (aux === null || r.aux === aux),
+    )
+    .map((r) => [r.passes, r.fid])
+    .sort((a, b) => a[0] - b[0]);
 const fidVsPass = { baseline: curve('baseline', null), ctf: curve('ctf', 'S') };
 if (fidVsPass.baseline.length > 1 || fidVsPass.ctf.length > 1)
-  plot(['points', '--x-label', 'passes', '--y-label', 'FID (2000 samples)', '--title', 'FID against training passes, backbone S, V 4096',
-    `baseline=${pointsFile('fid-vs-pass-baseline', fidVsPass.baseline)}`, `CTF (aux S, 1 pass)=${pointsFile('fid-vs-pass-ctf', fidVsPass.ctf)}`], 'fid-vs-pass.png');
-const auxLogs = Object.keys(models).filter((m) => ['aux', 'fine-aux'].includes(models[m].model)).map((m) => `${m}=${join(archive, `${m}.events.jsonl`)}`)
+  plot(
+    [
+      'points',
+      '--x-label',
+      'passes',
+      '--y-label',
+      'FID (2000 samples)',
+      '--title',
+      'FID against training passes, backbone S, V 4096',
+      `baseline=${pointsFile('fid-vs-pass-baseline', fidVsPass.baseline)}`,
+      `CTF (aux S, 1 pass)=${pointsFile('fid-vs-pass-ctf', fidVsPass.ctf)}`,
+    ],
+    'fid-vs-pass.png',
+  );
+const auxLogs = Object.keys(models)
+  .filter((m) => ['aux', 'fine-aux'].includes(models[m].model))
+  .map((m) => `${m}=${join(archive, `${m}.events.jsonl`)}`)
   .filter((a) => existsSync(a.split('=')[1]));
-if (auxLogs.length) plot(['curves', '--x', 'epoch', '--title', 'aux validation loss (all fine tokens masked)', ...auxLogs], 'aux-val-loss.png');
+if (auxLogs.length)
+  plot(
+    ['curves', '--x', 'epoch', '--title', 'aux validation loss (all fine tokens masked)', ...auxLogs],
+    'aux-val-loss.png',
+  );
 // The regime map: the gap at each (backbone, passes, dropout, aux) against V, both methods at CFG 2, τ 1 (10 000
 // samples, seed 0); and, where the sweep ran, each method at its own best setting.
-const best = (pred) => rows.filter((r) => pred(r) && r.n === 10000).reduce((a, r) => (a === null || r.fid < a.fid ? r : a), null);
+const best = (pred) =>
+  rows.filter((r) => pred(r) && r.n === 10000).reduce((a, r) => (a === null || r.fid < a.fid ? r : a), null);
 const mapSeries = new Map();
 for (const g of gaps) {
-  const c = rows.find((r) => r.method === 'ctf' && r.V === g.V && r.backbone === g.backbone && r.aux === g.aux && r.passes === g.passes &&
-    r.dropout === g.dropout && r.cfg === 2 && r.t1 === 1 && (r.t2 ?? 1) === 1 && (r.rounds ?? 1) === 1 && r.n === 10000 && r.fid === g.ctf);
+  const c = rows.find(
+    (r) =>
+      r.method === 'ctf' &&
+      r.V === g.V &&
+      r.backbone === g.backbone &&
+      r.aux === g.aux &&
+      r.passes === g.passes &&
+      r.dropout === g.dropout &&
+      r.cfg === 2 &&
+      r.t1 === 1 &&
+      (r.t2 ?? 1) === 1 &&
+      (r.rounds ?? 1) === 1 &&
+      r.n === 10000 &&
+      r.fid === g.ctf,
+  );
   if (!c) continue;
-  const k = `${g.backbone}, ${g.passes} pass${g.passes > 1 ? 'es' : ''}${g.dropout === 0 ? ', dropout 0' : ''}, aux ${g.aux}`;
+  const k = `${g.backbone}, ${g.passes} pass${g.passes > 1 ? 'es' : ''}${g.dropout === 0 ? ', dropout 0' : ''}, aux ` +
+    `${g.aux}`;
   mapSeries.set(k, [...(mapSeries.get(k) ?? []), [g.V, g.gap]]);
 }
 const bestGaps = [];
 for (const V of [...new Set(rows.map((r) => r.V))]) {
   const same = (r) => r.V === V && r.backbone === 'S' && r.passes === 1 && r.dropout === 0.1;
-  const b = best((r) => same(r) && r.method === 'baseline'), c = best((r) => same(r) && r.method === 'ctf' && r.aux === 'S' && (r.rounds ?? 1) === 1);
-  const swept = (r) => r && rows.some((x) => x !== r && x.method === r.method && x.V === V && x.backbone === 'S' && x.passes === 1 && x.dropout === 0.1 && x.cfg !== 2);
+  const b = best((r) => same(r) && r.method === 'baseline'),
+    c = best((r) => same(r) && r.method === 'ctf' && r.aux === 'S' && (r.rounds ?? 1) === 1);
+  const swept = (r) =>
+    r &&
+    rows.some(
+      (x) =>
+        x !== r &&
+        x.method === r.method &&
+        x.V === V &&
+        x.backbone === 'S' &&
+        x.passes === 1 &&
+        x.dropout === 0.1 &&
+        x.cfg !== 2,
+    );
   if (b && c && swept(b) && swept(c)) bestGaps.push({ V, baseline: b, ctf: c, gap: c.fid - b.fid });
 }
-if (bestGaps.length) mapSeries.set('S, 1 pass, aux S, each at its best CFG and temperature', bestGaps.map((g) => [g.V, g.gap]));
+if (bestGaps.length)
+  mapSeries.set(
+    'S, 1 pass, aux S, each at its best CFG and temperature',
+    bestGaps.map((g) => [g.V, g.gap]),
+  );
 const mapArgs = [...mapSeries].filter(([, pts]) => pts.length).map(([k, pts]) =>
   `${k}=${pointsFile(`gap-${k.replace(/\W+/g, '-').replace(/-+$/, '')}`, pts.sort((a, b) => a[0] - b[0]))}`);
-if (mapArgs.length) plot(['points', '--x-label', 'codebook size V (K = V/32)', '--y-label', 'FID(CTF) − FID(baseline)', '--title',
-  'CTF − baseline FID across the regime map (below 0: CTF wins)', ...mapArgs], 'fid-gap.png');
+if (mapArgs.length)
+  plot(
+    [
+      'points',
+      '--x-label',
+      'codebook size V (K = V/32)',
+      '--y-label',
+      'FID(CTF) − FID(baseline)',
+      '--title',
+      'CTF − baseline FID across the regime map (below 0: CTF wins)',
+      ...mapArgs,
+    ],
+    'fid-gap.png',
+  );
 // Quality against speed at backbone S, one pass, CFG 2, τ 1, per V: the baseline, CTF's single pass, CTF with rounds.
 for (const V of [4096, 16384]) {
-  const speedRows = rows.filter((r) => r.V === V && r.backbone === 'S' && r.passes === 1 && r.dropout === 0.1 && r.n === 10000 &&
-    r.cfg === 2 && r.t1 === 1 && (r.t2 ?? 1) === 1);
+  const speedRows = rows.filter(
+    (r) =>
+      r.V === V &&
+      r.backbone === 'S' &&
+      r.passes === 1 &&
+      r.dropout === 0.1 &&
+      r.n === 10000 &&
+      r.cfg === 2 &&
+      r.t1 === 1 &&
+      (r.t2 ?? 1) === 1,
+  );
   const speedSeries = new Map();
   for (const r of speedRows) {
-    const k = r.method === 'baseline' ? 'baseline' : `CTF aux ${r.aux}${r.aux.endsWith('masked') ? ' (R = 1, 2, 4, 8)' : ''}`;
+    const k =
+      r.method === 'baseline' ? 'baseline' : `CTF aux ${r.aux}${r.aux.endsWith('masked') ? ' (R = 1, 2, 4, 8)' : ''}`;
     speedSeries.set(k, [...(speedSeries.get(k) ?? []), [r.imagesPerSec, r.fid]]);
   }
   if (speedRows.length > 1)
-    plot(['points', '--x-label', 'images/s (during the run, both lanes busy)', '--y-label', 'FID', '--title', `FID against sampling speed (backbone S, V ${V})`,
-      ...[...speedSeries].map(([k, pts]) => `${k}=${pointsFile(`speed-V${V}-${k.replace(/\W+/g, '-').replace(/-+$/, '')}`, pts.sort((a, b) => a[0] - b[0]))}`)],
-      `fid-vs-speed-V${V}.png`);
+    plot(
+      [
+        'points',
+        '--x-label',
+        'images/s (during the run, both lanes busy)',
+        '--y-label',
+        'FID',
+        '--title',
+        `FID against sampling speed (backbone S, V ${V})`,
+        ...[...speedSeries].map(
+          ([k, pts]) =>
+            `${k}=${pointsFile(
+              `speed-V${V}-${k.replace(/\W+/g, '-').replace(/-+$/, '')}`,
+              pts.sort((a, b) => a[0] - b[0]),
+            )}`,
+        ),
+      ],
+      `fid-vs-speed-V${V}.png`,
+    );
 }
 // Sample grids of every evaluation, copied beside the summary.
 for (const vdir of vocabDirs) {
@@ -235,14 +447,31 @@ for (const vdir of vocabDirs) {
 }
 
 const summary = {
-  kind: 'ctfgen.regime-summary', date: new Date().toISOString(), run: rel(run), command: 'bash experiments/regime.sh && node experiments/regime-summary.mjs',
-  real: real?.metrics ?? null, tokenizers, rows, ceiling, nll, gaps, bestGaps: bestGaps.map((g) => ({ V: g.V, gap: g.gap,
-    baseline: { name: g.baseline.name, cfg: g.baseline.cfg, t1: g.baseline.t1, fid: g.baseline.fid }, ctf: { name: g.ctf.name, cfg: g.ctf.cfg, t1: g.ctf.t1, t2: g.ctf.t2, fid: g.ctf.fid } })),
-  models, plots,
+  kind: 'ctfgen.regime-summary',
+  date: new Date().toISOString(),
+  run: rel(run),
+  command: 'bash experiments/regime.sh && node experiments/regime-summary.mjs',
+  real: real?.metrics ?? null,
+  tokenizers,
+  rows,
+  ceiling,
+  nll,
+  gaps,
+  bestGaps: bestGaps.map((g) => ({
+    V: g.V,
+    gap: g.gap,
+    baseline: { name: g.baseline.name, cfg: g.baseline.cfg, t1: g.baseline.t1, fid: g.baseline.fid },
+    ctf: { name: g.ctf.name, cfg: g.ctf.cfg, t1: g.ctf.t1, t2: g.ctf.t2, fid: g.ctf.fid },
+  })),
+  models,
+  plots,
   wallClock: {
-    steps: [...(legacy?.wallClock.steps ?? []).map((t) => ({ ...t, legacy: true })),
-      ...times.map((t) => ({ ...t, allAttemptsSeconds: attemptSeconds(t.step) || t.seconds }))],
-    totalSeconds: (legacy?.wallClock.totalSeconds ?? 0) + times.reduce((s, t) => s + (attemptSeconds(t.step) || t.seconds), 0),
+    steps: [
+      ...(legacy?.wallClock.steps ?? []).map((t) => ({ ...t, legacy: true })),
+      ...times.map((t) => ({ ...t, allAttemptsSeconds: attemptSeconds(t.step) || t.seconds })),
+    ],
+    totalSeconds:
+      (legacy?.wallClock.totalSeconds ?? 0) + times.reduce((s, t) => s + (attemptSeconds(t.step) || t.seconds), 0),
     note: 'seconds: the attempt that finished the step; allAttemptsSeconds: every attempt (stops and resumes included)',
   },
 };
@@ -250,23 +479,74 @@ writeAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
 
 const fmt = (x, d = 2) => (x === null || x === undefined ? '–' : typeof x === 'number' ? x.toFixed(d) : String(x));
 const md = [
-  '# Where CTF wins — tables (written by experiments/regime-summary.mjs from ' + rel(run) + ')', '',
-  '| V | method | backbone | K | aux | params | passes | dropout | CFG | τ1 | τ2 | R | n | FID | ± (seeds) | IS | prec | rec | class acc | img/s | report |',
+  '# Where CTF wins — tables (written by experiments/regime-summary.mjs from ' + rel(run) + ')',
+  '',
+  '| V | method | backbone | K | aux | params | passes | dropout | CFG | τ1 | τ2 | R | n | FID | ± (seeds) | IS | ' +
+  'prec | rec | class acc | img/s | report |',
   '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.V} | ${r.method} | ${r.backbone} | ${fmt(r.K, 0)} | ${r.aux ?? '–'} | ${(r.params / 1e6).toFixed(2)} M | ${fmt(r.passes)} | ${r.dropout} | ${r.cfg} | ${r.t1} | ${fmt(r.t2, 1)} | ${r.rounds ?? '–'} | ${r.n} | ${fmt(r.fid)} | ${r.fidStd === null ? '–' : `${fmt(r.fidStd)} (${r.seeds.length})`} | ${fmt(r.is)} | ${fmt(r.precision, 3)} | ${fmt(r.recall, 3)} | ${fmt(r.classAccuracy, 3)} | ${fmt(r.imagesPerSec, 0)} | ${r.name} |`),
-  '', '## Tokenizers', '', '| V | test PSNR | usage | perplexity | rFID | recon IS | recon class acc |', '|---|---|---|---|---|---|---|',
-  ...Object.entries(tokenizers).map(([v, t]) => `| ${v.slice(1)} | ${fmt(t.psnr)} dB | ${fmt(t.usage === null ? null : 100 * t.usage, 2)}% | ${fmt(t.perplexity, 0)} | ${fmt(t.recon?.fid)} | ${fmt(t.recon?.is)} | ${fmt(t.recon?.classAccuracy, 3)} |`),
-  '', '## Stage-2 ceiling', '',
-  '| setting | R | row | images | FID | IS | prec | rec | class acc | tokens kept | clusters kept |', '|---|---|---|---|---|---|---|---|---|---|---|',
-  ...ceiling.map((c) => `| ${c.setting} | ${c.rounds} | ${c.name} | ${c.images} | ${fmt(c.fid)} | ${fmt(c.is)} | ${fmt(c.precision, 3)} | ${fmt(c.recall, 3)} | ${fmt(c.classAccuracy, 3)} | ${fmt(c.tokensKept, 3)} | ${fmt(c.coarseKept, 3)} |`),
-  '', '## Likelihood split (nats per test token)', '',
-  '| setting | baseline | = coarse | + within | CTF | = stage 1 | + aux within | aux mass outside the cluster |', '|---|---|---|---|---|---|---|---|',
-  ...nll.map((x) => `| ${x.setting} | ${fmt(x.baseline?.total, 3)} | ${fmt(x.baseline?.coarse, 3)} | ${fmt(x.baseline?.within, 3)} | ${fmt(x.ctf?.total, 3)} | ${fmt(x.stage1?.coarse, 3)} | ${fmt(x.aux?.within, 3)} | ${fmt(x.aux?.outside, 3)} |`),
-  '', '## Trained models', '', '| model | preset | parameters | passes | dropout | refine | val loss | val loss, half shown |', '|---|---|---|---|---|---|---|---|',
-  ...Object.entries(models).map(([k, m]) => `| ${k} | ${m.preset} | ${m.parameters.toLocaleString('en')} | ${m.passes} | ${m.dropout} | ${m.refine ?? '–'} | ${fmt(m.valLoss, 4)} | ${fmt(m.valLossHalf, 4)} |`),
-  '', '## Wall clock of every step', '', '| step | seconds (all attempts) | threads | finished |', '|---|---|---|---|',
-  ...summary.wallClock.steps.map((t) => `| ${t.step} | ${t.allAttemptsSeconds} | ${t.threads ?? ''} | ${t.finishedAt} |`),
-  '', `Total: ${(summary.wallClock.totalSeconds / 3600).toFixed(2)} h of step time (two lanes side by side: wall clock is less).`, '',
+  ...rows.map(
+    (r) =>
+      `| ${r.V} | ${r.method} | ${r.backbone} | ${fmt(r.K, 0)} | ${r.aux ?? '–'} | ${(r.params / 1e6).toFixed(2)} M ` +
+      `| ${fmt(r.passes)} | ${r.dropout} | ${r.cfg} | ${r.t1} | ${fmt(r.t2, 1)} | ${r.rounds ?? '–'} | ${r.n} | ` +
+      `${fmt(r.fid)} | ${r.fidStd === null ? '–' : `${fmt(r.fidStd)} (${r.seeds.length})`} | ${fmt(r.is)} | ` +
+      `${fmt(r.precision, 3)} | ${fmt(r.recall, 3)} | ${fmt(r.classAccuracy, 3)} | ${fmt(r.imagesPerSec, 0)} | ` +
+      `${r.name} |`,
+  ),
+  '',
+  '## Tokenizers',
+  '',
+  '| V | test PSNR | usage | perplexity | rFID | recon IS | recon class acc |',
+  '|---|---|---|---|---|---|---|',
+  ...Object.entries(tokenizers).map(
+    ([v, t]) =>
+      `| ${v.slice(1)} | ${fmt(t.psnr)} dB | ${fmt(t.usage === null ? null : 100 * t.usage, 2)}% | ` +
+      `${fmt(t.perplexity, 0)} | ${fmt(t.recon?.fid)} | ${fmt(t.recon?.is)} | ${fmt(t.recon?.classAccuracy, 3)} |`,
+  ),
+  '',
+  '## Stage-2 ceiling',
+  '',
+  '| setting | R | row | images | FID | IS | prec | rec | class acc | tokens kept | clusters kept |',
+  '|---|---|---|---|---|---|---|---|---|---|---|',
+  ...ceiling.map(
+    (c) =>
+      `| ${c.setting} | ${c.rounds} | ${c.name} | ${c.images} | ${fmt(c.fid)} | ${fmt(c.is)} | ` +
+      `${fmt(c.precision, 3)} | ${fmt(c.recall, 3)} | ${fmt(c.classAccuracy, 3)} | ${fmt(c.tokensKept, 3)} | ` +
+      `${fmt(c.coarseKept, 3)} |`,
+  ),
+  '',
+  '## Likelihood split (nats per test token)',
+  '',
+  '| setting | baseline | = coarse | + within | CTF | = stage 1 | + aux within | aux mass outside the cluster |',
+  '|---|---|---|---|---|---|---|---|',
+  ...nll.map(
+    (x) =>
+      `| ${x.setting} | ${fmt(x.baseline?.total, 3)} | ${fmt(x.baseline?.coarse, 3)} | ${fmt(x.baseline?.within, 3)} ` +
+      `| ${fmt(x.ctf?.total, 3)} | ${fmt(x.stage1?.coarse, 3)} | ${fmt(x.aux?.within, 3)} | ` +
+      `${fmt(x.aux?.outside, 3)} |`,
+  ),
+  '',
+  '## Trained models',
+  '',
+  '| model | preset | parameters | passes | dropout | refine | val loss | val loss, half shown |',
+  '|---|---|---|---|---|---|---|---|',
+  ...Object.entries(models).map(
+    ([k, m]) =>
+      `| ${k} | ${m.preset} | ${m.parameters.toLocaleString('en')} | ${m.passes} | ${m.dropout} | ${m.refine ?? '–'} ` +
+      `| ${fmt(m.valLoss, 4)} | ${fmt(m.valLossHalf, 4)} |`,
+  ),
+  '',
+  '## Wall clock of every step',
+  '',
+  '| step | seconds (all attempts) | threads | finished |',
+  '|---|---|---|---|',
+  ...summary.wallClock.steps.map(
+    (t) => `| ${t.step} | ${t.allAttemptsSeconds} | ${t.threads ?? ''} | ${t.finishedAt} |`,
+  ),
+  '',
+  `Total: ${(summary.wallClock.totalSeconds / 3600).toFixed(2)} h of step time (two lanes side by side: wall clock ` +
+  `is less).`,
+  '',
 ];
 writeAtomic(join(out, 'tables.md'), md.join('\n'));
-process.stderr.write(`wrote ${rel(join(out, 'summary.json'))}, tables.md, ${plots.length} plots (${rows.length} rows, ${ceiling.length} ceiling rows)\n`);
+process.stderr.write(`wrote ${rel(join(out, 'summary.json'))}, tables.md, ${plots.length} plots (${rows.length} ` +
+  `rows, ${ceiling.length} ceiling rows)\n`);

@@ -10,8 +10,8 @@
 # same time (experiments/README.md). Lane a trains the evaluation classifier, then works on V = 16384 / K = 512
 # (baseline, stage 1 and aux S, the stage-2 ceiling, masked refinement, backbone tiny), then the paper-proportion aux
 # (preset ML) on lane b's tokens; lane b works on V = 4096 / K = 128 (4 passes of stage 1 and baseline S, dropout 0).
-# Where a lane needs the other's output it waits for it. Images/s in the evaluations below are therefore measured on a loaded machine
-# and not comparable with the benchmarks; quality metrics do not depend on it.
+# Where a lane needs the other's output it waits for it. Images/s in the evaluations below are therefore measured on a
+# loaded machine and not comparable with the benchmarks; quality metrics do not depend on it.
 #
 # Every step is a ctfgen command (experiments/lib.sh): done steps are skipped, an interrupted training resumes, a
 # stopped or failed command ends its lane without marking the step done. A run directory does not outlive its
@@ -46,7 +46,8 @@ if [[ -z $LANE ]]; then
   pids=()
   for lane in a b; do
     # Each lane in its own process group, so a stop reaches the ctfgen command it runs (which saves and exits 143).
-    OPENBLAS_NUM_THREADS=1 CTFGEN_REPO=$PWD CTFGEN_LIB=$RUN/.lib.sh setsid bash "$RUN/.regime.sh" "$RUN" --lane "$lane" \
+    OPENBLAS_NUM_THREADS=1 CTFGEN_REPO=$PWD CTFGEN_LIB=$RUN/.lib.sh setsid bash "$RUN/.regime.sh" "$RUN" \
+      --lane "$lane" \
       >>"$RUN/lane-$lane.log" 2>&1 &
     pids+=($!)
   done
@@ -69,12 +70,16 @@ tokenizer() {
   local dir=$1 v=$2 tok=$1/tokenizer.safetensors config=(--preset S --codebook "$2")
   mkdir -p "$dir/eval"
   [[ -e ${tok%.safetensors}.train-state.safetensors ]] && config=()  # --resume takes them from the saved run
-  train_step "tokenizer-v$v" "$dir/tokenizer.done" "$tok" -- tokenizer train --data fashion-mnist --out "$tok" "${config[@]}" \
+  train_step "tokenizer-v$v" "$dir/tokenizer.done" "$tok" -- tokenizer train --data fashion-mnist \
+    --out "$tok" "${config[@]}" \
     --epochs 3 --seed 0 --progress-every 100 --eval-limit 0
   touch "$dir/tokenizer.done"
-  STDOUT_TO=$dir/tokenizer-eval.json step "tokenizer-eval-v$v" "$dir/tokenizer-eval.json" -- tokenizer eval --tokenizer "$tok" --json
-  step "encode-train-v$v" "$dir/tokens-train.safetensors" -- tokenizer encode --tokenizer "$tok" --split train --flip --out "$dir/tokens-train.safetensors"
-  step "encode-test-v$v" "$dir/tokens-test.safetensors" -- tokenizer encode --tokenizer "$tok" --split test --out "$dir/tokens-test.safetensors"
+  STDOUT_TO=$dir/tokenizer-eval.json step "tokenizer-eval-v$v" "$dir/tokenizer-eval.json" -- tokenizer eval \
+    --tokenizer "$tok" --json
+  step "encode-train-v$v" "$dir/tokens-train.safetensors" -- tokenizer encode --tokenizer "$tok" --split train --flip \
+    --out "$dir/tokens-train.safetensors"
+  step "encode-test-v$v" "$dir/tokens-test.safetensors" -- tokenizer encode --tokenizer "$tok" --split test \
+    --out "$dir/tokens-test.safetensors"
 }
 
 # gpt DIR KIND PRESET NAME [ARGS...]: trains DIR/NAME.safetensors (one pass unless ARGS say --epochs) with the
@@ -84,35 +89,44 @@ gpt() {
   local dir=$1 kind=$2 preset=$3 name=$4 out=$1/$4.safetensors; shift 4
   local clusters=()
   [[ $kind != baseline ]] && clusters=(--clusters "$dir/clusters.safetensors")
-  train_step "$(basename "$dir")-$name" "$dir/$name.report.json" "$out" -- train "$kind" --tokens "$dir/tokens-train.safetensors" \
-    --val-tokens "$dir/tokens-test.safetensors" "${clusters[@]}" --out "$out" --preset "$preset" --epochs 1 "${GPT_RECIPE[@]}" "$@"
+  train_step "$(basename "$dir")-$name" "$dir/$name.report.json" "$out" -- train "$kind" \
+    --tokens "$dir/tokens-train.safetensors" \
+    --val-tokens "$dir/tokens-test.safetensors" "${clusters[@]}" --out "$out" --preset "$preset" \
+    --epochs 1 "${GPT_RECIPE[@]}" "$@"
 }
 
 # ev DIR NAME ARGS...: one `ctfgen eval` (10 000 samples, seed EVAL_SEED) into DIR/eval/NAME.json.
 ev() {
   local dir=$1 name=$2; shift 2
   wait_for "$CLASSIFIER.done" "the evaluation classifier (lane b)"
-  step "eval-$(basename "$dir")-$name" "$dir/eval/$name.json" -- eval --tokenizer "$dir/tokenizer.safetensors" --clusters "$dir/clusters.safetensors" \
-    --classifier "$CLASSIFIER" --n "${EVAL_N:-10000}" --seed "${EVAL_SEED:-0}" --batch 64 "$@" --out "$dir/eval/$name.json"
+  step "eval-$(basename "$dir")-$name" "$dir/eval/$name.json" -- eval --tokenizer "$dir/tokenizer.safetensors" \
+    --clusters "$dir/clusters.safetensors" \
+    --classifier "$CLASSIFIER" --n "${EVAL_N:-10000}" --seed "${EVAL_SEED:-0}" --batch 64 "$@" \
+    --out "$dir/eval/$name.json"
 }
 # best_setting EVAL_DIR METHOD: "cfg t1 t2" of the lowest FID among METHOD.json and sweep-METHOD-*.json (seed 0).
 best_setting() {
   node -e '
     const fs = require("fs"), [dir, method] = process.argv.slice(1);
-    const names = fs.readdirSync(dir).filter((f) => f === `${method}.json` || f.startsWith(`sweep-${method}-cfg`) && f.endsWith(".json"));
+    const names =
+      fs.readdirSync(dir).filter((f) => f === `${method}.json` ||
+        (f.startsWith(`sweep-${method}-cfg`) && f.endsWith(".json")));
     const runs = names.map((f) => JSON.parse(fs.readFileSync(`${dir}/${f}`, "utf8")));
     const fid = (r) => Object.values(r.results)[0].metrics.fid;
     const best = runs.reduce((a, b) => (fid(b) < fid(a) ? b : a));
     const k = best.knobs;
     console.log(k.cfg, k.t1, k.t2 ?? 1);' "$1" "$2"
 }
-# ceiling DIR NAME AUX BASELINE STAGE1 [ARGS...]: the stage-2 decomposition (ctfgen eval ceiling) into DIR/eval/ceiling-NAME.json.
+# ceiling DIR NAME AUX BASELINE STAGE1 [ARGS...]: the stage-2 decomposition (ctfgen eval ceiling) into
+# DIR/eval/ceiling-NAME.json.
 ceiling() {
   local dir=$1 name=$2 aux=$3 baseline=$4 stage1=$5; shift 5
   wait_for "$CLASSIFIER.done" "the evaluation classifier (lane b)"
-  step "ceiling-$(basename "$dir")-$name" "$dir/eval/ceiling-$name.json" -- eval ceiling --tokenizer "$dir/tokenizer.safetensors" \
+  step "ceiling-$(basename "$dir")-$name" "$dir/eval/ceiling-$name.json" -- eval ceiling \
+    --tokenizer "$dir/tokenizer.safetensors" \
     --clusters "$dir/clusters.safetensors" --aux "$dir/$aux.safetensors" --baseline "$dir/$baseline.safetensors" \
-    --stage1 "$dir/$stage1.safetensors" --classifier "$CLASSIFIER" --n 10000 --seed 0 --out "$dir/eval/ceiling-$name.json" "$@"
+    --stage1 "$dir/$stage1.safetensors" --classifier "$CLASSIFIER" --n 10000 --seed 0 \
+    --out "$dir/eval/ceiling-$name.json" "$@"
 }
 # ctf / base DIR STAGE1|BASELINE [AUX]: the pieces of one method, by model name.
 ctf() { echo --method ctf --stage1 "$1/$2.safetensors" --aux "$1/$3.safetensors"; }
@@ -125,12 +139,15 @@ A=$RUN/v4096 B=$RUN/v16384
 case $LANE in
 a)
   # The evaluation classifier first (both lanes' evaluations need it), then V = 16384, K = 512.
-  train_step classifier "$CLASSIFIER.done" "$CLASSIFIER" -- eval classifier train --data fashion-mnist --out "$CLASSIFIER" --seed 0
+  train_step classifier "$CLASSIFIER.done" "$CLASSIFIER" -- eval classifier train --data fashion-mnist \
+    --out "$CLASSIFIER" --seed 0
   touch "$CLASSIFIER.done"
   step eval-real "$RUN/eval-real.json" -- eval real --classifier "$CLASSIFIER" --out "$RUN/eval-real.json"
   tokenizer "$B" 16384
-  step cluster-v16384 "$B/clusters.safetensors" -- cluster --tokenizer "$B/tokenizer.safetensors" --k 512 --seed 0 --out "$B/clusters.safetensors"
-  step eval-recon-v16384 "$B/eval/recon.json" -- eval recon --tokenizer "$B/tokenizer.safetensors" --classifier "$CLASSIFIER" --out "$B/eval/recon.json"
+  step cluster-v16384 "$B/clusters.safetensors" -- cluster --tokenizer "$B/tokenizer.safetensors" --k 512 --seed 0 \
+    --out "$B/clusters.safetensors"
+  step eval-recon-v16384 "$B/eval/recon.json" -- eval recon --tokenizer "$B/tokenizer.safetensors" \
+    --classifier "$CLASSIFIER" --out "$B/eval/recon.json"
   gpt "$B" stage1 S coarse-ar-S
   gpt "$B" baseline S baseline-S
   gpt "$B" aux S fine-aux-S
@@ -155,7 +172,8 @@ a)
 b)
   # V = 4096, K = 128: the reproduction's setting, then training length.
   tokenizer "$A" 4096
-  step cluster-v4096 "$A/clusters.safetensors" -- cluster --tokenizer "$A/tokenizer.safetensors" --k 128 --seed 0 --out "$A/clusters.safetensors"
+  step cluster-v4096 "$A/clusters.safetensors" -- cluster --tokenizer "$A/tokenizer.safetensors" --k 128 --seed 0 \
+    --out "$A/clusters.safetensors"
   # Training length: stage 1 S and baseline S for 4 passes, a snapshot per pass (CTF with the 1-pass aux S).
   gpt "$A" stage1 S coarse-ar-S-4p --epochs 4 --snapshot-every 937
   gpt "$A" aux S fine-aux-S
@@ -185,7 +203,10 @@ b)
       ev "$B" "sweep-ctf-S-auxS-cfg$cfg-t$t1" $(ctf "$B" coarse-ar-S fine-aux-S) --cfg "$cfg" --t1 "$t1"
     done
   done
-  read -r cfg t1 < <(best_setting "$B/eval" ctf-S-auxS)
+  # Both methods' best V = 16384 setting lay at the grid's edge (CFG 1.5, tau 0.8): one step beyond it.
+  ev "$B" sweep-baseline-S-cfg1.5-t0.7 $(base "$B" baseline-S) --cfg 1.5 --t1 0.7
+  ev "$B" sweep-ctf-S-auxS-cfg1.5-t0.7 $(ctf "$B" coarse-ar-S fine-aux-S) --cfg 1.5 --t1 0.7
+  read -r cfg t1 _ < <(best_setting "$B/eval" ctf-S-auxS)
   ev "$B" "sweep-ctf-S-auxS-cfg$cfg-t$t1-t2.9" $(ctf "$B" coarse-ar-S fine-aux-S) --cfg "$cfg" --t1 "$t1" --t2 0.9
   for method in baseline-S ctf-S-auxS; do
     read -r cfg t1 t2 < <(best_setting "$B/eval" "$method")
@@ -214,9 +235,6 @@ b)
   done
   wait_for "$A/fine-aux-ML.report.json" "the ML aux (lane a)"
   ev "$A" ctf-S4p-auxML $(ctf "$A" coarse-ar-S-4p fine-aux-ML)
-  # Both methods' best V = 16384 setting lay at the grid's edge (CFG 1.5, tau 0.8): one step beyond it.
-  ev "$B" sweep-baseline-S-cfg1.5-t0.7 $(base "$B" baseline-S) --cfg 1.5 --t1 0.7
-  ev "$B" sweep-ctf-S-auxS-cfg1.5-t0.7 $(ctf "$B" coarse-ar-S fine-aux-S) --cfg 1.5 --t1 0.7
   ;;
 *) echo "regime.sh: unknown lane \"$LANE\" (a or b)" >&2; exit 2 ;;
 esac

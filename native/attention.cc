@@ -62,8 +62,8 @@ inline void micro(const float* A, int64_t lda, const float* B, int64_t ldb, floa
 // One row block (rows ≤ 8) times a column chunk of NV vectors: 8 rows at once for narrow chunks, two
 // passes of 4 for wide ones (8×4 accumulators would not leave registers for the operands).
 template <int NV, bool TRANS_A>
-inline void micro_block(const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int rows, int64_t k0,
-                        int64_t k1, bool accumulate) {
+inline void micro_block(const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int rows,
+                        int64_t k0, int64_t k1, bool accumulate) {
   if (NV <= 2) {
     micro<NV, 8, TRANS_A>(A, lda, B, ldb, C, ldc, rows, k0, k1, accumulate);
     return;
@@ -152,7 +152,8 @@ inline void rotate_row(const float* x, const float* c, const float* s, int64_t h
 }
 
 // Column col of dst (hd × ld) = rope(x) (building a transposed B operand row by row).
-inline void rotate_col(const float* x, const float* c, const float* s, int64_t hd, float* dst, int64_t ld, int64_t col) {
+inline void rotate_col(const float* x, const float* c, const float* s, int64_t hd, float* dst, int64_t ld,
+                       int64_t col) {
   if (!c) {
     for (int64_t d = 0; d < hd; d++) dst[d * ld + col] = x[d];
     return;
@@ -264,7 +265,9 @@ struct CausalCols {
 };
 struct PrefixK {  // k < i0 + rows (causal: P and dS rows are zero beyond the diagonal)
   bool causal; int64_t T;
-  std::pair<int64_t, int64_t> operator()(int64_t i0, int rows) const { return {0, causal ? std::min(i0 + rows, T) : T}; }
+  std::pair<int64_t, int64_t> operator()(int64_t i0, int rows) const {
+    return {0, causal ? std::min(i0 + rows, T) : T};
+  }
 };
 struct SuffixK {  // k ≥ i0 (causal: transposed P and dS rows are zero before the diagonal)
   bool causal; int64_t T;
@@ -378,8 +381,8 @@ View localize(const View& x, const Unit& u, const Dims& d, float* dst) {
 }
 
 // lse holds (B, H, T); mask is this batch element's (T × T) or null.
-void forward_unit(const View& q_, const View& k_, const View& v_, const View& out, float* lse, const float* mask, bool causal,
-                  const Rope& rope, const Dims& d, float scale, const Unit& u, Scratch& s) {
+void forward_unit(const View& q_, const View& k_, const View& v_, const View& out, float* lse, const float* mask,
+                  bool causal, const Rope& rope, const Dims& d, float scale, const Unit& u, Scratch& s) {
   const int64_t T = d.T, hd = d.hd, Tp = s.Tp, hdp = s.hdp, G = u.h1 - u.h0, b = u.b;
   const View q = localize(q_, u, d, s.local[0]), k = localize(k_, u, d, s.local[1]), v = localize(v_, u, d, s.local[2]);
   const Plan plan(rope, d, scale);
@@ -415,9 +418,9 @@ void forward_unit(const View& q_, const View& k_, const View& v_, const View& ou
 
 // Recomputes P per head from q, k and the saved lse (cheaper than storing (B, H, T, T) and reading it back).
 // accumulate: add into dq, dk, dv (else overwrite them: every element of the unit's heads is written).
-void backward_unit(const View& q_, const View& k_, const View& v_, const View& dout_, const float* lse, const float* mask,
-                   const View* dq, const View* dk, const View* dv, bool causal, const Rope& rope, const Dims& d, float scale,
-                   const Unit& u, Scratch& s, bool accumulate) {
+void backward_unit(const View& q_, const View& k_, const View& v_, const View& dout_, const float* lse,
+                   const float* mask, const View* dq, const View* dk, const View* dv, bool causal, const Rope& rope,
+                   const Dims& d, float scale, const Unit& u, Scratch& s, bool accumulate) {
   const int64_t T = d.T, hd = d.hd, Tp = s.Tp, hdp = s.hdp, G = u.h1 - u.h0, b = u.b;
   const View q = localize(q_, u, d, s.local[0]), k = localize(k_, u, d, s.local[1]), v = localize(v_, u, d, s.local[2]);
   const View dout = localize(dout_, u, d, s.local[3]);
@@ -440,7 +443,8 @@ void backward_unit(const View& q_, const View& k_, const View& v_, const View& d
       const int64_t h = u.h0 + g;
       if (!plan.plainQ) rotate_row(q.at(b, h) + t * q.st, tab.c(t), tab.s(t), hd, scale, Qs + g * s.rows + t * hdp);
       if (rope.cos) rotate_col(k.at(b, h) + t * k.st, tab.c(t), tab.s(t), hd, Kt + g * s.cols, Tp, t);
-      if (dq && !plan.plainK) rotate_row(k.at(b, h) + t * k.st, tab.c(t), tab.s(t), hd, 1.0f, Kr + g * s.rows + t * hdp);
+      if (dq && !plan.plainK)
+        rotate_row(k.at(b, h) + t * k.st, tab.c(t), tab.s(t), hd, 1.0f, Kr + g * s.rows + t * hdp);
       if (!plan.vec) copy_row(dout.at(b, h) + t * dout.st, hd, dO + g * s.rows + t * hdp);
     }
   for (int64_t g = 0; g < G; g++) {
@@ -510,7 +514,8 @@ float* optional_f32(const Napi::CallbackInfo& info, size_t i, const char* what) 
 
 void check_rope(const Napi::CallbackInfo& info, const Rope& rope, size_t i, const Dims& d) {
   if ((rope.cos == nullptr) != (rope.sin == nullptr) ||
-      (rope.cos && ((int64_t)ctf::len(info, i) < d.T * (d.hd / 2) || (int64_t)ctf::len(info, i + 1) < d.T * (d.hd / 2))))
+      (rope.cos &&
+       ((int64_t)ctf::len(info, i) < d.T * (d.hd / 2) || (int64_t)ctf::len(info, i + 1) < d.T * (d.hd / 2))))
     ctf::fail(info, "attention: rope tables must both be (T, hd/2)");
   if (d.hd % 2 != 0) ctf::fail(info, "attention: head dim must be even");
 }
@@ -522,15 +527,18 @@ void check_rope(const Napi::CallbackInfo& info, const Rope& rope, size_t i, cons
 //       out, offOut, osb, osh, ost, lse (B,H,T) written for the backward, mask (T,T)·(B or 1) or empty,
 //       maskSb (0 or T·T), cos, sin ((T, hd/2) or empty), B, H, T, hd, causal, scale
 CTF_KERNEL(attentionForward) {
-  Dims d{ctf::integer(info, 19, "B"), ctf::integer(info, 20, "H"), ctf::integer(info, 21, "T"), ctf::integer(info, 22, "hd")};
+  Dims d{ctf::integer(info, 19, "B"), ctf::integer(info, 20, "H"), ctf::integer(info, 21, "T"),
+         ctf::integer(info, 22, "hd")};
   bool causal = info[23].ToBoolean();
   float scale = (float)ctf::number(info, 24, "scale");
   int64_t sb = ctf::integer(info, 6, "sb"), sh = ctf::integer(info, 7, "sh"), st = ctf::integer(info, 8, "st");
-  int64_t offQ = ctf::integer(info, 1, "offQ"), offK = ctf::integer(info, 3, "offK"), offV = ctf::integer(info, 5, "offV");
+  int64_t offQ = ctf::integer(info, 1, "offQ"), offK = ctf::integer(info, 3, "offK"),
+          offV = ctf::integer(info, 5, "offV");
   View q{ctf::f32(info, 0, "q") + offQ, sb, sh, st}, k{ctf::f32(info, 2, "k") + offK, sb, sh, st},
       v{ctf::f32(info, 4, "v") + offV, sb, sh, st};
   int64_t offO = ctf::integer(info, 10, "offOut");
-  View out{ctf::f32(info, 9, "out") + offO, ctf::integer(info, 11, "osb"), ctf::integer(info, 12, "osh"), ctf::integer(info, 13, "ost")};
+  View out{ctf::f32(info, 9, "out") + offO, ctf::integer(info, 11, "osb"), ctf::integer(info, 12, "osh"),
+           ctf::integer(info, 13, "ost")};
   float* lse = ctf::f32(info, 14, "lse");
   const float* mask = optional_f32(info, 15, "mask");
   int64_t maskSb = ctf::integer(info, 16, "maskSb");
@@ -550,7 +558,8 @@ CTF_KERNEL(attentionForward) {
   std::unique_ptr<Scratch> s0 = pool.take(d, G), s1 = pool.take(d, G);
   parallel2((int64_t)units.size(), [&](int64_t i, int t) {
     const Unit& u = units[i];
-    forward_unit(q, k, v, out, lse, mask ? mask + u.b * maskSb : nullptr, causal, rope, d, scale, u, t == 0 ? *s0 : *s1);
+    forward_unit(q, k, v, out, lse, mask ? mask + u.b * maskSb : nullptr, causal, rope, d, scale, u,
+                 t == 0 ? *s0 : *s1);
   });
   pool.give(std::move(s0));
   pool.give(std::move(s1));
@@ -563,15 +572,18 @@ CTF_KERNEL(attentionForward) {
 // args: q, offQ, k, offK, v, offV, sb, sh, st, dout, offDout, osb, osh, ost, lse, mask, maskSb, dq, dk, dv,
 //       cos, sin, B, H, T, hd, scale, causal, accumulate
 CTF_KERNEL(attentionBackward) {
-  Dims d{ctf::integer(info, 22, "B"), ctf::integer(info, 23, "H"), ctf::integer(info, 24, "T"), ctf::integer(info, 25, "hd")};
+  Dims d{ctf::integer(info, 22, "B"), ctf::integer(info, 23, "H"), ctf::integer(info, 24, "T"),
+         ctf::integer(info, 25, "hd")};
   float scale = (float)ctf::number(info, 26, "scale");
   bool causal = info[27].ToBoolean(), accumulate = info[28].ToBoolean();
   int64_t sb = ctf::integer(info, 6, "sb"), sh = ctf::integer(info, 7, "sh"), st = ctf::integer(info, 8, "st");
-  int64_t offQ = ctf::integer(info, 1, "offQ"), offK = ctf::integer(info, 3, "offK"), offV = ctf::integer(info, 5, "offV");
+  int64_t offQ = ctf::integer(info, 1, "offQ"), offK = ctf::integer(info, 3, "offK"),
+          offV = ctf::integer(info, 5, "offV");
   View q{ctf::f32(info, 0, "q") + offQ, sb, sh, st}, k{ctf::f32(info, 2, "k") + offK, sb, sh, st},
       v{ctf::f32(info, 4, "v") + offV, sb, sh, st};
   int64_t offO = ctf::integer(info, 10, "offDout");
-  View dout{ctf::f32(info, 9, "dout") + offO, ctf::integer(info, 11, "osb"), ctf::integer(info, 12, "osh"), ctf::integer(info, 13, "ost")};
+  View dout{ctf::f32(info, 9, "dout") + offO, ctf::integer(info, 11, "osb"), ctf::integer(info, 12, "osh"),
+            ctf::integer(info, 13, "ost")};
   const float* lse = ctf::f32(info, 14, "lse");
   const float* mask = optional_f32(info, 15, "mask");
   int64_t maskSb = ctf::integer(info, 16, "maskSb");
@@ -588,7 +600,8 @@ CTF_KERNEL(attentionBackward) {
   if ((int64_t)ctf::len(info, 14) < d.B * d.H * d.T) ctf::fail(info, "attention: lse buffer smaller than (B, H, T)");
   if (mask && (maskSb < 0 || (int64_t)ctf::len(info, 15) < (d.B - 1) * maskSb + d.T * d.T))
     ctf::fail(info, "attention: mask buffer too small");
-  View dq{dqp ? dqp + offQ : nullptr, sb, sh, st}, dk{dkp ? dkp + offK : nullptr, sb, sh, st}, dv{dvp ? dvp + offV : nullptr, sb, sh, st};
+  View dq{dqp ? dqp + offQ : nullptr, sb, sh, st}, dk{dkp ? dkp + offK : nullptr, sb, sh, st},
+      dv{dvp ? dvp + offV : nullptr, sb, sh, st};
   if (dqp) check_view(info, "dq", ctf::len(info, 17), offQ, dq, d);
   if (dkp) check_view(info, "dk", ctf::len(info, 18), offK, dk, d);
   if (dvp) check_view(info, "dv", ctf::len(info, 19), offV, dv, d);
@@ -617,8 +630,8 @@ namespace ctf {
 // Attention of the sequences b0 ≤ b < b1 of a fused projection qkv (B, T, 3·H·hd) whose q is already scaled and
 // rotated and whose k is rotated (ropeQkvInPlace / rope_qkv_rows), into out (B, T, H·hd), on the calling thread.
 // For inference passes that give each thread whole sequences (gpt_infer.cc gptHiddenForward).
-void attention_sequences(const float* qkv, float* out, int64_t b0, int64_t b1, int64_t B, int64_t T, int64_t H, int64_t hd,
-                         bool causal) {
+void attention_sequences(const float* qkv, float* out, int64_t b0, int64_t b1, int64_t B, int64_t T, int64_t H,
+                         int64_t hd, bool causal) {
   const int64_t D = H * hd;
   const Dims d{B, H, T, hd};
   float* base = const_cast<float*>(qkv);  // read only: View holds non-const pointers for the in-place paths
@@ -626,10 +639,10 @@ void attention_sequences(const float* qkv, float* out, int64_t b0, int64_t b1, i
   const View o{out, T * D, hd, D};
   std::vector<float> lse(B * H * T);  // forward_unit indexes it by absolute b; only [b0, b1) is written
   std::unique_ptr<Scratch> sc = pool.take(d, H);
-  for (int64_t b = b0; b < b1; b++) forward_unit(q, k, v, o, lse.data(), nullptr, causal, Rope{nullptr, nullptr}, d, 1.0f, Unit{b, 0, H}, *sc);
+  for (int64_t b = b0; b < b1; b++)
+    forward_unit(q, k, v, o, lse.data(), nullptr, causal, Rope{nullptr, nullptr}, d, 1.0f, Unit{b, 0, H}, *sc);
   pool.give(std::move(sc));
 }
-
 
 // Rows n0 ≤ n < n1 of the step above; scratch holds hd + round16(pos + 1) floats. Also called by the
 // GPT decode step (gpt_infer.cc), which splits rows over its threads.
@@ -688,20 +701,22 @@ CTF_KERNEL(attentionDecode) {
   const float* sin = ctf::f32(info, 4, "sin");
   float* out = ctf::f32(info, 5, "out");
   int64_t N = ctf::integer(info, 6, "N"), H = ctf::integer(info, 7, "H"), hd = ctf::integer(info, 8, "hd"),
-          maxT = ctf::integer(info, 9, "maxT"), ldk = ctf::integer(info, 10, "ldk"), pos = ctf::integer(info, 11, "pos");
+          maxT = ctf::integer(info, 9, "maxT"), ldk = ctf::integer(info, 10, "ldk"),
+          pos = ctf::integer(info, 11, "pos");
   float scale = (float)ctf::number(info, 12, "scale");
   const int64_t D = H * hd, half = hd / 2;
   if (pos < 0 || pos >= maxT) ctf::fail(info, "attentionDecode: position outside the cache");
-  if (ldk < round16(maxT) || hd % 2 != 0) ctf::fail(info, "attentionDecode: ldk must be ≥ maxT rounded up to 16, hd even");
+  if (ldk < round16(maxT) || hd % 2 != 0)
+    ctf::fail(info, "attentionDecode: ldk must be ≥ maxT rounded up to 16, hd even");
   if ((int64_t)ctf::len(info, 0) < N * 3 * D || (int64_t)ctf::len(info, 1) < N * H * hd * ldk ||
-      (int64_t)ctf::len(info, 2) < N * H * maxT * hd || (int64_t)ctf::len(info, 3) < half || (int64_t)ctf::len(info, 4) < half ||
-      (int64_t)ctf::len(info, 5) < N * D)
+      (int64_t)ctf::len(info, 2) < N * H * maxT * hd || (int64_t)ctf::len(info, 3) < half ||
+      (int64_t)ctf::len(info, 4) < half || (int64_t)ctf::len(info, 5) < N * D)
     ctf::fail(info, "attentionDecode: buffers smaller than their shapes");
   const int64_t need = hd + round16(pos + 1);
   std::vector<float> buf0(need), buf1(need);
   parallel2(2, [&](int64_t part, int th) {
-    ctf::decode_attention_rows(qkv, kt, vc, cos, sin, out, N * part / 2, N * (part + 1) / 2, H, hd, maxT, ldk, pos, scale,
-                               th == 0 ? buf0.data() : buf1.data());
+    ctf::decode_attention_rows(qkv, kt, vc, cos, sin, out, N * part / 2, N * (part + 1) / 2, H, hd, maxT, ldk, pos,
+                               scale, th == 0 ? buf0.data() : buf1.data());
   });
   return info.Env().Undefined();
 }

@@ -40,7 +40,8 @@ ConvShape read_shape(const Napi::CallbackInfo& info, size_t i) {
   if (s.N < 0 || s.C <= 0 || s.H <= 0 || s.W <= 0 || s.O <= 0 || s.kh <= 0 || s.kw <= 0 || s.sh <= 0 || s.sw <= 0 ||
       s.ph < 0 || s.pw < 0)
     ctf::fail(info, "conv2d kernel: sizes must be positive (padding ≥ 0)");
-  if (s.H + 2 * s.ph < s.kh || s.W + 2 * s.pw < s.kw) ctf::fail(info, "conv2d kernel: kernel larger than the padded input");
+  if (s.H + 2 * s.ph < s.kh || s.W + 2 * s.pw < s.kw)
+    ctf::fail(info, "conv2d kernel: kernel larger than the padded input");
   s.Ho = (s.H + 2 * s.ph - s.kh) / s.sh + 1;
   s.Wo = (s.W + 2 * s.pw - s.kw) / s.sw + 1;
   return s;
@@ -228,7 +229,8 @@ void winograd_weights(const float* w, int64_t O, int64_t C, bool flip, float* U)
     for (int64_t q = 0; q < Q; q++) {
       float g[3][3], t[4][3];
       for (int u = 0; u < 3; u++)
-        for (int v = 0; v < 3; v++) g[u][v] = flip ? w[((q * C + p) * 3 + 2 - u) * 3 + 2 - v] : w[((p * C + q) * 3 + u) * 3 + v];
+        for (int v = 0; v < 3; v++)
+          g[u][v] = flip ? w[((q * C + p) * 3 + 2 - u) * 3 + 2 - v] : w[((p * C + q) * 3 + u) * 3 + v];
       for (int v = 0; v < 3; v++) {  // t = G g
         t[0][v] = g[0][v];
         t[1][v] = 0.5f * (g[0][v] + g[1][v] + g[2][v]);
@@ -319,7 +321,8 @@ void winograd_image(const float* x, const float* U, const ConvShape& s, float* w
         for (int64_t tx = 0; tx < Tw; tx++) {
           float q[2][4];  // Aᵀ m, then · A
           for (int j = 0; j < 4; j++) {
-            const float m0 = m[j * ms + tx], m1 = m[(4 + j) * ms + tx], m2 = m[(8 + j) * ms + tx], m3 = m[(12 + j) * ms + tx];
+            const float m0 = m[j * ms + tx], m1 = m[(4 + j) * ms + tx], m2 = m[(8 + j) * ms + tx],
+                        m3 = m[(12 + j) * ms + tx];
             q[0][j] = m0 + m1 + m2;
             q[1][j] = m1 - m2 - m3;
           }
@@ -479,7 +482,8 @@ CTF_KERNEL(conv2dBackward) {
       for (int64_t c = 0; c < s.C; c++)
         for (int64_t ki = 0; ki < s.kh; ki++)
           for (int64_t kj = 0; kj < s.kw; kj++)
-            flipped[((c * O + o) * s.kh + ki) * s.kw + kj] = w[((o * s.C + c) * s.kh + s.kh - 1 - ki) * s.kw + s.kw - 1 - kj];
+            flipped[((c * O + o) * s.kh + ki) * s.kw + kj] =
+                w[((o * s.C + c) * s.kh + s.kh - 1 - ki) * s.kw + s.kw - 1 - kj];
   // dW partials: per thread (16, O, C) in the Winograd domain, else per extra thread (O, CK).
   float* dw_part = scratch + l.dw_part;
   const int64_t part = dw_wino ? 16 * O * s.C : O * CK;

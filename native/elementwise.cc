@@ -40,7 +40,8 @@ Geom read_geom(const Napi::CallbackInfo& info, size_t i, const char* op, size_t 
   Geom g;
   g.n = lv > 0 ? v[0] : 0;
   if (g.n < 1 || g.n > MAX_DIMS || lv != (size_t)(1 + 3 * g.n))
-    ctf::fail(info, std::string(op) + ": broadcast geometry must be [n, dims(n), stridesA(n), stridesB(n)] with 1 ≤ n ≤ 8");
+    ctf::fail(info,
+              std::string(op) + ": broadcast geometry must be [n, dims(n), stridesA(n), stridesB(n)] with 1 ≤ n ≤ 8");
   for (int k = 0; k < g.n; k++) {
     g.d[k] = v[1 + k]; g.sa[k] = v[1 + g.n + k]; g.sb[k] = v[1 + 2 * g.n + k];
     if (g.d[k] < 1 || g.sa[k] < 0 || g.sb[k] < 0) ctf::fail(info, std::string(op) + ": bad broadcast geometry");

@@ -17,7 +17,8 @@ void check_fits(const Napi::CallbackInfo& info, const char* what, size_t n, int6
   if (r == 0 || c == 0) return;
   if (ld < c) ctf::fail(info, std::string("sgemm: leading dimension of ") + what + " smaller than its row length");
   int64_t last = off + (batch - 1) * stride + (r - 1) * ld + c;
-  if (off < 0 || last > (int64_t)n) ctf::fail(info, std::string("sgemm: ") + what + " view runs past the end of its buffer");
+  if (off < 0 || last > (int64_t)n)
+    ctf::fail(info, std::string("sgemm: ") + what + " view runs past the end of its buffer");
 }
 
 // C = alpha op(A) op(B) + beta C, with the rows of C halved between this thread and a helper, each running a
@@ -55,7 +56,8 @@ CTF_KERNEL(sgemm) {
   float* A = ctf::f32(info, 6, "A"); int64_t offA = ctf::integer(info, 7, "offA"), lda = ctf::integer(info, 8, "lda");
   float* B = ctf::f32(info, 9, "B"); int64_t offB = ctf::integer(info, 10, "offB"), ldb = ctf::integer(info, 11, "ldb");
   float beta = (float)ctf::number(info, 12, "beta");
-  float* C = ctf::f32(info, 13, "C"); int64_t offC = ctf::integer(info, 14, "offC"), ldc = ctf::integer(info, 15, "ldc");
+  float* C = ctf::f32(info, 13, "C");
+  int64_t offC = ctf::integer(info, 14, "offC"), ldc = ctf::integer(info, 15, "ldc");
   check_fits(info, "A", ctf::len(info, 6), offA, M, K, lda, ta);
   check_fits(info, "B", ctf::len(info, 9), offB, K, N, ldb, tb);
   check_fits(info, "C", ctf::len(info, 13), offC, M, N, ldc, false);
@@ -65,18 +67,22 @@ CTF_KERNEL(sgemm) {
 }
 
 // Batched: for b < batch, C_b = alpha * op(A_b) @ op(B_b) + beta * C_b with element strides per batch.
-// args: transA, transB, M, N, K, alpha, A, offA, lda, strideA, B, offB, ldb, strideB, beta, C, offC, ldc, strideC, batch
+// args: transA, transB, M, N, K, alpha, A, offA, lda, strideA, B, offB, ldb, strideB, beta, C, offC, ldc, strideC,
+// batch
 CTF_KERNEL(sgemmBatched) {
   bool ta = info[0].ToBoolean(), tb = info[1].ToBoolean();
   int64_t M = ctf::integer(info, 2, "M"), N = ctf::integer(info, 3, "N"), K = ctf::integer(info, 4, "K");
   float alpha = (float)ctf::number(info, 5, "alpha");
   float* A = ctf::f32(info, 6, "A");
-  int64_t offA = ctf::integer(info, 7, "offA"), lda = ctf::integer(info, 8, "lda"), sA = ctf::integer(info, 9, "strideA");
+  int64_t offA = ctf::integer(info, 7, "offA"), lda = ctf::integer(info, 8, "lda"),
+          sA = ctf::integer(info, 9, "strideA");
   float* B = ctf::f32(info, 10, "B");
-  int64_t offB = ctf::integer(info, 11, "offB"), ldb = ctf::integer(info, 12, "ldb"), sB = ctf::integer(info, 13, "strideB");
+  int64_t offB = ctf::integer(info, 11, "offB"), ldb = ctf::integer(info, 12, "ldb"),
+          sB = ctf::integer(info, 13, "strideB");
   float beta = (float)ctf::number(info, 14, "beta");
   float* C = ctf::f32(info, 15, "C");
-  int64_t offC = ctf::integer(info, 16, "offC"), ldc = ctf::integer(info, 17, "ldc"), sC = ctf::integer(info, 18, "strideC");
+  int64_t offC = ctf::integer(info, 16, "offC"), ldc = ctf::integer(info, 17, "ldc"),
+          sC = ctf::integer(info, 18, "strideC");
   int64_t batch = ctf::integer(info, 19, "batch");
   if (batch <= 0 || M == 0 || N == 0) return info.Env().Undefined();
   check_fits(info, "A", ctf::len(info, 6), offA, M, K, lda, ta, batch, sA);

@@ -17,7 +17,8 @@ namespace {
 double* f64(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (info.Length() <= i || !info[i].IsTypedArray() ||
       info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-    ctf::fail(info, std::string("native kernel: argument ") + std::to_string(i) + " (" + what + ") must be a Float64Array");
+    ctf::fail(info,
+              std::string("native kernel: argument ") + std::to_string(i) + " (" + what + ") must be a Float64Array");
   return info[i].As<Napi::Float64Array>().Data();
 }
 
@@ -100,7 +101,8 @@ CTF_KERNEL(kmeansppPotentials) {
   if (N < 0 || D <= 0 || L <= 0) ctf::fail(info, "kmeansppPotentials: bad sizes");
   if ((int64_t)ctf::len(info, 0) != N * D || (int64_t)ctf::len(info, 3) != N || (int64_t)ctf::len(info, 4) != L * D ||
       (int64_t)ctf::len(info, 6) != N || (int64_t)ctf::len(info, 7) != L * N || (int64_t)ctf::len(info, 8) != L)
-    ctf::fail(info, "kmeansppPotentials: buffers are not x (N, D), xx (N), cand (L, D), closest (N), dist (L, N), pot (L)");
+    ctf::fail(info,
+              "kmeansppPotentials: buffers are not x (N, D), xx (N), cand (L, D), closest (N), dist (L, N), pot (L)");
   const std::vector<float> cc = row_norms2(cand, L, D);
   const int64_t blocks = (N + kSeedCols - 1) / kSeedCols;
   std::vector<double> partial(blocks * L);  // (blocks, L)

@@ -15,8 +15,8 @@ using ctf::f32_or_null;
 
 void check_len(const Napi::CallbackInfo& info, const char* op, size_t i, int64_t need, const char* what) {
   if ((int64_t)ctf::len(info, i) != need)
-    ctf::fail(info, std::string(op) + ": " + what + " has " + std::to_string(ctf::len(info, i)) + " elements, expected " +
-                        std::to_string(need));
+    ctf::fail(info, std::string(op) + ": " + what + " has " + std::to_string(ctf::len(info, i)) +
+                        " elements, expected " + std::to_string(need));
 }
 
 // Σ a[i] in double.
@@ -205,7 +205,8 @@ CTF_KERNEL(groupNormForward) {
                 G = ctf::integer(info, 9, "G");
   const double eps = ctf::number(info, 10, "eps");
   const bool silu = info[11].ToBoolean();
-  if (N < 0 || C <= 0 || HW <= 0 || G <= 0 || C % G != 0) ctf::fail(info, "groupNormForward: bad sizes (C must divide into G groups)");
+  if (N < 0 || C <= 0 || HW <= 0 || G <= 0 || C % G != 0)
+    ctf::fail(info, "groupNormForward: bad sizes (C must divide into G groups)");
   check_len(info, "groupNormForward", 0, N * C * HW, "x");
   if (w) check_len(info, "groupNormForward", 1, C, "weight");
   if (b) check_len(info, "groupNormForward", 2, C, "bias");
@@ -256,7 +257,8 @@ CTF_KERNEL(groupNormBackward) {
   float* db = f32_or_null(info, 7, "db");
   const int64_t N = ctf::integer(info, 8, "N"), C = ctf::integer(info, 9, "C"), HW = ctf::integer(info, 10, "HW"),
                 G = ctf::integer(info, 11, "G");
-  if (N < 0 || C <= 0 || HW <= 0 || G <= 0 || C % G != 0) ctf::fail(info, "groupNormBackward: bad sizes (C must divide into G groups)");
+  if (N < 0 || C <= 0 || HW <= 0 || G <= 0 || C % G != 0)
+    ctf::fail(info, "groupNormBackward: bad sizes (C must divide into G groups)");
   check_len(info, "groupNormBackward", 0, N * C * HW, "x");
   if (w) check_len(info, "groupNormBackward", 1, C, "weight");
   check_len(info, "groupNormBackward", 2, N * G, "mean");

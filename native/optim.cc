@@ -15,7 +15,8 @@ CTF_KERNEL(adamwStep) {
   float* v = ctf::f32(info, 3, "exp_avg_sq");
   const size_t n = ctf::len(info, 0);
   if (ctf::len(info, 1) != n || ctf::len(info, 2) != n || ctf::len(info, 3) != n)
-    ctf::fail(info, "adamwStep: param, grad, exp_avg and exp_avg_sq must have the same length (" + std::to_string(n) + ")");
+    ctf::fail(info,
+              "adamwStep: param, grad, exp_avg and exp_avg_sq must have the same length (" + std::to_string(n) + ")");
   const float keep = (float)(1.0 - ctf::number(info, 4, "decay"));
   const float b1 = (float)ctf::number(info, 5, "beta1"), b2 = (float)ctf::number(info, 6, "beta2");
   const float eps = (float)ctf::number(info, 7, "eps");

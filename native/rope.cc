@@ -15,8 +15,10 @@ CTF_KERNEL(ropeApply) {
   bool inverse = info[8].ToBoolean(), accumulate = info[9].ToBoolean();
   const int64_t half = hd / 2, n = B * T * H * hd;
   if (hd % 2 != 0) ctf::fail(info, "ropeApply: head dim must be even");
-  if ((int64_t)ctf::len(info, 0) < n || (int64_t)ctf::len(info, 1) < n) ctf::fail(info, "ropeApply: x/out smaller than B·T·H·hd");
-  if ((int64_t)ctf::len(info, 2) < T * half || (int64_t)ctf::len(info, 3) < T * half) ctf::fail(info, "ropeApply: tables smaller than (T, hd/2)");
+  if ((int64_t)ctf::len(info, 0) < n || (int64_t)ctf::len(info, 1) < n)
+    ctf::fail(info, "ropeApply: x/out smaller than B·T·H·hd");
+  if ((int64_t)ctf::len(info, 2) < T * half || (int64_t)ctf::len(info, 3) < T * half)
+    ctf::fail(info, "ropeApply: tables smaller than (T, hd/2)");
   const float sign = inverse ? -1.0f : 1.0f;
   for (int64_t b = 0; b < B; b++)
     for (int64_t t = 0; t < T; t++) {
@@ -49,8 +51,8 @@ CTF_KERNEL(ropeApply) {
 namespace ctf {
 
 // Rows n0 ≤ n < n1 of ropeQkvInPlace below (position t = n mod T); also the fused inference forward's.
-void rope_qkv_rows(float* qkv, const float* cos, const float* sin, int64_t n0, int64_t n1, int64_t T, int64_t H, int64_t hd,
-                   float scale, bool inverse) {
+void rope_qkv_rows(float* qkv, const float* cos, const float* sin, int64_t n0, int64_t n1, int64_t T, int64_t H,
+                   int64_t hd, float scale, bool inverse) {
   const int64_t half = hd / 2, D = H * hd;
   const float sign = inverse ? -1.0f : 1.0f;
   for (int64_t n = n0; n < n1; n++) {
@@ -93,9 +95,11 @@ CTF_KERNEL(ropeQkvInPlace) {
   const float scale = (float)ctf::number(info, 7, "scale");
   const bool inverse = info[8].ToBoolean();
   const int64_t half = hd / 2, D = H * hd;
-  if (hd % 2 != 0 || T < 1 || N % T != 0) ctf::fail(info, "ropeQkvInPlace: head dim must be even and rows a multiple of T");
+  if (hd % 2 != 0 || T < 1 || N % T != 0)
+    ctf::fail(info, "ropeQkvInPlace: head dim must be even and rows a multiple of T");
   if ((int64_t)ctf::len(info, 0) < N * 3 * D) ctf::fail(info, "ropeQkvInPlace: qkv smaller than (N, 3·H·hd)");
-  if ((cos == nullptr) != (sin == nullptr) || (cos && ((int64_t)ctf::len(info, 1) < T * half || (int64_t)ctf::len(info, 2) < T * half)))
+  if ((cos == nullptr) != (sin == nullptr) ||
+      (cos && ((int64_t)ctf::len(info, 1) < T * half || (int64_t)ctf::len(info, 2) < T * half)))
     ctf::fail(info, "ropeQkvInPlace: tables must both be (T, hd/2) or both empty");
   ctf::rope_qkv_rows(qkv, cos, sin, 0, N, T, H, hd, scale, inverse);
   return info.Env().Undefined();

@@ -15,8 +15,10 @@
 namespace {
 
 const double* f64(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-    ctf::fail(info, std::string("native kernel: argument ") + std::to_string(i) + " (" + what + ") must be a Float64Array");
+  if (info.Length() <= i || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    ctf::fail(info,
+              std::string("native kernel: argument ") + std::to_string(i) + " (" + what + ") must be a Float64Array");
   return info[i].As<Napi::Float64Array>().Data();
 }
 
@@ -86,7 +88,11 @@ int32_t sample_row(const float* l, int64_t V, float mx, int64_t best, const Samp
     top_k(l, V, o.top_k, before, cand);
     n = o.top_k;
     all = false;
-    for (int64_t j = 0; j < n; j++) { const int32_t t = cand[j]; e[t] = ctf::exp_vec((l[t] - mx) * o.inv_t); total += e[t]; }
+    for (int64_t j = 0; j < n; j++) {
+      const int32_t t = cand[j];
+      e[t] = ctf::exp_vec((l[t] - mx) * o.inv_t);
+      total += e[t];
+    }
   } else {
 #pragma omp simd reduction(+ : total)
     for (int64_t i = 0; i < V; i++) { e[i] = ctf::exp_vec((l[i] - mx) * o.inv_t); total += e[i]; }

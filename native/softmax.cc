@@ -24,7 +24,8 @@ inline float exp_shifted(const float* x, float m, float* e, int64_t V) {
 
 // Checks that a buffer of len elements is whole rows of V and returns the row count.
 int64_t rows_of(const Napi::CallbackInfo& info, size_t len, int64_t V, const char* op) {
-  if (V <= 0 || len % (size_t)V != 0) ctf::fail(info, std::string(op) + ": length is not a multiple of the last dimension");
+  if (V <= 0 || len % (size_t)V != 0)
+    ctf::fail(info, std::string(op) + ": length is not a multiple of the last dimension");
   return (int64_t)len / V;
 }
 
@@ -124,10 +125,12 @@ CTF_KERNEL(crossEntropyForward) {
   float* dlogits = nullptr;
   if (info.Length() > 5 && !info[5].IsNull() && !info[5].IsUndefined()) {
     dlogits = ctf::f32(info, 5, "dlogits");
-    if (ctf::len(info, 5) != ctf::len(info, 0)) ctf::fail(info, "crossEntropyForward: dlogits and logits differ in length");
+    if (ctf::len(info, 5) != ctf::len(info, 0))
+      ctf::fail(info, "crossEntropyForward: dlogits and logits differ in length");
   }
   int64_t R = rows_of(info, ctf::len(info, 0), V, "crossEntropyForward");
-  if ((int64_t)ctf::len(info, 1) != R) ctf::fail(info, "crossEntropyForward: targets length differs from the number of rows");
+  if ((int64_t)ctf::len(info, 1) != R)
+    ctf::fail(info, "crossEntropyForward: targets length differs from the number of rows");
 
   Napi::Object res = Napi::Object::New(info.Env());
   int64_t count = 0;

@@ -109,7 +109,8 @@ CTF_KERNEL(vqLossBackward) {
   check_rows(info, "vqLossBackward", N, D);
   if ((int64_t)ctf::len(info, 0) != N * D || (int64_t)ctf::len(info, 1) != V * D || (int64_t)ctf::len(info, 3) != N ||
       (dz && (int64_t)ctf::len(info, 7) != N * D) || (dcb && (int64_t)ctf::len(info, 8) != V * D))
-    ctf::fail(info, "vqLossBackward: buffers are not z (N, D), codebook (V, D), index (N), dz (N, D), dcodebook (V, D)");
+    ctf::fail(info,
+              "vqLossBackward: buffers are not z (N, D), codebook (V, D), index (N), dz (N, D), dcodebook (V, D)");
   for (int64_t i = 0; i < N; i++) {
     if (index[i] < 0 || index[i] >= V) ctf::fail(info, "vqLossBackward: index out of range");
     const float* c = cb + (int64_t)index[i] * D;  // (D)

@@ -56,7 +56,8 @@ def make_one(path: str, c: lg.GptConfig, seed: int, generate: bool) -> int:
     else:
         tokens = torch.randint(0, c.vocab_size, (3, T), generator=gen, dtype=torch.int32)
         targets = torch.randint(0, c.out_vocab_size, (3, T), generator=gen, dtype=torch.int32)
-        first = 1                                            # [class, c_0 .. c_{T-1}]: positions 1..T predict fine labels
+        # [class, c_0 .. c_{T-1}]: positions 1..T predict fine labels
+        first = 1
     fine = None
     if c.fine_vocab_size:
         # Show about half of the true fine tokens; the rest are [MASK] (row V) and are the only targets.
@@ -102,7 +103,8 @@ def make_one(path: str, c: lg.GptConfig, seed: int, generate: bool) -> int:
     return st.save(path, tensors, meta)
 
 
-CAUSAL = lg.GptConfig(vocab_size=32, n_layer=2, n_head=4, dim=32, num_classes=10, block_size=16, multiple_of=16, causal=True)
+CAUSAL = lg.GptConfig(vocab_size=32, n_layer=2, n_head=4, dim=32, num_classes=10, block_size=16, multiple_of=16,
+                      causal=True)
 BIDIR = lg.GptConfig(vocab_size=32, out_vocab_size=48, n_layer=2, n_head=4, dim=32, num_classes=10, block_size=16,
                      multiple_of=16, causal=False)
 MASKED = lg.GptConfig(vocab_size=32, out_vocab_size=48, n_layer=2, n_head=4, dim=32, num_classes=10, block_size=16,
@@ -111,7 +113,8 @@ MASKED = lg.GptConfig(vocab_size=32, out_vocab_size=48, n_layer=2, n_head=4, dim
 
 def make_all(outdir: str) -> dict:
     sizes = {}
-    for name, c, seed, gen in (("gpt_causal", CAUSAL, 100, True), ("gpt_bidir", BIDIR, 200, False), ("gpt_masked_aux", MASKED, 300, False)):
+    for name, c, seed, gen in (("gpt_causal", CAUSAL, 100, True), ("gpt_bidir", BIDIR, 200, False),
+                               ("gpt_masked_aux", MASKED, 300, False)):
         rel = f"{name}.safetensors"
         sizes[rel] = make_one(os.path.join(outdir, rel), c, seed, gen)
     return sizes

@@ -41,14 +41,16 @@ class GptConfig:
     rope_base: float = 10000.0
     causal: bool = True
     cls_token_num: int = 1
-    fine_vocab_size: int = 0        # ctfgen's masked-refinement aux: V + 1 fine-token rows (row V = [MASK]); not LlamaGen
+    # ctfgen's masked-refinement aux: V + 1 fine-token rows (row V = [MASK]); not LlamaGen
+    fine_vocab_size: int = 0
     ffn_hidden: int = field(init=False)
 
     def __post_init__(self):
         if self.out_vocab_size is None:
             self.out_vocab_size = self.vocab_size
         self.ffn_hidden = find_multiple(int(2 * 4 * self.dim / 3), self.multiple_of)
-        assert self.dim % self.n_head == 0 and (self.dim // self.n_head) % 4 == 0, "head_dim must be a multiple of 4 for 2-D RoPE"
+        assert self.dim % self.n_head == 0 and (self.dim // self.n_head) % 4 == 0, \
+            "head_dim must be a multiple of 4 for 2-D RoPE"
         assert int(math.isqrt(self.block_size)) ** 2 == self.block_size
 
     @property
@@ -188,8 +190,9 @@ class Gpt(nn.Module):
 
     def forward(self, labels, tokens, fine=None):
         """labels (B,) with num_classes = null; tokens (B, L), L ≤ block_size -> logits (B, 1 + L, out_vocab).
-        Causal training: tokens = t[:, :-1], logits predict t. Aux: tokens = coarse labels, logits[:, 1:] predict fine labels.
-        Masked-refinement aux: fine (B, L) chosen fine tokens or [MASK], their embeddings added to the coarse labels'."""
+        Causal training: tokens = t[:, :-1], logits predict t. Aux: tokens = coarse labels, logits[:, 1:] predict fine
+        labels. Masked-refinement aux: fine (B, L) chosen fine tokens or [MASK], their embeddings added to the coarse
+        labels'."""
         x = self.tok_embeddings(tokens)
         if fine is not None:
             x = x + self.fine_embeddings(fine)

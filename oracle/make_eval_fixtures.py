@@ -177,7 +177,8 @@ def main(out_path):
         mean, std = inception(probs(seed, n, classes, peak), splits)
         inc.append({"seed": seed, "n": n, "classes": classes, "peak": peak, "splits": splits, "mean": mean, "std": std})
     fixture = {
-        "about": "oracle/make_eval_fixtures.py (numpy %s, scipy %s); inputs regenerated from the seeded hash" % (np.__version__, scipy.__version__),
+        "about": "oracle/make_eval_fixtures.py (numpy %s, scipy %s); inputs regenerated from the seeded hash"
+                 % (np.__version__, scipy.__version__),
         "sets": sets,
         "a16_stats": {"mean": mu.tolist(), "cov": cov.ravel().tolist()},
         "frechet": cases,
@@ -190,8 +191,10 @@ def main(out_path):
     for c in cases:
         print("  FD %-5s %-5s scipy %.10g eigh %.10g (rel %.2e, offset %s) cond %.1e/%.1e%s" % (
             c["a"], c["b"], c["fid_scipy"], c["fid_eigh"],
-            abs(c["fid_scipy"] - c["fid_eigh"]) / max(abs(c["fid_eigh"]), 1e-300), c["scipy_offset"], c["cond_a"], c["cond_b"],
-            "  P %.4f R %.4f margin %.1e" % (c["precision"], c["recall"], c["radius_margin"]) if "precision" in c else ""))
+            abs(c["fid_scipy"] - c["fid_eigh"]) / max(abs(c["fid_eigh"]),
+                                                      1e-300), c["scipy_offset"], c["cond_a"], c["cond_b"],
+            "  P %.4f R %.4f margin %.1e" % (c["precision"], c["recall"],
+                                             c["radius_margin"]) if "precision" in c else ""))
     for c in inc:
         print("  IS n=%d C=%d splits=%d: %.10g +- %.6g" % (c["n"], c["classes"], c["splits"], c["mean"], c["std"]))
 

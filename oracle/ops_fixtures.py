@@ -36,7 +36,8 @@ def elementwise(o: OpFile):
         x = o.randn(*shape)
         return torch.sign(x) * (0.5 + x.abs())
 
-    shapes = {"same": ((3, 4), (3, 4)), "row": ((2, 3, 4), (4,)), "mixed": ((2, 1, 4), (3, 1)), "lead": ((4,), (2, 3, 4)), "scalar": ((2, 3), (1,))}
+    shapes = {"same": ((3, 4), (3, 4)), "row": ((2, 3, 4), (4,)), "mixed": ((2, 1, 4), (3, 1)),
+              "lead": ((4,), (2, 3, 4)), "scalar": ((2, 3), (1,))}
     binary = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div}
     for fn, op in binary.items():
         for sname, (sa, sb) in shapes.items():
@@ -64,7 +65,8 @@ def reduce(o: OpFile):
         o.case(f"{fn}_ax1", fn, {"x": x}, lambda x, op=op: op(x, 1), {"axes": 1, "keepDim": False})
         o.case(f"{fn}_ax02", fn, {"x": x}, lambda x, op=op: op(x, (0, 2)), {"axes": [0, 2], "keepDim": False})
         o.case(f"{fn}_last_keep", fn, {"x": x}, lambda x, op=op: op(x, -1, keepdim=True), {"axes": -1, "keepDim": True})
-        o.case(f"{fn}_neg_keep", fn, {"x": x}, lambda x, op=op: op(x, (-1, 0), keepdim=True), {"axes": [-1, 0], "keepDim": True})
+        o.case(f"{fn}_neg_keep", fn, {"x": x}, lambda x, op=op: op(x, (-1, 0), keepdim=True),
+               {"axes": [-1, 0], "keepDim": True})
 
 
 def shape(o: OpFile):
@@ -108,7 +110,8 @@ def softmax(o: OpFile):
     t_ign[1, 3] = -100
     t_ign[1, 4] = -100
     o.case("ce_ignore", "crossEntropy", {"logits": logits, "targets": t_ign},
-           lambda logits, targets: F.cross_entropy(logits.reshape(-1, 7), targets.reshape(-1), ignore_index=-100), {"ignoreIndex": -100})
+           lambda logits, targets: F.cross_entropy(logits.reshape(-1, 7), targets.reshape(-1),
+                                                   ignore_index=-100), {"ignoreIndex": -100})
     t_ign2 = targets[0].clone()
     t_ign2[2] = 7  # ignoreIndex may also be a value ≥ V (e.g. a padding id)
     o.case("ce_2d_ignore_high", "crossEntropy", {"logits": logits[0], "targets": t_ign2},
@@ -121,14 +124,17 @@ def norm(o: OpFile):
     b = o.randn(8, scale=0.3)
     # LlamaGen's RMSNorm, written out: x * rsqrt(mean(x^2) + eps) * weight.
     o.case("rmsNorm", "rmsNorm", {"x": x, "weight": w}, lambda x, weight: lg.rms_norm(x, weight, 1e-5), {"eps": 1e-5})
-    o.case("rmsNorm_eps", "rmsNorm", {"x": x * 1e-3, "weight": w}, lambda x, weight: lg.rms_norm(x, weight, 1e-5), {"eps": 1e-5})
-    o.case("layerNorm", "layerNorm", {"x": x, "weight": w, "bias": b}, lambda x, weight, bias: F.layer_norm(x, (8,), weight, bias, 1e-5), {"eps": 1e-5})
+    o.case("rmsNorm_eps", "rmsNorm", {"x": x * 1e-3, "weight": w}, lambda x, weight: lg.rms_norm(x, weight, 1e-5),
+           {"eps": 1e-5})
+    o.case("layerNorm", "layerNorm", {"x": x, "weight": w, "bias": b}, lambda x, weight,
+           bias: F.layer_norm(x, (8,), weight, bias, 1e-5), {"eps": 1e-5})
     o.case("layerNorm_plain", "layerNorm", {"x": x}, lambda x: F.layer_norm(x, (8,), eps=1e-5), {"eps": 1e-5})
     g = o.randn(2, 6, 3, 3, scale=1.5) + 0.3
     gw, gb = 1 + o.randn(6, scale=0.3), o.randn(6, scale=0.3)
     for groups in (1, 3, 6):
         o.case(f"groupNorm_g{groups}", "groupNorm", {"x": g, "weight": gw, "bias": gb},
-               lambda x, weight, bias, groups=groups: F.group_norm(x, groups, weight, bias, 1e-5), {"groups": groups, "eps": 1e-5})
+               lambda x, weight, bias, groups=groups: F.group_norm(x, groups, weight, bias, 1e-5),
+               {"groups": groups, "eps": 1e-5})
     o.case("groupNorm_plain", "groupNorm", {"x": g}, lambda x: F.group_norm(x, 2, eps=1e-5), {"groups": 2, "eps": 1e-5})
 
 
@@ -137,16 +143,20 @@ def conv(o: OpFile):
     x7 = o.randn(2, 3, 7, 5)
     for stride, pad in ((1, 1), (2, 1)):
         o.case(f"conv3x3_s{stride}_p{pad}", "conv2d", {"x": x, "w": o.randn(4, 3, 3, 3, scale=0.3), "bias": o.randn(4)},
-               lambda x, w, bias, stride=stride, pad=pad: F.conv2d(x, w, bias, stride, pad), {"stride": stride, "padding": pad})
-    o.case("conv1x1_nobias", "conv2d", {"x": x, "w": o.randn(5, 3, 1, 1)}, lambda x, w: F.conv2d(x, w), {"stride": 1, "padding": 0})
+               lambda x, w, bias, stride=stride, pad=pad: F.conv2d(x, w, bias, stride, pad),
+               {"stride": stride, "padding": pad})
+    o.case("conv1x1_nobias", "conv2d", {"x": x, "w": o.randn(5, 3, 1, 1)}, lambda x, w: F.conv2d(x, w),
+           {"stride": 1, "padding": 0})
     o.case("conv2x2_s2_odd", "conv2d", {"x": x7, "w": o.randn(4, 3, 2, 2, scale=0.5), "bias": o.randn(4)},
            lambda x, w, bias: F.conv2d(x, w, bias, 2, 0), {"stride": 2, "padding": 0})
     o.case("conv3x3_s2_p0_nobias", "conv2d", {"x": x7, "w": o.randn(2, 3, 3, 3, scale=0.3)},
            lambda x, w: F.conv2d(x, w, None, 2, 0), {"stride": 2, "padding": 0})
     o.case("conv4x4_s2_p1", "conv2d", {"x": x, "w": o.randn(3, 3, 4, 4, scale=0.3), "bias": o.randn(3)},
            lambda x, w, bias: F.conv2d(x, w, bias, 2, 1), {"stride": 2, "padding": 1})
-    o.case("upsample2", "upsampleNearest2d", {"x": o.randn(2, 3, 3, 4)}, lambda x: F.interpolate(x, scale_factor=2, mode="nearest"), {"scale": 2})
-    o.case("upsample3", "upsampleNearest2d", {"x": o.randn(1, 2, 2, 3)}, lambda x: F.interpolate(x, scale_factor=3, mode="nearest"), {"scale": 3})
+    o.case("upsample2", "upsampleNearest2d", {"x": o.randn(2, 3, 3, 4)},
+           lambda x: F.interpolate(x, scale_factor=2, mode="nearest"), {"scale": 2})
+    o.case("upsample3", "upsampleNearest2d", {"x": o.randn(1, 2, 2, 3)},
+           lambda x: F.interpolate(x, scale_factor=3, mode="nearest"), {"scale": 3})
 
 
 def attention(o: OpFile):
@@ -176,11 +186,14 @@ def rope(o: OpFile):
     o.put("rope_table.sin", table[..., 1].float().contiguous())
     x = o.randn(B, T, H, hd)
     o.case("rope2d", "rope2d", {"x": x, "cos": table[..., 0].contiguous(), "sin": table[..., 1].contiguous()},
-           lambda x, cos, sin: lg.apply_rope(x, torch.stack([cos, sin], -1)), {"grid": grid, "headDim": hd, "base": 10000.0}, grads=["x"])
+           lambda x, cos, sin: lg.apply_rope(x, torch.stack([cos, sin], -1)), {"grid": grid, "headDim": hd,
+                                                                               "base": 10000.0}, grads=["x"])
     # A prefix of the table (training feeds T-1 tokens after the class token).
     xs = o.randn(B, T - 1, H, hd)
-    o.case("rope2d_prefix", "rope2d", {"x": xs, "cos": table[: T - 1, :, 0].contiguous(), "sin": table[: T - 1, :, 1].contiguous()},
-           lambda x, cos, sin: lg.apply_rope(x, torch.stack([cos, sin], -1)), {"grid": grid, "headDim": hd, "base": 10000.0}, grads=["x"])
+    o.case("rope2d_prefix", "rope2d",
+           {"x": xs, "cos": table[: T - 1, :, 0].contiguous(), "sin": table[: T - 1, :, 1].contiguous()},
+           lambda x, cos, sin: lg.apply_rope(x, torch.stack([cos, sin], -1)), {"grid": grid, "headDim": hd,
+                                                                               "base": 10000.0}, grads=["x"])
 
 
 def optim(o: OpFile):
@@ -192,7 +205,8 @@ def optim(o: OpFile):
         decay = [p for p in params.values() if p.ndim >= 2]
         no_decay = [p for p in params.values() if p.ndim < 2]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": hp["weight_decay"]},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=hp["lr"], betas=hp["betas"], eps=hp["eps"])
+                                 {"params": no_decay,
+                                  "weight_decay": 0.0}], lr=hp["lr"], betas=hp["betas"], eps=hp["eps"])
         for k, v in init.items():
             o.put(f"{cname}.init.{k}", v)
         for step in range(1, 4):
@@ -203,8 +217,10 @@ def optim(o: OpFile):
             opt.step()
             for k, p in params.items():
                 o.put(f"{cname}.step{step}.param.{k}", p.detach().float())
-        o.cases.append({"name": cname, "fn": "AdamW", "args": {"lr": hp["lr"], "betas": list(hp["betas"]), "eps": hp["eps"],
-                        "weightDecay": hp["weight_decay"], "steps": 3, "decay": "ndim>=2"}, "inputs": list(init), "grads": []})
+        o.cases.append({"name": cname, "fn": "AdamW", "args": {"lr": hp["lr"], "betas": list(hp["betas"]),
+                                                               "eps": hp["eps"],
+                        "weightDecay": hp["weight_decay"], "steps": 3, "decay": "ndim>=2"},
+                        "inputs": list(init), "grads": []})
     for cname, max_norm, scale in (("clip_big", 1.0, 2.0), ("clip_small", 100.0, 0.1)):
         grads = {"a": o.randn(3, 4, scale=scale), "b": o.randn(5, scale=scale)}
         params = {k: torch.nn.Parameter(torch.zeros_like(g, dtype=torch.float64)) for k, g in grads.items()}
@@ -215,7 +231,8 @@ def optim(o: OpFile):
         o.put(f"{cname}.norm", norm.float().reshape(1))
         for k, p in params.items():
             o.put(f"{cname}.clipped.{k}", p.grad.float())
-        o.cases.append({"name": cname, "fn": "clipGradNorm", "args": {"maxNorm": max_norm}, "inputs": list(grads), "grads": []})
+        o.cases.append({"name": cname, "fn": "clipGradNorm", "args": {"maxNorm": max_norm}, "inputs": list(grads),
+                        "grads": []})
 
 
 FILES = {

@@ -17,8 +17,10 @@ if (pc.error || pc.status !== 0) {
 }
 const mpi = spawnSync('pkg-config', ['--exists', 'ompi-c']);
 if (mpi.error || mpi.status !== 0)
-  console.error('ctfgen: Open MPI was not found (pkg-config ompi-c): building without MPI support (one process only;\n' +
-    '  for `mpirun -np N ctfgen …` install libopenmpi-dev openmpi-bin, then install ctfgen again)');
+  console.error(
+    'ctfgen: Open MPI was not found (pkg-config ompi-c): building without MPI support (one process only;\n' +
+      '  for `mpirun -np N ctfgen …` install libopenmpi-dev openmpi-bin, then install ctfgen again)',
+  );
 let gyp = process.env['npm_config_node_gyp'];
 if (!gyp || !existsSync(gyp)) {
   try {

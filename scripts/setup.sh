@@ -44,15 +44,19 @@ if [[ ! -f $addon || -n "$(find native binding.gyp -newer "$addon" 2>/dev/null |
   echo "ctfgen setup: building the native addon" >&2
   # Build against this machine's Node headers (never downloaded): <prefix>/include/node.
   nodedir="$(dirname "$(dirname "$(command -v node)")")"
-  [[ -f "$nodedir/include/node/node_api.h" ]] || { echo "ctfgen setup: Node headers not found under $nodedir/include/node" >&2; exit 1; }
+  [[ -f "$nodedir/include/node/node_api.h" ]] || \
+    { echo "ctfgen setup: Node headers not found under $nodedir/include/node" >&2; exit 1; }
   # Configure only when the source list or binding.gyp changed; then build incrementally, so a failed
   # compile leaves the previous addon in place instead of an empty build/.
   sources="$(ls native/*.cc native/mpi/*.cc | sort; echo "mpi $mpi")"
-  if [[ ! -f build/Makefile || binding.gyp -nt build/Makefile || "$sources" != "$(cat build/sources.txt 2>/dev/null)" ]]; then
-    node_modules/.bin/node-gyp configure --nodedir="$nodedir" >build-native.log 2>&1 || { tail -40 build-native.log >&2; exit 1; }
+  built_for=$(cat build/sources.txt 2>/dev/null || true)
+  if [[ ! -f build/Makefile || binding.gyp -nt build/Makefile || "$sources" != "$built_for" ]]; then
+    node_modules/.bin/node-gyp configure \
+      --nodedir="$nodedir" >build-native.log 2>&1 || { tail -40 build-native.log >&2; exit 1; }
     echo "$sources" > build/sources.txt
   fi
-  node_modules/.bin/node-gyp build --nodedir="$nodedir" >build-native.log 2>&1 || { tail -40 build-native.log >&2; exit 1; }
+  node_modules/.bin/node-gyp build \
+    --nodedir="$nodedir" >build-native.log 2>&1 || { tail -40 build-native.log >&2; exit 1; }
   touch "$addon" $( ((mpi)) && echo build/Release/ctfgen_mpi.node)
 fi
 

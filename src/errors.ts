@@ -5,7 +5,9 @@ export class CtfError extends Error {
   override name = 'CtfError';
 }
 
-/** Exit code of a process stopped by a signal, as shells report it: 128 + the signal's number (SIGINT 130, SIGTERM 143). */
+/**
+ * Exit code of a process stopped by a signal, as shells report it: 128 + the signal's number (SIGINT 130, SIGTERM 143).
+ */
 export function signalExitCode(signal: string): number {
   const n = (constants.signals as Record<string, number | undefined>)[signal];
   return n === undefined ? 130 : 128 + n;

@@ -8,7 +8,15 @@ export { CtfError, Interrupted } from './errors.js';
 // Load a run and sample images: the pieces of a run directory, checked to belong together, then one request end to
 // end (stage 1 → stage 2 → decoder, or the baseline), per-image random streams named by (seed, class, index).
 export { RUN_FILES, runPath, trainStatePath } from './io/run-dir.js';
-export { RUN_LAYOUT, loadPieces, loadSampler, resolveSamplerPaths, type SamplerMethod, type SamplerPaths, type SamplerPieces } from './sample/run-dir.js';
+export {
+  RUN_LAYOUT,
+  loadPieces,
+  loadSampler,
+  resolveSamplerPaths,
+  type SamplerMethod,
+  type SamplerPaths,
+  type SamplerPieces,
+} from './sample/run-dir.js';
 export { sampleImages, type SamplingProgress, type SamplingRequest, type SamplingResult } from './sample/pipeline.js';
 export { ctfSample, type CtfSample, type CtfSampleOptions } from './ctf/ctf.js';
 export { refine, type RefineOptions, type RoundEvent } from './ctf/stage2.js';
@@ -20,7 +28,12 @@ export { encodePng, imageGrid, writeImageGrid, writePng, type DecodedImage, type
 
 // The models and their files.
 export { GPT_PRESETS, Gpt, gptConfig, type GptConfig, type GptPreset, type NamedWeight } from './models/gpt.js';
-export { decodeGptCheckpoint, encodeGptCheckpoint, loadGptCheckpoint, saveGptCheckpoint } from './models/gpt-checkpoint.js';
+export {
+  decodeGptCheckpoint,
+  encodeGptCheckpoint,
+  loadGptCheckpoint,
+  saveGptCheckpoint,
+} from './models/gpt-checkpoint.js';
 export { VqTokenizer } from './tokenizer/model.js';
 export { tokenizerConfig, type TokenizerConfig } from './tokenizer/config.js';
 export { loadTokenizer, saveTokenizer } from './tokenizer/checkpoint.js';
@@ -29,7 +42,14 @@ export { encodeSplit } from './tokenizer/encode.js';
 export { buildCoarseMap, loadCoarseMap, saveCoarseMap, type CoarseMap } from './cluster/coarse-map.js';
 
 // Data.
-export { NAMED_DATASETS, classNamesOf, loadDataset, type Dataset, type LoadOptions, type Split } from './data/dataset.js';
+export {
+  NAMED_DATASETS,
+  classNamesOf,
+  loadDataset,
+  type Dataset,
+  type LoadOptions,
+  type Split,
+} from './data/dataset.js';
 
 // Train: the GPT trainers on token files (kinds baseline, stage1, aux), the run on disk (outputs, lock, exact resume,
 // identity checks, snapshots, stop on a signal, report) and the loop under it.

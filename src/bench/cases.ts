@@ -16,18 +16,29 @@ export type BenchCase =
   | { name: 'decode'; what: string; torchThreads: number; config: GptBenchConfig & { cfg: number } }
   | { name: 'conv'; what: string; torchThreads: number; config: ConvBenchConfig };
 
-const REFERENCE: GptBenchConfig = { layers: 4, dim: 256, heads: 8, grid: 8, vocab: 512, numClasses: 10, batch: 32, ffnMultipleOf: 256 };
+const REFERENCE: GptBenchConfig = {
+  layers: 4,
+  dim: 256,
+  heads: 8,
+  grid: 8,
+  vocab: 512,
+  numClasses: 10,
+  batch: 32,
+  ffnMultipleOf: 256,
+};
 
 export const BENCH_CASES: BenchCase[] = [
   {
     name: 'train',
-    what: 'training step: LlamaGen GPT 4×256, 8 heads, 8×8 grid, batch 32, vocab 512; forward + cross-entropy + backward + clip + AdamW',
+    what: 'training step: LlamaGen GPT 4×256, 8 heads, 8×8 grid, batch 32, vocab 512; forward + cross-entropy + ' +
+      'backward + clip + AdamW',
     torchThreads: 1,
     config: REFERENCE,
   },
   {
     name: 'decode',
-    what: 'KV-cached generation of 64 tokens (prefill + 63 decode steps, CFG combine, sampling), batch 64 with CFG (128 rows), same GPT',
+    what: 'KV-cached generation of 64 tokens (prefill + 63 decode steps, CFG combine, sampling), batch 64 with CFG ' +
+      '(128 rows), same GPT',
     torchThreads: 1,
     config: { ...REFERENCE, batch: 64, cfg: 2.0 },
   },

@@ -7,7 +7,14 @@ import { createInterface, type Interface } from 'node:readline';
 import { CtfError } from '../errors.js';
 import { applyBlasThreadTimeout } from '../engine/blas-env.js';
 
-export interface PeerInfo { impl: string; version: string; corename: string; blasThreads: number; threads: number; peakRssMb: number }
+export interface PeerInfo {
+  impl: string;
+  version: string;
+  corename: string;
+  blasThreads: number;
+  threads: number;
+  peakRssMb: number;
+}
 
 export class Peer {
   private readonly proc: ChildProcessWithoutNullStreams;

@@ -45,24 +45,57 @@ export interface SampleBenchOptions {
 }
 
 /** Wall-clock medians; cpuMs is the process CPU time of each run (all threads: ours uses two, torch one). */
-export interface BenchSide { ms: number[]; medianMs: number; imagesPerSecond: number; partsMs: SampleParts; cpuMs: number[]; medianCpuMs: number }
+export interface BenchSide {
+  ms: number[];
+  medianMs: number;
+  imagesPerSecond: number;
+  partsMs: SampleParts;
+  cpuMs: number[];
+  medianCpuMs: number;
+}
 export interface SampleBenchReport {
-  kind: 'ctfgen.bench.sample'; version: 1; date: string; command: string;
+  kind: 'ctfgen.bench.sample';
+  version: 1;
+  date: string;
+  command: string;
   source: { run: string } | { random: RandomRunOptions };
-  models: Record<'baseline' | 'stage1' | 'aux', Pick<GptConfig, 'layers' | 'dim' | 'heads' | 'inVocab' | 'outVocab'> & { parameters: number }>
-    & { tokenizer: { config: Record<string, unknown>; parameters: number }; k: number; v: number; equalBackbone: boolean };
-  batch: number; cfg: number; temperature: number; rounds: number; refineRounds: number; warmup: number; torchThreads: number;
+  models: Record<
+    'baseline' | 'stage1' | 'aux',
+    Pick<GptConfig, 'layers' | 'dim' | 'heads' | 'inVocab' | 'outVocab'> & { parameters: number }
+  > & {
+    tokenizer: { config: Record<string, unknown>; parameters: number };
+    k: number;
+    v: number;
+    equalBackbone: boolean;
+  };
+  batch: number;
+  cfg: number;
+  temperature: number;
+  rounds: number;
+  refineRounds: number;
+  warmup: number;
+  torchThreads: number;
   ours: Record<SamplerMethod, BenchSide>;
   torch: Record<SamplerMethod, BenchSide>;
   /** ctfOverBaseline: ratio of the median images/s; ctfOverBaselinePaired: median over rounds of baseline ms / CTF ms
    *  within a round (both ran back to back there, so a slow spell of the machine hits both). */
-  ratios: { oursOverTorch: Record<SamplerMethod, number>; ctfOverBaseline: { ours: number; torch: number }; ctfOverBaselinePaired: { ours: number; torch: number } };
+  ratios: {
+    oursOverTorch: Record<SamplerMethod, number>;
+    ctfOverBaseline: { ours: number; torch: number };
+    ctfOverBaselinePaired: { ours: number; torch: number };
+  };
   check: { images: number; baselineAgreement: number; coarseAgreement: number; fineAgreement: number };
   info: { ours: PeerInfo; torch: PeerInfo };
-  env: { OPENBLAS_CORETYPE: string | null; OPENBLAS_NUM_THREADS: string | null; OPENBLAS_THREAD_TIMEOUT: string | null; node: string };
+  env: {
+    OPENBLAS_CORETYPE: string | null;
+    OPENBLAS_NUM_THREADS: string | null;
+    OPENBLAS_THREAD_TIMEOUT: string | null;
+    node: string;
+  };
 }
 
-export type SampleBenchEvent = { type: 'round'; round: number; of: number; line: string } | { type: 'note'; line: string };
+export type SampleBenchEvent =
+  { type: 'round'; round: number; of: number; line: string } | { type: 'note'; line: string };
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
@@ -72,19 +105,37 @@ function median(xs: number[]): number {
 /** Random-weight checkpoints of every piece with the metadata `ctfgen train` writes, so both sides load files. */
 export async function writeRandomRun(dir: string, o: RandomRunOptions): Promise<SamplerPaths> {
   mkdirSync(dir, { recursive: true });
-  const tok = new VqTokenizer(tokenizerConfig(o.tokenizerPreset, { inChannels: 1, imageSize: o.imageSize }, { codebookSize: o.codebook }), new Rng(o.seed ?? 0));
+  const tok = new VqTokenizer(
+    tokenizerConfig(o.tokenizerPreset, { inChannels: 1, imageSize: o.imageSize }, { codebookSize: o.codebook }),
+    new Rng(o.seed ?? 0),
+  );
   const { paths } = resolveSamplerPaths(['ctf', 'baseline'], dir, {});
   await saveTokenizer(paths.tokenizer!, tok);
   const hash = tokenizerHash(tok);
   const { map } = buildCoarseMap(tok.quantizer.codebook, { k: o.k, tokenizerHash: hash, restarts: 1, maxIter: 20 });
   await saveCoarseMap(paths.clusters!, map);
   const grid = tok.grid, V = o.codebook, K = o.k;
-  const make = async (path: string, kind: string, preset: GptPreset, inVocab: number, outVocab: number, causal: boolean, seed: number): Promise<void> => {
-    const model = new Gpt(gptConfig(preset, { inVocab, outVocab, numClasses: o.numClasses, grid, causal }), new Rng(seed));
-    new Rng(seed).split('head').fillNormal(model.output.f32, 0, 0.02);  // LlamaGen zero-inits it: sampling would be uniform
+  const make = async (
+    path: string,
+    kind: string,
+    preset: GptPreset,
+    inVocab: number,
+    outVocab: number,
+    causal: boolean,
+    seed: number,
+  ): Promise<void> => {
+    const model = new Gpt(
+      gptConfig(preset, { inVocab, outVocab, numClasses: o.numClasses, grid, causal }),
+      new Rng(seed),
+    );
+    // LlamaGen zero-inits it: sampling would be uniform
+    new Rng(seed).split('head').fillNormal(model.output.f32, 0, 0.02);
     await saveGptCheckpoint(path, model, {
-      ctf_kind: kind, tokenizer_hash: hash,
-      ...(kind === 'baseline' ? {} : { clusters_hash: coarseMapHash(map), clusters_k: String(K), clusters_mode: map.mode }),
+      ctf_kind: kind,
+      tokenizer_hash: hash,
+      ...(kind === 'baseline'
+        ? {}
+        : { clusters_hash: coarseMapHash(map), clusters_k: String(K), clusters_mode: map.mode }),
     });
   };
   const seed = 10 * (o.seed ?? 0);
@@ -105,30 +156,63 @@ function agreement(a: number[][], b: number[][]): number {
   return n ? same / n : NaN;
 }
 
-export async function runSampleBench(o: SampleBenchOptions, command: string, emit: (e: SampleBenchEvent) => void = () => {}): Promise<SampleBenchReport> {
-  if (!existsSync(o.python)) throw new CtfError(`bench sample: ${o.python} not found; the PyTorch sampler needs Debian's python3-torch (CTFGEN_TORCH=1 bash scripts/setup.sh)`);
+export async function runSampleBench(
+  o: SampleBenchOptions,
+  command: string,
+  emit: (e: SampleBenchEvent) => void = () => {},
+): Promise<SampleBenchReport> {
+  if (!existsSync(o.python))
+    throw new CtfError(
+      `bench sample: ${o.python} not found; the PyTorch sampler needs Debian's python3-torch (CTFGEN_TORCH=1 bash ` +
+      `scripts/setup.sh)`,
+    );
   const tmp = o.run === undefined ? mkdtempSync(join(tmpdir(), 'ctfgen-bench-sample-')) : null;
   const ours = new Peer('ours', process.execPath, [fileURLToPath(new URL('./sample-worker.js', import.meta.url))]);
-  const torch = new Peer('torch', o.python, [fileURLToPath(new URL('../../../bench/torch_sampler.py', import.meta.url)), '--threads', String(o.torchThreads)]);
+  const torch = new Peer('torch', o.python, [
+    fileURLToPath(new URL('../../../bench/torch_sampler.py', import.meta.url)),
+    '--threads',
+    String(o.torchThreads),
+  ]);
   try {
     let paths: SamplerPaths;
     if (tmp) {
-      emit({ type: 'note', line: `random weights in ${tmp}: tokenizer ${o.random.tokenizerPreset}, V = ${o.random.codebook}, K = ${o.random.k}, GPT ${o.random.preset}, aux ${o.random.auxPreset}` });
+      emit({
+        type: 'note',
+        line: `random weights in ${tmp}: tokenizer ${o.random.tokenizerPreset}, V = ${o.random.codebook}, K = ` +
+          `${o.random.k}, GPT ${o.random.preset}, aux ${o.random.auxPreset}`,
+      });
       paths = await writeRandomRun(tmp, o.random);
     } else paths = resolveSamplerPaths(['ctf', 'baseline'], o.run, {}).paths;
-    const pieces = await loadSampler(['ctf', 'baseline'], paths);  // the same checks the workers make, and the model summary
+    // the same checks the workers make, and the model summary
+    const pieces = await loadSampler(['ctf', 'baseline'], paths);
     const summary = (g: Gpt): BenchModel => {
       const c = g.config;
-      return { layers: c.layers, dim: c.dim, heads: c.heads, inVocab: c.inVocab, outVocab: c.outVocab, parameters: g.numParameters() };
+      return {
+        layers: c.layers,
+        dim: c.dim,
+        heads: c.heads,
+        inVocab: c.inVocab,
+        outVocab: c.outVocab,
+        parameters: g.numParameters(),
+      };
     };
     const [b, s1] = [pieces.baseline!.model.config, pieces.stage1!.model.config];
     const models = {
-      baseline: summary(pieces.baseline!.model), stage1: summary(pieces.stage1!.model), aux: summary(pieces.aux!.model),
+      baseline: summary(pieces.baseline!.model),
+      stage1: summary(pieces.stage1!.model),
+      aux: summary(pieces.aux!.model),
       tokenizer: { config: { ...pieces.tokenizer.model.config }, parameters: pieces.tokenizer.model.numParameters() },
-      k: pieces.map!.k, v: pieces.map!.v, equalBackbone: b.layers === s1.layers && b.dim === s1.dim && b.heads === s1.heads,
+      k: pieces.map!.k,
+      v: pieces.map!.v,
+      equalBackbone: b.layers === s1.layers && b.dim === s1.dim && b.heads === s1.heads,
     };
     const config: SampleWorkerConfig = {
-      paths, batch: o.batch, cfg: o.cfg, temperature: o.temperature, numClasses: pieces.numClasses, refineRounds: o.refineRounds ?? 1,
+      paths,
+      batch: o.batch,
+      cfg: o.cfg,
+      temperature: o.temperature,
+      numClasses: pieces.numClasses,
+      refineRounds: o.refineRounds ?? 1,
     };
     for (const p of [ours, torch]) await p.call({ cmd: 'setup', config });
 
@@ -140,17 +224,40 @@ export async function runSampleBench(o: SampleBenchOptions, command: string, emi
       await ours.call<{ coarse: number[][]; fine: number[][] }>({ cmd: 'tokens', method: 'ctf', count }),
       await torch.call<{ coarse: number[][]; fine: number[][] }>({ cmd: 'tokens', method: 'ctf', count }),
     ];
-    const check = { images: count, baselineAgreement: agreement(gb.fine, tb.fine), coarseAgreement: agreement(gc.coarse, tc.coarse), fineAgreement: agreement(gc.fine, tc.fine) };
-    emit({ type: 'note', line: `greedy cross-check on ${count} images: baseline tokens agree ${(100 * check.baselineAgreement).toFixed(1)}%, CTF coarse ${(100 * check.coarseAgreement).toFixed(1)}%, fine ${(100 * check.fineAgreement).toFixed(1)}%` });
+    const check = {
+      images: count,
+      baselineAgreement: agreement(gb.fine, tb.fine),
+      coarseAgreement: agreement(gc.coarse, tc.coarse),
+      fineAgreement: agreement(gc.fine, tc.fine),
+    };
+    emit({
+      type: 'note',
+      line: `greedy cross-check on ${count} images: baseline tokens agree ` +
+        `${(100 * check.baselineAgreement).toFixed(1)}%, CTF coarse ${(100 * check.coarseAgreement).toFixed(1)}%, ` +
+        `fine ${(100 * check.fineAgreement).toFixed(1)}%`,
+    });
 
     const methods: SamplerMethod[] = ['baseline', 'ctf'];
     type Runs = { ms: number[]; cpuMs: number[]; parts: SampleParts[] };
     const empty = (): Runs => ({ ms: [], cpuMs: [], parts: [] });
-    const runs: Record<'ours' | 'torch', Record<SamplerMethod, Runs>> = { ours: { baseline: empty(), ctf: empty() }, torch: { baseline: empty(), ctf: empty() } };
-    for (const m of methods) for (const p of [ours, torch]) if (o.warmup > 0) await p.call({ cmd: 'run', method: m, n: o.warmup, seed: 1000 });
+    const runs: Record<'ours' | 'torch', Record<SamplerMethod, Runs>> = {
+      ours: { baseline: empty(), ctf: empty() },
+      torch: { baseline: empty(), ctf: empty() },
+    };
+    for (const m of methods)
+      for (const p of [ours, torch]) if (o.warmup > 0) await p.call({ cmd: 'run', method: m, n: o.warmup, seed: 1000 });
     for (let r = 0; r < o.rounds; r++) {
       // Alternate who goes first, so a slow spell of the machine does not always hit the same side.
-      const order: ['ours' | 'torch', Peer][] = r % 2 === 0 ? [['ours', ours], ['torch', torch]] : [['torch', torch], ['ours', ours]];
+      const order: ['ours' | 'torch', Peer][] =
+        r % 2 === 0
+          ? [
+              ['ours', ours],
+              ['torch', torch],
+            ]
+          : [
+              ['torch', torch],
+              ['ours', ours],
+            ];
       const line: string[] = [];
       for (const m of methods)
         for (const [side, p] of order) {
@@ -165,29 +272,63 @@ export async function runSampleBench(o: SampleBenchOptions, command: string, emi
     const side = (x: Runs): BenchSide => {
       const med = median(x.ms);
       return {
-        ms: x.ms, medianMs: med, imagesPerSecond: (1000 * o.batch) / med, cpuMs: x.cpuMs, medianCpuMs: median(x.cpuMs),
-        partsMs: { stage1: median(x.parts.map((p) => p.stage1)), stage2: median(x.parts.map((p) => p.stage2)), decode: median(x.parts.map((p) => p.decode)) },
+        ms: x.ms,
+        medianMs: med,
+        imagesPerSecond: (1000 * o.batch) / med,
+        cpuMs: x.cpuMs,
+        medianCpuMs: median(x.cpuMs),
+        partsMs: {
+          stage1: median(x.parts.map((p) => p.stage1)),
+          stage2: median(x.parts.map((p) => p.stage2)),
+          decode: median(x.parts.map((p) => p.decode)),
+        },
       };
     };
     const res = {
       ours: { baseline: side(runs.ours.baseline), ctf: side(runs.ours.ctf) },
       torch: { baseline: side(runs.torch.baseline), ctf: side(runs.torch.ctf) },
     };
-    const info = { ours: await ours.call<PeerInfo>({ cmd: 'info' }), torch: await torch.call<PeerInfo>({ cmd: 'info' }) };
+    const info = {
+      ours: await ours.call<PeerInfo>({ cmd: 'info' }),
+      torch: await torch.call<PeerInfo>({ cmd: 'info' }),
+    };
     return {
-      kind: 'ctfgen.bench.sample', version: 1, date: new Date().toISOString(), command,
-      source: o.run !== undefined ? { run: o.run } : { random: o.random }, models,
-      batch: o.batch, cfg: o.cfg, temperature: o.temperature, rounds: o.rounds, refineRounds: o.refineRounds ?? 1, warmup: o.warmup,
+      kind: 'ctfgen.bench.sample',
+      version: 1,
+      date: new Date().toISOString(),
+      command,
+      source: o.run !== undefined ? { run: o.run } : { random: o.random },
+      models,
+      batch: o.batch,
+      cfg: o.cfg,
+      temperature: o.temperature,
+      rounds: o.rounds,
+      refineRounds: o.refineRounds ?? 1,
+      warmup: o.warmup,
       torchThreads: o.torchThreads,
       ...res,
       ratios: {
-        oursOverTorch: { baseline: res.ours.baseline.imagesPerSecond / res.torch.baseline.imagesPerSecond, ctf: res.ours.ctf.imagesPerSecond / res.torch.ctf.imagesPerSecond },
-        ctfOverBaseline: { ours: res.ours.ctf.imagesPerSecond / res.ours.baseline.imagesPerSecond, torch: res.torch.ctf.imagesPerSecond / res.torch.baseline.imagesPerSecond },
-        ctfOverBaselinePaired: { ours: pairedRatio(runs.ours.baseline.ms, runs.ours.ctf.ms), torch: pairedRatio(runs.torch.baseline.ms, runs.torch.ctf.ms) },
+        oursOverTorch: {
+          baseline: res.ours.baseline.imagesPerSecond / res.torch.baseline.imagesPerSecond,
+          ctf: res.ours.ctf.imagesPerSecond / res.torch.ctf.imagesPerSecond,
+        },
+        ctfOverBaseline: {
+          ours: res.ours.ctf.imagesPerSecond / res.ours.baseline.imagesPerSecond,
+          torch: res.torch.ctf.imagesPerSecond / res.torch.baseline.imagesPerSecond,
+        },
+        ctfOverBaselinePaired: {
+          ours: pairedRatio(runs.ours.baseline.ms, runs.ours.ctf.ms),
+          torch: pairedRatio(runs.torch.baseline.ms, runs.torch.ctf.ms),
+        },
       },
-      check, info,
-      env: { OPENBLAS_CORETYPE: process.env['OPENBLAS_CORETYPE'] ?? null, OPENBLAS_NUM_THREADS: process.env['OPENBLAS_NUM_THREADS'] ?? null,
-        OPENBLAS_THREAD_TIMEOUT: process.env['OPENBLAS_THREAD_TIMEOUT'] ?? null, node: process.version },
+      check,
+      info,
+      env: {
+        OPENBLAS_CORETYPE: process.env['OPENBLAS_CORETYPE'] ?? null,
+        OPENBLAS_NUM_THREADS: process.env['OPENBLAS_NUM_THREADS'] ?? null,
+        OPENBLAS_THREAD_TIMEOUT: process.env['OPENBLAS_THREAD_TIMEOUT'] ?? null,
+        node: process.version,
+      },
     };
   } finally {
     await Promise.allSettled([ours.close(), torch.close()]);

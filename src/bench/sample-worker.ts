@@ -1,7 +1,8 @@
 // Our side of `ctfgen bench sample`: loads the same checkpoints as bench/torch_sampler.py and answers the same
 // JSON lines (src/bench/peer.ts protocol, with a per-part breakdown and a greedy-token command):
 //   setup  {config: SampleWorkerConfig}                -> {ok}
-//   run    {method: 'baseline' | 'ctf', n, seed}       -> {ms: number[], cpuMs: number[], parts: {stage1, stage2, decode}[] (ms)}
+//   run    {method: 'baseline' | 'ctf', n, seed}       -> {ms: number[], cpuMs: number[], parts: {stage1, stage2,
+// decode}[] (ms)}
 //   tokens {method, count}                             -> {coarse, fine} greedy tokens of the first images
 //   info                                               -> PeerInfo
 import { createInterface } from 'node:readline';
@@ -32,21 +33,37 @@ function classesOf(n: number, numClasses: number): Int32Array {
 function sampleOnce(method: SamplerMethod, n: number, seed: number, topK: number) {
   if (!pieces || !config) throw new CtfError('sample worker: run before setup');
   return sampleImages(pieces, {
-    method, classes: classesOf(n, config.numClasses), seed, batchSize: n, cfgScale: config.cfg, temperature: config.temperature, topK,
+    method,
+    classes: classesOf(n, config.numClasses),
+    seed,
+    batchSize: n,
+    cfgScale: config.cfg,
+    temperature: config.temperature,
+    topK,
     stage2: { temperature: config.temperature, topK, clusterMask: true, rounds: config.refineRounds },
   });
 }
 
-async function handle(msg: { cmd: string; config?: SampleWorkerConfig; method?: SamplerMethod; n?: number; seed?: number; count?: number }): Promise<Record<string, unknown>> {
+async function handle(msg: {
+  cmd: string;
+  config?: SampleWorkerConfig;
+  method?: SamplerMethod;
+  n?: number;
+  seed?: number;
+  count?: number;
+}): Promise<Record<string, unknown>> {
   switch (msg.cmd) {
     case 'setup':
       config = msg.config!;
       pieces = await loadSampler(['ctf', 'baseline'], config.paths);
       return { ok: true };
     case 'run': {
-      const ms: number[] = [], cpuMs: number[] = [], parts: SampleParts[] = [];
+      const ms: number[] = [],
+        cpuMs: number[] = [],
+        parts: SampleParts[] = [];
       for (let i = 0; i < (msg.n ?? 1); i++) {
-        const c0 = process.cpuUsage(), t0 = performance.now();
+        const c0 = process.cpuUsage(),
+          t0 = performance.now();
         const r = sampleOnce(msg.method!, config?.batch ?? 0, (msg.seed ?? 0) + i, 0);
         ms.push(performance.now() - t0);
         const c = process.cpuUsage(c0);
@@ -58,12 +75,20 @@ async function handle(msg: { cmd: string; config?: SampleWorkerConfig; method?: 
     case 'tokens': {
       const r = sampleOnce(msg.method!, msg.count ?? 1, 0, 1);
       const T = pieces!.grid ** 2;
-      const rows = (x: Int32Array): number[][] => Array.from({ length: x.length / T }, (_, i) => Array.from(x.subarray(i * T, (i + 1) * T)));
+      const rows = (x: Int32Array): number[][] =>
+        Array.from({ length: x.length / T }, (_, i) => Array.from(x.subarray(i * T, (i + 1) * T)));
       return { coarse: r.coarse ? rows(r.coarse) : null, fine: rows(r.fine) };
     }
     case 'info': {
       const b = blasInfo();
-      return { impl: 'ctfgen', version: process.version, corename: b.corename, blasThreads: b.threads, threads: b.threads, peakRssMb: peakRssMb() };
+      return {
+        impl: 'ctfgen',
+        version: process.version,
+        corename: b.corename,
+        blasThreads: b.threads,
+        threads: b.threads,
+        peakRssMb: peakRssMb(),
+      };
     }
     default:
       return { error: `unknown command ${msg.cmd}` };

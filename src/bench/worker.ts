@@ -16,8 +16,12 @@ import { peakRssMb, serve } from './peer.js';
 
 function convCase(c: ConvBenchConfig): () => void {
   const rng = new Rng(0);
-  const x = new Tensor(rng.fillNormal(new Float32Array(c.n * c.c * c.h * c.w)), [c.n, c.c, c.h, c.w], { requiresGrad: true });
-  const w = new Tensor(rng.fillNormal(new Float32Array(c.o * c.c * c.k * c.k)), [c.o, c.c, c.k, c.k], { requiresGrad: true });
+  const x = new Tensor(rng.fillNormal(new Float32Array(c.n * c.c * c.h * c.w)), [c.n, c.c, c.h, c.w], {
+    requiresGrad: true,
+  });
+  const w = new Tensor(rng.fillNormal(new Float32Array(c.o * c.c * c.k * c.k)), [c.o, c.c, c.k, c.k], {
+    requiresGrad: true,
+  });
   const ho = c.h + 2 * c.padding - c.k + 1, wo = c.w + 2 * c.padding - c.k + 1;
   const g = rng.fillNormal(new Float32Array(c.n * c.o * ho * wo));
   return () => {
@@ -28,11 +32,20 @@ function convCase(c: ConvBenchConfig): () => void {
 }
 
 function benchGpt(c: GptBenchConfig): Gpt {
-  return new Gpt(gptConfig('M', { inVocab: c.vocab, outVocab: c.vocab, numClasses: c.numClasses, grid: c.grid, causal: true },
-    { layers: c.layers, dim: c.dim, heads: c.heads, ffnMultipleOf: c.ffnMultipleOf, dropout: 0.1, classDropout: 0.1 }), new Rng(0));
+  return new Gpt(
+    gptConfig(
+      'M',
+      { inVocab: c.vocab, outVocab: c.vocab, numClasses: c.numClasses, grid: c.grid, causal: true },
+      { layers: c.layers, dim: c.dim, heads: c.heads, ffnMultipleOf: c.ffnMultipleOf, dropout: 0.1, classDropout: 0.1 },
+    ),
+    new Rng(0),
+  );
 }
 
-/** LlamaGen's training step: [class, t_0 … t_{T-2}] predicts t_0 … t_{T-1}; clip 1.0; AdamW (0.9, 0.95), wd 0.05 on ≥2-D. */
+/**
+ * LlamaGen's training step: [class, t_0 … t_{T-2}] predicts t_0 … t_{T-1}; clip 1.0; AdamW (0.9, 0.95), wd 0.05 on
+ * ≥2-D.
+ */
 function trainCase(c: GptBenchConfig): () => void {
   const model = benchGpt(c);
   const opt = new AdamW(model.parameters(), { lr: 1e-4, betas: [0.9, 0.95], weightDecay: 0.05 });
@@ -86,6 +99,13 @@ await serve({
   },
   info() {
     const b = blasInfo();
-    return { impl: 'ctfgen', version: process.version, corename: b.corename, blasThreads: b.threads, threads: b.threads, peakRssMb: peakRssMb() };
+    return {
+      impl: 'ctfgen',
+      version: process.version,
+      corename: b.corename,
+      blasThreads: b.threads,
+      threads: b.threads,
+      peakRssMb: peakRssMb(),
+    };
   },
 });

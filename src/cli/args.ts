@@ -41,7 +41,9 @@ export function kebab(camel: string): string {
 export type ParsedFlags = Record<string, string | number | boolean | undefined>;
 
 export function parseCommand(spec: CommandSpec, argv: string[]): { flags: ParsedFlags; positionals: string[] } {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+  };
   for (const [key, f] of Object.entries(spec.flags))
     options[kebab(key)] = { type: f.type === 'boolean' ? 'boolean' : 'string', ...(f.short ? { short: f.short } : {}) };
   let parsed;
@@ -76,11 +78,13 @@ export function parseCommand(spec: CommandSpec, argv: string[]): { flags: Parsed
 
 export function helpText(spec: CommandSpec): string {
   const rows = Object.entries(spec.flags).map(([key, f]) => {
-    const name = `  ${f.short ? `-${f.short}, ` : ''}--${kebab(key)}${f.type === 'boolean' ? '' : ` <${f.type === 'string' ? 'value' : f.type}>`}`;
+    const value = f.type === 'boolean' ? '' : ` <${f.type === 'string' ? 'value' : f.type}>`;
+    const name = `  ${f.short ? `-${f.short}, ` : ''}--${kebab(key)}${value}`;
     const def = f.default !== undefined && f.type !== 'boolean' ? ` (default: ${f.default})` : '';
     return `${name.padEnd(30)} ${f.help}${def}`;
   });
-  return `${spec.usage}\n\n${spec.summary}\n\nOptions:\n${rows.join('\n')}\n  -h, --help                   show this help\n`;
+  return `${spec.usage}\n\n${spec.summary}\n\nOptions:\n${rows.join('\n')}\n  -h, --help                   show this ` +
+    `help\n`;
 }
 
 /** --force, for the commands that write checkpoints, train states, tokens or cluster files (src/io/outputs.ts). */
@@ -145,17 +149,28 @@ export function onOff(f: ParsedFlags, key: string): boolean | undefined {
 
 /** The options of a training run. Fresh: the defaults with the flags given (validated). --resume: the saved
  * options, and any flag given explicitly must agree with them, since it decides the trajectory. */
-export function resolveTrainOptions<T extends object>(given: Partial<T>, saved: T | null, defaults: T, validate: (o: T) => void): T {
+export function resolveTrainOptions<T extends object>(
+  given: Partial<T>,
+  saved: T | null,
+  defaults: T,
+  validate: (o: T) => void,
+): T {
   if (!saved) {
     const o = { ...defaults, ...given };
-    try { validate(o); } catch (e) { throw new UsageError((e as Error).message); }
+    try {
+      validate(o);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
     return o;
   }
   for (const [k, v] of Object.entries(given)) {
     const had = (saved as Record<string, unknown>)[k];
     if (JSON.stringify(had) !== JSON.stringify(v))
-      throw new UsageError(`--resume: the run was started with ${k} = ${JSON.stringify(had)}, ` +
-        `the flag asks for ${JSON.stringify(v)}; drop the flag or pass the same value (it decides the trajectory)`);
+      throw new UsageError(
+        `--resume: the run was started with ${k} = ${JSON.stringify(had)}, ` +
+          `the flag asks for ${JSON.stringify(v)}; drop the flag or pass the same value (it decides the trajectory)`,
+      );
   }
   return saved;
 }
@@ -163,7 +178,8 @@ export function resolveTrainOptions<T extends object>(given: Partial<T>, saved: 
 /** The flags given among `pairs` ([flag key, option key]), as a partial options object. */
 export function givenOptions<T>(f: ParsedFlags, pairs: [string, keyof T][]): Partial<T> {
   const given: Partial<T> = {};
-  for (const [flag, key] of pairs) if (f[flag] !== undefined) (given as Record<string, unknown>)[key as string] = f[flag];
+  for (const [flag, key] of pairs)
+    if (f[flag] !== undefined) (given as Record<string, unknown>)[key as string] = f[flag];
   return given;
 }
 
@@ -177,7 +193,10 @@ export interface OptimizerDefaults {
  * The flags of those options and --seed, with each command's defaults in the help. `batchOf` names what a step
  * batches ("images", "sequences"), `passesOver` what an epoch passes over, `seedHelp` what the seed decides.
  */
-export function optimizerFlags(d: OptimizerDefaults, o: { batchOf: string; passesOver: string; seedHelp: string }): Record<string, FlagSpec> {
+export function optimizerFlags(
+  d: OptimizerDefaults,
+  o: { batchOf: string; passesOver: string; seedHelp: string },
+): Record<string, FlagSpec> {
   return {
     epochs: { type: 'int', min: 1, help: `passes over ${o.passesOver} (default ${d.epochs})` },
     batch: { type: 'int', min: 1, help: `${o.batchOf} per step (default ${d.batchSize})` },

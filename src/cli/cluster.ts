@@ -31,19 +31,30 @@ export function formatHistogram(h: ClusterSizeHistogram, width = 40): string {
   const peak = Math.max(1, ...h.bins.map((b) => b.count));
   const label = (b: { lo: number; hi: number }): string => (b.lo === b.hi ? String(b.lo) : `${b.lo}–${b.hi}`);
   const w = Math.max(...h.bins.map((b) => label(b).length));
-  return h.bins.map((b) => `  ${label(b).padStart(w)}  ${'█'.repeat(Math.round((width * b.count) / peak)).padEnd(width)} ${b.count}`).join('\n') + '\n';
+  return (
+    h.bins
+      .map(
+        (b) =>
+          `  ${label(b).padStart(w)}  ${'█'.repeat(Math.round((width * b.count) / peak)).padEnd(width)} ${b.count}`,
+      )
+      .join('\n') + '\n'
+  );
 }
 
 function renderEvent(e: KMeansEvent, restarts: number): void {
   if (e.type === 'restart')
-    process.stderr.write(`restart ${e.restart + 1}/${restarts}: inertia ${e.inertia.toFixed(4)} after ${e.iterations} iterations (${e.stop}), ${(e.ms / 1000).toFixed(2)} s\n`);
+    process.stderr.write(`restart ${e.restart + 1}/${restarts}: inertia ${e.inertia.toFixed(4)} after ` +
+      `${e.iterations} iterations (${e.stop}), ${(e.ms / 1000).toFixed(2)} s\n`);
 }
 
 export const clusterCommand: Command = {
   spec: {
     name: 'cluster',
-    brief: 'cluster a tokenizer\'s codebook into K coarse labels (k-means or random)',
-    summary: 'Clusters a tokenizer\'s codebook into K coarse labels: k-means (k-means++ seeding, restarts, fixed seed) on the\nl2-normalised codewords, or --mode random: a random assignment with the k-means cluster sizes (the paper\'s ablation).',
+    brief: "cluster a tokenizer's codebook into K coarse labels (k-means or random)",
+    summary:
+      "Clusters a tokenizer's codebook into K coarse labels: k-means (k-means++ seeding, restarts, fixed seed) on " +
+      "the\nl2-normalised codewords, or --mode random: a random assignment with the k-means cluster sizes (the " +
+      "paper's ablation).",
     usage: 'ctfgen cluster --tokenizer CKPT --k K --out FILE [options]',
     flags: {
       tokenizer: { type: 'string', help: 'tokenizer checkpoint (.safetensors) whose codebook is clustered' },
@@ -58,35 +69,74 @@ export const clusterCommand: Command = {
     },
   },
   async run(f) {
-    const tokenizer = requiredString(f, 'tokenizer', '--tokenizer'), out = requiredString(f, 'out', '--out');
+    const tokenizer = requiredString(f, 'tokenizer', '--tokenizer'),
+      out = requiredString(f, 'out', '--out');
     const mode = String(f['mode']) as ClusterMode;
-    if (!CLUSTER_MODES.includes(mode)) throw new UsageError(`--mode: expected ${CLUSTER_MODES.join(' or ')}, got "${mode}"`);
+    if (!CLUSTER_MODES.includes(mode))
+      throw new UsageError(`--mode: expected ${CLUSTER_MODES.join(' or ')}, got "${mode}"`);
     checkOutputs({
       inputs: [{ role: '--tokenizer', path: tokenizer }],
       outputs: [{ role: '--out', path: out, artifact: true }],
       force: f['force'] === true,
     });
-    const k = f['k'] as number, restarts = f['restarts'] as number, maxIter = f['iters'] as number, seed = f['seed'] as number;
+    const k = f['k'] as number,
+      restarts = f['restarts'] as number,
+      maxIter = f['iters'] as number,
+      seed = f['seed'] as number;
     const { codebook, hash } = await loadCodebook(tokenizer);
     const [V, D] = codebook.shape as [number, number];
     if (k > V) throw new UsageError(`--k: ${k} clusters for a codebook of ${V} codewords; K must be ≤ V`);
-    process.stderr.write(`tokenizer ${tokenizer}: codebook ${V} × ${D} (hash ${hash.slice(0, 12)}…); k-means into ${k} clusters, ${restarts} restart${restarts > 1 ? 's' : ''}\n`);
+    process.stderr.write(
+      `tokenizer ${tokenizer}: codebook ${V} × ${D} (hash ${hash.slice(0, 12)}…); k-means into ${k} clusters, ` +
+      `${restarts} restart${restarts > 1 ? 's' : ''}\n`,
+    );
     const t0 = performance.now();
-    const { map, kmeans } = buildCoarseMap(codebook, { k, mode, seed, restarts, maxIter, tokenizerHash: hash, onEvent: (e) => renderEvent(e, restarts) });
+    const { map, kmeans } = buildCoarseMap(codebook, {
+      k,
+      mode,
+      seed,
+      restarts,
+      maxIter,
+      tokenizerHash: hash,
+      onEvent: (e) => renderEvent(e, restarts),
+    });
     const seconds = (performance.now() - t0) / 1000;
     await saveCoarseMap(out, map, { restarts, maxIter });
     const hist = clusterSizeHistogram(map);
     process.stderr.write(
-      `k-means: best restart ${kmeans.best + 1}, inertia ${kmeans.inertia.toFixed(4)} (${(kmeans.inertia / V).toFixed(5)} per codeword), ${seconds.toFixed(2)} s\n` +
-        (mode === 'random' ? `random clusters with the same sizes: inertia ${map.inertia.toFixed(4)} (${(map.inertia / V).toFixed(5)} per codeword)\n` : '') +
-        `cluster sizes (${mode}): min ${hist.min}, median ${hist.median}, max ${hist.max}, mean ${hist.mean.toFixed(1)}\n` +
-        formatHistogram(hist) + `wrote ${out}\n`,
+      `k-means: best restart ${kmeans.best + 1}, inertia ${kmeans.inertia.toFixed(4)} ` +
+      `(${(kmeans.inertia / V).toFixed(5)} per codeword), ${seconds.toFixed(2)} s\n` +
+        (mode === 'random'
+          ? `random clusters with the same sizes: inertia ${map.inertia.toFixed(4)} (${(map.inertia / V).toFixed(5)} ` +
+            `per codeword)\n`
+          : '') +
+        `cluster sizes (${mode}): min ${hist.min}, median ${hist.median}, max ${hist.max}, mean ` +
+        `${hist.mean.toFixed(1)}\n` +
+        formatHistogram(hist) +
+        `wrote ${out}\n`,
     );
     if (f['json']) {
       const summary = {
-        out, tokenizer, tokenizerHash: hash, k, v: V, dim: D, mode, seed, inertia: map.inertia, kmeansInertia: kmeans.inertia,
-        best: kmeans.best, seconds,
-        restarts: kmeans.runs.map((r) => ({ inertia: r.inertia, iterations: r.iterations, stop: r.stop, reseeded: r.reseeded, seconds: r.ms / 1000, history: r.history })),
+        out,
+        tokenizer,
+        tokenizerHash: hash,
+        k,
+        v: V,
+        dim: D,
+        mode,
+        seed,
+        inertia: map.inertia,
+        kmeansInertia: kmeans.inertia,
+        best: kmeans.best,
+        seconds,
+        restarts: kmeans.runs.map((r) => ({
+          inertia: r.inertia,
+          iterations: r.iterations,
+          stop: r.stop,
+          reseeded: r.reseeded,
+          seconds: r.ms / 1000,
+          history: r.history,
+        })),
         sizes: hist,
       };
       process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
@@ -104,8 +154,12 @@ function spreadOverClasses(byClass: number[][], count: number): number[] {
 
 function swapTable(rows: SwapDemoRow[]): string {
   const lines = ['row               PSNR vs original   vs reconstruction   tokens changed'];
-  for (const r of rows.slice(1))
-    lines.push(`${r.name.padEnd(18)}${`${r.psnrVsOriginal.toFixed(2)} dB`.padStart(16)}${r.name === 'reconstruction' ? ''.padStart(20) : `${r.psnrVsRecon.toFixed(2)} dB`.padStart(20)}${`${(100 * r.tokensChanged).toFixed(1)}%`.padStart(16)}`);
+  for (const r of rows.slice(1)) {
+    const vsRecon = r.name === 'reconstruction' ? '' : `${r.psnrVsRecon.toFixed(2)} dB`;
+    const changed = `${(100 * r.tokensChanged).toFixed(1)}%`;
+    const vsOriginal = `${r.psnrVsOriginal.toFixed(2)} dB`;
+    lines.push(`${r.name.padEnd(18)}${vsOriginal.padStart(16)}${vsRecon.padStart(20)}${changed.padStart(16)}`);
+  }
   return lines.join('\n') + '\n';
 }
 
@@ -113,12 +167,18 @@ export const clusterSwapDemoCommand: Command = {
   spec: {
     name: 'cluster swap-demo',
     brief: 'picture: every token swapped within its cluster, k-means against random clusters',
-    summary: 'The paper\'s key observation as a picture: encode test images, replace every token by a random other member of\nits cluster, decode. PNG rows: originals | reconstructions | k-means swap | random-cluster swap (PSNRs on stderr).',
+    summary:
+      "The paper's key observation as a picture: encode test images, replace every token by a random other member " +
+      "of\nits cluster, decode. PNG rows: originals | reconstructions | k-means swap | random-cluster swap (PSNRs on " +
+      "stderr).",
     usage: 'ctfgen cluster swap-demo --tokenizer CKPT --clusters FILE --out PNG [options]',
     flags: {
       tokenizer: { type: 'string', help: 'tokenizer checkpoint (required)' },
       clusters: { type: 'string', help: 'k-means cluster file of that tokenizer (required)' },
-      randomClusters: { type: 'string', help: 'random cluster file (default: drawn here with the sizes of --clusters and --seed)' },
+      randomClusters: {
+        type: 'string',
+        help: 'random cluster file (default: drawn here with the sizes of --clusters and --seed)',
+      },
       out: { type: 'string', help: 'PNG to write (required)' },
       data: { type: 'string', help: 'dataset (default: the one the tokenizer was trained on)' },
       split: { type: 'string', default: 'test', help: 'train or test' },
@@ -130,14 +190,16 @@ export const clusterSwapDemoCommand: Command = {
     },
   },
   async run(f) {
-    const tokPath = requiredString(f, 'tokenizer', '--tokenizer'), clustersPath = requiredString(f, 'clusters', '--clusters');
+    const tokPath = requiredString(f, 'tokenizer', '--tokenizer'),
+      clustersPath = requiredString(f, 'clusters', '--clusters');
     const out = requiredString(f, 'out', '--out');
     const split = String(f['split']) as Split;
     if (split !== 'train' && split !== 'test') throw new UsageError(`--split: expected train or test, got "${split}"`);
     if (typeof f['data'] === 'string') datasetSpec(f['data']);
     checkOutputs({
       inputs: [
-        { role: '--tokenizer', path: tokPath }, { role: '--clusters', path: clustersPath },
+        { role: '--tokenizer', path: tokPath },
+        { role: '--clusters', path: clustersPath },
         typeof f['randomClusters'] === 'string' ? { role: '--random-clusters', path: f['randomClusters'] } : null,
       ],
       outputs: [{ role: '--out', path: out }],
@@ -146,28 +208,52 @@ export const clusterSwapDemoCommand: Command = {
     const { model, hash, metadata } = await loadTokenizer(tokPath);
     const V = model.config.codebookSize;
     const map = await loadCoarseMap(clustersPath, { tokenizerHash: hash, v: V });
-    if (map.mode !== 'kmeans') throw new UsageError(`--clusters: ${clustersPath} holds ${map.mode} clusters; pass the k-means file (and a random one with --random-clusters)`);
+    if (map.mode !== 'kmeans')
+      throw new UsageError(
+        `--clusters: ${clustersPath} holds ${map.mode} clusters; pass the k-means file (and a random one with ` +
+        `--random-clusters)`,
+      );
     let random: CoarseMap;
     if (typeof f['randomClusters'] === 'string') {
       random = await loadCoarseMap(f['randomClusters'], { tokenizerHash: hash, v: V, k: map.k });
-      if (random.mode !== 'random') throw new UsageError(`--random-clusters: ${f['randomClusters']} holds ${random.mode} clusters, not random ones`);
+      if (random.mode !== 'random')
+        throw new UsageError(
+          `--random-clusters: ${f['randomClusters']} holds ${random.mode} clusters, not random ones`,
+        );
     } else random = randomCoarseMap(map, model.quantizer.codebook, seed);
 
-    const { spec, options } = tokenizerDataOptions(f, metadata['data'] ? (JSON.parse(metadata['data']) as DataIdentity) : null);
+    const { spec, options } = tokenizerDataOptions(
+      f,
+      metadata['data'] ? (JSON.parse(metadata['data']) as DataIdentity) : null,
+    );
     const ds = await loadDataset(spec, split, options);
     const idx = spreadOverClasses(indicesByClass(ds), f['count'] as number);
     const batch = toModelInput(ds, idx);
-    const demo = swapDemo(model, new Tensor(batch.x, batch.shape), [
-      { name: 'k-means swap', map },
-      { name: 'random swap', map: random },
-    ], new Rng(seed).split('swap-demo'));
+    const demo = swapDemo(
+      model,
+      new Tensor(batch.x, batch.shape),
+      [
+        { name: 'k-means swap', map },
+        { name: 'random swap', map: random },
+      ],
+      new Rng(seed).split('swap-demo'),
+    );
     await writeImageGrid(out, demo.images, demo.shape, { cols: idx.length, scale: f['scale'] as number });
     process.stderr.write(
-      `tokenizer ${tokPath} (${hash.slice(0, 12)}…, V = ${V}), clusters ${clustersPath} (K = ${map.k}), random clusters ` +
-        `${typeof f['randomClusters'] === 'string' ? f['randomClusters'] : `drawn with seed ${seed}`}; ${idx.length} ${ds.name} ${split} images\n` +
-        swapTable(demo.rows) + `wrote ${out} (rows: ${demo.rows.map((r) => r.name).join(' | ')})\n`,
+      `tokenizer ${tokPath} (${hash.slice(0, 12)}…, V = ${V}), clusters ${clustersPath} (K = ${map.k}), random ` +
+      `clusters ` +
+        `${typeof f['randomClusters'] === 'string' ? f['randomClusters'] : `drawn with seed ${seed}`}; ${idx.length} ` +
+        `${ds.name} ${split} images\n` +
+        swapTable(demo.rows) +
+        `wrote ${out} (rows: ${demo.rows.map((r) => r.name).join(' | ')})\n`,
     );
     if (f['json'])
-      process.stdout.write(JSON.stringify({ out, tokenizer: tokPath, clusters: clustersPath, k: map.k, images: idx, rows: demo.rows.slice(1) }, null, 2) + '\n');
+      process.stdout.write(
+        JSON.stringify(
+          { out, tokenizer: tokPath, clusters: clustersPath, k: map.k, images: idx, rows: demo.rows.slice(1) },
+          null,
+          2,
+        ) + '\n',
+      );
   },
 };

@@ -4,7 +4,13 @@ import { firstImages, loadDataset, type Dataset, type Split } from '../data/data
 import { Rng } from '../engine/rng.js';
 import { CtfError } from '../errors.js';
 import {
-  CLASSIFIER_PRESETS, Classifier, DEFAULT_CLASSIFIER_PRESET, classifierConfig, loadClassifier, saveClassifier, type ClassifierConfig,
+  CLASSIFIER_PRESETS,
+  Classifier,
+  DEFAULT_CLASSIFIER_PRESET,
+  classifierConfig,
+  loadClassifier,
+  saveClassifier,
+  type ClassifierConfig,
 } from '../eval/classifier.js';
 import {
   ClassifierTrainTask, DEFAULT_CLASSIFIER_TRAIN, validateClassifierTrainOptions, type ClassifierTrainOptions,
@@ -33,30 +39,55 @@ function trainOptions(f: ParsedFlags, saved: LoadedTrainState | null): Classifie
   const given = givenOptions<ClassifierTrainOptions>(f, [...OPTIMIZER_OPTIONS, ['shift', 'shift']]);
   const flip = onOff(f, 'flip');
   if (flip !== undefined) given.flip = flip;
-  return resolveTrainOptions(given, (saved?.options as ClassifierTrainOptions | undefined) ?? null, DEFAULT_CLASSIFIER_TRAIN, validateClassifierTrainOptions);
+  return resolveTrainOptions(
+    given,
+    (saved?.options as ClassifierTrainOptions | undefined) ?? null,
+    DEFAULT_CLASSIFIER_TRAIN,
+    validateClassifierTrainOptions,
+  );
 }
 
 const trainCommand: Command = {
   spec: {
     name: 'eval classifier train',
     brief: 'train the evaluation classifier whose features the metrics use',
-    summary: 'Trains the evaluation classifier (a small CNN; its penultimate features and softmax feed FID, IS, precision/recall and\n' +
-      'class accuracy) on the training split, as the tokenizer sees it (Fashion-MNIST padded to 32×32). Checkpoints (atomic) go to\n' +
-      '--out and beside it *.train-state.safetensors for --resume; Ctrl-C saves and exits. Ends with the test accuracy.',
+    summary:
+      'Trains the evaluation classifier (a small CNN; its penultimate features and softmax feed FID, IS, ' +
+      'precision/recall and\n' +
+      'class accuracy) on the training split, as the tokenizer sees it (Fashion-MNIST padded to 32×32). Checkpoints ' +
+      '(atomic) go to\n' +
+      '--out and beside it *.train-state.safetensors for --resume; Ctrl-C saves and exits. Ends with the test ' +
+      'accuracy.',
     usage: 'ctfgen eval classifier train --out runs/NAME/classifier.safetensors [options]',
     flags: {
       out: { type: 'string', help: 'classifier checkpoint to write (required)' },
       data: { type: 'string', default: 'fashion-mnist', help: 'dataset: fashion-mnist, mnist or folder:PATH' },
       preset: {
-        type: 'string', choices: Object.keys(CLASSIFIER_PRESETS),
+        type: 'string',
+        choices: Object.keys(CLASSIFIER_PRESETS),
         help: `size preset: ${Object.keys(CLASSIFIER_PRESETS).join(', ')} (default ${DEFAULT_CLASSIFIER_PRESET})`,
       },
-      ...optimizerFlags(DEFAULT_CLASSIFIER_TRAIN, { batchOf: 'images', passesOver: 'the training split', seedHelp: 'the initialisation, data order, flips, shifts and dropout' }),
-      flip: { type: 'string', help: 'random horizontal flips: on|off (default on; never where a flip changes the class)' },
-      shift: { type: 'int', min: 0, help: `random shifts by up to N pixels (default ${DEFAULT_CLASSIFIER_TRAIN.shift})` },
+      ...optimizerFlags(DEFAULT_CLASSIFIER_TRAIN, {
+        batchOf: 'images',
+        passesOver: 'the training split',
+        seedHelp: 'the initialisation, data order, flips, shifts and dropout',
+      }),
+      flip: {
+        type: 'string',
+        help: 'random horizontal flips: on|off (default on; never where a flip changes the class)',
+      },
+      shift: {
+        type: 'int',
+        min: 0,
+        help: `random shifts by up to N pixels (default ${DEFAULT_CLASSIFIER_TRAIN.shift})`,
+      },
       checkpointEvery: { type: 'int', default: 500, min: 0, help: 'steps between checkpoints, 0 = only at the end' },
       progressEvery: { type: 'int', default: 20, min: 1, help: 'steps between progress updates' },
-      testLimit: { type: 'int', min: 0, help: 'test images scored after every epoch and at the end (default all; 0 = skip)' },
+      testLimit: {
+        type: 'int',
+        min: 0,
+        help: 'test images scored after every epoch and at the end (default all; 0 = skip)',
+      },
       limit: { type: 'int', min: 1, help: 'train on the first N images only (quick runs)' },
       resume: { type: 'boolean', help: 'continue the run saved beside --out exactly where it stopped' },
       ...FORCE_FLAG,
@@ -69,19 +100,33 @@ const trainCommand: Command = {
     const out = requireString(f, 'out');
     const report = reportPath(out);
     const spec = datasetSpec(String(f['data']));
-    const fresh = resume ? null : trainOptions(f, null);  // flag values before the disk: a bad one is a usage error
-    const r = await trainRun({
-      out, task: 'classifier', resume, force, inputs: [], report,
-      outputs: [{ role: 'the report of --out', path: report }],
-      checkpointEvery: f['checkpointEvery'] as number, progressEvery: f['progressEvery'] as number,
-      onRepeatedSignal: exitOnRepeatedSignal,
-      emit: trainEventRenderer({
-        label: 'classifier', unit: 'img',
-        formatMetrics: (m) => [m['trainAcc'] !== undefined ? `train acc ${pct(m['trainAcc'])}` : '',
-          m['testAcc'] !== undefined ? `test acc ${pct(m['testAcc'])} (loss ${m['testLoss']!.toFixed(4)})` : '']
-          .filter(Boolean).join('  '),
-      }),
-    }, (ctx) => classifierSetup(f, fresh, spec, out, ctx));
+    const fresh = resume ? null : trainOptions(f, null); // flag values before the disk: a bad one is a usage error
+    const r = await trainRun(
+      {
+        out,
+        task: 'classifier',
+        resume,
+        force,
+        inputs: [],
+        report,
+        outputs: [{ role: 'the report of --out', path: report }],
+        checkpointEvery: f['checkpointEvery'] as number,
+        progressEvery: f['progressEvery'] as number,
+        onRepeatedSignal: exitOnRepeatedSignal,
+        emit: trainEventRenderer({
+          label: 'classifier',
+          unit: 'img',
+          formatMetrics: (m) =>
+            [
+              m['trainAcc'] !== undefined ? `train acc ${pct(m['trainAcc'])}` : '',
+              m['testAcc'] !== undefined ? `test acc ${pct(m['testAcc'])} (loss ${m['testLoss']!.toFixed(4)})` : '',
+            ]
+              .filter(Boolean)
+              .join('  '),
+        }),
+      },
+      (ctx) => classifierSetup(f, fresh, spec, out, ctx),
+    );
     if (f['json']) process.stdout.write(JSON.stringify(r.report, null, 2) + '\n');
   },
 };
@@ -147,7 +192,9 @@ const testCommand: Command = {
   spec: {
     name: 'eval classifier test',
     brief: 'accuracy of the evaluation classifier on a split',
-    summary: 'Accuracy (overall and per class) and mean cross-entropy of the evaluation classifier on a split of the dataset it was trained on.',
+    summary:
+      'Accuracy (overall and per class) and mean cross-entropy of the evaluation classifier on a split of the ' +
+      'dataset it was trained on.',
     usage: 'ctfgen eval classifier test --classifier F [--split test] [options]',
     flags: {
       classifier: { type: 'string', help: 'classifier checkpoint (required)' },
@@ -163,13 +210,33 @@ const testCommand: Command = {
     if (split !== 'train' && split !== 'test') throw new UsageError(`--split: expected train or test, got "${split}"`);
     const ds = firstImages(await loadClassifierSplit(c, split), f['limit'] as number | undefined);
     const progress = new Progress({ label: 'scoring', total: ds.count, unit: 'img' });
-    const r = accuracyAndLoss(datasetFeatures(c.model, ds, { batchSize: f['batch'] as number, onBatch: (d) => progress.update(d) }), ds.labels);
+    const r = accuracyAndLoss(
+      datasetFeatures(c.model, ds, { batchSize: f['batch'] as number, onBatch: (d) => progress.update(d) }),
+      ds.labels,
+    );
     progress.finish();
-    const lines = [`classifier ${c.path} (${c.hash.slice(0, 12)}…) on ${ds.name} ${split}, ${ds.count} images: accuracy ${pct(r.accuracy)}, loss ${r.loss.toFixed(4)}`,
-      ...r.perClass.map((a, k) => `  ${String(k).padStart(2)} ${(ds.classNames[k] ?? '').padEnd(12)} ${pct(a)}`)];
+    const lines = [
+      `classifier ${c.path} (${c.hash.slice(0, 12)}…) on ${ds.name} ${split}, ${ds.count} images: accuracy ` +
+      `${pct(r.accuracy)}, loss ${r.loss.toFixed(4)}`,
+      ...r.perClass.map((a, k) => `  ${String(k).padStart(2)} ${(ds.classNames[k] ?? '').padEnd(12)} ${pct(a)}`),
+    ];
     log(lines.join('\n'));
     if (f['json'])
-      process.stdout.write(JSON.stringify({ classifier: c.path, hash: c.hash, split, images: ds.count, accuracy: r.accuracy, loss: r.loss, perClass: r.perClass }, null, 2) + '\n');
+      process.stdout.write(
+        JSON.stringify(
+          {
+            classifier: c.path,
+            hash: c.hash,
+            split,
+            images: ds.count,
+            accuracy: r.accuracy,
+            loss: r.loss,
+            perClass: r.perClass,
+          },
+          null,
+          2,
+        ) + '\n',
+      );
   },
 };
 

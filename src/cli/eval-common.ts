@@ -15,8 +15,12 @@ export const log = (s: string): void => { process.stderr.write(s + '\n'); };
 export const command = (): string => ['ctfgen', ...process.argv.slice(2)].join(' ');
 
 export function metricsLine(m: SampleQuality): string {
-  return `FID ${m.fid.toFixed(3)}  IS ${m.isMean.toFixed(3)} ± ${m.isStd.toFixed(3)}  precision ${m.precision.toFixed(4)}  recall ${m.recall.toFixed(4)}` +
-    (m.classAccuracy !== null ? `  class accuracy ${(100 * m.classAccuracy).toFixed(2)}%` : '') + `  (${m.images} images)`;
+  return (
+    `FID ${m.fid.toFixed(3)}  IS ${m.isMean.toFixed(3)} ± ${m.isStd.toFixed(3)}  precision ${m.precision.toFixed(4)} ` +
+    ` recall ${m.recall.toFixed(4)}` +
+    (m.classAccuracy !== null ? `  class accuracy ${(100 * m.classAccuracy).toFixed(2)}%` : '') +
+    `  (${m.images} images)`
+  );
 }
 
 /** --out of a report-only command (eval real, eval recon), checked before any work. */
@@ -35,18 +39,34 @@ export async function writeReport(f: ParsedFlags, report: object): Promise<void>
 
 export function classifierSummary(c: LoadedClassifier): Record<string, unknown> {
   const e = c.metadata['eval'] ? (JSON.parse(c.metadata['eval']) as { accuracy?: number }) : null;
-  return { path: c.path, hash: c.hash, featureDim: c.model.config.featureDim, testAccuracy: e?.accuracy ?? null, config: c.model.config };
+  return {
+    path: c.path,
+    hash: c.hash,
+    featureDim: c.model.config.featureDim,
+    testAccuracy: e?.accuracy ?? null,
+    config: c.model.config,
+  };
 }
 
-/** A split of the classifier's dataset and its features (cached beside the classifier), with a progress bar when computed. */
-export async function reference(c: LoadedClassifier, split: 'test' | 'train'): Promise<ReferenceFeatures & { dataset: Dataset }> {
+/**
+ * A split of the classifier's dataset and its features (cached beside the classifier), with a progress bar when
+ * computed.
+ */
+export async function reference(
+  c: LoadedClassifier,
+  split: 'test' | 'train',
+): Promise<ReferenceFeatures & { dataset: Dataset }> {
   const dataset = await loadClassifierSplit(c, split);
   let progress: Progress | null = null;
   const r = await referenceFeatures(c, split, {
     dataset,
-    onBatch: (done, total) => (progress ??= new Progress({ label: `${split} features`, total, unit: 'img' })).update(done),
+    onBatch: (done, total) =>
+      (progress ??= new Progress({ label: `${split} features`, total, unit: 'img' })).update(done),
   });
-  (progress as Progress | null)?.finish();  // assigned in the callback
-  log(`${split} split: ${r.features.n} images of ${r.data.name}, features ${r.cached ? 'read from' : 'cached in'} ${r.cache}`);
+  (progress as Progress | null)?.finish(); // assigned in the callback
+  log(
+    `${split} split: ${r.features.n} images of ${r.data.name}, features ${r.cached ? 'read from' : 'cached in'} ` +
+    `${r.cache}`,
+  );
   return { ...r, dataset };
 }

@@ -19,21 +19,41 @@ import { tokenizerCommands } from './tokenizer.js';
 import { trainCommands } from './train.js';
 
 /** run() resolves to the exit code, or nothing for 0. */
-export interface Command { spec: CommandSpec; run: (flags: ParsedFlags, positionals: string[]) => Promise<number | void> }
+export interface Command {
+  spec: CommandSpec;
+  run: (flags: ParsedFlags, positionals: string[]) => Promise<number | void>;
+}
 
-const COMMANDS: Command[] = [benchEngineCommand, benchSampleCommand, dataInfoCommand, ...tokenizerCommands, clusterCommand, clusterSwapDemoCommand, ...trainCommands, sampleCommand, serveCommand, demoCommand, stepCommand, ...evalCommands, ...plotCommands];
+const COMMANDS: Command[] = [
+  benchEngineCommand,
+  benchSampleCommand,
+  dataInfoCommand,
+  ...tokenizerCommands,
+  clusterCommand,
+  clusterSwapDemoCommand,
+  ...trainCommands,
+  sampleCommand,
+  serveCommand,
+  demoCommand,
+  stepCommand,
+  ...evalCommands,
+  ...plotCommands,
+];
 
 /** The commands that split their work over the ranks of `mpirun -np N` (docs/mpi.md); the others run as one process. */
 const MULTI_RANK = new Set(['sample', 'eval', 'tokenizer train', ...trainCommands.map((c) => c.spec.name)]);
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
 function overview(): string {
   const rows = COMMANDS.filter((c) => !c.spec.hidden).map((c) => `  ctfgen ${c.spec.name.padEnd(22)} ${c.spec.brief}`);
-  return `ctfgen ${version()} — coarse-to-fine autoregressive image generation on a CPU\n\nUsage: ctfgen <command> [options]\n\nCommands:\n${rows.join('\n')}\n\nRun \`ctfgen <command> --help\` for a command's options.\n`;
+  return `ctfgen ${version()} — coarse-to-fine autoregressive image generation on a CPU\n\nUsage: ctfgen <command> ` +
+    `[options]\n\nCommands:\n${rows.join('\n')}\n\nRun \`ctfgen <command> --help\` for a command's options.\n`;
 }
 
 /**
@@ -43,10 +63,12 @@ function overview(): string {
 function unknownCommand(argv: string[]): string {
   const group = COMMANDS.filter((c) => c.spec.name.startsWith(`${argv[0]} `) && !c.spec.hidden);
   if (group.length > 0 && !COMMANDS.some((c) => c.spec.name === argv[0]))
-    return `ctfgen ${argv[0]}: which one?\n${group.map((c) => `  ctfgen ${c.spec.name.padEnd(22)} ${c.spec.brief}`).join('\n')}\n`;
+    return `ctfgen ${argv[0]}: which ` +
+      `one?\n${group.map((c) => `  ctfgen ${c.spec.name.padEnd(22)} ${c.spec.brief}`).join('\n')}\n`;
   const names = COMMANDS.map((c) => c.spec.name), typed = argv.slice(0, 2).join(' ');
   const guess = closest(typed, names) ?? closest(argv[0] ?? '', names);
-  const hint = guess ? `did you mean \`ctfgen ${guess}\`?\nUsage: ${COMMANDS.find((c) => c.spec.name === guess)!.spec.usage}\n`
+  const hint = guess
+    ? `did you mean \`ctfgen ${guess}\`?\nUsage: ${COMMANDS.find((c) => c.spec.name === guess)!.spec.usage}\n`
     : 'Run `ctfgen --help` for the list of commands.\n';
   return `ctfgen: unknown command "${typed}"; ${hint}`;
 }
@@ -68,8 +90,10 @@ async function main(argv: string[]): Promise<number> {
   const rest = argv.slice(cmd.spec.name.split(' ').length);
   if (isMultiRank() && !MULTI_RANK.has(cmd.spec.name)) {
     if (launchedWorld()?.rank === 0)
-      process.stderr.write(`ctfgen ${cmd.spec.name}: runs as one process, not as ${launchedWorld()?.size ?? 'several'} MPI ` +
-        'ranks; under mpirun only ctfgen sample, eval, train and tokenizer train split their work\n');
+      process.stderr.write(
+        `ctfgen ${cmd.spec.name}: runs as one process, not as ${launchedWorld()?.size ?? 'several'} MPI ` +
+          'ranks; under mpirun only ctfgen sample, eval, train and tokenizer train split their work\n',
+      );
     return 2;
   }
   const who = `ctfgen ${cmd.spec.name}${rankTag()}`;  // several ranks print: say which one
@@ -118,8 +142,10 @@ main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (e: unknown) => {
     // Every input a user can give ends in a CtfError above; anything else is a bug in ctfgen.
-    process.stderr.write(`ctfgen${rankTag()}: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n` +
-      `This is a bug in ctfgen ${version()}: please report it with the command you ran and the lines above.\n`);
+    process.stderr.write(
+      `ctfgen${rankTag()}: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n` +
+        `This is a bug in ctfgen ${version()}: please report it with the command you ran and the lines above.\n`,
+    );
     process.exitCode = 1;
   },
 );

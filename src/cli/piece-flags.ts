@@ -14,8 +14,12 @@ const PIECE_HELP: Record<PieceName, string> = {
 /** --run and one path flag per piece; `help` replaces a piece's default help text. */
 export function pieceFlags(help: Partial<Record<PieceName, string>> = {}): Record<string, FlagSpec> {
   const flags: Record<string, FlagSpec> = {
-    run: { type: 'string', help: `run directory holding the pieces (${Object.values(RUN_LAYOUT).join(', ')}); explicit paths override` },
+    run: {
+      type: 'string',
+      help: `run directory holding the pieces (${Object.values(RUN_LAYOUT).join(', ')}); explicit paths override`,
+    },
   };
-  for (const name of Object.keys(RUN_LAYOUT) as PieceName[]) flags[name] = { type: 'string', help: help[name] ?? PIECE_HELP[name] };
+  for (const name of Object.keys(RUN_LAYOUT) as PieceName[])
+    flags[name] = { type: 'string', help: help[name] ?? PIECE_HELP[name] };
   return flags;
 }

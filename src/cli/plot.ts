@@ -16,7 +16,8 @@ const MAX_LOG_BYTES = 1024 * 1024 * 1024;
 export type CurveX = 'step' | 'epoch';
 
 export interface CurveOptions {
-  metric: string;   // 'loss': the training loss of 'progress' events; else a metrics key (valLoss, …), see curveFromEventLog
+  // 'loss': the training loss of 'progress' events; else a metrics key (valLoss, …), see curveFromEventLog
+  metric: string;
   x: CurveX;
 }
 
@@ -31,7 +32,13 @@ type Event = Record<string, unknown>;
  * A numeric field of an event (or of its metrics): undefined when absent and optional, null when JSON null
  * (how a NaN is written). `what` names the object in errors: 'the "eval" event', 'the metrics of …'.
  */
-function field(e: Event, key: string, where: string, what: string, o: { optional?: boolean; integer?: boolean } = {}): number | null | undefined {
+function field(
+  e: Event,
+  key: string,
+  where: string,
+  what: string,
+  o: { optional?: boolean; integer?: boolean } = {},
+): number | null | undefined {
   const v = e[key];
   if (v === undefined) {
     if (o.optional) return undefined;
@@ -39,7 +46,10 @@ function field(e: Event, key: string, where: string, what: string, o: { optional
   }
   if (v === null) return null;
   if (typeof v !== 'number' || (o.integer && !(Number.isInteger(v) && v >= 0)))
-    throw new CtfError(`${where}: "${key}" of ${what} is ${JSON.stringify(v)}, expected ${o.integer ? 'a step count (integer ≥ 0)' : 'a number'}`);
+    throw new CtfError(
+      `${where}: "${key}" of ${what} is ${JSON.stringify(v)}, expected ` +
+      `${o.integer ? 'a step count (integer ≥ 0)' : 'a number'}`,
+    );
   return v;
 }
 
@@ -79,13 +89,19 @@ export function curveFromEventLog(text: string, source: string, o: CurveOptions)
       notes.push(`${where}: skipped a torn line of ${resumed} bytes (a run killed while writing it) before a resume`);
     }
     if (typeof e !== 'object' || e === null || Array.isArray(e) || typeof (e as Event)['type'] !== 'string')
-      throw new CtfError(`${where}: expected a training event object with a "type", got ${JSON.stringify(e).slice(0, 60)}`);
+      throw new CtfError(
+        `${where}: expected a training event object with a "type", got ${JSON.stringify(e).slice(0, 60)}`,
+      );
     const ev = e as Event, what = `the "${ev['type']}" event`;
     seen.events++;
     if (ev['type'] === 'start') {
       const from = field(ev, 'step', where, what, { integer: true })!;
-      if (typeof ev['resumed'] !== 'boolean') throw new CtfError(`${where}: "resumed" of the "start" event is ${JSON.stringify(ev['resumed'])}, expected true or false`);
-      for (const m of [fromEval, fromProgress]) for (const s of [...m.keys()]) if (!ev['resumed'] || s > from) m.delete(s);
+      if (typeof ev['resumed'] !== 'boolean')
+        throw new CtfError(
+          `${where}: "resumed" of the "start" event is ${JSON.stringify(ev['resumed'])}, expected true or false`,
+        );
+      for (const m of [fromEval, fromProgress])
+        for (const s of [...m.keys()]) if (!ev['resumed'] || s > from) m.delete(s);
       return;
     }
     const isProgress = ev['type'] === 'progress', isEval = ev['type'] === 'eval' || ev['type'] === 'epoch';
@@ -100,7 +116,8 @@ export function curveFromEventLog(text: string, source: string, o: CurveOptions)
     for (const k of Object.keys(metrics)) (isEval ? seen.eval : seen.progress).add(k);
     let y: number | null | undefined;
     if (isProgress && o.metric === 'loss') y = field(ev, 'loss', where, what);
-    else if (o.metric !== 'loss') y = field(metrics as Event, o.metric, where, `the metrics of ${what}`, { optional: true });
+    else if (o.metric !== 'loss')
+      y = field(metrics as Event, o.metric, where, `the metrics of ${what}`, { optional: true });
     if (y === undefined || y === null) return;   // not in this event, or non-finite when logged (NaN → null)
     (isEval ? fromEval : fromProgress).set(step, [x, y]);
   });
@@ -108,8 +125,12 @@ export function curveFromEventLog(text: string, source: string, o: CurveOptions)
   if (chosen.size === 0) {
     if (seen.events === 0) throw new CtfError(`${source}: no training events (an empty log?)`);
     const have = [...(o.metric === 'loss' ? [] : seen.eval), ...seen.progress].filter((k) => k !== o.metric);
-    const hint = o.metric === 'valLoss' ? ' — was the run trained without validation data? (`ctfgen train --help`: --val-limit, --eval-every)' : '';
-    throw new CtfError(`${source}: no "${o.metric}" values in ${seen.events} events${have.length ? ` (metrics found: ${[...new Set(have)].join(', ')}; or "loss")` : ''}${hint}`);
+    const hint =
+      o.metric === 'valLoss'
+        ? ' — was the run trained without validation data? (`ctfgen train --help`: --val-limit, --eval-every)'
+        : '';
+    throw new CtfError(`${source}: no "${o.metric}" values in ${seen.events} ` +
+      `events${have.length ? ` (metrics found: ${[...new Set(have)].join(', ')}; or "loss")` : ''}${hint}`);
   }
   const points = [...chosen.entries()].sort((a, b) => a[0] - b[0]).map(([, p]) => p);
   return { points, notes };
@@ -131,7 +152,9 @@ export function pointsFromJson(text: string, source: string): [number, number][]
     throw new CtfError(`${source}: expected {"points": [[x, y], ...]}, got ${JSON.stringify(doc).slice(0, 60)}`);
   return pts.map((p, i): [number, number] => {
     if (!Array.isArray(p) || p.length !== 2 || !p.every((v) => typeof v === 'number' || v === null))
-      throw new CtfError(`${source}: points[${i}] is ${JSON.stringify(p)}, expected [x, y] with two numbers (null for a missing value)`);
+      throw new CtfError(
+        `${source}: points[${i}] is ${JSON.stringify(p)}, expected [x, y] with two numbers (null for a missing value)`,
+      );
     return [p[0] ?? NaN, p[1] ?? NaN];
   });
 }
@@ -141,11 +164,16 @@ export function pointsFromJson(text: string, source: string): [number, number][]
  * contain '=' ("K=128=runs/k=128/fid.json"): the split is at the first '=' after which `exists` accepts the path,
  * else at the first '=' (so the error names the missing file), else the whole argument is a path.
  */
-export function parseSeriesArg(arg: string, suffix: RegExp, exists: (path: string) => boolean = () => false): { name: string; path: string } {
+export function parseSeriesArg(
+  arg: string,
+  suffix: RegExp,
+  exists: (path: string) => boolean = () => false,
+): { name: string; path: string } {
   if (exists(arg)) return { name: basename(arg).replace(suffix, ''), path: arg };
   const cuts = [...arg.matchAll(/=/g)].map((m) => m.index!);
   const eq = cuts.find((i) => exists(arg.slice(i + 1))) ?? cuts[0];
-  const [name, path] = eq !== undefined ? [arg.slice(0, eq), arg.slice(eq + 1)] : [basename(arg).replace(suffix, ''), arg];
+  const [name, path] =
+    eq !== undefined ? [arg.slice(0, eq), arg.slice(eq + 1)] : [basename(arg).replace(suffix, ''), arg];
   if (name === '' || path === '') throw new UsageError(`"${arg}": expected NAME=FILE (or just FILE)`);
   return { name, path };
 }
@@ -164,7 +192,8 @@ function describe(name: string, pts: [number, number][], metric: string, xName: 
   if (ok.length === 0) return `${name}: no finite points`;
   const best = ok.reduce((a, b) => (b[1] < a[1] ? b : a));
   const f = (v: number): string => String(Number(v.toPrecision(5)));
-  return `${name}: ${ok.length} points, ${metric} ${f(ok[0]![1])} → ${f(ok[ok.length - 1]![1])} (lowest ${f(best[1])} at ${xName} ${f(best[0])})`;
+  return `${name}: ${ok.length} points, ${metric} ${f(ok[0]![1])} → ${f(ok[ok.length - 1]![1])} (lowest ` +
+    `${f(best[1])} at ${xName} ${f(best[0])})`;
 }
 
 /** --out must be writable and none of the series files, before any file is read. */
@@ -175,9 +204,23 @@ function checkPlotOut(f: ParsedFlags, args: { name: string; path: string }[]): v
   });
 }
 
-async function drawAndWrite(f: ParsedFlags, series: PlotSeries[], title: string, xLabel: string, yLabel: string): Promise<void> {
+async function drawAndWrite(
+  f: ParsedFlags,
+  series: PlotSeries[],
+  title: string,
+  xLabel: string,
+  yLabel: string,
+): Promise<void> {
   const out = requireString(f, 'out');
-  const img = renderLinePlot({ title, xLabel, yLabel, series, width: f['width'] as number, height: f['height'] as number, logY: f['logY'] === true });
+  const img = renderLinePlot({
+    title,
+    xLabel,
+    yLabel,
+    series,
+    width: f['width'] as number,
+    height: f['height'] as number,
+    logY: f['logY'] === true,
+  });
   await writePng(out, img);
   process.stderr.write(`wrote ${out} (${img.width}×${img.height})\n`);
 }
@@ -190,26 +233,35 @@ const PICTURE_FLAGS: Record<string, FlagSpec> = {
   logY: { type: 'boolean', help: 'logarithmic y axis (values ≤ 0 are left out)' },
 };
 
-const METRIC_LABEL: Record<string, string> = { valLoss: 'validation loss (nats/token)', loss: 'training loss (nats/token)' };
+const METRIC_LABEL: Record<string, string> = {
+  valLoss: 'validation loss (nats/token)',
+  loss: 'training loss (nats/token)',
+};
 const METRIC_TITLE: Record<string, string> = { valLoss: 'Validation loss', loss: 'Training loss' };
 
 export const plotCurvesCommand: Command = {
   spec: {
     name: 'plot curves',
     brief: 'training curves from event logs as a PNG',
-    summary: 'Training curves from event logs (the *.events.jsonl beside each checkpoint), one line per NAME, as a PNG.\n' +
+    summary:
+      'Training curves from event logs (the *.events.jsonl beside each checkpoint), one line per NAME, as a PNG.\n' +
       'A resumed run in the same log counts once: the last value logged for a step wins.',
     usage: 'ctfgen plot curves --out curves.png [--metric valLoss|loss] [--x epoch|step] NAME=FILE.events.jsonl ...',
     positionals: ['NAME=FILE.events.jsonl'],
     flags: {
       ...PICTURE_FLAGS,
-      metric: { type: 'string', default: 'valLoss', help: 'valLoss (eval/epoch events), loss (training loss of progress events), or another metric key' },
+      metric: {
+        type: 'string',
+        default: 'valLoss',
+        help: 'valLoss (eval/epoch events), loss (training loss of progress events), or another metric key',
+      },
       x: { type: 'string', default: 'epoch', help: 'epoch or step' },
       yLabel: { type: 'string', help: 'y axis label (default: from the metric)' },
     },
   },
   async run(f, positionals) {
-    const metric = String(f['metric']), x = String(f['x']);
+    const metric = String(f['metric']),
+      x = String(f['x']);
     if (x !== 'step' && x !== 'epoch') throw new UsageError(`--x: expected epoch or step, got "${x}"`);
     if (metric === '') throw new UsageError('--metric: expected a metric name (valLoss, loss, …)');
     const args = seriesArgs(positionals, /\.events\.jsonl$|\.jsonl$/, 'NAME=FILE.events.jsonl');
@@ -232,7 +284,9 @@ export const plotPointsCommand: Command = {
   spec: {
     name: 'plot points',
     brief: '(x, y) series from JSON files as a PNG',
-    summary: 'Series of (x, y) points from JSON files ({"points": [[x, y], ...]}, e.g. FID vs epoch), one line per NAME, as a PNG.',
+    summary:
+      'Series of (x, y) points from JSON files ({"points": [[x, y], ...]}, e.g. FID vs epoch), one line per NAME, as ' +
+      'a PNG.',
     usage: 'ctfgen plot points --out F.png [--x-label X] [--y-label Y] NAME=FILE.json ...',
     positionals: ['NAME=FILE.json'],
     flags: {
@@ -244,14 +298,24 @@ export const plotPointsCommand: Command = {
   async run(f, positionals) {
     const args = seriesArgs(positionals, /\.json$/, 'NAME=FILE.json');
     checkPlotOut(f, args);
-    const xLabel = String(f['xLabel']), yLabel = String(f['yLabel']);
+    const xLabel = String(f['xLabel']),
+      yLabel = String(f['yLabel']);
     const series: PlotSeries[] = [];
     for (const a of args) {
-      const points = pointsFromJson((await readFileChecked(a.path, { maxBytes: 64 * 1024 * 1024, what: 'points file' })).toString('utf8'), a.path);
+      const points = pointsFromJson(
+        (await readFileChecked(a.path, { maxBytes: 64 * 1024 * 1024, what: 'points file' })).toString('utf8'),
+        a.path,
+      );
       process.stderr.write(describe(a.name, points, yLabel, xLabel) + '\n');
       series.push({ name: a.name, points });
     }
-    await drawAndWrite(f, series, typeof f['title'] === 'string' ? f['title'] : `${yLabel} vs ${xLabel}`, xLabel, yLabel);
+    await drawAndWrite(
+      f,
+      series,
+      typeof f['title'] === 'string' ? f['title'] : `${yLabel} vs ${xLabel}`,
+      xLabel,
+      yLabel,
+    );
   },
 };
 

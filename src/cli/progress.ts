@@ -42,7 +42,8 @@ export class Progress {
     const eta = rate > 0 ? (this.o.total - done) / rate : Infinity;
     const pct = this.o.total > 0 ? (100 * done) / this.o.total : 100;
     const unit = this.o.unit ?? 'step';
-    const stats = `${done}/${this.o.total} ${unit}s  ${rate >= 10 ? rate.toFixed(0) : rate.toFixed(2)} ${unit}/s  elapsed ${formatDuration(elapsed)}  ETA ${formatDuration(eta)}`;
+    const stats = `${done}/${this.o.total} ${unit}s  ${rate >= 10 ? rate.toFixed(0) : rate.toFixed(2)} ${unit}/s  ` +
+      `elapsed ${formatDuration(elapsed)}  ETA ${formatDuration(eta)}`;
     if (this.tty) {
       const width = 24, fill = Math.round((width * pct) / 100);
       const bar = '█'.repeat(fill) + '░'.repeat(width - fill);

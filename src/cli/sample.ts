@@ -9,7 +9,14 @@ import { MAX_PIXELS, gridSize, imageGrid, writeImageGrid, writePng } from '../io
 import { clusterRepresentatives, previewSteps, progressivePreview } from '../sample/images.js';
 import { communicator } from '../parallel/index.js';
 import { sampleImagesSharded, type SamplingResult } from '../sample/pipeline.js';
-import { RUN_LAYOUT, SAMPLER_METHODS, loadSampler, resolveSamplerPaths, type SamplerMethod, type SamplerPieces } from '../sample/run-dir.js';
+import {
+  RUN_LAYOUT,
+  SAMPLER_METHODS,
+  loadSampler,
+  resolveSamplerPaths,
+  type SamplerMethod,
+  type SamplerPieces,
+} from '../sample/run-dir.js';
 import { UsageError, flagRole, type ParsedFlags } from './args.js';
 import type { Command } from './main.js';
 import { pieceFlags } from './piece-flags.js';
@@ -21,12 +28,14 @@ const log = (s: string): void => { process.stderr.write(s + '\n'); };
 
 /** --class / --classes as given: "all", or ids and names (checked once the models and their data are known). */
 export function parseClasses(f: ParsedFlags): string[] | 'all' {
-  if (f['class'] !== undefined && f['classes'] !== undefined) throw new UsageError('give --class or --classes, not both');
+  if (f['class'] !== undefined && f['classes'] !== undefined)
+    throw new UsageError('give --class or --classes, not both');
   if (f['class'] !== undefined) return [String(f['class']).trim()];
   const s = String(f['classes'] ?? 'all').trim();
   if (s === 'all') return 'all';
   const items = s.split(',').map((x) => x.trim());
-  if (items.some((x) => x === '')) throw new UsageError(`--classes: expected "all" or comma-separated class ids or names, got "${s}"`);
+  if (items.some((x) => x === ''))
+    throw new UsageError(`--classes: expected "all" or comma-separated class ids or names, got "${s}"`);
   return items;
 }
 
@@ -59,7 +68,10 @@ async function runClassNames(p: SamplerPieces): Promise<string[] | null> {
 
 export function tokensJson(r: Pick<SamplingResult, 'classes' | 'coarse' | 'fine'>, T: number): string {
   const rows = (x: Int32Array): string => {
-    const lines = Array.from({ length: x.length / T }, (_, n) => `    ${JSON.stringify(Array.from(x.subarray(n * T, (n + 1) * T)))}`);
+    const lines = Array.from(
+      { length: x.length / T },
+      (_, n) => `    ${JSON.stringify(Array.from(x.subarray(n * T, (n + 1) * T)))}`,
+    );
     return `[\n${lines.join(',\n')}\n  ]`;
   };
   const parts = [`  "classes": ${JSON.stringify(Array.from(r.classes))}`];
@@ -87,11 +99,17 @@ export const sampleCommand: Command = {
   spec: {
     name: 'sample',
     brief: 'sample images with CTF or the baseline to a PNG grid',
-    summary: 'Samples images with CTF (stage 1 coarse labels, stage 2 fine labels) or the baseline, decodes them with the tokenizer\n' +
-      'and writes a PNG grid. Pieces come from --run DIR (' + Object.values(RUN_LAYOUT).join(', ') + ')\n' +
+    summary:
+      'Samples images with CTF (stage 1 coarse labels, stage 2 fine labels) or the baseline, decodes them with the ' +
+      'tokenizer\n' +
+      'and writes a PNG grid. Pieces come from --run DIR (' +
+      Object.values(RUN_LAYOUT).join(', ') +
+      ')\n' +
       'or explicit paths, and are checked to belong together (tokenizer hash, coarse map, K, V) before sampling.\n' +
       'Every image draws from its own stream named by (seed, class, index), so --batch never changes an image.',
-    usage: 'ctfgen sample (--run DIR | --tokenizer F [--clusters F --stage1 F --aux F | --baseline F]) [--method ctf|baseline] [--class C | --classes all] --out grid.png [options]',
+    usage:
+      'ctfgen sample (--run DIR | --tokenizer F [--clusters F --stage1 F --aux F | --baseline F]) [--method ' +
+      'ctf|baseline] [--class C | --classes all] --out grid.png [options]',
     flags: {
       ...pieceFlags(),
       method: { type: 'string', default: 'ctf', help: 'ctf or baseline' },
@@ -100,29 +118,52 @@ export const sampleCommand: Command = {
       n: { type: 'int', default: 8, min: 1, help: 'images per class' },
       ...samplingFlags(),
       out: { type: 'string', help: 'PNG grid to write (default with --run: DIR/samples-<method>.png)' },
-      cols: { type: 'int', min: 1, help: 'grid columns (default: --n with several classes and --n ≤ 32, else a square)' },
+      cols: {
+        type: 'int',
+        min: 1,
+        help: 'grid columns (default: --n with several classes and --n ≤ 32, else a square)',
+      },
       scale: { type: 'int', default: 2, min: 1, help: 'enlarge every tile by this integer factor' },
       each: { type: 'string', help: 'also write every image as DIR/c<class>-<index>.png' },
-      tokensOut: { type: 'string', help: 'write the sampled tokens as JSON {classes, coarse, fine} (baseline: fine only)' },
-      progressive: { type: 'string', help: 'CTF: PNG of the stage-1 preview (rows = images; after 1/4, 1/2, 3/4, all coarse labels; final)' },
+      tokensOut: {
+        type: 'string',
+        help: 'write the sampled tokens as JSON {classes, coarse, fine} (baseline: fine only)',
+      },
+      progressive: {
+        type: 'string',
+        help: 'CTF: PNG of the stage-1 preview (rows = images; after 1/4, 1/2, 3/4, all coarse labels; final)',
+      },
       progressiveCount: { type: 'int', default: 8, min: 1, help: 'images (rows) in the --progressive PNG' },
       json: { type: 'boolean', help: 'print a summary as JSON on stdout' },
     },
   },
   async run(f) {
     const method = String(f['method']) as SamplerMethod;
-    if (!SAMPLER_METHODS.includes(method)) throw new UsageError(`--method: expected ${SAMPLER_METHODS.join(' or ')}, got "${method}"`);
+    if (!SAMPLER_METHODS.includes(method))
+      throw new UsageError(`--method: expected ${SAMPLER_METHODS.join(' or ')}, got "${method}"`);
     const run = typeof f['run'] === 'string' ? f['run'] : undefined;
-    const explicit = Object.fromEntries(Object.keys(RUN_LAYOUT).filter((k) => typeof f[k] === 'string').map((k) => [k, f[k] as string]));
+    const explicit = Object.fromEntries(
+      Object.keys(RUN_LAYOUT)
+        .filter((k) => typeof f[k] === 'string')
+        .map((k) => [k, f[k] as string]),
+    );
     const { paths, missing } = resolveSamplerPaths([method], run, explicit);
-    if (missing.length) throw new UsageError(`${missing.map((m) => `--${m}`).join(', ')} ${missing.length > 1 ? 'are' : 'is'} required for --method ${method} (or --run DIR)`);
-    const out = typeof f['out'] === 'string' ? f['out'] : run !== undefined ? join(run, `samples-${method}.png`) : undefined;
+    if (missing.length)
+      throw new UsageError(
+        `${missing.map((m) => `--${m}`).join(', ')} ${missing.length > 1 ? 'are' : 'is'} required for --method ` +
+        `${method} (or --run DIR)`,
+      );
+    const out =
+      typeof f['out'] === 'string' ? f['out'] : run !== undefined ? join(run, `samples-${method}.png`) : undefined;
     if (out === undefined) throw new UsageError('--out is required (or --run DIR)');
     const wanted = parseClasses(f);
     const sampling = samplingOptions(f);
-    if (method === 'baseline' && typeof f['progressive'] === 'string') throw new UsageError('--progressive shows CTF\'s stage 1; use --method ctf');
-    const given = (key: string): string | undefined => (typeof f[key] === 'string' ? f[key] as string : undefined);
-    const each = given('each'), tokensOut = given('tokensOut'), progressivePath = given('progressive');
+    if (method === 'baseline' && typeof f['progressive'] === 'string')
+      throw new UsageError("--progressive shows CTF's stage 1; use --method ctf");
+    const given = (key: string): string | undefined => (typeof f[key] === 'string' ? (f[key] as string) : undefined);
+    const each = given('each'),
+      tokensOut = given('tokensOut'),
+      progressivePath = given('progressive');
     checkOutputs({
       inputs: Object.entries(paths).map(([k, p]) => ({ role: flagRole(f, k), path: p })),
       outputs: [
@@ -134,29 +175,46 @@ export const sampleCommand: Command = {
     });
 
     // Under mpirun every rank samples its share of the images; rank 0 alone logs and writes.
-    const comm = communicator(), say = comm.rank === 0 ? log : (): void => {};
+    const comm = communicator(),
+      say = comm.rank === 0 ? log : (): void => {};
     const t0 = performance.now();
     const pieces: SamplerPieces = await loadSampler([method], paths);
     const names = await runClassNames(pieces);
-    const classIds = wanted === 'all' ? Array.from({ length: pieces.numClasses }, (_, c) => c)
-      : wanted.map((w) => classId(w, names, pieces.numClasses));
+    const classIds =
+      wanted === 'all'
+        ? Array.from({ length: pieces.numClasses }, (_, c) => c)
+        : wanted.map((w) => classId(w, names, pieces.numClasses));
     const n = f['n'] as number;
     const classes = Int32Array.from(classIds.flatMap((c) => Array<number>(n).fill(c)));
-    const N = classes.length, T = pieces.grid ** 2;
+    const N = classes.length,
+      T = pieces.grid ** 2;
     const cols = (f['cols'] as number | undefined) ?? (classIds.length > 1 && n <= 32 ? n : Math.ceil(Math.sqrt(N)));
     const scale = f['scale'] as number;
     checkPictureSizes(f, pieces.tokenizer.model.config.imageSize, N, cols, T);
-    say(`${method}: ${N} images (${classIds.length} class${classIds.length > 1 ? 'es' : ''} × ${n}), ` +
-      `loaded ${Object.values(paths).join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    say(
+      `${method}: ${N} images (${classIds.length} class${classIds.length > 1 ? 'es' : ''} × ${n}), ` +
+        `loaded ${Object.values(paths).join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
 
     const label = method === 'ctf' ? 'stage 1' : 'baseline';
     const progress = comm.rank === 0 ? new Progress({ label, total: N, unit: 'img' }) : null;
-    const r = sampleImagesSharded(pieces, {
-      method, classes, seed: sampling.seed, batchSize: sampling.batchSize, ...sampling.stage1, stage2: sampling.stage2,
-      onProgress: (e) => { if (e.phase === 'stage1' && e.done < N) progress?.update(Math.floor(e.done)); },
-    }, comm);
+    const r = sampleImagesSharded(
+      pieces,
+      {
+        method,
+        classes,
+        seed: sampling.seed,
+        batchSize: sampling.batchSize,
+        ...sampling.stage1,
+        stage2: sampling.stage2,
+        onProgress: (e) => {
+          if (e.phase === 'stage1' && e.done < N) progress?.update(Math.floor(e.done));
+        },
+      },
+      comm,
+    );
     progress?.finish();
-    if (r === null) return;  // not rank 0: its images went to rank 0
+    if (r === null) return; // not rank 0: its images went to rank 0
     const s = r.seconds;
     let inside: number | null = null;
     if (r.coarse && pieces.map) {
@@ -164,21 +222,38 @@ export const sampleCommand: Command = {
       for (let i = 0; i < r.fine.length; i++) k += pieces.map.fineToCoarse[r.fine[i]!] === r.coarse[i] ? 1 : 0;
       inside = k / r.fine.length;
     }
-    log(`${method}: ${N} images in ${s.total.toFixed(2)} s = ${(N / s.total).toFixed(1)} img/s ` +
-      `(${method === 'ctf' ? `stage 1 ${s.stage1.toFixed(2)} s, stage 2 ${s.stage2.toFixed(2)} s` : `generate ${s.stage1.toFixed(2)} s`}, decode ${s.decode.toFixed(2)} s)` +
-      (inside !== null ? `; ${(100 * inside).toFixed(2)}% of the fine tokens lie in their predicted cluster` : ''));
+    log(
+      `${method}: ${N} images in ${s.total.toFixed(2)} s = ${(N / s.total).toFixed(1)} img/s ` +
+        (method === 'ctf'
+          ? `(stage 1 ${s.stage1.toFixed(2)} s, stage 2 ${s.stage2.toFixed(2)} s`
+          : `(generate ${s.stage1.toFixed(2)} s`) +
+        `, decode ${s.decode.toFixed(2)} s)` +
+        (inside !== null ? `; ${(100 * inside).toFixed(2)}% of the fine tokens lie in their predicted cluster` : ''),
+    );
 
     await mkdir(dirname(out), { recursive: true });
     // One row per class (the default layout): label the rows with the class names.
     const byClass = classIds.length > 1 && n === cols;
-    const pad = 2, tile = r.shape[2] * scale;
+    const pad = 2,
+      tile = r.shape[2] * scale;
     const grid = imageGrid(r.images, r.shape, { cols, scale, pad });
-    await writePng(out, byClass ? withRowLabels(grid, classIds.map((c) => names?.[c] ?? `class ${c}`), { rowPitch: tile + pad, top: pad, rowHeight: tile }) : grid);
+    await writePng(
+      out,
+      byClass
+        ? withRowLabels(
+            grid,
+            classIds.map((c) => names?.[c] ?? `class ${c}`),
+            { rowPitch: tile + pad, top: pad, rowHeight: tile },
+          )
+        : grid,
+    );
     const written = [out];
     if (each !== undefined) {
       const dir = each;
       await mkdir(dir, { recursive: true });
-      const [, C, H, W] = r.shape, px = C * H * W, width = String(n - 1).length;
+      const [, C, H, W] = r.shape,
+        px = C * H * W,
+        width = String(n - 1).length;
       for (let i = 0; i < N; i++) {
         const file = join(dir, `c${classes[i]}-${String(i % n).padStart(width, '0')}.png`);
         await writeImageGrid(file, r.images.subarray(i * px, (i + 1) * px), [1, C, H, W], { cols: 1, pad: 0, scale });
@@ -194,7 +269,8 @@ export const sampleCommand: Command = {
       const count = Math.min(N, f['progressiveCount'] as number);
       // Spread the rows over the classes: every ⌈N/count⌉-th image.
       const rows = Array.from({ length: count }, (_, i) => Math.floor((i * N) / count));
-      const [, C, H, W] = r.shape, px = C * H * W;
+      const [, C, H, W] = r.shape,
+        px = C * H * W;
       const tok = pieces.tokenizer.model;
       const reps = clusterRepresentatives(pieces.map, tok.quantizer.normalizedCodebook().f32);
       const coarse = Int32Array.from(rows.flatMap((i) => Array.from(r.coarse!.subarray(i * T, (i + 1) * T))));
@@ -208,10 +284,25 @@ export const sampleCommand: Command = {
     }
     log(`wrote ${written.join(', ')}`);
     if (f['json'])
-      process.stdout.write(JSON.stringify({
-        method, out, images: N, classes: classIds, n, seed: f['seed'], seconds: s, imagesPerSecond: N / s.total, insideCluster: inside,
-        paths, written,
-      }, null, 2) + '\n');
+      process.stdout.write(
+        JSON.stringify(
+          {
+            method,
+            out,
+            images: N,
+            classes: classIds,
+            n,
+            seed: f['seed'],
+            seconds: s,
+            imagesPerSecond: N / s.total,
+            insideCluster: inside,
+            paths,
+            written,
+          },
+          null,
+          2,
+        ) + '\n',
+      );
   },
 };
 

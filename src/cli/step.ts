@@ -18,7 +18,8 @@ export const stepCommand: Command = {
     brief: 'one step of an experiment script: skipped when done, resumed when interrupted, timed',
     summary: 'Runs `ctfgen ARGS` as one step of a resumable script: skipped when --done exists; with --resume\n' +
       'added when the train state of --resumes exists; every attempt appended to DIR/attempts.jsonl, a finished\n' +
-      'one to DIR/times.jsonl. Exits with the command\'s code: 130/143 (stopped after saving) and failures are not finished.',
+      'one to DIR/times.jsonl. Exits with the command\'s code: 130/143 (stopped after saving) and failures are not ' +
+      'finished.',
     usage: 'ctfgen step NAME --done FILE [--resumes CKPT] [--stdout-to FILE] --records DIR -- ARGS…',
     positionals: ['name', 'args…'],
     flags: {

@@ -32,16 +32,20 @@ export function trainEventRenderer(o: RenderOptions): (e: TrainEvent) => void {
   return (e) => {
     switch (e.type) {
       case 'start':
-        line(`${o.label}: ${e.resumed ? `resuming at step ${e.step}` : 'starting'}, ${e.totalSteps} steps of ${e.itemsPerStep} ${o.unit}s`);
+        line(`${o.label}: ${e.resumed ? `resuming at step ${e.step}` : 'starting'}, ${e.totalSteps} steps of ` +
+          `${e.itemsPerStep} ${o.unit}s`);
         break;
       case 'progress': {
         const pct = (100 * e.step) / e.totalSteps;
-        const stats = `step ${e.step}/${e.totalSteps} ep ${e.epoch.toFixed(2)}  loss ${e.loss.toFixed(4)}  ${o.formatMetrics(e.metrics)}  ` +
+        const stats = `step ${e.step}/${e.totalSteps} ep ${e.epoch.toFixed(2)}  loss ${e.loss.toFixed(4)}  ` +
+          `${o.formatMetrics(e.metrics)}  ` +
           `lr ${e.lr.toExponential(1)}  ${e.itemsPerSec.toFixed(0)} ${o.unit}/s  ETA ${formatDuration(e.etaSec)}` +
           (e.metrics['allreduceMs'] !== undefined ? `  allreduce ${e.metrics['allreduceMs'].toFixed(0)} ms/step` : '');
         if (tty) {
           const width = 20, fill = Math.round((width * pct) / 100);
-          stream.write(`\r\x1b[2K${'█'.repeat(fill)}${'░'.repeat(width - fill)} ${pct.toFixed(0).padStart(3)}% ${stats}`);
+          stream.write(
+            `\r\x1b[2K${'█'.repeat(fill)}${'░'.repeat(width - fill)} ${pct.toFixed(0).padStart(3)}% ${stats}`,
+          );
           barShown = true;
         } else {
           const now = performance.now();
@@ -62,7 +66,9 @@ export function trainEventRenderer(o: RenderOptions): (e: TrainEvent) => void {
         if (!tty) line(`${o.label}: checkpoint at step ${e.step} → ${e.path} (${e.ms.toFixed(0)} ms)`);
         break;
       case 'nonfinite':
-        line(`${o.label}: step ${e.step} skipped: loss ${e.loss}, gradient norm ${e.gradNorm} (${e.consecutive} in a row)`);
+        line(
+          `${o.label}: step ${e.step} skipped: loss ${e.loss}, gradient norm ${e.gradNorm} (${e.consecutive} in a row)`,
+        );
         break;
       case 'note':
         line(`${o.label}: ${e.message}`);

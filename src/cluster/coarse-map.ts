@@ -92,7 +92,8 @@ function clusterMeans(x: Tensor, assignment: Int32Array, k: number): Float32Arra
  */
 export function buildCoarseMap(codebook: Tensor, o: BuildCoarseMapOptions): { map: CoarseMap; kmeans: KMeansResult } {
   const mode = o.mode ?? 'kmeans', seed = o.seed ?? 0;
-  if (!CLUSTER_MODES.includes(mode)) throw new CtfError(`coarse map: mode "${String(mode)}" is not one of ${CLUSTER_MODES.join(', ')}`);
+  if (!CLUSTER_MODES.includes(mode))
+    throw new CtfError(`coarse map: mode "${String(mode)}" is not one of ${CLUSTER_MODES.join(', ')}`);
   const x = unitRows(codebook);
   const [V, D] = x.shape as [number, number];
   const km = kmeans(x, { k: o.k, seed, restarts: o.restarts, maxIter: o.maxIter, onEvent: o.onEvent });
@@ -110,7 +111,10 @@ export function buildCoarseMap(codebook: Tensor, o: BuildCoarseMapOptions): { ma
  */
 export function randomCoarseMap(like: CoarseMap, codebook: Tensor, seed: number): CoarseMap {
   const x = unitRows(codebook);
-  if (x.dim(0) !== like.v) throw new CtfError(`randomCoarseMap: codebook ${codebook.describe()} has ${x.dim(0)} rows, the map covers ${like.v}`);
+  if (x.dim(0) !== like.v)
+    throw new CtfError(
+      `randomCoarseMap: codebook ${codebook.describe()} has ${x.dim(0)} rows, the map covers ${like.v}`,
+    );
   const fineToCoarse = randomAssignment(like.members.map((m) => m.length), new Rng(seed).split('random-clusters'));
   const centroids = clusterMeans(x, fineToCoarse, like.k);
   return {
@@ -169,16 +173,25 @@ function metaInt(file: SafetensorsFile, key: string, min: number): number {
   const raw = file.metadata[key];
   const n = raw === undefined ? NaN : Number(raw);
   if (raw === undefined || raw.trim() === '' || !Number.isSafeInteger(n) || n < min)
-    throw new CtfError(`clusters ${file.source}: metadata "${key}" is ${raw === undefined ? 'missing' : JSON.stringify(raw)}, expected an integer ≥ ${min}`);
+    throw new CtfError(`clusters ${file.source}: metadata "${key}" is ` +
+      `${raw === undefined ? 'missing' : JSON.stringify(raw)}, expected an integer ≥ ${min}`);
   return n;
 }
 
-function tensorOf(file: SafetensorsFile, name: string, dtype: 'I32' | 'F32', shape: number[]): Int32Array | Float32Array {
+function tensorOf(
+  file: SafetensorsFile,
+  name: string,
+  dtype: 'I32' | 'F32',
+  shape: number[],
+): Int32Array | Float32Array {
   const t = file.tensors.get(name);
   if (!t) throw new CtfError(`clusters ${file.source}: tensor "${name}" is missing`);
-  if (t.dtype !== dtype) throw new CtfError(`clusters ${file.source}: tensor "${name}" is ${t.dtype}, expected ${dtype}`);
+  if (t.dtype !== dtype)
+    throw new CtfError(`clusters ${file.source}: tensor "${name}" is ${t.dtype}, expected ${dtype}`);
   if (shapeStr(t.shape) !== shapeStr(shape))
-    throw new CtfError(`clusters ${file.source}: tensor "${name}" has shape ${shapeStr(t.shape)}, expected ${shapeStr(shape)}`);
+    throw new CtfError(
+      `clusters ${file.source}: tensor "${name}" has shape ${shapeStr(t.shape)}, expected ${shapeStr(shape)}`,
+    );
   return t.data;
 }
 
@@ -187,12 +200,21 @@ export function coarseMapFromFile(file: SafetensorsFile, expect: CoarseMapExpect
   const where = `clusters ${file.source}`;
   const m = file.metadata;
   if (m['kind'] !== CLUSTERS_KIND)
-    throw new CtfError(`${where}: not a cluster file (metadata kind ${m['kind'] === undefined ? 'missing' : `"${m['kind']}"`}, expected "${CLUSTERS_KIND}")`);
+    throw new CtfError(`${where}: not a cluster file (metadata kind ` +
+      `${m['kind'] === undefined ? 'missing' : `"${m['kind']}"`}, expected "${CLUSTERS_KIND}")`);
   if (m['format'] !== CLUSTERS_FORMAT)
-    throw new CtfError(`${where}: format ${JSON.stringify(m['format'])} is not supported (this build reads format ${CLUSTERS_FORMAT})`);
-  const k = metaInt(file, 'k', 1), v = metaInt(file, 'v', 1), dim = metaInt(file, 'dim', 1), seed = metaInt(file, 'seed', 0);
+    throw new CtfError(
+      `${where}: format ${JSON.stringify(m['format'])} is not supported (this build reads format ${CLUSTERS_FORMAT})`,
+    );
+  const k = metaInt(file, 'k', 1),
+    v = metaInt(file, 'v', 1),
+    dim = metaInt(file, 'dim', 1),
+    seed = metaInt(file, 'seed', 0);
   const mode = m['mode'] as ClusterMode;
-  if (!CLUSTER_MODES.includes(mode)) throw new CtfError(`${where}: metadata "mode" is ${JSON.stringify(m['mode'])}, expected one of ${CLUSTER_MODES.join(', ')}`);
+  if (!CLUSTER_MODES.includes(mode))
+    throw new CtfError(
+      `${where}: metadata "mode" is ${JSON.stringify(m['mode'])}, expected one of ${CLUSTER_MODES.join(', ')}`,
+    );
   const tokenizerHash = m['tokenizerHash'];
   if (!tokenizerHash) throw new CtfError(`${where}: metadata "tokenizerHash" is missing`);
   const inertia = Number(m['inertia']);
@@ -209,17 +231,23 @@ export function coarseMapFromFile(file: SafetensorsFile, expect: CoarseMapExpect
   const offsets = tensorOf(file, 'memberOffsets', 'I32', [k + 1]) as Int32Array;
   const map: CoarseMap = { k, v, dim, fineToCoarse, centroids, mode, seed, tokenizerHash, inertia, members: [] };
   if (offsets[0] !== 0 || offsets[k] !== v)
-    throw new CtfError(`${where}: field "memberOffsets" must run from 0 to v = ${v}, runs from ${offsets[0]} to ${offsets[k]}`);
+    throw new CtfError(
+      `${where}: field "memberOffsets" must run from 0 to v = ${v}, runs from ${offsets[0]} to ${offsets[k]}`,
+    );
   for (let j = 0; j < k; j++) {
     if (!(offsets[j + 1]! > offsets[j]!))
-      throw new CtfError(`${where}: field "memberOffsets": cluster ${j} has ${offsets[j + 1]! - offsets[j]!} members (offsets ${offsets[j]} → ${offsets[j + 1]}); every cluster needs at least one`);
+      throw new CtfError(`${where}: field "memberOffsets": cluster ${j} has ${offsets[j + 1]! - offsets[j]!} members ` +
+        `(offsets ${offsets[j]} → ${offsets[j + 1]}); every cluster needs at least one`);
     map.members.push(flat.subarray(offsets[j]!, offsets[j + 1]!));
   }
   checkCoarseMap(map, where);
   if (expect.tokenizerHash !== undefined && expect.tokenizerHash !== tokenizerHash)
-    throw new CtfError(`${where}: made for tokenizer ${tokenizerHash.slice(0, 16)}…, but the tokenizer in use is ${expect.tokenizerHash.slice(0, 16)}… — re-run \`ctfgen cluster\` on this tokenizer`);
-  if (expect.k !== undefined && expect.k !== k) throw new CtfError(`${where}: has k = ${k} clusters, expected ${expect.k}`);
-  if (expect.v !== undefined && expect.v !== v) throw new CtfError(`${where}: covers v = ${v} codewords, expected ${expect.v}`);
+    throw new CtfError(`${where}: made for tokenizer ${tokenizerHash.slice(0, 16)}…, but the tokenizer in use is ` +
+      `${expect.tokenizerHash.slice(0, 16)}… — re-run \`ctfgen cluster\` on this tokenizer`);
+  if (expect.k !== undefined && expect.k !== k)
+    throw new CtfError(`${where}: has k = ${k} clusters, expected ${expect.k}`);
+  if (expect.v !== undefined && expect.v !== v)
+    throw new CtfError(`${where}: covers v = ${v} codewords, expected ${expect.v}`);
   return map;
 }
 
@@ -236,8 +264,11 @@ export function checkCoarseMap(map: CoarsePartition | CoarseMap, where: string):
     throw new CtfError(`${where}: field "fineToCoarse" has ${fineToCoarse.length} entries, expected v = ${v}`);
   for (let i = 0; i < v; i++)
     if (!(fineToCoarse[i]! >= 0 && fineToCoarse[i]! < k))
-      throw new CtfError(`${where}: field "fineToCoarse": fine id ${i} maps to cluster ${fineToCoarse[i]}, outside [0, ${k})`);
-  if (members.length !== k) throw new CtfError(`${where}: field "members" has ${members.length} lists, expected k = ${k}`);
+      throw new CtfError(
+        `${where}: field "fineToCoarse": fine id ${i} maps to cluster ${fineToCoarse[i]}, outside [0, ${k})`,
+      );
+  if (members.length !== k)
+    throw new CtfError(`${where}: field "members" has ${members.length} lists, expected k = ${k}`);
   let total = 0;
   members.forEach((list, j) => {
     if (list.length === 0)

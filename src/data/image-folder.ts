@@ -78,16 +78,21 @@ async function filesUnder(dir: string): Promise<string[]> {
 
 async function classFolders(dir: string): Promise<string[]> {
   const names = (await entries(dir)).filter((e) => e.dir).map((e) => e.name);
-  if (names.length === 0) throw new CtfError(`folder dataset ${dir}: no class sub-folders (expected one folder of images per class)`);
+  if (names.length === 0)
+    throw new CtfError(`folder dataset ${dir}: no class sub-folders (expected one folder of images per class)`);
   return names;
 }
 
 async function classFiles(dir: string, cls: string): Promise<string[]> {
   const folder = join(dir, cls);
   const files = await filesUnder(folder);
-  if (files.length === 0) throw new CtfError(`folder dataset: class folder ${folder} is empty (every class needs at least one image)`);
+  if (files.length === 0)
+    throw new CtfError(`folder dataset: class folder ${folder} is empty (every class needs at least one image)`);
   for (const f of files)
-    if (!IMAGE_EXT.test(f)) throw new CtfError(`folder dataset: ${f} is not an image (expected .png, .jpg or .jpeg; remove it or hide it with a leading ".")`);
+    if (!IMAGE_EXT.test(f))
+      throw new CtfError(
+        `folder dataset: ${f} is not an image (expected .png, .jpg or .jpeg; remove it or hide it with a leading ".")`,
+      );
   return files;
 }
 
@@ -98,20 +103,34 @@ export async function folderClassNames(root: string): Promise<string[]> {
 }
 
 /** Every image file of the dataset, with its class and split. */
-async function listFiles(root: string, o: FolderOptions): Promise<{ layout: FolderData['layout']; classNames: string[]; items: { path: string; label: number; split: Split }[] }> {
+async function listFiles(
+  root: string,
+  o: FolderOptions,
+): Promise<{
+  layout: FolderData['layout'];
+  classNames: string[];
+  items: { path: string; label: number; split: Split }[];
+}> {
   const items: { path: string; label: number; split: Split }[] = [];
   const top = await entries(root);
   const topDirs = top.filter((e) => e.dir).map((e) => e.name);
   if (topDirs.includes('train') && topDirs.includes('test')) {
     const others = topDirs.filter((d) => d !== 'train' && d !== 'test');
     if (others.length > 0)
-      throw new CtfError(`folder dataset ${root}: has train/ and test/ and also ${others.map((d) => d + '/').join(', ')} — with train/ and test/ the class folders go inside them`);
+      throw new CtfError(
+        `folder dataset ${root}: has train/ and test/ and also ${others.map((d) => d + '/').join(', ')} — with ` +
+        `train/ and test/ the class folders go inside them`,
+      );
     const classNames = await classFolders(join(root, 'train'));
     const testClasses = await classFolders(join(root, 'test'));
     if (testClasses.join('\n') !== classNames.join('\n')) {
-      const missing = classNames.filter((c) => !testClasses.includes(c)), extra = testClasses.filter((c) => !classNames.includes(c));
-      throw new CtfError(`folder dataset ${root}: train/ and test/ have different classes` +
-        (missing.length ? `; missing in test/: ${missing.join(', ')}` : '') + (extra.length ? `; only in test/: ${extra.join(', ')}` : ''));
+      const missing = classNames.filter((c) => !testClasses.includes(c)),
+        extra = testClasses.filter((c) => !classNames.includes(c));
+      throw new CtfError(
+        `folder dataset ${root}: train/ and test/ have different classes` +
+          (missing.length ? `; missing in test/: ${missing.join(', ')}` : '') +
+          (extra.length ? `; only in test/: ${extra.join(', ')}` : ''),
+      );
     }
     for (const split of ['train', 'test'] as const)
       for (const [label, cls] of classNames.entries())
@@ -119,7 +138,8 @@ async function listFiles(root: string, o: FolderOptions): Promise<{ layout: Fold
     return { layout: 'train-test-folders', classNames, items };
   }
   const fraction = o.testFraction ?? 0.1;
-  if (!(fraction >= 0 && fraction < 1)) throw new CtfError(`folder dataset: testFraction must be in [0, 1), got ${fraction}`);
+  if (!(fraction >= 0 && fraction < 1))
+    throw new CtfError(`folder dataset: testFraction must be in [0, 1), got ${fraction}`);
   const classNames = await classFolders(root);
   const splitRng = new Rng(o.splitSeed ?? 0).split('folder-split');
   for (const [label, cls] of classNames.entries()) {
@@ -137,7 +157,9 @@ export async function loadImageFolder(path: string, split: Split, o: FolderOptio
   const root = resolve(path);
   if (!(await isDir(root))) throw new CtfError(`folder dataset ${root}: not a directory`);
   if (o.resize && !o.resize.every((v) => Number.isInteger(v) && v > 0))
-    throw new CtfError(`folder dataset: resize must be two positive integers [height, width], got [${o.resize.join(', ')}]`);
+    throw new CtfError(
+      `folder dataset: resize must be two positive integers [height, width], got [${o.resize.join(', ')}]`,
+    );
   const { layout, classNames, items } = await listFiles(root, o);
 
   // Decode everything (both splits) so channels and size are decided the same way for each split.
@@ -147,7 +169,8 @@ export async function loadImageFolder(path: string, split: Split, o: FolderOptio
     const img = toPlanar(await decodeImageFile(it.path), o.alphaBackground ?? 255);
     if (!first) first = { path: it.path, w: img.width, h: img.height };
     else if (!o.resize && (img.width !== first.w || img.height !== first.h))
-      throw new CtfError(`folder dataset ${root}: mixed image sizes: ${it.path} is ${img.width}×${img.height} but ${first.path} is ${first.w}×${first.h}; give a resize option (--resize HxW) to resize every image bilinearly`);
+      throw new CtfError(`folder dataset ${root}: mixed image sizes: ${it.path} is ${img.width}×${img.height} but ` +
+        `${first.path} is ${first.w}×${first.h}; give a resize option (--resize HxW) to resize every image bilinearly`);
     decoded.push(img);
   }
   const channels: 1 | 3 = decoded.every((d) => d.grey) ? 1 : 3;
@@ -156,16 +179,32 @@ export async function loadImageFolder(path: string, split: Split, o: FolderOptio
   const chosen = items.map((it, i) => ({ ...it, i })).filter((it) => it.split === split);
   if (chosen.length === 0 && !o.allowEmptySplit)
     throw new CtfError(`folder dataset ${root}: the ${split} split is empty` +
-      (layout === 'held-out-fraction' ? ` (testFraction ${o.testFraction ?? 0.1} of each class rounds to 0 images; add images or raise the fraction)` : ''));
+      (layout === 'held-out-fraction' ? ` (testFraction ${o.testFraction ?? 0.1} of each class rounds to 0 images; ` +
+        `add images or raise the fraction)` : ''));
   const plane = height * width;
   const images = new Uint8Array(chosen.length * channels * plane);
   const labels = new Int32Array(chosen.length);
   chosen.forEach((it, k) => {
     let img = decoded[it.i]!;
     if (img.height !== height || img.width !== width)
-      img = { width, height, grey: img.grey, data: resizeBilinear(img.data, img.grey ? 1 : 3, img.height, img.width, height, width) };
+      img = {
+        width,
+        height,
+        grey: img.grey,
+        data: resizeBilinear(img.data, img.grey ? 1 : 3, img.height, img.width, height, width),
+      };
     copyPlanes(img, channels, images, k * channels * plane);
     labels[k] = it.label;
   });
-  return { root, layout, classNames, channels, height, width, images, labels, files: chosen.map((it) => relative(root, it.path)) };
+  return {
+    root,
+    layout,
+    classNames,
+    channels,
+    height,
+    width,
+    images,
+    labels,
+    files: chosen.map((it) => relative(root, it.path)),
+  };
 }

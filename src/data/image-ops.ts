@@ -49,24 +49,45 @@ export function copyPlanes(img: PlanarImage, channels: 1 | 3, out: Uint8Array, o
  * (PyTorch's interpolate(mode='bilinear', align_corners=False) without antialiasing: shrinking by more
  * than 2× skips pixels, so prefer sources near the target size).
  */
-export function resizeBilinear(src: Uint8Array, planes: number, h: number, w: number, outH: number, outW: number): Uint8Array {
+export function resizeBilinear(
+  src: Uint8Array,
+  planes: number,
+  h: number,
+  w: number,
+  outH: number,
+  outW: number,
+): Uint8Array {
   const out = new Uint8Array(planes * outH * outW);
-  if (h === outH && w === outW) { out.set(src.subarray(0, out.length)); return out; }
-  const sy = h / outH, sx = w / outW;
-  const x0s = new Int32Array(outW), x1s = new Int32Array(outW), fxs = new Float64Array(outW);
+  if (h === outH && w === outW) {
+    out.set(src.subarray(0, out.length));
+    return out;
+  }
+  const sy = h / outH,
+    sx = w / outW;
+  const x0s = new Int32Array(outW),
+    x1s = new Int32Array(outW),
+    fxs = new Float64Array(outW);
   for (let x = 0; x < outW; x++) {
     const fx = Math.max(0, (x + 0.5) * sx - 0.5);
     const x0 = Math.min(w - 1, Math.floor(fx));
-    x0s[x] = x0; x1s[x] = Math.min(w - 1, x0 + 1); fxs[x] = fx - x0;
+    x0s[x] = x0;
+    x1s[x] = Math.min(w - 1, x0 + 1);
+    fxs[x] = fx - x0;
   }
   for (let c = 0; c < planes; c++) {
-    const base = c * h * w, obase = c * outH * outW;
+    const base = c * h * w,
+      obase = c * outH * outW;
     for (let y = 0; y < outH; y++) {
       const fy = Math.max(0, (y + 0.5) * sy - 0.5);
-      const y0 = Math.min(h - 1, Math.floor(fy)), y1 = Math.min(h - 1, y0 + 1), ty = fy - y0;
-      const r0 = base + y0 * w, r1 = base + y1 * w;
+      const y0 = Math.min(h - 1, Math.floor(fy)),
+        y1 = Math.min(h - 1, y0 + 1),
+        ty = fy - y0;
+      const r0 = base + y0 * w,
+        r1 = base + y1 * w;
       for (let x = 0; x < outW; x++) {
-        const a = x0s[x]!, b = x1s[x]!, tx = fxs[x]!;
+        const a = x0s[x]!,
+          b = x1s[x]!,
+          tx = fxs[x]!;
         const top = src[r0 + a]! + (src[r0 + b]! - src[r0 + a]!) * tx;
         const bot = src[r1 + a]! + (src[r1 + b]! - src[r1 + a]!) * tx;
         out[obase + y * outW + x] = Math.round(top + (bot - top) * ty);
@@ -77,13 +98,23 @@ export function resizeBilinear(src: Uint8Array, planes: number, h: number, w: nu
 }
 
 /** (N, C, H, W) → (N, C, H + 2p, W + 2p) with `value` in the border. */
-export function padImages(images: Uint8Array, n: number, c: number, h: number, w: number, p: number, value = 0): Uint8Array {
+export function padImages(
+  images: Uint8Array,
+  n: number,
+  c: number,
+  h: number,
+  w: number,
+  p: number,
+  value = 0,
+): Uint8Array {
   if (p === 0) return images;
-  const H = h + 2 * p, W = w + 2 * p;
+  const H = h + 2 * p,
+    W = w + 2 * p;
   const out = new Uint8Array(n * c * H * W);
   if (value !== 0) out.fill(value);
   for (let plane = 0; plane < n * c; plane++) {
-    const s = plane * h * w, d = plane * H * W + p * W + p;
+    const s = plane * h * w,
+      d = plane * H * W + p * W + p;
     for (let y = 0; y < h; y++) out.set(images.subarray(s + y * w, s + (y + 1) * w), d + y * W);
   }
   return out;

@@ -23,26 +23,40 @@ export interface ModelBatch {
 
 const U8_TO_UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 127.5 - 1);
 
-export function toModelInput(ds: Pick<Dataset, 'images' | 'labels' | 'count' | 'channels' | 'height' | 'width'>, indices: ArrayLike<number>, o: ModelInputOptions = {}): ModelBatch {
+export function toModelInput(
+  ds: Pick<Dataset, 'images' | 'labels' | 'count' | 'channels' | 'height' | 'width'>,
+  indices: ArrayLike<number>,
+  o: ModelInputOptions = {},
+): ModelBatch {
   const flip = o.flip ?? 'none';
-  if (flip === 'random' && !o.rng) throw new CtfError("toModelInput: flip 'random' needs an rng (e.g. the batch's rng)");
-  const B = indices.length, C = ds.channels, H = ds.height, W = ds.width, size = C * H * W;
-  if (o.out && o.out.length < B * size) throw new CtfError(`toModelInput: out holds ${o.out.length} floats, the batch needs ${B * size}`);
+  if (flip === 'random' && !o.rng)
+    throw new CtfError("toModelInput: flip 'random' needs an rng (e.g. the batch's rng)");
+  const B = indices.length,
+    C = ds.channels,
+    H = ds.height,
+    W = ds.width,
+    size = C * H * W;
+  if (o.out && o.out.length < B * size)
+    throw new CtfError(`toModelInput: out holds ${o.out.length} floats, the batch needs ${B * size}`);
   const x = o.out ? o.out.subarray(0, B * size) : new Float32Array(B * size);
-  const labels = new Int32Array(B), flipped = new Uint8Array(B);
-  if (flip === 'random') for (let r = 0; r < (o.firstRow ?? 0); r++) o.rng!.uniform();  // the rows before ours
+  const labels = new Int32Array(B),
+    flipped = new Uint8Array(B);
+  if (flip === 'random') for (let r = 0; r < (o.firstRow ?? 0); r++) o.rng!.uniform(); // the rows before ours
   for (let b = 0; b < B; b++) {
     const i = indices[b]!;
-    if (!Number.isInteger(i) || i < 0 || i >= ds.count) throw new CtfError(`toModelInput: index ${i} is outside the dataset (${ds.count} images)`);
+    if (!Number.isInteger(i) || i < 0 || i >= ds.count)
+      throw new CtfError(`toModelInput: index ${i} is outside the dataset (${ds.count} images)`);
     labels[b] = ds.labels[i]!;
     const f = flip === 'all' || (flip === 'random' && o.rng!.uniform() < 0.5);
     flipped[b] = f ? 1 : 0;
-    const src = i * size, dst = b * size;
+    const src = i * size,
+      dst = b * size;
     if (!f) {
       for (let k = 0; k < size; k++) x[dst + k] = U8_TO_UNIT[ds.images[src + k]!]!;
     } else {
       for (let row = 0; row < C * H; row++) {
-        const s = src + row * W, d = dst + row * W;
+        const s = src + row * W,
+          d = dst + row * W;
         for (let c = 0; c < W; c++) x[d + c] = U8_TO_UNIT[ds.images[s + W - 1 - c]!]!;
       }
     }

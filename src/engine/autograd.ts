@@ -74,7 +74,8 @@ function topoOrder(root: Tensor): Tensor[] {
  * leaf with requiresGrad; the graph is released afterwards (intermediate nodes are detached).
  */
 export function backward(loss: Tensor, gradOut?: Float32Array): void {
-  if (!loss.requiresGrad) throw new CtfError(`backward: ${loss.describe()} does not depend on anything that requires a gradient`);
+  if (!loss.requiresGrad)
+    throw new CtfError(`backward: ${loss.describe()} does not depend on anything that requires a gradient`);
   if (gradOut === undefined && loss.size !== 1)
     throw new CtfError(`backward: ${loss.describe()} is not a scalar; pass the gradient of the output explicitly`);
   if (gradOut !== undefined && gradOut.length !== loss.size)

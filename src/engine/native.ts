@@ -16,7 +16,8 @@ function findAddon(): string {
     if (existsSync(p)) return p;
     dir = dirname(dir);
   }
-  throw new CtfError('native addon build/Release/ctfgen_native.node not found: run `npm run setup` (installs OpenBLAS and builds the addon)');
+  throw new CtfError('native addon build/Release/ctfgen_native.node not found: run `npm run setup` (installs ' +
+    'OpenBLAS and builds the addon)');
 }
 
 function load(): Record<string, AnyKernel> {
@@ -27,7 +28,8 @@ function load(): Record<string, AnyKernel> {
   if (!(err < 1e-5)) {
     const info = (addon['blasInfo'] as () => { corename: string; config: string })();
     throw new CtfError(
-      `OpenBLAS sgemm self-check failed: relative error ${err} against a float64 naive product (kernel ${info.corename}, ${info.config}). ` +
+      `OpenBLAS sgemm self-check failed: relative error ${err} against a float64 naive product (kernel ` +
+      `${info.corename}, ${info.config}). ` +
         'Refusing to run on wrong matrix products; try setting OPENBLAS_CORETYPE=Haswell.',
     );
   }
@@ -55,7 +57,8 @@ function profiled(name: string, k: AnyKernel): AnyKernel {
 /** A native kernel by name, typed by the caller. Throws if the addon lacks it (stale build). */
 export function kernel<F>(name: string): F {
   const k = addon[name];
-  if (typeof k !== 'function') throw new CtfError(`native kernel "${name}" missing from the addon: rebuild with \`npm run setup\``);
+  if (typeof k !== 'function')
+    throw new CtfError(`native kernel "${name}" missing from the addon: rebuild with \`npm run setup\``);
   return (profiling ? profiled(name, k) : k) as unknown as F;
 }
 
@@ -63,7 +66,8 @@ export function kernel<F>(name: string): F {
 export function profileReport(): string {
   const rows = [...kernelProfile].filter(([, e]) => e.calls > 0).sort((a, b) => b[1].ms - a[1].ms);
   const total = rows.reduce((s, [, e]) => s + e.ms, 0);
-  return rows.map(([n, e]) => `${n.padEnd(28)} ${e.calls.toString().padStart(8)} calls ${e.ms.toFixed(1).padStart(9)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)}%`).join('\n');
+  return rows.map(([n, e]) => `${n.padEnd(28)} ${e.calls.toString().padStart(8)} calls ` +
+    `${e.ms.toFixed(1).padStart(9)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)}%`).join('\n');
 }
 
 export interface BlasInfo { corename: string; threads: number; config: string }

@@ -15,7 +15,9 @@ export interface AdamWOptions {
   betas?: readonly [number, number];  // default [0.9, 0.95] (LlamaGen)
   eps?: number;                       // default 1e-8
   weightDecay?: number;               // default 0.05; decoupled: p ← p·(1 − lr·wd) before the Adam update
-  /** Which parameters decay; default t.ndim ≥ 2 (weight matrices, conv kernels, embeddings; not biases or norm gains). */
+  /**
+   * Which parameters decay; default t.ndim ≥ 2 (weight matrices, conv kernels, embeddings; not biases or norm gains).
+   */
   decayFilter?: (t: Tensor, name: string) => boolean;
 }
 
@@ -51,16 +53,24 @@ export class AdamW {
     checkLr(o.lr);
     for (const b of [this.beta1, this.beta2])
       if (!(b >= 0 && b < 1)) throw new CtfError(`AdamW: betas ${JSON.stringify(o.betas)} must lie in [0, 1)`);
-    if (!(this.eps >= 0) || !(this.weightDecay >= 0)) throw new CtfError(`AdamW: eps ${this.eps} and weightDecay ${this.weightDecay} must be ≥ 0`);
+    if (!(this.eps >= 0) || !(this.weightDecay >= 0))
+      throw new CtfError(`AdamW: eps ${this.eps} and weightDecay ${this.weightDecay} must be ≥ 0`);
     const filter = o.decayFilter ?? ((t: Tensor) => t.ndim >= 2);
     const names = new Set<string>(), tensors = new Set<Tensor>();
     this.slots = named.map(([name, param]) => {
       expectDType(param, 'f32', `AdamW parameter "${name}"`);
-      if (names.has(name)) throw new CtfError(`AdamW: two parameters are named "${name}"; names key the optimizer state`);
+      if (names.has(name))
+        throw new CtfError(`AdamW: two parameters are named "${name}"; names key the optimizer state`);
       if (tensors.has(param)) throw new CtfError(`AdamW: parameter "${name}" (${param.describe()}) is listed twice`);
       names.add(name);
       tensors.add(param);
-      return { name, param, decay: filter(param, name), m: new Float32Array(param.size), v: new Float32Array(param.size) };
+      return {
+        name,
+        param,
+        decay: filter(param, name),
+        m: new Float32Array(param.size),
+        v: new Float32Array(param.size),
+      };
     });
   }
 
@@ -107,16 +117,21 @@ export class AdamW {
 
   /** Restores a stateDict(); every parameter must be present with the same size, and no others. */
   loadStateDict(st: AdamWState): void {
-    if (!Number.isInteger(st.step) || st.step < 0) throw new CtfError(`AdamW state: step ${st.step} must be an integer ≥ 0`);
+    if (!Number.isInteger(st.step) || st.step < 0)
+      throw new CtfError(`AdamW state: step ${st.step} must be an integer ≥ 0`);
     const known = new Set(this.slots.map((s) => s.name));
     for (const table of [st.expAvg, st.expAvgSq])
       for (const name of Object.keys(table))
-        if (!known.has(name)) throw new CtfError(`AdamW state: "${name}" is not a parameter of this optimizer — was it saved from another model?`);
+        if (!known.has(name))
+          throw new CtfError(
+            `AdamW state: "${name}" is not a parameter of this optimizer — was it saved from another model?`,
+          );
     for (const s of this.slots) {
       const m = st.expAvg[s.name], v = st.expAvgSq[s.name];
       if (m === undefined || v === undefined) throw new CtfError(`AdamW state: no moments for parameter "${s.name}"`);
       if (m.length !== s.param.size || v.length !== s.param.size)
-        throw new CtfError(`AdamW state: "${s.name}" has ${m.length}/${v.length} moment values, parameter ${s.param.describe()} has ${s.param.size}`);
+        throw new CtfError(`AdamW state: "${s.name}" has ${m.length}/${v.length} moment values, parameter ` +
+          `${s.param.describe()} has ${s.param.size}`);
     }
     for (const s of this.slots) {
       s.m.set(st.expAvg[s.name]!);

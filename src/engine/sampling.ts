@@ -5,8 +5,19 @@ import { kernel } from './native.js';
 import type { Rng } from './rng.js';
 import { Tensor, expectDType, shapeStr } from './tensor.js';
 
-const sampleLogitsRows = kernel<(logits: Float32Array, N: number, V: number, temperature: number, topK: number, topP: number,
-  uniforms: Float64Array, out: Int32Array) => void>('sampleLogitsRows');
+const sampleLogitsRows =
+  kernel<
+    (
+      logits: Float32Array,
+      N: number,
+      V: number,
+      temperature: number,
+      topK: number,
+      topP: number,
+      uniforms: Float64Array,
+      out: Int32Array,
+    ) => void
+  >('sampleLogitsRows');
 const nearestRowsKernel = kernel<(x: Float32Array, N: number, D: number, codebook: Float32Array, V: number,
   index: Int32Array, dist: Float32Array) => void>('nearestRows');
 
@@ -36,7 +47,13 @@ export function resolveSampleOptions(o: SampleOptions, name: OptionName): Requir
  * streams advance the same whatever the options). Ties: argmax and top-k prefer the lower token id.
  */
 export function sampleLogits(logits: Tensor, o: SampleOptions, rngs: readonly Rng[]): Int32Array;
-export function sampleLogits(logits: Float32Array, N: number, V: number, o: SampleOptions, rngs: readonly Rng[]): Int32Array;
+export function sampleLogits(
+  logits: Float32Array,
+  N: number,
+  V: number,
+  o: SampleOptions,
+  rngs: readonly Rng[],
+): Int32Array;
 export function sampleLogits(logits: Tensor | Float32Array, ...rest: unknown[]): Int32Array {
   let data: Float32Array, N: number, V: number, o: SampleOptions, rngs: readonly Rng[];
   if (logits instanceof Tensor) {
@@ -81,7 +98,8 @@ export function nearestRows(x: Tensor, codebook: Tensor): Nearest {
     throw new CtfError(`nearestRows: codebook ${codebook.describe()} must be a non-empty (V, D) matrix`);
   const [V, D] = codebook.shape as [number, number];
   if (x.ndim < 1 || x.dim(-1) !== D)
-    throw new CtfError(`nearestRows: rows of ${x.describe()} have ${x.ndim ? x.dim(-1) : 0} features, codebook ${shapeStr(codebook.shape)} has ${D}`);
+    throw new CtfError(`nearestRows: rows of ${x.describe()} have ${x.ndim ? x.dim(-1) : 0} features, codebook ` +
+      `${shapeStr(codebook.shape)} has ${D}`);
   const N = x.size / D;
   const index = new Int32Array(N), dist = new Float32Array(N);
   nearestRowsKernel(x.f32, N, D, codebook.f32, V, index, dist);

@@ -30,7 +30,8 @@ export interface WarmupCosineOptions {
 export function warmupCosine(step: number, o: WarmupCosineOptions): number {
   checkStep(step, 'warmupCosine');
   const { warmup, total, lr } = o, minLr = o.minLr ?? 0;
-  if (!(warmup >= 0) || !(total >= warmup)) throw new CtfError(`warmupCosine: need 0 ≤ warmup (${warmup}) ≤ total (${total})`);
+  if (!(warmup >= 0) || !(total >= warmup))
+    throw new CtfError(`warmupCosine: need 0 ≤ warmup (${warmup}) ≤ total (${total})`);
   if (!(lr >= minLr) || !(minLr >= 0)) throw new CtfError(`warmupCosine: need 0 ≤ minLr (${minLr}) ≤ lr (${lr})`);
   if (step < warmup) return (lr * (step + 1)) / warmup;
   if (step >= total) return minLr;

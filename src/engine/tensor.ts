@@ -18,7 +18,8 @@ export function shapeStr(shape: Shape): string {
 
 export function checkShape(shape: Shape, where: string): void {
   for (const d of shape)
-    if (!Number.isInteger(d) || d < 0) throw new CtfError(`${where}: bad shape ${shapeStr(shape)} (dimensions must be integers ≥ 0)`);
+    if (!Number.isInteger(d) || d < 0)
+      throw new CtfError(`${where}: bad shape ${shapeStr(shape)} (dimensions must be integers ≥ 0)`);
 }
 
 export class Tensor {
@@ -35,12 +36,14 @@ export class Tensor {
   constructor(data: Float32Array | Int32Array, shape: Shape, opts: { requiresGrad?: boolean; name?: string } = {}) {
     checkShape(shape, opts.name ?? 'tensor');
     if (data.length !== sizeOf(shape))
-      throw new CtfError(`${opts.name ?? 'tensor'}: data has ${data.length} elements but shape ${shapeStr(shape)} needs ${sizeOf(shape)}`);
+      throw new CtfError(`${opts.name ?? 'tensor'}: data has ${data.length} elements but shape ${shapeStr(shape)} ` +
+        `needs ${sizeOf(shape)}`);
     this.shape = Object.freeze([...shape]);
     this.dtype = data instanceof Float32Array ? 'f32' : 'i32';
     this.data = data;
     this.requiresGrad = opts.requiresGrad ?? false;
-    if (this.requiresGrad && this.dtype !== 'f32') throw new CtfError(`${opts.name ?? 'tensor'}: only f32 tensors can require gradients`);
+    if (this.requiresGrad && this.dtype !== 'f32')
+      throw new CtfError(`${opts.name ?? 'tensor'}: only f32 tensors can require gradients`);
     this.name = opts.name;
   }
 
@@ -88,7 +91,11 @@ export function full(shape: Shape, value: number, opts: { requiresGrad?: boolean
   return t;
 }
 
-export function tensor(values: ArrayLike<number>, shape: Shape, opts: { requiresGrad?: boolean; name?: string } = {}): Tensor {
+export function tensor(
+  values: ArrayLike<number>,
+  shape: Shape,
+  opts: { requiresGrad?: boolean; name?: string } = {},
+): Tensor {
   return new Tensor(Float32Array.from(values), shape, opts);
 }
 

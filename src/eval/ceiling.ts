@@ -88,16 +88,32 @@ function sharedTokens(a: Int32Array, b: Int32Array): number {
  * Runs the rows the pieces allow (baseline rows need the baseline, the ctf row stage 1), in CEILING_ROWS order, and
  * the likelihood split of the same test tokens (nll-split.ts).
  */
-export function stage2Ceiling(p: CeilingPieces, o: CeilingOptions, onRow?: (r: CeilingRow) => void): { rows: CeilingRow[]; nll: NllSplit | null } {
-  const tok = p.tokenizer, K = p.map.k;
+export function stage2Ceiling(
+  p: CeilingPieces,
+  o: CeilingOptions,
+  onRow?: (r: CeilingRow) => void,
+): { rows: CeilingRow[]; nll: NllSplit | null } {
+  const tok = p.tokenizer,
+    K = p.map.k;
   if (p.aux.config.inVocab !== K || p.aux.config.outVocab !== p.map.v)
-    throw new CtfError(`ceiling: the aux reads ${p.aux.config.inVocab} / predicts ${p.aux.config.outVocab} labels, the map has K = ${K}, V = ${p.map.v}`);
+    throw new CtfError(
+      `ceiling: the aux reads ${p.aux.config.inVocab} / predicts ${p.aux.config.outVocab} labels, the map has K = ` +
+      `${K}, V = ${p.map.v}`,
+    );
   const numClasses = p.classifier.config.numClasses;
   const rows: CeilingRow[] = [];
-  const row = (name: CeilingRowName, images: CeilingRow['images'], fine: Int32Array, classes: Int32Array, from: Int32Array | null,
-    t0: number): void => {
+  const row = (
+    name: CeilingRowName,
+    images: CeilingRow['images'],
+    fine: Int32Array,
+    classes: Int32Array,
+    from: Int32Array | null,
+    t0: number,
+  ): void => {
     const decoded = quantizeImages(decodeTokens(tok, fine, { batchSize: o.batchSize }));
-    const { inChannels: C, imageSize: S } = tok.config, px = C * S * S, N = classes.length;
+    const { inChannels: C, imageSize: S } = tok.config,
+      px = C * S * S,
+      N = classes.length;
     const features = pixelFeatures(p.classifier, decoded, [N, C, S, S]);
     const preview = new Uint8Array(numClasses * px);
     for (let c = 0; c < numClasses; c++) {
@@ -105,29 +121,53 @@ export function stage2Ceiling(p: CeilingPieces, o: CeilingOptions, onRow?: (r: C
       if (i >= 0) preview.set(decoded.subarray(i * px, (i + 1) * px), c * px);
     }
     const r: CeilingRow = {
-      name, images,
-      metrics: scoreImages(features, classes, p.real), tokensKept: from ? sharedTokens(fine, from) : null,
+      name,
+      images,
+      metrics: scoreImages(features, classes, p.real),
+      tokensKept: from ? sharedTokens(fine, from) : null,
       coarseKept: from ? sharedTokens(toCoarse(fine, p.map), toCoarse(from, p.map)) : null,
-      seconds: (performance.now() - t0) / 1000, preview,
+      seconds: (performance.now() - t0) / 1000,
+      preview,
     };
     rows.push(r);
     onRow?.(r);
   };
-  const stage2 = (t2: number): { temperature: number; clusterMask: boolean; rounds: number } =>
-    ({ temperature: t2, clusterMask: true, rounds: o.rounds ?? 1 });
+  const stage2 = (t2: number): { temperature: number; clusterMask: boolean; rounds: number } => ({
+    temperature: t2,
+    clusterMask: true,
+    rounds: o.rounds ?? 1,
+  });
 
   let t0 = performance.now();
   const enc = encodeSplit(tok, firstImages(p.test, o.limit), { batchSize: 256 });
-  const testFine = enc.tokens.i32, testClasses = enc.labels, T = tok.grid * tok.grid;
+  const testFine = enc.tokens.i32,
+    testClasses = enc.labels,
+    T = tok.grid * tok.grid;
   const nllN = Math.min(o.nllLimit ?? 2000, testClasses.length);
-  const nll = nllN > 0
-    ? nllSplit({ baseline: p.baseline, stage1: p.stage1, aux: p.aux }, p.map, testFine.subarray(0, nllN * T), testClasses.subarray(0, nllN))
-    : null;
+  const nll =
+    nllN > 0
+      ? nllSplit(
+          { baseline: p.baseline, stage1: p.stage1, aux: p.aux },
+          p.map,
+          testFine.subarray(0, nllN * T),
+          testClasses.subarray(0, nllN),
+        )
+      : null;
   row('recon', 'test', testFine, testClasses, testFine, t0);
   t0 = performance.now();
-  row('cluster-swap', 'test', clusterSwap(testFine, p.map, new Rng(o.seed).split('cluster-swap')), testClasses, testFine, t0);
+  row(
+    'cluster-swap',
+    'test',
+    clusterSwap(testFine, p.map, new Rng(o.seed).split('cluster-swap')),
+    testClasses,
+    testFine,
+    t0,
+  );
   const trueCoarse = toCoarse(testFine, p.map);
-  for (const [name, t2] of [['aux-true-coarse', o.t2], ['aux-true-coarse-greedy', 0]] as const) {
+  for (const [name, t2] of [
+    ['aux-true-coarse', o.t2],
+    ['aux-true-coarse-greedy', 0],
+  ] as const) {
     t0 = performance.now();
     const fine = refine(p.aux, p.map, testClasses, trueCoarse, { ...stage2(t2), seed: o.seed, batchSize: o.batchSize });
     row(name, 'test', fine, testClasses, testFine, t0);
@@ -141,7 +181,12 @@ export function stage2Ceiling(p: CeilingPieces, o: CeilingOptions, onRow?: (r: C
     row('baseline', 'samples', base, classes, null, t0);
     t0 = performance.now();
     const coarse = toCoarse(base, p.map);
-    const fine = refine(p.aux, p.map, classes, coarse, { ...stage2(o.t2), seed: o.seed, imageIndices, batchSize: o.batchSize });
+    const fine = refine(p.aux, p.map, classes, coarse, {
+      ...stage2(o.t2),
+      seed: o.seed,
+      imageIndices,
+      batchSize: o.batchSize,
+    });
     row('baseline-coarse-aux', 'samples', fine, classes, base, t0);
   }
   if (p.stage1) {

@@ -36,7 +36,19 @@ export const DEFAULT_CLASSIFIER_TRAIN: ClassifierTrainOptions = {
   seed: 0, flip: true, shift: 0,
 };
 
-const TRAJECTORY_KEYS = ['epochs', 'batchSize', 'lr', 'warmup', 'schedule', 'minLrRatio', 'weightDecay', 'gradClip', 'seed', 'flip', 'shift'] as const;
+const TRAJECTORY_KEYS = [
+  'epochs',
+  'batchSize',
+  'lr',
+  'warmup',
+  'schedule',
+  'minLrRatio',
+  'weightDecay',
+  'gradClip',
+  'seed',
+  'flip',
+  'shift',
+] as const;
 
 export function validateClassifierTrainOptions(o: ClassifierTrainOptions): void {
   validateOptimizerOptions(o, 'classifier training');
@@ -50,11 +62,19 @@ export function validateClassifierTrainOptions(o: ClassifierTrainOptions): void 
  * Shifts every image (B, C, S, S) in place by its own (dy, dx) ∈ [−max, max]², drawn from rng in batch
  * order; pixels shifted in take `fill` (the background, −1 = black).
  */
-export function randomShift(x: Float32Array, shape: readonly [number, number, number, number], max: number, rng: Rng, fill = -1): void {
-  const [B, C, H, W] = shape, plane = H * W;
+export function randomShift(
+  x: Float32Array,
+  shape: readonly [number, number, number, number],
+  max: number,
+  rng: Rng,
+  fill = -1,
+): void {
+  const [B, C, H, W] = shape,
+    plane = H * W;
   const tmp = new Float32Array(plane);
   for (let b = 0; b < B; b++) {
-    const dy = rng.int(2 * max + 1) - max, dx = rng.int(2 * max + 1) - max;
+    const dy = rng.int(2 * max + 1) - max,
+      dx = rng.int(2 * max + 1) - max;
     if (dy === 0 && dx === 0) continue;
     for (let c = 0; c < C; c++) {
       const img = x.subarray((b * C + c) * plane, (b * C + c + 1) * plane);
@@ -86,13 +106,22 @@ export class ClassifierTrainTask implements TrainTask {
     validateClassifierTrainOptions(options);
     const c = model.config;
     if (data.channels !== c.inChannels || data.height !== c.imageSize || data.width !== c.imageSize)
-      throw new CtfError(`classifier training: images of ${data.name} are ${data.channels}×${data.height}×${data.width}, the classifier takes ${c.inChannels}×${c.imageSize}×${c.imageSize}`);
-    if (data.numClasses !== c.numClasses) throw new CtfError(`classifier training: ${data.name} has ${data.numClasses} classes, the classifier ${c.numClasses}`);
+      throw new CtfError(`classifier training: images of ${data.name} are ` +
+        `${data.channels}×${data.height}×${data.width}, the classifier takes ` +
+        `${c.inChannels}×${c.imageSize}×${c.imageSize}`);
+    if (data.numClasses !== c.numClasses)
+      throw new CtfError(
+        `classifier training: ${data.name} has ${data.numClasses} classes, the classifier ${c.numClasses}`,
+      );
     this.batches = new EpochBatches({ count: data.count, batchSize: options.batchSize, seed: options.seed });
     this.stepsPerEpoch = this.batches.batchesPerEpoch;
     this.totalSteps = options.epochs * this.stepsPerEpoch;
     this.itemsPerStep = options.batchSize;
-    this.optimizer = new AdamW(model.parameters(), { lr: options.lr, betas: [0.9, 0.999], weightDecay: options.weightDecay });
+    this.optimizer = new AdamW(model.parameters(), {
+      lr: options.lr,
+      betas: [0.9, 0.999],
+      weightDecay: options.weightDecay,
+    });
     this.input = new Float32Array(options.batchSize * c.inChannels * c.imageSize * c.imageSize);
     this.dropoutRng = new Rng(options.seed).split('dropout');
   }
@@ -103,12 +132,16 @@ export class ClassifierTrainTask implements TrainTask {
 
   forwardBackward(step: number): StepResult {
     const c = this.model.config, b = this.batches.next();
-    if (b.step !== step) throw new CtfError(`classifier training: data position (step ${b.step}) and step ${step} disagree`);
+    if (b.step !== step)
+      throw new CtfError(`classifier training: data position (step ${b.step}) and step ${step} disagree`);
     const flip = this.options.flip && this.data.flipPreservesClass ? 'random' : 'none';
     const mb = toModelInput(this.data, b.indices, { flip, rng: b.rng, out: this.input });
     if (this.options.shift > 0) randomShift(mb.x, mb.shape, this.options.shift, b.rng);
     const B = b.indices.length;
-    const out = this.model.forward(new Tensor(mb.x, [B, c.inChannels, c.imageSize, c.imageSize]), { training: true, rng: this.dropoutRng.split(step) });
+    const out = this.model.forward(new Tensor(mb.x, [B, c.inChannels, c.imageSize, c.imageSize]), {
+      training: true,
+      rng: this.dropoutRng.split(step),
+    });
     const loss = crossEntropy(out.logits, intTensor(mb.labels, [B]));
     backward(loss);
     const logits = out.logits.f32, K = c.numClasses;

@@ -20,7 +20,13 @@ import { softmax } from '../engine/ops/softmax.js';
 import { Rng } from '../engine/rng.js';
 import { Tensor } from '../engine/tensor.js';
 import { CtfError } from '../errors.js';
-import { loadInto, loadSafetensors, saveSafetensors, type SafetensorsFile, type StTensorInput } from '../io/safetensors.js';
+import {
+  loadInto,
+  loadSafetensors,
+  saveSafetensors,
+  type SafetensorsFile,
+  type StTensorInput,
+} from '../io/safetensors.js';
 import { Conv2d, GroupNorm } from '../nn/conv.js';
 import { countParameters, namedParameters, param, uniformInit, weightsHash, type Module } from '../nn/module.js';
 
@@ -39,14 +45,19 @@ export interface ClassifierConfig {
 /** Sizes only; combine with the data via classifierConfig(). */
 export const CLASSIFIER_PRESETS = {
   tiny: { widths: [4, 8], convsPerStage: 1, pool: 'mean', featureDim: 16, normGroups: 2, dropout: 0 },  // tests
-  S: { widths: [16, 32, 64], convsPerStage: 2, pool: 'flatten', featureDim: 128, normGroups: 8, dropout: 0.1 },  // 0.60 M; docs/eval.md
+  // 0.60 M; docs/eval.md
+  S: { widths: [16, 32, 64], convsPerStage: 2, pool: 'flatten', featureDim: 128, normGroups: 8, dropout: 0.1 },
 } as const satisfies Record<string, Partial<ClassifierConfig>>;
 export type ClassifierPreset = keyof typeof CLASSIFIER_PRESETS;
 export const DEFAULT_CLASSIFIER_PRESET: ClassifierPreset = 'S';
 
 export type ClassifierData = Pick<ClassifierConfig, 'inChannels' | 'imageSize' | 'numClasses'>;
 
-export function classifierConfig(preset: string, data: ClassifierData, overrides: Partial<ClassifierConfig> = {}): ClassifierConfig {
+export function classifierConfig(
+  preset: string,
+  data: ClassifierData,
+  overrides: Partial<ClassifierConfig> = {},
+): ClassifierConfig {
   if (!Object.hasOwn(CLASSIFIER_PRESETS, preset))
     throw new CtfError(`classifier: unknown preset "${preset}" (known: ${Object.keys(CLASSIFIER_PRESETS).join(', ')})`);
   const sizes = CLASSIFIER_PRESETS[preset as ClassifierPreset];
@@ -57,15 +68,26 @@ export function classifierConfig(preset: string, data: ClassifierData, overrides
 
 export function validateClassifierConfig(c: ClassifierConfig): void {
   for (const k of ['inChannels', 'imageSize', 'numClasses', 'convsPerStage', 'featureDim', 'normGroups'] as const)
-    if (!Number.isInteger(c[k]) || c[k] < 1) throw new CtfError(`classifier config: ${k} = ${c[k]} must be a positive integer`);
+    if (!Number.isInteger(c[k]) || c[k] < 1)
+      throw new CtfError(`classifier config: ${k} = ${c[k]} must be a positive integer`);
   if (c.numClasses < 2) throw new CtfError(`classifier config: numClasses = ${c.numClasses} must be ≥ 2`);
   if (!Array.isArray(c.widths) || c.widths.length < 1 || c.widths.some((w) => !Number.isInteger(w) || w < 1))
-    throw new CtfError(`classifier config: widths ${JSON.stringify(c.widths)} must be a non-empty list of positive integers`);
+    throw new CtfError(
+      `classifier config: widths ${JSON.stringify(c.widths)} must be a non-empty list of positive integers`,
+    );
   for (const w of c.widths)
-    if (w % Math.min(c.normGroups, w) !== 0) throw new CtfError(`classifier config: width ${w} is not divisible by ${Math.min(c.normGroups, w)} GroupNorm groups`);
-  if (c.imageSize >> (c.widths.length - 1) < 1) throw new CtfError(`classifier config: ${c.widths.length} stages halve a ${c.imageSize}-pixel image below one pixel`);
-  if (c.pool !== 'mean' && c.pool !== 'flatten') throw new CtfError(`classifier config: pool "${String(c.pool)}" must be mean or flatten`);
-  if (!(c.dropout >= 0 && c.dropout < 1)) throw new CtfError(`classifier config: dropout = ${c.dropout} must be in [0, 1)`);
+    if (w % Math.min(c.normGroups, w) !== 0)
+      throw new CtfError(
+        `classifier config: width ${w} is not divisible by ${Math.min(c.normGroups, w)} GroupNorm groups`,
+      );
+  if (c.imageSize >> (c.widths.length - 1) < 1)
+    throw new CtfError(
+      `classifier config: ${c.widths.length} stages halve a ${c.imageSize}-pixel image below one pixel`,
+    );
+  if (c.pool !== 'mean' && c.pool !== 'flatten')
+    throw new CtfError(`classifier config: pool "${String(c.pool)}" must be mean or flatten`);
+  if (!(c.dropout >= 0 && c.dropout < 1))
+    throw new CtfError(`classifier config: dropout = ${c.dropout} must be in [0, 1)`);
 }
 
 /** conv3×3 (no bias: the norm follows) → GroupNorm → ReLU. */
@@ -112,12 +134,17 @@ export class Classifier implements Module {
       }
     });
     let side = config.imageSize;
-    for (let s = 1; s < config.widths.length; s++) side = Math.floor((side - 1) / 2) + 1;  // stride-2 3×3 convs, padding 1
+    // stride-2 3×3 convs, padding 1
+    for (let s = 1; s < config.widths.length; s++) side = Math.floor((side - 1) / 2) + 1;
     const fcIn = config.pool === 'mean' ? width : width * side * side;
     const fcBound = 1 / Math.sqrt(fcIn), headBound = 1 / Math.sqrt(config.featureDim);
     this.fcWeight = param('fc.weight', [config.featureDim, fcIn], uniformInit(rng, 'fc.weight', fcBound));
     this.fcBias = param('fc.bias', [config.featureDim], uniformInit(rng, 'fc.bias', fcBound));
-    this.headWeight = param('head.weight', [config.numClasses, config.featureDim], uniformInit(rng, 'head.weight', headBound));
+    this.headWeight = param(
+      'head.weight',
+      [config.numClasses, config.featureDim],
+      uniformInit(rng, 'head.weight', headBound),
+    );
     this.headBias = param('head.bias', [config.numClasses], uniformInit(rng, 'head.bias', headBound));
   }
 
@@ -127,7 +154,8 @@ export class Classifier implements Module {
     if (x.dtype !== 'f32' || x.ndim !== 4 || x.dim(1) !== C || x.dim(2) !== S || x.dim(3) !== S)
       throw new CtfError(`classifier: images ${x.describe()} must be f32 (B, ${C}, ${S}, ${S})`);
     const training = o.training ?? false;
-    if (training && this.config.dropout > 0 && !o.rng) throw new CtfError('classifier: training with dropout needs an rng');
+    if (training && this.config.dropout > 0 && !o.rng)
+      throw new CtfError('classifier: training with dropout needs an rng');
     let h = x;
     for (const u of this.units) h = u.forward(h);
     const pooled = this.config.pool === 'mean' ? mean(h, [2, 3]) : reshape(h, [h.dim(0), -1]);
@@ -166,14 +194,22 @@ export function classifierHash(model: Classifier): string {
   return weightsHash(model.stateDict());
 }
 
-export async function saveClassifier(path: string, model: Classifier, extra: Record<string, unknown> = {}): Promise<void> {
+export async function saveClassifier(
+  path: string,
+  model: Classifier,
+  extra: Record<string, unknown> = {},
+): Promise<void> {
   for (const k of ['kind', 'format', 'config', 'hash'])
     if (k in extra) throw new CtfError(`classifier checkpoint: metadata key "${k}" is reserved`);
   const meta: Record<string, string> = {};
   for (const [k, v] of Object.entries(extra)) meta[k] = typeof v === 'string' ? v : JSON.stringify(v);
   const tensors = new Map([...model.stateDict()].map(([n, t]) => [n, t as StTensorInput]));
   await saveSafetensors(path, tensors, {
-    ...meta, kind: CLASSIFIER_KIND, format: CLASSIFIER_FORMAT, config: JSON.stringify(model.config), hash: classifierHash(model),
+    ...meta,
+    kind: CLASSIFIER_KIND,
+    format: CLASSIFIER_FORMAT,
+    config: JSON.stringify(model.config),
+    hash: classifierHash(model),
   });
 }
 
@@ -192,10 +228,17 @@ export interface LoadedClassifier {
 export function classifierFromFile(file: SafetensorsFile): LoadedClassifier {
   const m = file.metadata, src = file.source;
   if (m['kind'] !== CLASSIFIER_KIND)
-    throw new CtfError(`classifier ${src}: not a classifier checkpoint (metadata kind ${m['kind'] === undefined ? 'missing' : `"${m['kind']}"`}, expected "${CLASSIFIER_KIND}")` +
-      (m['kind'] === 'ctfgen.train-state' ? ' — this is the training state; pass the classifier file written beside it' : ' — train one with `ctfgen eval classifier train`'));
+    throw new CtfError(
+      `classifier ${src}: not a classifier checkpoint (metadata kind ` +
+      `${m['kind'] === undefined ? 'missing' : `"${m['kind']}"`}, expected "${CLASSIFIER_KIND}")` +
+        (m['kind'] === 'ctfgen.train-state'
+          ? ' — this is the training state; pass the classifier file written beside it'
+          : ' — train one with `ctfgen eval classifier train`'),
+    );
   if (m['format'] !== CLASSIFIER_FORMAT)
-    throw new CtfError(`classifier ${src}: format ${m['format']} is not supported (this build reads format ${CLASSIFIER_FORMAT})`);
+    throw new CtfError(
+      `classifier ${src}: format ${m['format']} is not supported (this build reads format ${CLASSIFIER_FORMAT})`,
+    );
   let config: ClassifierConfig;
   try {
     config = JSON.parse(m['config'] ?? '') as ClassifierConfig;
@@ -211,7 +254,8 @@ export function classifierFromFile(file: SafetensorsFile): LoadedClassifier {
   }
   const hash = classifierHash(model);
   if (m['hash'] !== hash)
-    throw new CtfError(`classifier ${src}: the weights hash to ${hash.slice(0, 16)}…, the metadata says ${m['hash'] === undefined ? 'nothing' : m['hash'].slice(0, 16) + '…'} — the file is corrupted or was edited`);
+    throw new CtfError(`classifier ${src}: the weights hash to ${hash.slice(0, 16)}…, the metadata says ` +
+      `${m['hash'] === undefined ? 'nothing' : m['hash'].slice(0, 16) + '…'} — the file is corrupted or was edited`);
   return { model, hash, path: src, metadata: { ...m } };
 }
 

@@ -12,8 +12,8 @@
 import { CtfError } from '../errors.js';
 
 export interface SymmetricEigen {
-  values: Float64Array;   // (n) ascending
-  vectors: Float64Array;  // (n, n) row-major; column j is the unit eigenvector of values[j] (numpy.linalg.eigh's layout)
+  values: Float64Array; // (n) ascending
+  vectors: Float64Array; // (n, n) row-major; column j is the unit eigenvector of values[j] (numpy.linalg.eigh's layout)
 }
 
 /** Throws unless a holds n × n finite numbers; `what` names the matrix in the message. */
@@ -21,7 +21,8 @@ function checkSquare(a: Float64Array, n: number, what: string): void {
   if (!Number.isInteger(n) || n < 1) throw new CtfError(`${what}: size ${n} must be a positive integer`);
   if (a.length !== n * n) throw new CtfError(`${what}: ${a.length} numbers do not form an ${n} × ${n} matrix`);
   for (let i = 0; i < a.length; i++)
-    if (!Number.isFinite(a[i]!)) throw new CtfError(`${what}: element (${Math.floor(i / n)}, ${i % n}) is ${a[i]}, expected a finite number`);
+    if (!Number.isFinite(a[i]!))
+      throw new CtfError(`${what}: element (${Math.floor(i / n)}, ${i % n}) is ${a[i]}, expected a finite number`);
 }
 
 /**
@@ -35,7 +36,9 @@ export function symmetricEigen(a: Float64Array, n: number, what = 'symmetricEige
   for (let i = 0; i < n; i++)
     for (let j = 0; j < i; j++)
       if (Math.abs(a[i * n + j]! - a[j * n + i]!) > 1e-10 * amax)
-        throw new CtfError(`${what}: matrix is not symmetric: (${i}, ${j}) = ${a[i * n + j]} but (${j}, ${i}) = ${a[j * n + i]}`);
+        throw new CtfError(
+          `${what}: matrix is not symmetric: (${i}, ${j}) = ${a[i * n + j]} but (${j}, ${i}) = ${a[j * n + i]}`,
+        );
   const v = new Float64Array(n * n);
   for (let i = 0; i < n; i++)
     for (let j = 0; j <= i; j++) v[i * n + j] = v[j * n + i] = a[i * n + j]!;
@@ -143,7 +146,10 @@ function tridiagonalQl(v: Float64Array, n: number, d: Float64Array, e: Float64Ar
     if (m > l) {
       let iter = 0;
       do {
-        if (++iter > maxIter) throw new CtfError(`${what}: QL iteration did not converge for eigenvalue ${l} of ${n} after ${maxIter} steps`);
+        if (++iter > maxIter)
+          throw new CtfError(
+            `${what}: QL iteration did not converge for eigenvalue ${l} of ${n} after ${maxIter} steps`,
+          );
         // Wilkinson-style implicit shift from the leading 2 × 2 block.
         let g = d[l]!;
         let p = (d[l + 1]! - g) / (2 * e[l]!);

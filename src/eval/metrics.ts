@@ -23,10 +23,14 @@ function checkRows(fn: string, what: string, x: Rows, n: number, cols: number, c
   if (!Number.isInteger(n) || n < 1) throw new CtfError(`${fn}: ${what} row count ${n} must be a positive integer`);
   if (!Number.isInteger(cols) || cols < 1) throw new CtfError(`${fn}: ${colName} ${cols} must be a positive integer`);
   if (x.length !== n * cols)
-    throw new CtfError(`${fn}: ${what} has ${x.length} numbers, expected n × ${colName} = ${n} × ${cols} = ${n * cols}`);
+    throw new CtfError(
+      `${fn}: ${what} has ${x.length} numbers, expected n × ${colName} = ${n} × ${cols} = ${n * cols}`,
+    );
   for (let i = 0; i < x.length; i++)
     if (!Number.isFinite(x[i]!))
-      throw new CtfError(`${fn}: ${what} row ${Math.floor(i / cols)}, column ${i % cols} is ${x[i]}, expected a finite number`);
+      throw new CtfError(
+        `${fn}: ${what} row ${Math.floor(i / cols)}, column ${i % cols} is ${x[i]}, expected a finite number`,
+      );
 }
 
 /** Mean and unbiased covariance of n feature rows (n, dim). Two passes: the mean, then centred products. */
@@ -52,9 +56,12 @@ export function featureStats(features: Rows, n: number, dim: number): FeatureSta
 
 function checkStats(s: FeatureStats, what: string): void {
   const fn = 'frechetDistance';
-  if (!Number.isInteger(s.dim) || s.dim < 1) throw new CtfError(`${fn}: ${what}.dim ${s.dim} must be a positive integer`);
-  if (s.mean.length !== s.dim) throw new CtfError(`${fn}: ${what}.mean has ${s.mean.length} numbers, expected dim = ${s.dim}`);
-  if (s.cov.length !== s.dim * s.dim) throw new CtfError(`${fn}: ${what}.cov has ${s.cov.length} numbers, expected dim² = ${s.dim * s.dim}`);
+  if (!Number.isInteger(s.dim) || s.dim < 1)
+    throw new CtfError(`${fn}: ${what}.dim ${s.dim} must be a positive integer`);
+  if (s.mean.length !== s.dim)
+    throw new CtfError(`${fn}: ${what}.mean has ${s.mean.length} numbers, expected dim = ${s.dim}`);
+  if (s.cov.length !== s.dim * s.dim)
+    throw new CtfError(`${fn}: ${what}.cov has ${s.cov.length} numbers, expected dim² = ${s.dim * s.dim}`);
   checkRows(fn, `${what}.mean`, s.mean, 1, s.dim, 'dim');
   checkRows(fn, `${what}.cov`, s.cov, s.dim, s.dim, 'dim');
 }
@@ -68,7 +75,10 @@ function checkStats(s: FeatureStats, what: string): void {
 export function frechetDistance(a: FeatureStats, b: FeatureStats): number {
   checkStats(a, 'a');
   checkStats(b, 'b');
-  if (a.dim !== b.dim) throw new CtfError(`frechetDistance: a has ${a.dim} features, b has ${b.dim}; both must come from the same feature extractor`);
+  if (a.dim !== b.dim)
+    throw new CtfError(
+      `frechetDistance: a has ${a.dim} features, b has ${b.dim}; both must come from the same feature extractor`,
+    );
   const d = a.dim;
   let meanTerm = 0, traces = 0;
   for (let j = 0; j < d; j++) {
@@ -86,10 +96,14 @@ function checkProbs(fn: string, probs: Rows, n: number, classes: number): void {
     let s = 0;
     for (let c = 0; c < classes; c++) {
       const p = probs[i * classes + c]!;
-      if (p < 0) throw new CtfError(`${fn}: probs row ${i}, class ${c} is ${p}, expected a probability ≥ 0 (pass softmax outputs, not logits)`);
+      if (p < 0)
+        throw new CtfError(
+          `${fn}: probs row ${i}, class ${c} is ${p}, expected a probability ≥ 0 (pass softmax outputs, not logits)`,
+        );
       s += p;
     }
-    if (Math.abs(s - 1) > 1e-3) throw new CtfError(`${fn}: probs row ${i} sums to ${s}, expected 1 (pass softmax outputs, not logits)`);
+    if (Math.abs(s - 1) > 1e-3)
+      throw new CtfError(`${fn}: probs row ${i} sums to ${s}, expected 1 (pass softmax outputs, not logits)`);
   }
 }
 
@@ -131,7 +145,8 @@ export function inceptionScore(probs: Rows, n: number, classes: number, splits =
 export function classAccuracy(probs: Rows, n: number, classes: number, wanted: Int32Array): number {
   const fn = 'classAccuracy';
   checkRows(fn, 'probs', probs, n, classes, 'classes');
-  if (wanted.length !== n) throw new CtfError(`${fn}: wanted has ${wanted.length} labels, expected one per row (n = ${n})`);
+  if (wanted.length !== n)
+    throw new CtfError(`${fn}: wanted has ${wanted.length} labels, expected one per row (n = ${n})`);
   let hits = 0;
   for (let i = 0; i < n; i++) {
     const w = wanted[i]!;
@@ -263,19 +278,28 @@ export interface PrecisionRecallOptions {
  * excluded). precision = share of fake rows inside the real manifold; recall = share of real rows
  * inside the fake manifold. real (nReal, dim), fake (nFake, dim); each set needs more than k rows.
  */
-export function precisionRecall(real: Float32Array, fake: Float32Array, nReal: number, nFake: number, dim: number, k = 3,
-  o: PrecisionRecallOptions = {}): { precision: number; recall: number } {
+export function precisionRecall(
+  real: Float32Array,
+  fake: Float32Array,
+  nReal: number,
+  nFake: number,
+  dim: number,
+  k = 3,
+  o: PrecisionRecallOptions = {},
+): { precision: number; recall: number } {
   const fn = 'precisionRecall';
   checkRows(fn, 'real', real, nReal, dim, 'dim');
   checkRows(fn, 'fake', fake, nFake, dim, 'dim');
   if (!Number.isInteger(k) || k < 1) throw new CtfError(`${fn}: k ${k} must be a positive integer`);
-  if (nReal <= k || nFake <= k) throw new CtfError(`${fn}: ${nReal} real and ${nFake} fake rows; each set needs more than k = ${k} rows`);
+  if (nReal <= k || nFake <= k)
+    throw new CtfError(`${fn}: ${nReal} real and ${nFake} fake rows; each set needs more than k = ${k} rows`);
   const blockRows = o.blockRows;
   if (blockRows !== undefined && (!Number.isInteger(blockRows) || blockRows < 1))
     throw new CtfError(`${fn}: blockRows ${blockRows} must be a positive integer`);
   const centre = new Float64Array(dim);
   for (let i = 0; i < nReal; i++) for (let j = 0; j < dim; j++) centre[j] = centre[j]! + real[i * dim + j]! / nReal;
-  const r = centred(real, nReal, dim, centre), f = centred(fake, nFake, dim, centre);
+  const r = centred(real, nReal, dim, centre),
+    f = centred(fake, nFake, dim, centre);
   const realRadii = knnRadii(real, r, nReal, dim, k, blockRows ?? defaultBlockRows(nReal));
   const fakeRadii = knnRadii(fake, f, nFake, dim, k, blockRows ?? defaultBlockRows(nFake));
   return {

@@ -17,7 +17,10 @@ export const FEATURES_KIND = 'ctfgen.classifier-features';
 
 function json<T>(c: LoadedClassifier, key: string): T {
   const raw = c.metadata[key];
-  if (raw === undefined) throw new CtfError(`classifier ${c.path}: metadata "${key}" is missing — was it written by \`ctfgen eval classifier train\`?`);
+  if (raw === undefined)
+    throw new CtfError(
+      `classifier ${c.path}: metadata "${key}" is missing — was it written by \`ctfgen eval classifier train\`?`,
+    );
   try {
     return JSON.parse(raw) as T;
   } catch {
@@ -52,25 +55,47 @@ export interface ReferenceFeatures {
 }
 
 /** The classifier's features of a whole split of its dataset, from the cache when it is valid. */
-export async function referenceFeatures(c: LoadedClassifier, split: Split, o: FeatureOptions & { dataset?: Dataset } = {}): Promise<ReferenceFeatures> {
-  const ds = o.dataset ?? await loadClassifierSplit(c, split);
-  const data = dataIdentity(ds), cache = featureCachePath(c.path, split);
+export async function referenceFeatures(
+  c: LoadedClassifier,
+  split: Split,
+  o: FeatureOptions & { dataset?: Dataset } = {},
+): Promise<ReferenceFeatures> {
+  const ds = o.dataset ?? (await loadClassifierSplit(c, split));
+  const data = dataIdentity(ds),
+    cache = featureCachePath(c.path, split);
   const { featureDim: dim, numClasses: classes } = c.model.config;
   if (existsSync(cache)) {
     const file = await loadSafetensors(cache);
-    const m = file.metadata, f = file.tensors.get('features'), p = file.tensors.get('probs');
-    if (m['kind'] === FEATURES_KIND && m['classifier_hash'] === c.hash && m['data_sha256'] === data.sha256 &&
-      f?.dtype === 'F32' && p?.dtype === 'F32' && f.shape.join() === `${ds.count},${dim}` && p.shape.join() === `${ds.count},${classes}`)
+    const m = file.metadata,
+      f = file.tensors.get('features'),
+      p = file.tensors.get('probs');
+    if (
+      m['kind'] === FEATURES_KIND &&
+      m['classifier_hash'] === c.hash &&
+      m['data_sha256'] === data.sha256 &&
+      f?.dtype === 'F32' &&
+      p?.dtype === 'F32' &&
+      f.shape.join() === `${ds.count},${dim}` &&
+      p.shape.join() === `${ds.count},${classes}`
+    )
       return {
-        split, data, labels: ds.labels, cache, cached: true,
+        split,
+        data,
+        labels: ds.labels,
+        cache,
+        cached: true,
         features: { n: ds.count, dim, classes, features: f.data as Float32Array, probs: p.data as Float32Array },
       };
   }
   const features = datasetFeatures(c.model, ds, o);
-  await saveSafetensors(cache, {
-    features: { dtype: 'F32', shape: [ds.count, dim], data: features.features },
-    probs: { dtype: 'F32', shape: [ds.count, classes], data: features.probs },
-    labels: { dtype: 'I32', shape: [ds.count], data: ds.labels },
-  }, { kind: FEATURES_KIND, classifier_hash: c.hash, data_sha256: data.sha256, data: JSON.stringify(data) });
+  await saveSafetensors(
+    cache,
+    {
+      features: { dtype: 'F32', shape: [ds.count, dim], data: features.features },
+      probs: { dtype: 'F32', shape: [ds.count, classes], data: features.probs },
+      labels: { dtype: 'I32', shape: [ds.count], data: ds.labels },
+    },
+    { kind: FEATURES_KIND, classifier_hash: c.hash, data_sha256: data.sha256, data: JSON.stringify(data) },
+  );
   return { split, data, labels: ds.labels, cache, cached: false, features };
 }

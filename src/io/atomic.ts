@@ -148,7 +148,9 @@ export async function readFileChecked(path: string, o: { maxBytes?: number; what
   } catch (e) {
     if (e instanceof CtfError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    throw new CtfError(code === 'ENOENT' ? `${what} ${path} does not exist` : `cannot read ${what} ${path}: ${describeIoError(e)}`);
+    throw new CtfError(
+      code === 'ENOENT' ? `${what} ${path} does not exist` : `cannot read ${what} ${path}: ${describeIoError(e)}`,
+    );
   }
   if (o.maxBytes !== undefined && size > o.maxBytes)
     throw new CtfError(`${what} ${path} is ${size} bytes, more than the ${o.maxBytes} allowed`);

@@ -47,7 +47,9 @@ export function encodeNpy(name: string, a: NpyArray): Uint8Array {
   if (!a.shape.every((d) => Number.isInteger(d) && d >= 0))
     throw new CtfError(`npz: array "${name}" has shape [${a.shape.join(', ')}], expected non-negative integers`);
   if (a.data.length !== count)
-    throw new CtfError(`npz: array "${name}" has ${a.data.length} elements, its shape [${a.shape.join(', ')}] needs ${count}`);
+    throw new CtfError(
+      `npz: array "${name}" has ${a.data.length} elements, its shape [${a.shape.join(', ')}] needs ${count}`,
+    );
   const shape = a.shape.length === 1 ? `(${a.shape[0]},)` : `(${a.shape.join(', ')})`;
   let dict = `{'descr': '${descrOf(a.data)}', 'fortran_order': False, 'shape': ${shape}, }`;
   const pad = 64 - ((10 + dict.length + 1) % 64);
@@ -64,29 +66,42 @@ export function encodeNpy(name: string, a: NpyArray): Uint8Array {
 
 /** Parses an .npy file of dtype u1, f4 or i4 (little-endian, C order); `what` names it in errors. */
 export function decodeNpy(bytes: Uint8Array, what: string): NpyArray {
-  if (bytes.length < 10 || NPY_MAGIC.some((b, i) => bytes[i] !== b)) throw new CtfError(`${what}: not an .npy file (bad magic)`);
+  if (bytes.length < 10 || NPY_MAGIC.some((b, i) => bytes[i] !== b))
+    throw new CtfError(`${what}: not an .npy file (bad magic)`);
   const major = bytes[6]!;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLen = major === 1 ? view.getUint16(8, true) : major <= 3 && bytes.length >= 12 ? view.getUint32(8, true) : -1;
+  const headerLen =
+    major === 1 ? view.getUint16(8, true) : major <= 3 && bytes.length >= 12 ? view.getUint32(8, true) : -1;
   if (headerLen < 0) throw new CtfError(`${what}: .npy version ${major}.${bytes[7]} is not supported`);
   const start = major === 1 ? 10 : 12;
-  if (start + headerLen > bytes.length) throw new CtfError(`${what}: header of ${headerLen} bytes runs past the end of the file`);
+  if (start + headerLen > bytes.length)
+    throw new CtfError(`${what}: header of ${headerLen} bytes runs past the end of the file`);
   const header = Buffer.from(bytes.subarray(start, start + headerLen)).toString('latin1');
   const descr = /'descr':\s*'([^']*)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
   if (descr === undefined || fortran === undefined || shapeText === undefined)
     throw new CtfError(`${what}: header ${JSON.stringify(header.trim())} lacks descr, fortran_order or shape`);
-  if (fortran === 'True') throw new CtfError(`${what}: Fortran-order arrays are not supported; save with np.ascontiguousarray`);
+  if (fortran === 'True')
+    throw new CtfError(`${what}: Fortran-order arrays are not supported; save with np.ascontiguousarray`);
   const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
   if (!shape.every((d) => Number.isInteger(d) && d >= 0)) throw new CtfError(`${what}: bad shape (${shapeText})`);
   const count = shape.reduce((p, d) => p * d, 1);
   const dataStart = start + headerLen;
-  const ctor = descr === '|u1' || descr === '<u1' ? Uint8Array : descr === '<f4' ? Float32Array : descr === '<i4' ? Int32Array : undefined;
+  const ctor =
+    descr === '|u1' || descr === '<u1'
+      ? Uint8Array
+      : descr === '<f4'
+        ? Float32Array
+        : descr === '<i4'
+          ? Int32Array
+          : undefined;
   if (ctor === undefined) throw new CtfError(`${what}: dtype ${descr} is not supported; expected |u1, <f4 or <i4`);
   const nbytes = count * ctor.BYTES_PER_ELEMENT;
   if (bytes.length - dataStart !== nbytes)
-    throw new CtfError(`${what}: ${bytes.length - dataStart} data bytes, shape (${shape.join(', ')}) of ${descr} needs ${nbytes}`);
+    throw new CtfError(
+      `${what}: ${bytes.length - dataStart} data bytes, shape (${shape.join(', ')}) of ${descr} needs ${nbytes}`,
+    );
   // Copy: the data may sit at any offset, and typed arrays need aligned views.
   const data = new ctor(count);
   new Uint8Array(data.buffer).set(bytes.subarray(dataStart, dataStart + nbytes));
@@ -101,13 +116,15 @@ const LOCAL_SIG = 0x04034b50, CENTRAL_SIG = 0x02014b50, END_SIG = 0x06054b50;
 /** The bytes of an uncompressed ZIP archive holding name.npy for every array, in key order. */
 export function encodeNpz(arrays: Record<string, NpyArray>): Uint8Array {
   const members = Object.entries(arrays).map(([name, a]) => {
-    if (name.length === 0 || /[/\\\0]/.test(name)) throw new CtfError(`npz: array name "${name}" must be non-empty without / \\ or NUL`);
+    if (name.length === 0 || /[/\\\0]/.test(name))
+      throw new CtfError(`npz: array name "${name}" must be non-empty without / \\ or NUL`);
     const file = Buffer.from(`${name}.npy`, 'utf8'), body = encodeNpy(name, a);
     return { file, body, crc: crc32(body) };
   });
   let size = 22;
   for (const m of members) size += 30 + 46 + 2 * m.file.length + m.body.length;
-  if (size > 0xffffffff) throw new CtfError(`npz: ${size} bytes exceed the 4 GiB a ZIP without ZIP64 can hold; save fewer samples per file`);
+  if (size > 0xffffffff)
+    throw new CtfError(`npz: ${size} bytes exceed the 4 GiB a ZIP without ZIP64 can hold; save fewer samples per file`);
   const out = new Uint8Array(size), v = new DataView(out.buffer);
   let p = 0;
   const offsets: number[] = [];
@@ -171,15 +188,18 @@ export function decodeNpz(bytes: Uint8Array, what: string): Record<string, NpyAr
   const out: Record<string, NpyArray> = {};
   let p = centralStart;
   for (let m = 0; m < count; m++) {
-    if (p + 46 > bytes.length || v.getUint32(p, true) !== CENTRAL_SIG) throw new CtfError(`${what}: central directory entry ${m} is damaged`);
+    if (p + 46 > bytes.length || v.getUint32(p, true) !== CENTRAL_SIG)
+      throw new CtfError(`${what}: central directory entry ${m} is damaged`);
     const method = v.getUint16(p + 10, true), crc = v.getUint32(p + 16, true);
     const size = v.getUint32(p + 20, true), nameLen = v.getUint16(p + 28, true);
     const skip = nameLen + v.getUint16(p + 30, true) + v.getUint16(p + 32, true);
     const local = v.getUint32(p + 42, true);
     const file = Buffer.from(bytes.subarray(p + 46, p + 46 + nameLen)).toString('utf8');
     p += 46 + skip;
-    if (method !== 0) throw new CtfError(`${what}: member ${file} is compressed (method ${method}); only stored members (np.savez, not np.savez_compressed) are supported`);
-    if (local + 30 > bytes.length || v.getUint32(local, true) !== LOCAL_SIG) throw new CtfError(`${what}: local header of ${file} is damaged`);
+    if (method !== 0) throw new CtfError(`${what}: member ${file} is compressed (method ${method}); only stored ` +
+      `members (np.savez, not np.savez_compressed) are supported`);
+    if (local + 30 > bytes.length || v.getUint32(local, true) !== LOCAL_SIG)
+      throw new CtfError(`${what}: local header of ${file} is damaged`);
     const dataStart = local + 30 + v.getUint16(local + 26, true) + v.getUint16(local + 28, true);
     if (dataStart + size > bytes.length) throw new CtfError(`${what}: member ${file} runs past the end of the archive`);
     const body = bytes.subarray(dataStart, dataStart + size);

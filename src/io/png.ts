@@ -76,12 +76,18 @@ export function decodeImage(bytes: Uint8Array, source: string): DecodedImage {
       const header = pngHeaderSize(bytes);
       if (header.width * header.height > MAX_PIXELS)
         throw new CtfError(`${source}: a ${header.width}×${header.height} PNG, expected at most 8192×8192 pixels`);
-      const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));  // 16-bit is rescaled to 8
+      // 16-bit is rescaled to 8
+      const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       ({ width, height } = png);
       rgba = new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength);
     } else {
       if (!hasJpegEnd(bytes)) throw new Error('no end-of-image marker (FF D9): the file is truncated');
-      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxResolutionInMP: MAX_PIXELS / 1e6, maxMemoryUsageInMB: 1024 });
+      const img = jpeg.decode(bytes, {
+        useTArray: true,
+        formatAsRGBA: true,
+        maxResolutionInMP: MAX_PIXELS / 1e6,
+        maxMemoryUsageInMB: 1024,
+      });
       ({ width, height } = img);
       rgba = img.data;
     }
@@ -90,7 +96,9 @@ export function decodeImage(bytes: Uint8Array, source: string): DecodedImage {
     throw new CtfError(`${source}: corrupt ${format === 'png' ? 'PNG' : 'JPEG'} image (${(e as Error).message})`);
   }
   if (width === 0 || height === 0 || rgba.length !== 4 * width * height)
-    throw new CtfError(`${source}: corrupt ${format.toUpperCase()} image (decoded ${width}×${height} with ${rgba.length} bytes)`);
+    throw new CtfError(
+      `${source}: corrupt ${format.toUpperCase()} image (decoded ${width}×${height} with ${rgba.length} bytes)`,
+    );
   return reduceRgba(width, height, rgba);
 }
 
@@ -104,7 +112,9 @@ const COLOR_TYPE: Record<1 | 3 | 4, ColorType> = { 1: 0, 3: 2, 4: 6 };
 export function encodePng(img: DecodedImage): Buffer {
   const { width, height, channels, data } = img;
   if (data.length !== width * height * channels)
-    throw new CtfError(`encodePng: ${data.length} bytes for ${width}×${height}×${channels} (${width * height * channels} expected)`);
+    throw new CtfError(
+      `encodePng: ${data.length} bytes for ${width}×${height}×${channels} (${width * height * channels} expected)`,
+    );
   const colorType = COLOR_TYPE[channels];
   // pngjs reads only width, height and data from the object it packs.
   const png = { width, height, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) } as PNG;
@@ -143,14 +153,22 @@ export function gridSize(cells: number, h0: number, w0: number, o: GridOptions =
  * image, row-major over tiles. C must be 1 or 3. Tile i goes to row floor(i / cols), column i % cols;
  * an index of -1 in `order` leaves that cell empty (padding colour).
  */
-export function imageGrid(images: Uint8Array | Float32Array, shape: readonly [number, number, number, number], o: GridOptions & { order?: number[] } = {}): DecodedImage {
+export function imageGrid(
+  images: Uint8Array | Float32Array,
+  shape: readonly [number, number, number, number],
+  o: GridOptions & { order?: number[] } = {},
+): DecodedImage {
   const [n, c, h0, w0] = shape;
   const scale = o.scale ?? 1;
-  if (!Number.isInteger(scale) || scale < 1) throw new CtfError(`imageGrid: scale must be a positive integer, got ${scale}`);
-  const h = h0 * scale, w = w0 * scale;
+  if (!Number.isInteger(scale) || scale < 1)
+    throw new CtfError(`imageGrid: scale must be a positive integer, got ${scale}`);
+  const h = h0 * scale,
+    w = w0 * scale;
   if (c !== 1 && c !== 3) throw new CtfError(`imageGrid: images have ${c} channels, expected 1 or 3`);
   if (images.length !== n * c * h0 * w0)
-    throw new CtfError(`imageGrid: ${images.length} values for shape [${shape.join(', ')}] (${n * c * h0 * w0} expected)`);
+    throw new CtfError(
+      `imageGrid: ${images.length} values for shape [${shape.join(', ')}] (${n * c * h0 * w0} expected)`,
+    );
   const order = o.order ?? [...Array(n).keys()];
   const { width: W, height: H, cols, pad } = gridSize(order.length, h0, w0, o);
   if (W * H > MAX_PIXELS)
@@ -160,7 +178,8 @@ export function imageGrid(images: Uint8Array | Float32Array, shape: readonly [nu
   order.forEach((img, cell) => {
     if (img < 0) return;
     if (img >= n) throw new CtfError(`imageGrid: order names image ${img}, but there are ${n}`);
-    const x0 = pad + (cell % cols) * (w + pad), y0 = pad + Math.floor(cell / cols) * (h + pad);
+    const x0 = pad + (cell % cols) * (w + pad),
+      y0 = pad + Math.floor(cell / cols) * (h + pad);
     for (let ch = 0; ch < c; ch++) {
       const plane = (img * c + ch) * h0 * w0;
       for (let y = 0; y < h; y++) {
@@ -176,6 +195,11 @@ export function imageGrid(images: Uint8Array | Float32Array, shape: readonly [nu
   return { width: W, height: H, channels: c, data: out };
 }
 
-export async function writeImageGrid(path: string, images: Uint8Array | Float32Array, shape: readonly [number, number, number, number], o: GridOptions & { order?: number[] } = {}): Promise<void> {
+export async function writeImageGrid(
+  path: string,
+  images: Uint8Array | Float32Array,
+  shape: readonly [number, number, number, number],
+  o: GridOptions & { order?: number[] } = {},
+): Promise<void> {
   await writePng(path, imageGrid(images, shape, o));
 }

@@ -92,7 +92,11 @@ function storedDType(t: StTensorInput): StDType {
 }
 
 /** Serialises tensors (the buffer is ordered by item size, then insertion order, to keep data aligned). */
-export function encodeSafetensors(tensors: Record<string, StTensorInput> | Map<string, StTensorInput>, metadata: Record<string, string> = {}, where = 'safetensors'): Uint8Array {
+export function encodeSafetensors(
+  tensors: Record<string, StTensorInput> | Map<string, StTensorInput>,
+  metadata: Record<string, string> = {},
+  where = 'safetensors',
+): Uint8Array {
   const entries = [...(tensors instanceof Map ? tensors.entries() : Object.entries(tensors))];
   const items = entries.map(([name, t], order) => {
     const dtype = storedDType(t);
@@ -101,9 +105,13 @@ export function encodeSafetensors(tensors: Record<string, StTensorInput> | Map<s
     if (!(dtype in ITEM_BYTES)) throw new CtfError(`${what}: dtype ${String(dtype)} is not supported (${SUPPORTED})`);
     const isFloat = dtype === 'F32' || dtype === 'F16' || dtype === 'BF16';
     if (isFloat !== t.data instanceof Float32Array)
-      throw new CtfError(`${what}: dtype ${dtype} needs ${isFloat ? 'a Float32Array' : 'an Int32Array'}, got ${t.data.constructor.name}`);
+      throw new CtfError(
+        `${what}: dtype ${dtype} needs ${isFloat ? 'a Float32Array' : 'an Int32Array'}, got ${t.data.constructor.name}`,
+      );
     if (sizeOf(t.shape) !== t.data.length)
-      throw new CtfError(`${what}: shape ${shapeStr(t.shape)} needs ${sizeOf(t.shape)} elements, data has ${t.data.length}`);
+      throw new CtfError(
+        `${what}: shape ${shapeStr(t.shape)} needs ${sizeOf(t.shape)} elements, data has ${t.data.length}`,
+      );
     return { name, dtype, shape: [...t.shape], data: t.data, bytes: t.data.length * ITEM_BYTES[dtype], order };
   });
   items.sort((a, b) => ITEM_BYTES[b.dtype] - ITEM_BYTES[a.dtype] || a.order - b.order);
@@ -134,7 +142,14 @@ export function encodeSafetensors(tensors: Record<string, StTensorInput> | Map<s
   return out;
 }
 
-function writeData(name: string, dtype: StDType, data: Float32Array | Int32Array, out: Uint8Array, pos: number, where: string): void {
+function writeData(
+  name: string,
+  dtype: StDType,
+  data: Float32Array | Int32Array,
+  out: Uint8Array,
+  pos: number,
+  where: string,
+): void {
   if (dtype === 'F32' || dtype === 'I32') {
     out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), pos);
     return;
@@ -146,9 +161,13 @@ function writeData(name: string, dtype: StDType, data: Float32Array | Int32Array
   }
   const toBits = dtype === 'F16' ? f32ToF16Bits : f32ToBf16Bits;
   for (let i = 0; i < data.length; i++) {
-    const v = data[i]!, h = toBits(v);
+    const v = data[i]!,
+      h = toBits(v);
     if ((h & 0x7fff) === (dtype === 'F16' ? 0x7c00 : 0x7f80) && Number.isFinite(v))
-      throw new CtfError(`${where}: tensor "${name}": element ${i} = ${v} overflows ${dtype} (max ${dtype === 'F16' ? 65504 : '3.39e38'})`);
+      throw new CtfError(
+        `${where}: tensor "${name}": element ${i} = ${v} overflows ${dtype} (max ` +
+        `${dtype === 'F16' ? 65504 : '3.39e38'})`,
+      );
     view.setUint16(2 * i, h, true);
   }
 }
@@ -173,18 +192,23 @@ function isNonNegInt(x: unknown): x is number {
 export function decodeSafetensors(bytes: Uint8Array, source: string): SafetensorsFile {
   const where = `safetensors ${source}`;
   const notSt = `: truncated, or not a safetensors file${foreignHint(bytes)}`;
-  if (bytes.length < 8) throw new CtfError(`${where}: file is ${bytes.length} bytes, too short for the 8-byte header length${notSt}`);
+  if (bytes.length < 8)
+    throw new CtfError(`${where}: file is ${bytes.length} bytes, too short for the 8-byte header length${notSt}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen = view.getUint32(0, true) + view.getUint32(4, true) * 2 ** 32;
   if (headerLen > bytes.length - 8 || headerLen > MAX_HEADER_BYTES)
-    throw new CtfError(`${where}: header length ${headerLen} runs past the end of the ${bytes.length}-byte file${notSt}`);
+    throw new CtfError(
+      `${where}: header length ${headerLen} runs past the end of the ${bytes.length}-byte file${notSt}`,
+    );
   if (headerLen < 2 || bytes[8] !== 0x7b) throw new CtfError(`${where}: header does not start with "{"${notSt}`);
 
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen)));
   } catch (e) {
-    throw new CtfError(`${where}: header is not valid UTF-8 JSON (${e instanceof Error ? e.message : String(e)})${notSt}`);
+    throw new CtfError(
+      `${where}: header is not valid UTF-8 JSON (${e instanceof Error ? e.message : String(e)})${notSt}`,
+    );
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header))
     throw new CtfError(`${where}: header is not a JSON object`);
@@ -194,7 +218,8 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensor
   const spans: { name: string; dtype: StDType; shape: number[]; begin: number; end: number }[] = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new CtfError(`${where}: "__metadata__" is not an object`);
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+        throw new CtfError(`${where}: "__metadata__" is not an object`);
       for (const [k, v] of Object.entries(raw)) {
         if (typeof v !== 'string') throw new CtfError(`${where}: metadata "${k}" is a ${typeof v}, expected a string`);
         metadata[k] = v;
@@ -214,11 +239,14 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensor
       throw new CtfError(`${what}: data_offsets ${JSON.stringify(off)} is not [begin, end] with 0 ≤ begin ≤ end`);
     const [begin, end] = off as [number, number];
     if (end > bufLen)
-      throw new CtfError(`${what}: data_offsets [${begin},${end}] run past the ${bufLen}-byte data buffer (file truncated?)`);
+      throw new CtfError(
+        `${what}: data_offsets [${begin},${end}] run past the ${bufLen}-byte data buffer (file truncated?)`,
+      );
     const shape = e.shape as number[];
     const need = sizeOf(shape) * ITEM_BYTES[dtype];
     if (end - begin !== need)
-      throw new CtfError(`${what}: shape ${shapeStr(shape)} ${dtype} needs ${need} bytes, data_offsets [${begin},${end}] hold ${end - begin}`);
+      throw new CtfError(`${what}: shape ${shapeStr(shape)} ${dtype} needs ${need} bytes, data_offsets ` +
+        `[${begin},${end}] hold ${end - begin}`);
     spans.push({ name, dtype, shape, begin, end });
   }
 
@@ -228,14 +256,18 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensor
   let prev: string | null = null;
   for (const s of sorted) {
     if (s.begin < covered)
-      throw new CtfError(`${where}: tensor "${s.name}" data_offsets [${s.begin},${s.end}] overlap tensor "${prev}" (which ends at ${covered})`);
+      throw new CtfError(`${where}: tensor "${s.name}" data_offsets [${s.begin},${s.end}] overlap tensor "${prev}" ` +
+        `(which ends at ${covered})`);
     if (s.begin > covered)
-      throw new CtfError(`${where}: bytes [${covered},${s.begin}) of the data buffer belong to no tensor (before "${s.name}")`);
+      throw new CtfError(
+        `${where}: bytes [${covered},${s.begin}) of the data buffer belong to no tensor (before "${s.name}")`,
+      );
     covered = s.end;
     prev = s.name;
   }
   if (covered !== bufLen)
-    throw new CtfError(`${where}: the data buffer is ${bufLen} bytes but the tensors cover only ${covered} (trailing garbage or a wrong header)`);
+    throw new CtfError(`${where}: the data buffer is ${bufLen} bytes but the tensors cover only ${covered} (trailing ` +
+      `garbage or a wrong header)`);
 
   const tensors = new Map<string, StTensor>();
   for (const s of spans)
@@ -243,7 +275,12 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensor
   return { source, tensors, metadata };
 }
 
-function readData(bytes: Uint8Array, pos: number, s: { name: string; dtype: StDType; shape: number[] }, where: string): Float32Array | Int32Array {
+function readData(
+  bytes: Uint8Array,
+  pos: number,
+  s: { name: string; dtype: StDType; shape: number[] },
+  where: string,
+): Float32Array | Int32Array {
   const n = sizeOf(s.shape);
   const src = bytes.subarray(pos, pos + n * ITEM_BYTES[s.dtype]);
   if (s.dtype === 'F32' || s.dtype === 'I32') {
@@ -256,9 +293,12 @@ function readData(bytes: Uint8Array, pos: number, s: { name: string; dtype: StDT
   if (s.dtype === 'I64') {
     const out = new Int32Array(n);
     for (let i = 0; i < n; i++) {
-      const lo = view.getInt32(8 * i, true), hi = view.getInt32(8 * i + 4, true);
+      const lo = view.getInt32(8 * i, true),
+        hi = view.getInt32(8 * i + 4, true);
       if (hi !== lo >> 31)
-        throw new CtfError(`${where}: tensor "${s.name}" (I64): element ${i} = ${view.getBigInt64(8 * i, true)} does not fit in int32`);
+        throw new CtfError(
+          `${where}: tensor "${s.name}" (I64): element ${i} = ${view.getBigInt64(8 * i, true)} does not fit in int32`,
+        );
       out[i] = lo;
     }
     return out;
@@ -275,11 +315,19 @@ function readData(bytes: Uint8Array, pos: number, s: { name: string; dtype: StDT
 }
 
 // ---------------------------------------------------------------- files
-export async function saveSafetensors(path: string, tensors: Record<string, StTensorInput> | Map<string, StTensorInput>, metadata: Record<string, string> = {}): Promise<void> {
+export async function saveSafetensors(
+  path: string,
+  tensors: Record<string, StTensorInput> | Map<string, StTensorInput>,
+  metadata: Record<string, string> = {},
+): Promise<void> {
   await writeFileAtomic(path, encodeSafetensors(tensors, metadata, `safetensors ${path}`));
 }
 
-export function saveSafetensorsSync(path: string, tensors: Record<string, StTensorInput> | Map<string, StTensorInput>, metadata: Record<string, string> = {}): void {
+export function saveSafetensorsSync(
+  path: string,
+  tensors: Record<string, StTensorInput> | Map<string, StTensorInput>,
+  metadata: Record<string, string> = {},
+): void {
   writeFileAtomicSync(path, encodeSafetensors(tensors, metadata, `safetensors ${path}`));
 }
 
@@ -293,7 +341,11 @@ export function loadSafetensorsSync(path: string): SafetensorsFile {
     bytes = readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new CtfError(code === 'ENOENT' ? `safetensors file ${path} does not exist` : `cannot read safetensors file ${path}: ${(e as Error).message}`);
+    throw new CtfError(
+      code === 'ENOENT'
+        ? `safetensors file ${path} does not exist`
+        : `cannot read safetensors file ${path}: ${(e as Error).message}`,
+    );
   }
   return decodeSafetensors(bytes, path);
 }
@@ -311,10 +363,13 @@ export function expectTensor(file: SafetensorsFile, name: string, shape?: Shape,
   const t = file.tensors.get(name);
   if (!t) {
     const have = [...file.tensors.keys()];
-    throw new CtfError(`safetensors ${file.source}: tensor "${name}" is missing (the file has ${have.length}: ${have.slice(0, 8).join(', ')}${have.length > 8 ? ', …' : ''})`);
+    throw new CtfError(`safetensors ${file.source}: tensor "${name}" is missing (the file has ${have.length}: ` +
+      `${have.slice(0, 8).join(', ')}${have.length > 8 ? ', …' : ''})`);
   }
   if (shape && (shape.length !== t.shape.length || shape.some((d, i) => d !== t.shape[i])))
-    throw new CtfError(`safetensors ${file.source}: tensor "${name}" has shape ${shapeStr(t.shape)}, expected ${shapeStr(shape)}`);
+    throw new CtfError(
+      `safetensors ${file.source}: tensor "${name}" has shape ${shapeStr(t.shape)}, expected ${shapeStr(shape)}`,
+    );
   if (dtype && dtype !== t.dtype && dtype !== engineDType(t.dtype))
     throw new CtfError(`safetensors ${file.source}: tensor "${name}" is ${t.dtype}, expected ${dtype}`);
   return new Tensor(t.data, t.shape, { name });
@@ -342,22 +397,38 @@ export function expectFinite(
  * Every parameter must be present with its exact shape and dtype; with strict (the default) the file
  * may hold no other tensors. All problems are reported together.
  */
-export function loadInto(params: Map<string, Tensor>, file: SafetensorsFile, o: { strict?: boolean } = {}): { loaded: string[]; unexpected: string[] } {
+export function loadInto(
+  params: Map<string, Tensor>,
+  file: SafetensorsFile,
+  o: { strict?: boolean } = {},
+): { loaded: string[]; unexpected: string[] } {
   const strict = o.strict ?? true;
   const problems: string[] = [];
   const loaded: string[] = [];
   for (const [name, p] of params) {
     const t = file.tensors.get(name);
-    if (!t) { problems.push(`"${name}" is missing (expected ${p.dtype}${shapeStr(p.shape)})`); continue; }
-    if (shapeStr(t.shape) !== shapeStr(p.shape)) { problems.push(`"${name}" has shape ${shapeStr(t.shape)}, expected ${shapeStr(p.shape)}`); continue; }
-    if (engineDType(t.dtype) !== p.dtype) { problems.push(`"${name}" is ${t.dtype}, expected ${p.dtype}`); continue; }
+    if (!t) {
+      problems.push(`"${name}" is missing (expected ${p.dtype}${shapeStr(p.shape)})`);
+      continue;
+    }
+    if (shapeStr(t.shape) !== shapeStr(p.shape)) {
+      problems.push(`"${name}" has shape ${shapeStr(t.shape)}, expected ${shapeStr(p.shape)}`);
+      continue;
+    }
+    if (engineDType(t.dtype) !== p.dtype) {
+      problems.push(`"${name}" is ${t.dtype}, expected ${p.dtype}`);
+      continue;
+    }
     loaded.push(name);
   }
   const unexpected = [...file.tensors.keys()].filter((n) => !params.has(n));
   if (strict) for (const n of unexpected) problems.push(`"${n}" is not a parameter of the model`);
   if (problems.length > 0) {
     const shown = problems.slice(0, 10).join('; ') + (problems.length > 10 ? `; … (${problems.length - 10} more)` : '');
-    throw new CtfError(`safetensors ${file.source}: ${problems.length} tensor${problems.length > 1 ? 's do' : ' does'} not match the model: ${shown} — was it saved from another config?`);
+    throw new CtfError(
+      `safetensors ${file.source}: ${problems.length} tensor${problems.length > 1 ? 's do' : ' does'} not match the ` +
+      `model: ${shown} — was it saved from another config?`,
+    );
   }
   for (const name of loaded) params.get(name)!.data.set(file.tensors.get(name)!.data);
   return { loaded, unexpected };

@@ -47,9 +47,11 @@ export function saveGptCheckpointSync(path: string, model: Gpt, extra: Record<st
 export function gptConfigOf(file: SafetensorsFile): GptConfig {
   const m = file.metadata;
   if (m['kind'] !== GPT_CHECKPOINT_KIND)
-    throw new CtfError(`checkpoint ${file.source}: not a GPT checkpoint (metadata kind ${m['kind'] === undefined ? 'missing' : `"${m['kind']}"`}, expected "${GPT_CHECKPOINT_KIND}")`);
+    throw new CtfError(`checkpoint ${file.source}: not a GPT checkpoint (metadata kind ` +
+      `${m['kind'] === undefined ? 'missing' : `"${m['kind']}"`}, expected "${GPT_CHECKPOINT_KIND}")`);
   if (m['format'] !== GPT_CHECKPOINT_FORMAT)
-    throw new CtfError(`checkpoint ${file.source}: format ${m['format']} is not supported (this build reads format ${GPT_CHECKPOINT_FORMAT})`);
+    throw new CtfError(`checkpoint ${file.source}: format ${m['format']} is not supported (this build reads format ` +
+      `${GPT_CHECKPOINT_FORMAT})`);
   let config: unknown;
   try {
     config = storedGptConfig(JSON.parse(m['config'] ?? ''));
@@ -116,21 +118,31 @@ export function loadGptWeights(model: Gpt, file: SafetensorsFile): void {
   const sd = model.stateDict();
   for (const [name, p] of sd) {
     const t = file.tensors.get(name);
-    if (!t) throw new CtfError(`checkpoint ${file.source}: tensor "${name}" is missing — is this a GPT with ${model.config.layers} layers?`);
+    if (!t)
+      throw new CtfError(
+        `checkpoint ${file.source}: tensor "${name}" is missing — is this a GPT with ${model.config.layers} layers?`,
+      );
     if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16')
-      throw new CtfError(`checkpoint ${file.source}: tensor "${name}" is ${t.dtype}, expected a float tensor (F32, F16 or BF16)`);
+      throw new CtfError(
+        `checkpoint ${file.source}: tensor "${name}" is ${t.dtype}, expected a float tensor (F32, F16 or BF16)`,
+      );
     if (shapeStr(t.shape) !== shapeStr(p.shape))
-      throw new CtfError(`checkpoint ${file.source}: tensor "${name}" has shape ${shapeStr(t.shape)}, expected ${shapeStr(p.shape)} — was it trained with another preset?`);
+      throw new CtfError(`checkpoint ${file.source}: tensor "${name}" has shape ${shapeStr(t.shape)}, expected ` +
+        `${shapeStr(p.shape)} — was it trained with another preset?`);
   }
   for (const name of file.tensors.keys())
-    if (!sd.has(name)) throw new CtfError(`checkpoint ${file.source}: tensor "${name}" is not part of this GPT (a different model kind or layer count?)`);
+    if (!sd.has(name))
+      throw new CtfError(
+        `checkpoint ${file.source}: tensor "${name}" is not part of this GPT (a different model kind or layer count?)`,
+      );
   if (file.metadata['kind'] === GPT_CHECKPOINT_KIND) {
     // Fields that change the function without changing any shape (grid, causal, eps, RoPE base) must agree too.
     const stored = gptConfigOf(file);
     for (const k of Object.keys(stored) as (keyof GptConfig)[]) {
       if (k === 'dropout' || k === 'classDropout') continue;  // training-time only
       if (stored[k] !== model.config[k])
-        throw new CtfError(`checkpoint ${file.source}: it was saved with ${k} = ${JSON.stringify(stored[k])}, this model has ${JSON.stringify(model.config[k])}`);
+        throw new CtfError(`checkpoint ${file.source}: it was saved with ${k} = ${JSON.stringify(stored[k])}, this ` +
+          `model has ${JSON.stringify(model.config[k])}`);
     }
   }
   // In state_dict order, as the hash was computed at save.

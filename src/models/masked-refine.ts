@@ -23,13 +23,23 @@ export function maskedShare(u: number): number {
 }
 
 /** Masks count(row) positions of every row of fine (B·T), chosen by a seeded permutation per row. */
-export function maskRows(fine: Int32Array, T: number, maskId: number, count: (row: number, rng: Rng) => number, rng: Rng): MaskedBatch {
+export function maskRows(
+  fine: Int32Array,
+  T: number,
+  maskId: number,
+  count: (row: number, rng: Rng) => number,
+  rng: Rng,
+): MaskedBatch {
   if (fine.length % T !== 0) throw new CtfError(`masked refinement: ${fine.length} tokens are not whole rows of ${T}`);
-  const B = fine.length / T, fineInputs = fine.slice(), targets = new Int32Array(fine.length).fill(IGNORE_TARGET);
+  const B = fine.length / T,
+    fineInputs = fine.slice(),
+    targets = new Int32Array(fine.length).fill(IGNORE_TARGET);
   let masked = 0;
   for (let b = 0; b < B; b++) {
-    const r = rng.split(b), m = count(b, r);
-    if (!(Number.isInteger(m) && m >= 0 && m <= T)) throw new CtfError(`masked refinement: ${m} masked positions in a row of ${T}`);
+    const r = rng.split(b),
+      m = count(b, r);
+    if (!(Number.isInteger(m) && m >= 0 && m <= T))
+      throw new CtfError(`masked refinement: ${m} masked positions in a row of ${T}`);
     const order = r.split('positions').permutation(T);
     for (let j = 0; j < m; j++) {
       const i = b * T + order[j]!;

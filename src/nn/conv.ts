@@ -22,7 +22,11 @@ export class Conv2d implements Module {
   /** torch.nn.Conv2d init: weight and bias ~ U(±1/sqrt(in·k·k)) (kaiming_uniform with a = √5). */
   constructor(name: string, inChannels: number, outChannels: number, kernel: number, rng: Rng, o: Conv2dOptions = {}) {
     const bound = 1 / Math.sqrt(inChannels * kernel * kernel);
-    this.weight = param(`${name}.weight`, [outChannels, inChannels, kernel, kernel], uniformInit(rng, `${name}.weight`, bound));
+    this.weight = param(
+      `${name}.weight`,
+      [outChannels, inChannels, kernel, kernel],
+      uniformInit(rng, `${name}.weight`, bound),
+    );
     this.bias = o.bias === false ? null : param(`${name}.bias`, [outChannels], uniformInit(rng, `${name}.bias`, bound));
     this.stride = o.stride ?? 1;
     this.padding = o.padding ?? kernel >> 1;
@@ -47,7 +51,8 @@ export class GroupNorm implements Module {
   constructor(name: string, channels: number, maxGroups: number, readonly eps = 1e-6) {
     this.groups = Math.min(maxGroups, channels);
     if (channels % this.groups !== 0)
-      throw new CtfError(`${name}: ${this.groups} groups do not divide ${channels} channels; pick a width that is a multiple of the group count`);
+      throw new CtfError(`${name}: ${this.groups} groups do not divide ${channels} channels; pick a width that is a ` +
+        `multiple of the group count`);
     this.weight = param(`${name}.weight`, [channels], (d) => d.fill(1));
     this.bias = param(`${name}.bias`, [channels]);
   }

@@ -19,7 +19,8 @@ export class ResBlock implements Module {
     this.conv1 = new Conv2d(`${name}.conv1`, inChannels, outChannels, 3, rng);
     this.norm2 = new GroupNorm(`${name}.norm2`, outChannels, groups);
     this.conv2 = new Conv2d(`${name}.conv2`, outChannels, outChannels, 3, rng);
-    this.shortcut = inChannels === outChannels ? null : new Conv2d(`${name}.nin_shortcut`, inChannels, outChannels, 1, rng);
+    this.shortcut =
+      inChannels === outChannels ? null : new Conv2d(`${name}.nin_shortcut`, inChannels, outChannels, 1, rng);
   }
 
   /** x (N, in, H, W) -> (N, out, H, W) */
@@ -29,6 +30,8 @@ export class ResBlock implements Module {
   }
 
   parameters(): Tensor[] {
-    return [this.norm1, this.conv1, this.norm2, this.conv2, ...(this.shortcut ? [this.shortcut] : [])].flatMap((m) => m.parameters());
+    return [this.norm1, this.conv1, this.norm2, this.conv2, ...(this.shortcut ? [this.shortcut] : [])].flatMap((m) =>
+      m.parameters(),
+    );
   }
 }

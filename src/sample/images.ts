@@ -11,10 +11,18 @@ import { Tensor } from '../engine/tensor.js';
 import type { VqTokenizer } from '../tokenizer/model.js';
 
 /** fine (N, g·g) token ids -> images (N, C, S, S), values about [−1, 1]; decoded batchSize images at a time. */
-export function decodeTokens(tokenizer: VqTokenizer, fine: Int32Array, o: { batchSize?: number; onBatch?: (done: number, total: number) => void } = {}): Float32Array {
-  const g = tokenizer.grid, T = g * g, { inChannels: C, imageSize: S } = tokenizer.config;
+export function decodeTokens(
+  tokenizer: VqTokenizer,
+  fine: Int32Array,
+  o: { batchSize?: number; onBatch?: (done: number, total: number) => void } = {},
+): Float32Array {
+  const g = tokenizer.grid,
+    T = g * g,
+    { inChannels: C, imageSize: S } = tokenizer.config;
   if (fine.length % T !== 0) throw new CtfError(`decodeTokens: ${fine.length} tokens are not whole ${g}×${g} grids`);
-  const N = fine.length / T, bs = o.batchSize ?? 64, px = C * S * S;
+  const N = fine.length / T,
+    bs = o.batchSize ?? 64,
+    px = C * S * S;
   const out = new Float32Array(N * px);
   for (let first = 0; first < N; first += bs) {
     const B = Math.min(bs, N - first);
@@ -28,15 +36,25 @@ export function decodeTokens(tokenizer: VqTokenizer, fine: Int32Array, o: { batc
  * (K) for each cluster, the member whose unit codeword is nearest to the cluster centroid (largest dot product
  * with it: for unit x, ‖x − m‖² = 1 + ‖m‖² − 2 x·m). unitCodebook: (V, D) l2-normalised codewords.
  */
-export function clusterRepresentatives(map: Pick<CoarseMap, 'k' | 'v' | 'dim' | 'members' | 'centroids'>, unitCodebook: Float32Array): Int32Array {
+export function clusterRepresentatives(
+  map: Pick<CoarseMap, 'k' | 'v' | 'dim' | 'members' | 'centroids'>,
+  unitCodebook: Float32Array,
+): Int32Array {
   const D = map.dim;
-  if (unitCodebook.length !== map.v * D) throw new CtfError(`clusterRepresentatives: codebook of ${unitCodebook.length} values is not (V = ${map.v}, D = ${D})`);
+  if (unitCodebook.length !== map.v * D)
+    throw new CtfError(
+      `clusterRepresentatives: codebook of ${unitCodebook.length} values is not (V = ${map.v}, D = ${D})`,
+    );
   return Int32Array.from(map.members, (members, c) => {
-    let best = members[0]!, bestDot = -Infinity;
+    let best = members[0]!,
+      bestDot = -Infinity;
     for (const f of members) {
       let dot = 0;
       for (let d = 0; d < D; d++) dot += unitCodebook[f * D + d]! * map.centroids[c * D + d]!;
-      if (dot > bestDot) { bestDot = dot; best = f; }
+      if (dot > bestDot) {
+        bestDot = dot;
+        best = f;
+      }
     }
     return best;
   });

@@ -33,7 +33,8 @@ export interface SamplingResult {
 export function sampleImages(p: SamplerPieces, r: SamplingRequest): SamplingResult {
   const N = r.classes.length, T = p.grid * p.grid;
   for (const c of r.classes)
-    if (!(Number.isInteger(c) && c >= 0 && c < p.numClasses)) throw new CtfError(`sample: class ${c} outside [0, ${p.numClasses})`);
+    if (!(Number.isInteger(c) && c >= 0 && c < p.numClasses))
+      throw new CtfError(`sample: class ${c} outside [0, ${p.numClasses})`);
   const onToken = (r.onProgress || r.onToken) && ((e: TokenEvent): void => {
     r.onToken?.(e);
     r.onProgress?.({ phase: 'stage1', done: e.first + (e.count * (e.position + 1)) / T, total: N });
@@ -44,7 +45,8 @@ export function sampleImages(p: SamplerPieces, r: SamplingRequest): SamplingResu
   };
   let coarse: Int32Array | null = null, fine: Int32Array, stage1: number, stage2 = 0;
   if (r.method === 'ctf') {
-    if (!p.stage1 || !p.aux || !p.map) throw new CtfError('sample: CTF needs the stage-1 model, the auxiliary model and the coarse map');
+    if (!p.stage1 || !p.aux || !p.map)
+      throw new CtfError('sample: CTF needs the stage-1 model, the auxiliary model and the coarse map');
     const s = ctfSample(p.stage1.model, p.aux.model, p.map, { ...gen, stage2: r.stage2 });
     ({ coarse, fine } = s);
     ({ stage1, stage2 } = s.seconds);
@@ -57,7 +59,10 @@ export function sampleImages(p: SamplerPieces, r: SamplingRequest): SamplingResu
   }
   const t0 = performance.now();
   const tok = p.tokenizer.model;
-  const images = decodeTokens(tok, fine, { batchSize: r.batchSize, onBatch: (done, total) => r.onProgress?.({ phase: 'decode', done, total }) });
+  const images = decodeTokens(tok, fine, {
+    batchSize: r.batchSize,
+    onBatch: (done, total) => r.onProgress?.({ phase: 'decode', done, total }),
+  });
   const decode = (performance.now() - t0) / 1000;
   return {
     method: r.method, classes: r.classes, coarse, fine, images,
@@ -89,7 +94,12 @@ export function sampleImagesSharded(p: SamplerPieces, r: SamplingRequest, comm: 
   if (fine === null || images === null || slowest === null) return null;
   const [stage1 = 0, stage2 = 0, decode = 0, total = 0] = slowest;
   return {
-    method: r.method, classes: r.classes, coarse, fine, images, shape: [N, cfg.inChannels, cfg.imageSize, cfg.imageSize],
+    method: r.method,
+    classes: r.classes,
+    coarse,
+    fine,
+    images,
+    shape: [N, cfg.inChannels, cfg.imageSize, cfg.imageSize],
     seconds: { stage1, stage2, decode, total },
   };
 }

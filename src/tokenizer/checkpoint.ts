@@ -7,7 +7,13 @@ import { CtfError } from '../errors.js';
 import { Rng } from '../engine/rng.js';
 import { shapeStr } from '../engine/tensor.js';
 import {
-  decodeSafetensors, encodeSafetensors, loadInto, loadSafetensors, saveSafetensors, type SafetensorsFile, type StTensorInput,
+  decodeSafetensors,
+  encodeSafetensors,
+  loadInto,
+  loadSafetensors,
+  saveSafetensors,
+  type SafetensorsFile,
+  type StTensorInput,
   type TensorShapes,
 } from '../io/safetensors.js';
 import { validateTokenizerConfig, type TokenizerConfig } from './config.js';
@@ -32,10 +38,20 @@ export function tokenizerMetadata(model: VqTokenizer, extra: Record<string, unkn
   for (const [k, v] of Object.entries(extra)) meta[k] = typeof v === 'string' ? v : JSON.stringify(v);
   for (const k of ['kind', 'format', 'config', 'hash'])
     if (k in extra) throw new CtfError(`tokenizer checkpoint: metadata key "${k}" is reserved`);
-  return { ...meta, kind: TOKENIZER_KIND, format: TOKENIZER_FORMAT, config: JSON.stringify(model.config), hash: tokenizerHash(model) };
+  return {
+    ...meta,
+    kind: TOKENIZER_KIND,
+    format: TOKENIZER_FORMAT,
+    config: JSON.stringify(model.config),
+    hash: tokenizerHash(model),
+  };
 }
 
-export async function saveTokenizer(path: string, model: VqTokenizer, extra: Record<string, unknown> = {}): Promise<void> {
+export async function saveTokenizer(
+  path: string,
+  model: VqTokenizer,
+  extra: Record<string, unknown> = {},
+): Promise<void> {
   await saveSafetensors(path, tensorsOf(model), tokenizerMetadata(model, extra));
 }
 
@@ -47,10 +63,17 @@ export function encodeTokenizer(model: VqTokenizer, extra: Record<string, unknow
 export function tokenizerConfigOf(file: SafetensorsFile): TokenizerConfig {
   const m = file.metadata;
   if (m['kind'] !== TOKENIZER_KIND)
-    throw new CtfError(`tokenizer ${file.source}: not a tokenizer checkpoint (metadata kind ${m['kind'] === undefined ? 'missing' : `"${m['kind']}"`}, expected "${TOKENIZER_KIND}")` +
-      (m['kind'] === 'ctfgen.train-state' ? ' — this is the training state; pass the tokenizer file written beside it' : ''));
+    throw new CtfError(
+      `tokenizer ${file.source}: not a tokenizer checkpoint (metadata kind ` +
+      `${m['kind'] === undefined ? 'missing' : `"${m['kind']}"`}, expected "${TOKENIZER_KIND}")` +
+        (m['kind'] === 'ctfgen.train-state'
+          ? ' — this is the training state; pass the tokenizer file written beside it'
+          : ''),
+    );
   if (m['format'] !== TOKENIZER_FORMAT)
-    throw new CtfError(`tokenizer ${file.source}: format ${m['format']} is not supported (this build reads format ${TOKENIZER_FORMAT})`);
+    throw new CtfError(
+      `tokenizer ${file.source}: format ${m['format']} is not supported (this build reads format ${TOKENIZER_FORMAT})`,
+    );
   let config: unknown;
   try {
     config = JSON.parse(m['config'] ?? '');
@@ -142,7 +165,8 @@ export function tokenizerFromFile(file: SafetensorsFile): LoadedTokenizer {
   }
   const hash = tokenizerHash(model), stored = file.metadata['hash'];
   if (stored !== hash)
-    throw new CtfError(`tokenizer ${file.source}: the weights hash to ${hash.slice(0, 16)}…, the metadata says ${stored === undefined ? 'nothing' : stored.slice(0, 16) + '…'} — the file is corrupted or was edited`);
+    throw new CtfError(`tokenizer ${file.source}: the weights hash to ${hash.slice(0, 16)}…, the metadata says ` +
+      `${stored === undefined ? 'nothing' : stored.slice(0, 16) + '…'} — the file is corrupted or was edited`);
   return { model, hash, metadata: { ...file.metadata } };
 }
 

@@ -30,11 +30,23 @@ export const DEFAULT_TOKENIZER_PRESET: TokenizerPreset = 'S';
 export type TokenizerData = Pick<TokenizerConfig, 'inChannels' | 'imageSize'>;
 
 /** A full config from a preset, the data's shape and any overrides (e.g. codebookSize); validated. */
-export function tokenizerConfig(preset: string, data: TokenizerData, overrides: Partial<TokenizerConfig> = {}): TokenizerConfig {
+export function tokenizerConfig(
+  preset: string,
+  data: TokenizerData,
+  overrides: Partial<TokenizerConfig> = {},
+): TokenizerConfig {
   if (!Object.hasOwn(TOKENIZER_PRESETS, preset))
     throw new CtfError(`tokenizer: unknown preset "${preset}" (known: ${Object.keys(TOKENIZER_PRESETS).join(', ')})`);
   const sizes = TOKENIZER_PRESETS[preset as TokenizerPreset];
-  const c: TokenizerConfig = { codeDim: 8, codebookSize: 4096, beta: 0.25, ...sizes, channelMult: [...sizes.channelMult], ...data, ...overrides };
+  const c: TokenizerConfig = {
+    codeDim: 8,
+    codebookSize: 4096,
+    beta: 0.25,
+    ...sizes,
+    channelMult: [...sizes.channelMult],
+    ...data,
+    ...overrides,
+  };
   validateTokenizerConfig(c);
   return c;
 }
@@ -59,7 +71,16 @@ export function validateTokenizerConfig(config: unknown): asserts config is Toke
     throw new CtfError(`tokenizer config: expected an object, got ${JSON.stringify(config)?.slice(0, 60)}`);
   const c = config as Record<string, unknown>;
   const show = (k: string): string => `${k} = ${JSON.stringify(c[k])?.slice(0, 60) ?? 'missing'}`;
-  const ints = ['inChannels', 'imageSize', 'channels', 'resBlocks', 'zChannels', 'codeDim', 'codebookSize', 'normGroups'] as const;
+  const ints = [
+    'inChannels',
+    'imageSize',
+    'channels',
+    'resBlocks',
+    'zChannels',
+    'codeDim',
+    'codebookSize',
+    'normGroups',
+  ] as const;
   for (const k of [...ints, 'midBlocks'] as const) {
     const v = c[k], min = k === 'midBlocks' ? 0 : 1;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > TOKENIZER_LIMITS[k])

@@ -22,7 +22,8 @@ export interface EncodeOptions {
 export function encodeSplit(model: VqTokenizer, ds: Dataset, o: EncodeOptions = {}): EncodedSplit {
   const c = model.config, g = model.grid, bs = o.batchSize ?? 256;
   if (ds.channels !== c.inChannels || ds.height !== c.imageSize || ds.width !== c.imageSize)
-    throw new CtfError(`tokenizer encode: images of ${ds.name} are ${ds.channels}×${ds.height}×${ds.width}, the tokenizer takes ${c.inChannels}×${c.imageSize}×${c.imageSize}`);
+    throw new CtfError(`tokenizer encode: images of ${ds.name} are ${ds.channels}×${ds.height}×${ds.width}, the ` +
+      `tokenizer takes ${c.inChannels}×${c.imageSize}×${c.imageSize}`);
   const passes = o.flip ? 2 : 1, N = ds.count, total = passes * N;
   const tokens = new Int32Array(total * g * g), labels = new Int32Array(total), flipped = new Int32Array(total);
   const buf = new Float32Array(bs * c.inChannels * c.imageSize * c.imageSize);
@@ -30,7 +31,11 @@ export function encodeSplit(model: VqTokenizer, ds: Dataset, o: EncodeOptions = 
   for (let p = 0; p < passes; p++)
     for (let start = 0; start < N; start += bs) {
       const B = Math.min(bs, N - start);
-      const mb = toModelInput(ds, Int32Array.from({ length: B }, (_, i) => start + i), { flip: p === 1 ? 'all' : 'none', out: buf });
+      const mb = toModelInput(
+        ds,
+        Int32Array.from({ length: B }, (_, i) => start + i),
+        { flip: p === 1 ? 'all' : 'none', out: buf },
+      );
       const t = model.encode(new Tensor(mb.x, [B, c.inChannels, c.imageSize, c.imageSize]));
       const row = p * N + start;
       tokens.set(t.i32, row * g * g);
@@ -39,5 +44,11 @@ export function encodeSplit(model: VqTokenizer, ds: Dataset, o: EncodeOptions = 
       o.onBatch?.(row + B, total);
     }
   const seconds = (performance.now() - t0) / 1000;
-  return { tokens: new Tensor(tokens, [total, g, g], { name: 'tokens' }), labels, flipped, seconds, imagesPerSec: total / seconds };
+  return {
+    tokens: new Tensor(tokens, [total, g, g], { name: 'tokens' }),
+    labels,
+    flipped,
+    seconds,
+    imagesPerSec: total / seconds,
+  };
 }

@@ -31,7 +31,8 @@ export interface EvalOptions {
 export function evaluateTokenizer(model: VqTokenizer, ds: Dataset, o: EvalOptions = {}): TokenizerEval {
   const c = model.config, bs = o.batchSize ?? 250, n = Math.min(ds.count, o.limit ?? ds.count);
   if (ds.channels !== c.inChannels || ds.height !== c.imageSize || ds.width !== c.imageSize)
-    throw new CtfError(`tokenizer eval: images of ${ds.name} are ${ds.channels}×${ds.height}×${ds.width}, the tokenizer takes ${c.inChannels}×${c.imageSize}×${c.imageSize}`);
+    throw new CtfError(`tokenizer eval: images of ${ds.name} are ${ds.channels}×${ds.height}×${ds.width}, the ` +
+      `tokenizer takes ${c.inChannels}×${c.imageSize}×${c.imageSize}`);
   const counts = new Float64Array(c.codebookSize);
   const border = ds.preprocessing.pad;
   let psnrSum = 0, psnrPaddedSum = 0, mseSum = 0;
@@ -58,17 +59,24 @@ export function evaluateTokenizer(model: VqTokenizer, ds: Dataset, o: EvalOption
  * returned as (2·count, C, S, S) floats where rows of `cols` originals alternate with rows of their
  * reconstructions.
  */
-export function reconstructionGrid(model: VqTokenizer, ds: Dataset, count = 32, cols = 8): { images: Float32Array; shape: [number, number, number, number] } {
-  const c = model.config, size = c.inChannels * c.imageSize * c.imageSize;
+export function reconstructionGrid(
+  model: VqTokenizer,
+  ds: Dataset,
+  count = 32,
+  cols = 8,
+): { images: Float32Array; shape: [number, number, number, number] } {
+  const c = model.config,
+    size = c.inChannels * c.imageSize * c.imageSize;
   const n = Math.min(count, ds.count);
   const idx = Int32Array.from({ length: n }, (_, i) => Math.floor((i * ds.count) / n));
   const mb = toModelInput(ds, idx);
   const { recon } = model.reconstruct(new Tensor(mb.x, [n, c.inChannels, c.imageSize, c.imageSize]));
   const rows = Math.ceil(n / cols);
-  const out = new Float32Array(2 * rows * cols * size).fill(1);  // empty cells white
+  const out = new Float32Array(2 * rows * cols * size).fill(1); // empty cells white
   for (let i = 0; i < n; i++) {
-    const r = Math.floor(i / cols), col = i % cols;
-    out.set(mb.x.subarray(i * size, (i + 1) * size), ((2 * r) * cols + col) * size);
+    const r = Math.floor(i / cols),
+      col = i % cols;
+    out.set(mb.x.subarray(i * size, (i + 1) * size), (2 * r * cols + col) * size);
     out.set(recon.f32.subarray(i * size, (i + 1) * size), ((2 * r + 1) * cols + col) * size);
   }
   for (let i = 0; i < out.length; i++) out[i] = Math.min(1, Math.max(-1, out[i]!));

@@ -2,8 +2,15 @@
 // clamped to it first), measured inside an optional border: a dataset padded by p pixels (28 → 32) is
 // scored on its original 28×28 pixels, not on the black frame every tokenizer gets right.
 
-/** Per-image mean squared error of recon against x, both (B, C, S, S) in [−1, 1], skipping `border` pixels on each side. */
-export function mseInside(recon: Float32Array, x: Float32Array, shape: readonly [number, number, number, number], border = 0): Float64Array {
+/**
+ * Per-image mean squared error of recon against x, both (B, C, S, S) in [−1, 1], skipping `border` pixels on each side.
+ */
+export function mseInside(
+  recon: Float32Array,
+  x: Float32Array,
+  shape: readonly [number, number, number, number],
+  border = 0,
+): Float64Array {
   const [B, C, H, W] = shape;
   const out = new Float64Array(B);
   const n = C * (H - 2 * border) * (W - 2 * border);
@@ -17,7 +24,7 @@ export function mseInside(recon: Float32Array, x: Float32Array, shape: readonly 
           s += d * d;
         }
       }
-    out[b] = s / n / 4;  // [−1, 1] → [0, 1] halves the differences
+    out[b] = s / n / 4; // [−1, 1] → [0, 1] halves the differences
   }
   return out;
 }

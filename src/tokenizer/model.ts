@@ -41,10 +41,13 @@ class Encoder implements Module {
         return b;
       });
       const last = i === c.channelMult.length - 1;
-      const down = last ? null : new Conv2d(`encoder.conv_blocks.${i}.downsample.conv`, width, width, 3, rng, { stride: 2, padding: 1 });
+      const down = last
+        ? null
+        : new Conv2d(`encoder.conv_blocks.${i}.downsample.conv`, width, width, 3, rng, { stride: 2, padding: 1 });
       this.levels.push({ blocks, down });
     });
-    for (let j = 0; j < c.midBlocks; j++) this.mid.push(new ResBlock(`encoder.mid.${j}`, width, width, c.normGroups, rng));
+    for (let j = 0; j < c.midBlocks; j++)
+      this.mid.push(new ResBlock(`encoder.mid.${j}`, width, width, c.normGroups, rng));
     this.normOut = new GroupNorm('encoder.norm_out', width, c.normGroups);
     this.convOut = new Conv2d('encoder.conv_out', width, c.zChannels, 3, rng);
   }
@@ -61,8 +64,13 @@ class Encoder implements Module {
   }
 
   parameters(): Tensor[] {
-    return [this.convIn, ...this.levels.flatMap((l) => [...l.blocks, ...(l.down ? [l.down] : [])]), ...this.mid, this.normOut, this.convOut]
-      .flatMap((m) => m.parameters());
+    return [
+      this.convIn,
+      ...this.levels.flatMap((l) => [...l.blocks, ...(l.down ? [l.down] : [])]),
+      ...this.mid,
+      this.normOut,
+      this.convOut,
+    ].flatMap((m) => m.parameters());
   }
 }
 
@@ -77,7 +85,8 @@ class Decoder implements Module {
     const L = c.channelMult.length;
     let width = c.channels * c.channelMult[L - 1]!;
     this.convIn = new Conv2d('decoder.conv_in', c.zChannels, width, 3, rng);
-    for (let j = 0; j < c.midBlocks; j++) this.mid.push(new ResBlock(`decoder.mid.${j}`, width, width, c.normGroups, rng));
+    for (let j = 0; j < c.midBlocks; j++)
+      this.mid.push(new ResBlock(`decoder.mid.${j}`, width, width, c.normGroups, rng));
     for (let k = 0; k < L; k++) {
       const i = L - 1 - k, out = c.channels * c.channelMult[i]!;
       const blocks = Array.from({ length: c.resBlocks }, (_, j) => {
@@ -104,8 +113,13 @@ class Decoder implements Module {
   }
 
   parameters(): Tensor[] {
-    return [this.convIn, ...this.mid, ...this.levels.flatMap((l) => [...l.blocks, ...(l.up ? [l.up] : [])]), this.normOut, this.convOut]
-      .flatMap((m) => m.parameters());
+    return [
+      this.convIn,
+      ...this.mid,
+      ...this.levels.flatMap((l) => [...l.blocks, ...(l.up ? [l.up] : [])]),
+      this.normOut,
+      this.convOut,
+    ].flatMap((m) => m.parameters());
   }
 }
 
@@ -149,7 +163,10 @@ export class VqTokenizer implements Module {
   /** Encoder rows: x (B, C, S, S) -> (B·g·g, D), channels last. */
   private codes(x: Tensor): Tensor {
     const B = this.checkImages(x), D = this.config.codeDim;
-    return reshape(permute(this.quantConv.forward(this.encoder.forward(x)), [0, 2, 3, 1]), [B * this.grid * this.grid, D]);
+    return reshape(permute(this.quantConv.forward(this.encoder.forward(x)), [0, 2, 3, 1]), [
+      B * this.grid * this.grid,
+      D,
+    ]);
   }
 
   /** Rows (B·g·g, D) -> images (B, C, S, S). */
@@ -199,7 +216,9 @@ export class VqTokenizer implements Module {
   }
 
   parameters(): Tensor[] {
-    return [this.encoder, this.quantConv, this.quantizer, this.postQuantConv, this.decoder].flatMap((m) => m.parameters());
+    return [this.encoder, this.quantConv, this.quantizer, this.postQuantConv, this.decoder].flatMap((m) =>
+      m.parameters(),
+    );
   }
 
   /** name → parameter, in a fixed order (the checkpoint layout). */

@@ -26,13 +26,25 @@ export interface TokenSet {
 
 export async function saveTokens(path: string, s: Omit<TokenSet, 'source'>): Promise<void> {
   const N = s.tokens.dim(0);
-  if (s.labels.length !== N || s.flipped.length !== N) throw new CtfError(`tokens file: ${N} token grids but ${s.labels.length} labels and ${s.flipped.length} flip marks`);
-  await saveSafetensors(path, {
-    tokens: s.tokens, labels: { dtype: 'I32', shape: [N], data: s.labels }, flipped: { dtype: 'I32', shape: [N], data: s.flipped },
-  }, {
-    kind: TOKENS_KIND, format: TOKENS_FORMAT, tokenizer_hash: s.tokenizerHash, tokenizer_config: JSON.stringify(s.tokenizerConfig),
-    data: JSON.stringify(s.data),
-  });
+  if (s.labels.length !== N || s.flipped.length !== N)
+    throw new CtfError(
+      `tokens file: ${N} token grids but ${s.labels.length} labels and ${s.flipped.length} flip marks`,
+    );
+  await saveSafetensors(
+    path,
+    {
+      tokens: s.tokens,
+      labels: { dtype: 'I32', shape: [N], data: s.labels },
+      flipped: { dtype: 'I32', shape: [N], data: s.flipped },
+    },
+    {
+      kind: TOKENS_KIND,
+      format: TOKENS_FORMAT,
+      tokenizer_hash: s.tokenizerHash,
+      tokenizer_config: JSON.stringify(s.tokenizerConfig),
+      data: JSON.stringify(s.data),
+    },
+  );
 }
 
 export interface TokensLoadOptions {

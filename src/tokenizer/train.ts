@@ -17,7 +17,12 @@ import { toModelInput } from '../data/model-input.js';
 import { LocalCommunicator, type Communicator } from '../parallel/communicator.js';
 import { shardOf } from '../parallel/shard.js';
 import { allGatherConcat } from '../train/rank-sync.js';
-import { restoreModelAndOptimizer, savedStateTensor, type LoadedTrainState, type TrainState } from '../train/checkpoint.js';
+import {
+  restoreModelAndOptimizer,
+  savedStateTensor,
+  type LoadedTrainState,
+  type TrainState,
+} from '../train/checkpoint.js';
 import type { StepResult, TrainTask } from '../train/loop.js';
 import { checkResumable, scheduledLr, validateOptimizerOptions } from '../train/resume.js';
 import type { VqTokenizer } from './model.js';
@@ -45,8 +50,20 @@ export const DEFAULT_TOKENIZER_TRAIN: TokenizerTrainOptions = {
 };
 
 /** Options whose change would make a resumed run differ from an uninterrupted one. */
-const TRAJECTORY_KEYS = ['epochs', 'batchSize', 'lr', 'warmup', 'schedule', 'minLrRatio', 'weightDecay', 'gradClip', 'seed', 'flip',
-  'deadCodeReinit', 'deadCodeWindow'] as const;
+const TRAJECTORY_KEYS = [
+  'epochs',
+  'batchSize',
+  'lr',
+  'warmup',
+  'schedule',
+  'minLrRatio',
+  'weightDecay',
+  'gradClip',
+  'seed',
+  'flip',
+  'deadCodeReinit',
+  'deadCodeWindow',
+] as const;
 
 export function validateTrainOptions(o: TokenizerTrainOptions): void {
   validateOptimizerOptions(o, 'tokenizer training');
@@ -75,7 +92,9 @@ export class TokenizerTrainTask implements TrainTask {
     validateTrainOptions(options);
     const c = model.config;
     if (data.channels !== c.inChannels || data.height !== c.imageSize || data.width !== c.imageSize)
-      throw new CtfError(`tokenizer training: images of ${data.name} are ${data.channels}×${data.height}×${data.width}, the tokenizer takes ${c.inChannels}×${c.imageSize}×${c.imageSize}`);
+      throw new CtfError(`tokenizer training: images of ${data.name} are ` +
+        `${data.channels}×${data.height}×${data.width}, the tokenizer takes ` +
+        `${c.inChannels}×${c.imageSize}×${c.imageSize}`);
     if (options.batchSize < comm.size)
       throw new CtfError(`tokenizer training: a batch of ${options.batchSize} images leaves some of the ` +
         `${comm.size} ranks no image; use a batch of at least ${comm.size}`);
@@ -83,7 +102,11 @@ export class TokenizerTrainTask implements TrainTask {
     this.stepsPerEpoch = this.batches.batchesPerEpoch;
     this.totalSteps = options.epochs * this.stepsPerEpoch;
     this.itemsPerStep = options.batchSize;
-    this.optimizer = new AdamW(model.parameters(), { lr: options.lr, betas: [0.9, 0.95], weightDecay: options.weightDecay });
+    this.optimizer = new AdamW(model.parameters(), {
+      lr: options.lr,
+      betas: [0.9, 0.95],
+      weightDecay: options.weightDecay,
+    });
     this.usage = new CodeUsage(c.codebookSize);
     this.deadRng = new Rng(options.seed).split('dead-code');
     this.input = new Float32Array(options.batchSize * c.inChannels * c.imageSize * c.imageSize);
@@ -95,7 +118,8 @@ export class TokenizerTrainTask implements TrainTask {
 
   forwardBackward(step: number): StepResult {
     const c = this.model.config, b = this.batches.next();
-    if (b.step !== step) throw new CtfError(`tokenizer training: data position (step ${b.step}) and step ${step} disagree`);
+    if (b.step !== step)
+      throw new CtfError(`tokenizer training: data position (step ${b.step}) and step ${step} disagree`);
     const flip = this.options.flip && this.data.flipPreservesClass ? 'random' : 'none';
     const total = b.indices.length, { first, end } = shardOf(total, 1, this.comm.rank, this.comm.size);
     const indices = this.comm.size === 1 ? b.indices : b.indices.subarray(first, end);
@@ -107,7 +131,12 @@ export class TokenizerTrainTask implements TrainTask {
     else backward(out.loss, Float32Array.of(share));
     this.usage.observe(allGatherConcat(this.comm, out.index), step + 1);
     this.lastCodes = out.zn.f32;
-    const errors = mseInside(out.recon.f32, mb.x, [B, c.inChannels, c.imageSize, c.imageSize], this.data.preprocessing.pad);
+    const errors = mseInside(
+      out.recon.f32,
+      mb.x,
+      [B, c.inChannels, c.imageSize, c.imageSize],
+      this.data.preprocessing.pad,
+    );
     const psnrSum = errors.reduce((s, e) => s + psnr(e), 0);
     return {
       loss: share === 1 ? out.loss.item() : out.loss.item() * share,
@@ -130,7 +159,11 @@ export class TokenizerTrainTask implements TrainTask {
   windowMetrics(): Record<string, number> {
     const stepsDone = this.batches.getState().epoch * this.stepsPerEpoch + this.batches.getState().index;
     const w = this.usage.takeWindow();
-    const m = { usage: this.usage.recentUsage(stepsDone, this.options.deadCodeWindow), perplexity: w.perplexity, reinit: this.reinitInWindow };
+    const m = {
+      usage: this.usage.recentUsage(stepsDone, this.options.deadCodeWindow),
+      perplexity: w.perplexity,
+      reinit: this.reinitInWindow,
+    };
     this.reinitInWindow = 0;
     return m;
   }

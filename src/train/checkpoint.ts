@@ -35,8 +35,10 @@ export interface TrainState {
 function tensorsOf(s: TrainState): Map<string, StTensorInput> {
   const out = new Map<string, StTensorInput>();
   for (const [name, t] of s.model) out.set(`model.${name}`, t);
-  for (const [name, m] of Object.entries(s.optimizer.expAvg)) out.set(`optim.exp_avg.${name}`, { dtype: 'F32', shape: [m.length], data: m });
-  for (const [name, v] of Object.entries(s.optimizer.expAvgSq)) out.set(`optim.exp_avg_sq.${name}`, { dtype: 'F32', shape: [v.length], data: v });
+  for (const [name, m] of Object.entries(s.optimizer.expAvg))
+    out.set(`optim.exp_avg.${name}`, { dtype: 'F32', shape: [m.length], data: m });
+  for (const [name, v] of Object.entries(s.optimizer.expAvgSq))
+    out.set(`optim.exp_avg_sq.${name}`, { dtype: 'F32', shape: [v.length], data: v });
   for (const [name, t] of s.state ?? []) out.set(`state.${name}`, t);
   return out;
 }
@@ -178,11 +180,14 @@ export function restoreModelAndOptimizer(saved: LoadedTrainState, params: Map<st
   for (const [name, p] of params) {
     const t = saved.model.get(name);
     if (!t) problems.push(`"${name}" is missing`);
-    else if (shapeStr(t.shape) !== shapeStr(p.shape)) problems.push(`"${name}" has shape ${shapeStr(t.shape)}, the model has ${shapeStr(p.shape)}`);
+    else if (shapeStr(t.shape) !== shapeStr(p.shape))
+      problems.push(`"${name}" has shape ${shapeStr(t.shape)}, the model has ${shapeStr(p.shape)}`);
   }
-  for (const name of saved.model.keys()) if (!params.has(name)) problems.push(`"${name}" is not a parameter of this model`);
+  for (const name of saved.model.keys())
+    if (!params.has(name)) problems.push(`"${name}" is not a parameter of this model`);
   if (problems.length > 0)
-    throw new CtfError(`train state ${saved.source}: ${problems.length} parameter(s) do not match: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? '; …' : ''} — was it trained with another config?`);
+    throw new CtfError(`train state ${saved.source}: ${problems.length} parameter(s) do not match: ` +
+      `${problems.slice(0, 8).join('; ')}${problems.length > 8 ? '; …' : ''} — was it trained with another config?`);
   for (const [name, p] of params) p.f32.set(saved.model.get(name)!.f32);
   try {
     optimizer.loadStateDict(saved.optimizer);
@@ -192,10 +197,18 @@ export function restoreModelAndOptimizer(saved: LoadedTrainState, params: Map<st
 }
 
 /** The saved tensor state.<name>, checked. */
-export function savedStateTensor(saved: LoadedTrainState, name: string, shape: readonly number[], dtype: 'f32' | 'i32'): Tensor {
+export function savedStateTensor(
+  saved: LoadedTrainState,
+  name: string,
+  shape: readonly number[],
+  dtype: 'f32' | 'i32',
+): Tensor {
   const t = saved.state.get(name);
   if (!t) throw new CtfError(`train state ${saved.source}: state tensor "${name}" is missing`);
   if (shapeStr(t.shape) !== shapeStr(shape) || t.dtype !== dtype)
-    throw new CtfError(`train state ${saved.source}: state tensor "${name}" is ${t.dtype}${shapeStr(t.shape)}, expected ${dtype}${shapeStr(shape)}`);
+    throw new CtfError(
+      `train state ${saved.source}: state tensor "${name}" is ${t.dtype}${shapeStr(t.shape)}, expected ` +
+      `${dtype}${shapeStr(shape)}`,
+    );
   return t;
 }

@@ -41,10 +41,28 @@ export interface GptTrainOptions extends LrScheduleOptions {
 
 /** LlamaGen's recipe (AdamW β = (0.9, 0.95), wd 0.05, clip 1.0) with the LR that trained stably at this scale. */
 export const DEFAULT_GPT_TRAIN: GptTrainOptions = {
-  epochs: 2, batchSize: 128, lr: 3e-3, warmup: 100, schedule: 'cosine', minLrRatio: 0.1, weightDecay: 0.05, gradClip: 1, seed: 0,
+  epochs: 2,
+  batchSize: 128,
+  lr: 3e-3,
+  warmup: 100,
+  schedule: 'cosine',
+  minLrRatio: 0.1,
+  weightDecay: 0.05,
+  gradClip: 1,
+  seed: 0,
 };
 
-const TRAJECTORY_KEYS = ['epochs', 'batchSize', 'lr', 'warmup', 'schedule', 'minLrRatio', 'weightDecay', 'gradClip', 'seed'] as const;
+const TRAJECTORY_KEYS = [
+  'epochs',
+  'batchSize',
+  'lr',
+  'warmup',
+  'schedule',
+  'minLrRatio',
+  'weightDecay',
+  'gradClip',
+  'seed',
+] as const;
 
 export function validateGptTrainOptions(o: GptTrainOptions): void {
   validateOptimizerOptions(o, 'gpt training');
@@ -64,21 +82,36 @@ export function tokenSetHash(s: Pick<TokenSet, 'tokens' | 'labels' | 'flipped'>)
 }
 
 /** What a GPT of each kind reads and predicts, from the token file (fine) and the coarse map. */
-export function gptTask(kind: GptKind, tokens: TokenSet, map: CoarseMap | null): Pick<GptConfig, 'inVocab' | 'outVocab' | 'numClasses' | 'grid' | 'causal'> {
-  const V = tokens.tokenizerConfig.codebookSize, grid = tokens.tokens.dim(1);
+export function gptTask(
+  kind: GptKind,
+  tokens: TokenSet,
+  map: CoarseMap | null,
+): Pick<GptConfig, 'inVocab' | 'outVocab' | 'numClasses' | 'grid' | 'causal'> {
+  const V = tokens.tokenizerConfig.codebookSize,
+    grid = tokens.tokens.dim(1);
   const numClasses = tokens.data.numClasses;
   if (kind === 'baseline') return { inVocab: V, outVocab: V, numClasses, grid, causal: true };
   if (!map) throw new CtfError(`${kind} needs the coarse map (--clusters)`);
-  if (map.v !== V) throw new CtfError(`coarse map clusters ${map.v} codewords, the tokens come from a codebook of ${V}`);
+  if (map.v !== V)
+    throw new CtfError(`coarse map clusters ${map.v} codewords, the tokens come from a codebook of ${V}`);
   if (map.tokenizerHash !== tokens.tokenizerHash)
-    throw new CtfError(`coarse map was made from tokenizer ${map.tokenizerHash.slice(0, 16)}…, the tokens from ${tokens.tokenizerHash.slice(0, 16)}… — cluster the same tokenizer's codebook`);
+    throw new CtfError(
+      `coarse map was made from tokenizer ${map.tokenizerHash.slice(0, 16)}…, the tokens from ` +
+      `${tokens.tokenizerHash.slice(0, 16)}… — cluster the same tokenizer's codebook`,
+    );
   return kind === 'stage1'
     ? { inVocab: map.k, outVocab: map.k, numClasses, grid, causal: true }
     : { inVocab: map.k, outVocab: V, numClasses, grid, causal: false };
 }
 
 /** Inputs and targets of a batch of sequences (rows of fine tokens, T each). */
-export function sequenceBatch(kind: GptKind, fine: Int32Array, rows: ArrayLike<number>, T: number, map: CoarseMap | null): { inputs: Int32Array; targets: Int32Array } {
+export function sequenceBatch(
+  kind: GptKind,
+  fine: Int32Array,
+  rows: ArrayLike<number>,
+  T: number,
+  map: CoarseMap | null,
+): { inputs: Int32Array; targets: Int32Array } {
   const B = rows.length;
   const seq = new Int32Array(B * T);
   for (let b = 0; b < B; b++) seq.set(fine.subarray(rows[b]! * T, (rows[b]! + 1) * T), b * T);
@@ -100,7 +133,9 @@ export function sequenceBatch(kind: GptKind, fine: Int32Array, rows: ArrayLike<n
  */
 export function validationLoss(model: Gpt, kind: GptKind, data: TokenSet, map: CoarseMap | null,
   o: { limit?: number; batchSize?: number; reveal?: number; comm?: Communicator } = {}): number {
-  const T = data.tokens.dim(1) * data.tokens.dim(2), N = Math.min(data.tokens.dim(0), o.limit ?? Infinity), bs = o.batchSize ?? 256;
+  const T = data.tokens.dim(1) * data.tokens.dim(2),
+    N = Math.min(data.tokens.dim(0), o.limit ?? Infinity),
+    bs = o.batchSize ?? 256;
   const comm = o.comm ?? new LocalCommunicator(), share = shardOf(N, bs, comm.rank, comm.size);
   let sum = 0, count = 0;
   noGrad(() => {
@@ -108,9 +143,14 @@ export function validationLoss(model: Gpt, kind: GptKind, data: TokenSet, map: C
       const rows = Array.from({ length: Math.min(bs, N - i) }, (_, j) => i + j);
       const { inputs, targets } = sequenceBatch(kind, data.tokens.i32, rows, T, map);
       const classes = Int32Array.from(rows, (r) => data.labels[r]!);
-      const masked = model.fineTable ? revealMask(targets, T, model.config.outVocab, o.reveal ?? 0, new Rng(0).split('validation mask').split(i)) : null;
+      const masked = model.fineTable
+        ? revealMask(targets, T, model.config.outVocab, o.reveal ?? 0, new Rng(0).split('validation mask').split(i))
+        : null;
       const positions = masked ? masked.masked : targets.length;
-      const { loss } = model.loss(classes, inputs, masked?.targets ?? targets, { training: false, fineInputs: masked?.fineInputs });
+      const { loss } = model.loss(classes, inputs, masked?.targets ?? targets, {
+        training: false,
+        fineInputs: masked?.fineInputs,
+      });
       sum += loss.item() * positions;
       count += positions;
     }
@@ -128,20 +168,32 @@ export class GptTrainTask implements TrainTask {
   private readonly T: number;
   private readonly classes: Int32Array;
 
-  constructor(readonly kind: GptKind, readonly model: Gpt, readonly data: TokenSet, readonly map: CoarseMap | null,
-    readonly options: GptTrainOptions, readonly saveCheckpoint: (task: GptTrainTask, stepsDone: number) => Promise<string>,
+  constructor(
+    readonly kind: GptKind,
+    readonly model: Gpt,
+    readonly data: TokenSet,
+    readonly map: CoarseMap | null,
+    readonly options: GptTrainOptions,
+    readonly saveCheckpoint: (task: GptTrainTask, stepsDone: number) => Promise<string>,
     readonly validate?: (task: GptTrainTask) => Record<string, number>,
-    readonly comm: Communicator = new LocalCommunicator()) {
+    readonly comm: Communicator = new LocalCommunicator(),
+  ) {
     validateGptTrainOptions(options);
-    const want = gptTask(kind, data, map), c = model.config;
+    const want = gptTask(kind, data, map),
+      c = model.config;
     for (const k of ['inVocab', 'outVocab', 'numClasses', 'grid', 'causal'] as const)
-      if (c[k] !== want[k]) throw new CtfError(`${kind} training: the model has ${k} = ${c[k]}, the data and clusters need ${want[k]}`);
+      if (c[k] !== want[k])
+        throw new CtfError(`${kind} training: the model has ${k} = ${c[k]}, the data and clusters need ${want[k]}`);
     this.T = c.grid * c.grid;
     this.batches = new EpochBatches({ count: data.tokens.dim(0), batchSize: options.batchSize, seed: options.seed });
     this.stepsPerEpoch = this.batches.batchesPerEpoch;
     this.totalSteps = options.epochs * this.stepsPerEpoch;
-    this.itemsPerStep = options.batchSize * this.T;  // tokens, so progress reports tokens/s
-    this.optimizer = new AdamW(model.parameters(), { lr: options.lr, betas: [0.9, 0.95], weightDecay: options.weightDecay });
+    this.itemsPerStep = options.batchSize * this.T; // tokens, so progress reports tokens/s
+    this.optimizer = new AdamW(model.parameters(), {
+      lr: options.lr,
+      betas: [0.9, 0.95],
+      weightDecay: options.weightDecay,
+    });
     this.classes = new Int32Array(options.batchSize);
   }
 
@@ -151,28 +203,36 @@ export class GptTrainTask implements TrainTask {
 
   forwardBackward(step: number): StepResult {
     const b = this.batches.next();
-    if (b.step !== step) throw new CtfError(`${this.kind} training: data position (step ${b.step}) and step ${step} disagree`);
+    if (b.step !== step)
+      throw new CtfError(`${this.kind} training: data position (step ${b.step}) and step ${step} disagree`);
     const B = b.indices.length;
     const { inputs, targets } = sequenceBatch(this.kind, this.data.tokens.i32, b.indices, this.T, this.map);
     for (let i = 0; i < B; i++) this.classes[i] = this.data.labels[b.indices[i]!]!;
     const rng = new Rng(this.options.seed).split('dropout').split(step);
     const masked = this.model.fineTable
-      ? trainingMask(targets, this.T, this.model.config.outVocab, new Rng(this.options.seed).split('mask').split(step)) : null;
+      ? trainingMask(targets, this.T, this.model.config.outVocab, new Rng(this.options.seed).split('mask').split(step))
+      : null;
     if (this.comm.size === 1) {
-      const { loss } = this.model.loss(this.classes, inputs, masked?.targets ?? targets,
-        { training: true, rng, fineInputs: masked?.fineInputs });
+      const { loss } = this.model.loss(this.classes, inputs, masked?.targets ?? targets, {
+        training: true,
+        rng,
+        fineInputs: masked?.fineInputs,
+      });
       backward(loss);
       return { loss: loss.item() };
     }
     // This rank's rows of the global batch; its loss is their token losses over the global count.
     const { first, end } = shardOf(B, 1, this.comm.rank, this.comm.size);
-    if (first === end) return { loss: 0 };  // fewer rows than ranks: this rank adds zero gradients
+    if (first === end) return { loss: 0 }; // fewer rows than ranks: this rank adds zero gradients
     const rowsOf = <A extends Int32Array>(a: A): A => a.subarray((a.length / B) * first, (a.length / B) * end) as A;
     const mine = rowsOf(masked?.targets ?? targets);
     const counted = masked ? mine.reduce((n, t) => n + (t === IGNORE_TARGET ? 0 : 1), 0) : mine.length;
     const share = counted / (masked ? masked.masked : targets.length);
     const { loss } = this.model.loss(this.classes.subarray(first, end), rowsOf(inputs), mine, {
-      training: true, rng, fineInputs: masked ? rowsOf(masked.fineInputs) : undefined, rows: { first, total: B },
+      training: true,
+      rng,
+      fineInputs: masked ? rowsOf(masked.fineInputs) : undefined,
+      rows: { first, total: B },
     });
     backward(loss, Float32Array.of(share));
     return { loss: loss.item() * share };
@@ -192,8 +252,14 @@ export class GptTrainTask implements TrainTask {
 
   trainState(stepsDone: number): TrainState {
     return {
-      task: `gpt:${this.kind}`, step: stepsDone, config: this.model.config, options: this.options, rng: {},
-      data: this.batches.getState(), model: this.model.stateDict(), optimizer: this.optimizer.stateDict(),
+      task: `gpt:${this.kind}`,
+      step: stepsDone,
+      config: this.model.config,
+      options: this.options,
+      rng: {},
+      data: this.batches.getState(),
+      model: this.model.stateDict(),
+      optimizer: this.optimizer.stateDict(),
     };
   }
 

@@ -18,7 +18,8 @@ export class NonFiniteGuard {
     this.consecutive++;
     this.total++;
     if (this.consecutive >= this.maxConsecutive)
-      throw new CtfError(`training diverged: loss ${loss}, gradient norm ${gradNorm} at step ${step}, non-finite for ${this.consecutive} steps in a row ` +
+      throw new CtfError(`training diverged: loss ${loss}, gradient norm ${gradNorm} at step ${step}, non-finite for ` +
+        `${this.consecutive} steps in a row ` +
         '— the last checkpoint is untouched; resume from it with a lower learning rate');
     return false;
   }

@@ -33,7 +33,10 @@ export interface TrainTask {
   windowMetrics?(): Record<string, number>;
   /** Metrics of the epoch that just ended; may reset epoch counters. */
   epochMetrics?(epoch: number): Record<string, number>;
-  /** Evaluation metrics (e.g. validation loss) at step `stepsDone`, every `evalEvery` steps; must not touch the trajectory. */
+  /**
+   * Evaluation metrics (e.g. validation loss) at step `stepsDone`, every `evalEvery` steps; must not touch the
+   * trajectory.
+   */
   evalMetrics?(stepsDone: number): Record<string, number>;
   /** Writes a checkpoint after `stepsDone` steps; returns its path. */
   save(stepsDone: number): Promise<string>;
@@ -69,10 +72,17 @@ export async function runTraining(task: TrainTask, o: TrainLoopOptions): Promise
   const every = o.progressEvery ?? 10, ckptEvery = o.checkpointEvery ?? 0, evalEvery = o.evalEvery ?? 0;
   if (!Number.isInteger(o.startStep) || o.startStep < 0 || o.startStep > task.totalSteps)
     throw new CtfError(`training: start step ${o.startStep} is outside 0..${task.totalSteps}`);
-  if (!Number.isInteger(every) || every < 1) throw new CtfError(`training: progressEvery ${every} must be an integer ≥ 1`);
+  if (!Number.isInteger(every) || every < 1)
+    throw new CtfError(`training: progressEvery ${every} must be an integer ≥ 1`);
   const guard = o.guard ?? new NonFiniteGuard();
   const maxNorm = o.gradClip ?? Infinity;
-  o.emit({ type: 'start', step: o.startStep, totalSteps: task.totalSteps, itemsPerStep: task.itemsPerStep, resumed: o.startStep > 0 });
+  o.emit({
+    type: 'start',
+    step: o.startStep,
+    totalSteps: task.totalSteps,
+    itemsPerStep: task.itemsPerStep,
+    resumed: o.startStep > 0,
+  });
 
   let trainMs = 0;                       // time spent in steps (checkpoints excluded)
   let winMs = 0, winSteps = 0, winLoss = 0, winLr = 0;
@@ -146,7 +156,8 @@ export async function runTraining(task: TrainTask, o: TrainLoopOptions): Promise
     }
     if (evalEvery > 0 && task.evalMetrics && step % evalEvery === 0)
       o.emit({ type: 'eval', step, epoch: step / task.stepsPerEpoch, metrics: task.evalMetrics(step) });
-    if (((ckptEvery > 0 && step % ckptEvery === 0) || o.checkpointAlsoAt?.(step)) && step < task.totalSteps) await save(step);
+    if (((ckptEvery > 0 && step % ckptEvery === 0) || o.checkpointAlsoAt?.(step)) && step < task.totalSteps)
+      await save(step);
     await yieldToEventLoop();  // lets a pending SIGINT handler run
   }
   await save(step);

@@ -28,8 +28,13 @@ export interface MemoryEstimate {
   totalBytes: number;        // weights + 2 × activations (their gradients exist alongside during the backward)
 }
 
-export function trainingMemory(params: readonly Tensor[], activationBytesPerItem: number, batch: number): MemoryEstimate {
+export function trainingMemory(
+  params: readonly Tensor[],
+  activationBytesPerItem: number,
+  batch: number,
+): MemoryEstimate {
   const parameters = params.reduce((n, p) => n + p.size, 0);
-  const weightBytes = 16 * parameters, activationBytes = activationBytesPerItem * batch;
+  const weightBytes = 16 * parameters,
+    activationBytes = activationBytesPerItem * batch;
   return { parameters, weightBytes, activationBytes, totalBytes: weightBytes + 2 * activationBytes };
 }

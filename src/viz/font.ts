@@ -25,7 +25,17 @@ const GLYPHS: readonly string[] = [
 
 const FALLBACK = '?'.charCodeAt(0);
 /** Look-alikes for characters that turn up in titles (dashes, ×, typographic quotes). */
-const ASCII_LOOKALIKE: Record<string, string> = { '–': '-', '—': '-', '−': '-', '×': 'x', '‘': "'", '’': "'", '“': '"', '”': '"', '·': '.' };
+const ASCII_LOOKALIKE: Record<string, string> = {
+  '–': '-',
+  '—': '-',
+  '−': '-',
+  '×': 'x',
+  '‘': "'",
+  '’': "'",
+  '“': '"',
+  '”': '"',
+  '·': '.',
+};
 
 /** The nine 5-bit rows of a character; other characters outside ASCII 32–126 are drawn as '?'. */
 export function glyphRows(ch: string): number[] {

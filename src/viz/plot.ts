@@ -80,7 +80,8 @@ function widen(min: number, max: number, log: boolean): [number, number] {
 
 /** At most maxTicks evenly spaced ticks with a 1-2-5 step, from a multiple of the step ≤ min to one ≥ max. */
 export function niceTicks(min: number, max: number, maxTicks = 8): Ticks {
-  if (!Number.isFinite(min) || !Number.isFinite(max) || min > max) throw new CtfError(`niceTicks: invalid range [${min}, ${max}]`);
+  if (!Number.isFinite(min) || !Number.isFinite(max) || min > max)
+    throw new CtfError(`niceTicks: invalid range [${min}, ${max}]`);
   // Three ticks always suffice (−s, 0, s around a range that straddles zero); two may not.
   if (!(maxTicks >= 3)) throw new CtfError(`niceTicks: maxTicks must be ≥ 3, got ${maxTicks}`);
   [min, max] = widen(min, max, false);
@@ -98,12 +99,14 @@ export function niceTicks(min: number, max: number, maxTicks = 8): Ticks {
 
 /** Ticks for a log axis: 1-2-5 per decade when that gives ≤ maxTicks, else powers of ten (every k-th decade). */
 export function logTicks(min: number, max: number, maxTicks = 8): Ticks {
-  if (!(min > 0) || !Number.isFinite(max) || min > max) throw new CtfError(`logTicks: invalid range [${min}, ${max}] (a log axis needs positive values)`);
+  if (!(min > 0) || !Number.isFinite(max) || min > max)
+    throw new CtfError(`logTicks: invalid range [${min}, ${max}] (a log axis needs positive values)`);
   [min, max] = widen(min, max, true);
   const d0 = Math.floor(Math.log10(min)) - 1, d1 = Math.ceil(Math.log10(max)) + 1;
   const attempt = (mantissas: number[], stride: number): number[] => {
     const cands: number[] = [];
-    for (let d = Math.floor(d0 / stride) * stride; d <= d1 + stride; d += stride) for (const m of mantissas) cands.push(clean(m * 10 ** d));
+    for (let d = Math.floor(d0 / stride) * stride; d <= d1 + stride; d += stride)
+      for (const m of mantissas) cands.push(clean(m * 10 ** d));
     const lo = Math.max(...cands.filter((c) => c <= min * (1 + 1e-9)));
     const hi = Math.min(...cands.filter((c) => c >= max * (1 - 1e-9)));
     return cands.filter((c) => c >= lo && c <= hi);
@@ -124,7 +127,8 @@ export function logTicks(min: number, max: number, maxTicks = 8): Ticks {
 /** Tick labels with as many decimals as the step needs (0.05 → 2), exponents for very large or small values. */
 export function formatTicks(t: Ticks): string[] {
   const big = Math.max(...t.values.map(Math.abs));
-  if (Number.isNaN(t.step)) return t.values.map((v) => (v !== 0 && (Math.abs(v) >= 1e6 || Math.abs(v) < 1e-4) ? expo(v) : String(clean(v))));
+  if (Number.isNaN(t.step))
+    return t.values.map((v) => (v !== 0 && (Math.abs(v) >= 1e6 || Math.abs(v) < 1e-4) ? expo(v) : String(clean(v))));
   if (big >= 1e7 || t.step < 1e-6) return t.values.map((v) => (v === 0 ? '0' : expo(v)));
   const decimals = Math.max(0, Math.ceil(-Math.log10(t.step) - 1e-9));
   return t.values.map((v) => v.toFixed(decimals).replace(/^-(0\.?0*)$/, '$1'));
@@ -149,7 +153,12 @@ interface Rect { x0: number; y0: number; x1: number; y1: number }
 /** The pixels a stroke or marker through these points can touch. */
 function boundsOf(pts: [number, number][], margin: number): Rect {
   const [xlo, xhi] = extent(pts.map((p) => p[0])), [ylo, yhi] = extent(pts.map((p) => p[1]));
-  return { x0: Math.floor(xlo - margin), y0: Math.floor(ylo - margin), x1: Math.ceil(xhi + margin), y1: Math.ceil(yhi + margin) };
+  return {
+    x0: Math.floor(xlo - margin),
+    y0: Math.floor(ylo - margin),
+    x1: Math.ceil(xhi + margin),
+    y1: Math.ceil(yhi + margin),
+  };
 }
 const REACH = Math.ceil(MARKER_R * 1.4) + 3;   // ≥ what strokePolyline and stampMarker touch around a point
 
@@ -177,7 +186,9 @@ class Canvas {
   /** Text with its box's top-left at (x, y); `up` rotates it 90° counter-clockwise (reads bottom to top). */
   text(s: string, x: number, y: number, c: RGB, scale = 1, up = false): void {
     const w = textWidth(s, scale);
-    forEachTextPixel(s, scale, (dx, dy) => (up ? this.blend(x + dy, y + w - 1 - dx, c, 1) : this.blend(x + dx, y + dy, c, 1)));
+    forEachTextPixel(s, scale, (dx, dy) =>
+      up ? this.blend(x + dy, y + w - 1 - dx, c, 1) : this.blend(x + dx, y + dy, c, 1),
+    );
   }
 
   /** Paints colour c with per-pixel opacity cov (width × height) inside rect r, then clears cov there. */
@@ -198,17 +209,31 @@ class Canvas {
  * Anti-aliased polyline of width lw into a coverage buffer (max over segments, so joints are not darker).
  * Coordinates are continuous pixels (pixel (i, j) covers [i, i+1) × [j, j+1)); dashes run on across vertices.
  */
-function strokePolyline(cov: Float32Array, W: number, H: number, pts: [number, number][], lw: number, dash: readonly [number, number] | null): void {
+function strokePolyline(
+  cov: Float32Array,
+  W: number,
+  H: number,
+  pts: [number, number][],
+  lw: number,
+  dash: readonly [number, number] | null,
+): void {
   let along = 0;
   const r = lw / 2;
   for (let s = 0; s + 1 < pts.length; s++) {
-    const [ax, ay] = pts[s]!, [bx, by] = pts[s + 1]!;
-    const vx = bx - ax, vy = by - ay, len2 = vx * vx + vy * vy, len = Math.sqrt(len2);
-    const x0 = Math.max(0, Math.floor(Math.min(ax, bx) - r - 1)), x1 = Math.min(W - 1, Math.ceil(Math.max(ax, bx) + r + 1));
-    const y0 = Math.max(0, Math.floor(Math.min(ay, by) - r - 1)), y1 = Math.min(H - 1, Math.ceil(Math.max(ay, by) + r + 1));
+    const [ax, ay] = pts[s]!,
+      [bx, by] = pts[s + 1]!;
+    const vx = bx - ax,
+      vy = by - ay,
+      len2 = vx * vx + vy * vy,
+      len = Math.sqrt(len2);
+    const x0 = Math.max(0, Math.floor(Math.min(ax, bx) - r - 1)),
+      x1 = Math.min(W - 1, Math.ceil(Math.max(ax, bx) + r + 1));
+    const y0 = Math.max(0, Math.floor(Math.min(ay, by) - r - 1)),
+      y1 = Math.min(H - 1, Math.ceil(Math.max(ay, by) + r + 1));
     for (let y = y0; y <= y1; y++) {
       for (let x = x0; x <= x1; x++) {
-        const px = x + 0.5 - ax, py = y + 0.5 - ay;
+        const px = x + 0.5 - ax,
+          py = y + 0.5 - ay;
         const t = len2 > 0 ? Math.max(0, Math.min(1, (px * vx + py * vy) / len2)) : 0;
         if (dash && (along + t * len) % (dash[0] + dash[1]) > dash[0]) continue;
         const dist = Math.hypot(px - t * vx, py - t * vy);
@@ -249,14 +274,24 @@ function stampMarker(cov: Float32Array, W: number, H: number, cx: number, cy: nu
 
 // ---- the chart --------------------------------------------------------------------------------------------
 
-interface Prepared { name: string; points: [number, number][]; color: RGB; marker: Marker; dashed: boolean; markers: boolean }
+interface Prepared {
+  name: string;
+  points: [number, number][];
+  color: RGB;
+  marker: Marker;
+  dashed: boolean;
+  markers: boolean;
+}
 
 function prepare(o: LinePlotOptions, plotWidthGuess: number): Prepared[] {
   if (o.series.length === 0) throw new CtfError(`plot "${o.title}": no series to plot`);
   return o.series.map((s, k) => {
     const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!o.logY || y > 0));
     if (pts.length === 0) {
-      const why = s.points.length === 0 ? 'no points' : `none of its ${s.points.length} points is finite${o.logY ? ' and positive (log y axis)' : ''}`;
+      const why =
+        s.points.length === 0
+          ? 'no points'
+          : `none of its ${s.points.length} points is finite${o.logY ? ' and positive (log y axis)' : ''}`;
       throw new CtfError(`plot "${o.title}": series "${s.name}" has ${why}`);
     }
     return {
@@ -290,7 +325,8 @@ export function renderLinePlot(o: LinePlotOptions): PlotImage {
   const xMax = Math.min(11, Math.max(3, Math.floor((right - left) / 70)));
   const xT = niceTicks(...extent(xs), xMax);
   const xLabels = formatTicks(xT);
-  if (right - left < 40 || bottom - top < 40) throw new CtfError(`plot "${o.title}": ${W}×${H} leaves no room for the plot area; make it larger`);
+  if (right - left < 40 || bottom - top < 40)
+    throw new CtfError(`plot "${o.title}": ${W}×${H} leaves no room for the plot area; make it larger`);
 
   // Data → continuous pixel coordinates; the axis ends sit on the centres of the frame's pixels.
   const ly = (v: number): number => (log ? Math.log10(v) : v);
@@ -301,7 +337,8 @@ export function renderLinePlot(o: LinePlotOptions): PlotImage {
   for (const v of xT.values) cv.fill(Math.floor(X(v)), top, Math.floor(X(v)), bottom, GRID);
   for (const v of yT.values) cv.fill(left, Math.floor(Y(v)), right, Math.floor(Y(v)), GRID);
 
-  // Series: line then markers into a coverage buffer, composited (and cleared) per series; `ink` sums them for the legend.
+  // Series: line then markers into a coverage buffer, composited (and cleared) per series; `ink` sums them for the
+  // legend.
   const cov = new Float32Array(W * H), ink = new Float32Array(W * H);
   for (const s of series) {
     const px = s.points.map(([x, y]): [number, number] => [X(x), Y(y)]);
@@ -331,32 +368,62 @@ export function renderLinePlot(o: LinePlotOptions): PlotImage {
   if (o.yLabel) cv.text(o.yLabel, PAD, Math.round((top + bottom - textWidth(o.yLabel)) / 2), TEXT, 1, true);
 
   drawLegend(cv, series, { left, top, right, bottom }, ink, cov);
-  return { width: W, height: H, channels: 3, data: cv.data, plotArea: { left, top, right, bottom }, xTicks: xT.values, yTicks: yT.values, colors: series.map((s) => s.color) };
+  return {
+    width: W,
+    height: H,
+    channels: 3,
+    data: cv.data,
+    plotArea: { left, top, right, bottom },
+    xTicks: xT.values,
+    yTicks: yT.values,
+    colors: series.map((s) => s.color),
+  };
 }
 
 /** The legend box in whichever inner corner of the plot area covers the least ink (top right on ties). */
-function drawLegend(cv: Canvas, series: Prepared[], area: PlotImage['plotArea'], ink: Float32Array, cov: Float32Array): void {
-  const row = textHeight(1) + 4, sample = 24, inset = 8, pad = 6;
+function drawLegend(
+  cv: Canvas,
+  series: Prepared[],
+  area: PlotImage['plotArea'],
+  ink: Float32Array,
+  cov: Float32Array,
+): void {
+  const row = textHeight(1) + 4,
+    sample = 24,
+    inset = 8,
+    pad = 6;
   const w = pad + sample + 6 + Math.max(...series.map((s) => textWidth(s.name))) + pad;
   const h = pad + series.length * row - 4 + pad;
   const corners: [number, number][] = [
-    [area.right - inset - w, area.top + inset], [area.left + inset, area.top + inset],
-    [area.right - inset - w, area.bottom - inset - h], [area.left + inset, area.bottom - inset - h],
+    [area.right - inset - w, area.top + inset],
+    [area.left + inset, area.top + inset],
+    [area.right - inset - w, area.bottom - inset - h],
+    [area.left + inset, area.bottom - inset - h],
   ];
-  let best = corners[0]!, bestInk = Infinity;
+  let best = corners[0]!,
+    bestInk = Infinity;
   for (const [x0, y0] of corners) {
     let sum = 0;
     for (let y = Math.max(0, y0); y < Math.min(cv.height, y0 + h); y++)
       for (let x = Math.max(0, x0); x < Math.min(cv.width, x0 + w); x++) sum += ink[y * cv.width + x]!;
-    if (sum < bestInk - 1e-6) { best = [x0, y0]; bestInk = sum; }
+    if (sum < bestInk - 1e-6) {
+      best = [x0, y0];
+      bestInk = sum;
+    }
   }
   const [x0, y0] = best;
   cv.fill(x0, y0, x0 + w - 1, y0 + h - 1, BACKGROUND, 0.9);
-  cv.fill(x0, y0, x0 + w - 1, y0, LEGEND_BORDER); cv.fill(x0, y0 + h - 1, x0 + w - 1, y0 + h - 1, LEGEND_BORDER);
-  cv.fill(x0, y0, x0, y0 + h - 1, LEGEND_BORDER); cv.fill(x0 + w - 1, y0, x0 + w - 1, y0 + h - 1, LEGEND_BORDER);
+  cv.fill(x0, y0, x0 + w - 1, y0, LEGEND_BORDER);
+  cv.fill(x0, y0 + h - 1, x0 + w - 1, y0 + h - 1, LEGEND_BORDER);
+  cv.fill(x0, y0, x0, y0 + h - 1, LEGEND_BORDER);
+  cv.fill(x0 + w - 1, y0, x0 + w - 1, y0 + h - 1, LEGEND_BORDER);
   series.forEach((s, k) => {
-    const ty = y0 + pad + k * row, cy = ty + CAP_HEIGHT / 2;
-    const line: [number, number][] = [[x0 + pad, cy], [x0 + pad + sample, cy]];
+    const ty = y0 + pad + k * row,
+      cy = ty + CAP_HEIGHT / 2;
+    const line: [number, number][] = [
+      [x0 + pad, cy],
+      [x0 + pad + sample, cy],
+    ];
     strokePolyline(cov, cv.width, cv.height, line, LINE_WIDTH, s.dashed ? DASH : null);
     if (s.markers) stampMarker(cov, cv.width, cv.height, x0 + pad + sample / 2, cy, s.marker, MARKER_R);
     cv.composite(cov, s.color, boundsOf(line, REACH));

@@ -39,7 +39,9 @@ test('a group lists its commands; typos get a guess and one usage line', () => {
 });
 
 test('a closed stdout does not stop the command; no colour outside a terminal', async () => {
-  const child = spawn(process.execPath, [CLI, 'data', 'info', 'fashion-mnist', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'data', 'info', 'fashion-mnist', '--json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout.destroy();
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
@@ -50,8 +52,22 @@ test('a closed stdout does not stop the command; no colour outside a terminal', 
 });
 
 test('classes by id or by name: case, spacing and hyphens ignored, a unique part is enough', () => {
-  const names = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
-  assert.deepEqual(['5', 'sandal', 'SANDAL', 'ankle boot', 'boot', 't-shirt', 'tshirt'].map((c) => classId(c, names, 10)), [5, 5, 5, 9, 9, 0, 0]);
+  const names = [
+    'T-shirt/top',
+    'Trouser',
+    'Pullover',
+    'Dress',
+    'Coat',
+    'Sandal',
+    'Shirt',
+    'Sneaker',
+    'Bag',
+    'Ankle boot',
+  ];
+  assert.deepEqual(
+    ['5', 'sandal', 'SANDAL', 'ankle boot', 'boot', 't-shirt', 'tshirt'].map((c) => classId(c, names, 10)),
+    [5, 5, 5, 9, 9, 0, 0],
+  );
   assert.throws(() => classId('s', names, 10), /class "s": ambiguous; the classes are 0 T-shirt\/top, 1 Trouser/);
   assert.throws(() => classId('hat', names, 10), /class "hat": unknown/);
   assert.throws(() => classId('12', names, 10), /class 12: the models know classes 0…9/);
@@ -60,11 +76,25 @@ test('classes by id or by name: case, spacing and hyphens ignored, a unique part
 
 test('commands given a tokenizer prepare its data as it was trained: padding and resize inherited, flags win', () => {
   const trainedOn = {
-    name: 'folder:/data/pets', split: 'train', count: 10, channels: 3, height: 16, width: 16, numClasses: 2, sha256: 'x',
+    name: 'folder:/data/pets',
+    split: 'train',
+    count: 10,
+    channels: 3,
+    height: 16,
+    width: 16,
+    numClasses: 2,
+    sha256: 'x',
     preprocessing: { pad: 1, padValue: 0, resize: [14, 14] as [number, number] },
   };
-  assert.deepEqual(tokenizerDataOptions({}, trainedOn), { spec: 'folder:/data/pets', options: { pad: 1, resize: [14, 14] } });
+  assert.deepEqual(tokenizerDataOptions({}, trainedOn), {
+    spec: 'folder:/data/pets',
+    options: { pad: 1, resize: [14, 14] },
+  });
   assert.deepEqual(tokenizerDataOptions({ pad: 0 }, trainedOn).options, { pad: 0, resize: [14, 14] });
-  assert.deepEqual(tokenizerDataOptions({ data: 'fashion-mnist' }, trainedOn), { spec: 'fashion-mnist', options: { pad: 2 } }, 'other data: its own defaults');
+  assert.deepEqual(
+    tokenizerDataOptions({ data: 'fashion-mnist' }, trainedOn),
+    { spec: 'fashion-mnist', options: { pad: 2 } },
+    'other data: its own defaults',
+  );
   assert.deepEqual(tokenizerDataOptions({}, null), { spec: 'fashion-mnist', options: { pad: 2 } });
 });

@@ -29,5 +29,8 @@ test('plain progress: finish() after a partial count writes the count reached', 
 });
 
 test('formatDuration', () => {
-  assert.deepEqual([formatDuration(5), formatDuration(65), formatDuration(3700), formatDuration(NaN)], ['5s', '1m05s', '1h01m', '?']);
+  assert.deepEqual(
+    [formatDuration(5), formatDuration(65), formatDuration(3700), formatDuration(NaN)],
+    ['5s', '1m05s', '1h01m', '?'],
+  );
 });

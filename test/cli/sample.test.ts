@@ -15,7 +15,15 @@ import { decodeSafetensors, encodeSafetensors } from '../../src/io/safetensors.j
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const ctfgen = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
 
-const TINY: RandomRunOptions = { tokenizerPreset: 'tiny', codebook: 64, k: 8, preset: 'tiny', auxPreset: 'tiny', numClasses: 10, imageSize: 32 };
+const TINY: RandomRunOptions = {
+  tokenizerPreset: 'tiny',
+  codebook: 64,
+  k: 8,
+  preset: 'tiny',
+  auxPreset: 'tiny',
+  numClasses: 10,
+  imageSize: 32,
+};
 let dir = '';
 const A = (): string => join(dir, 'a');            // a consistent run
 const OTHER_TOK = (): string => join(dir, 'b');    // another tokenizer (other weights, same shapes)
@@ -32,7 +40,8 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 test('a run directory of before the renaming (coarse-ar / fine-aux files and kinds) still samples', async () => {
   const legacy = join(dir, 'legacy');
   mkdirSync(legacy);
-  for (const f of ['tokenizer.safetensors', 'clusters.safetensors']) writeFileSync(join(legacy, f), readFileSync(join(A(), f)));
+  for (const f of ['tokenizer.safetensors', 'clusters.safetensors'])
+    writeFileSync(join(legacy, f), readFileSync(join(A(), f)));
   for (const [kind, old] of [['stage1', 'coarse-ar'], ['aux', 'fine-aux']] as const) {
     const file = decodeSafetensors(readFileSync(join(A(), `${kind}.safetensors`)), kind);
     assert.equal(file.metadata['ctf_kind'], kind);
@@ -62,28 +71,69 @@ test('a consistent run samples with both methods; explicit paths work without --
   assert.deepEqual([s.images, s.insideCluster], [4, 1]);
   const png = await decodeImageFile(out);
   assert.equal(png.channels, 1);
-  const b = ctfgen('sample', '--method', 'baseline', '--tokenizer', join(A(), 'tokenizer.safetensors'), '--baseline', join(A(), 'baseline.safetensors'),
-    '--class', '1', '--n', '3', '--out', join(dir, 'b.png'));
+  const b = ctfgen(
+    'sample',
+    '--method',
+    'baseline',
+    '--tokenizer',
+    join(A(), 'tokenizer.safetensors'),
+    '--baseline',
+    join(A(), 'baseline.safetensors'),
+    '--class',
+    '1',
+    '--n',
+    '3',
+    '--out',
+    join(dir, 'b.png'),
+  );
   assert.equal(b.status, 0, b.stderr);
   assert.ok(existsSync(join(dir, 'b.png')));
 });
 
 const refusals: [string, () => string[], RegExp][] = [
-  ['stage 1 trained on another tokenizer\'s tokens', () => ['--run', A(), '--stage1', join(OTHER_TOK(), 'stage1.safetensors')],
-    /stage1\.safetensors was trained on tokens of tokenizer [0-9a-f]{12}…, but .*a\/tokenizer\.safetensors is tokenizer [0-9a-f]{12}…/],
-  ['baseline trained on another tokenizer\'s tokens', () => ['--run', A(), '--method', 'baseline', '--baseline', join(OTHER_TOK(), 'baseline.safetensors')],
-    /baseline\.safetensors was trained on tokens of tokenizer/],
-  ['an aux model trained with another K', () => ['--run', A(), '--aux', join(OTHER_K(), 'aux.safetensors')],
-    /k16\/aux\.safetensors was trained with K = 16 clusters \(kmeans\), but .*a\/clusters\.safetensors has K = 8/],
-  ['a coarse map of another tokenizer', () => ['--run', A(), '--clusters', join(OTHER_TOK(), 'clusters.safetensors')],
-    /b\/clusters\.safetensors clusters the codebook of tokenizer [0-9a-f]{12}…, but .* — re-run `ctfgen cluster`/],
-  ['another tokenizer for the whole run', () => ['--run', A(), '--tokenizer', join(OTHER_TOK(), 'tokenizer.safetensors')],
-    /clusters the codebook of tokenizer .* but .*b\/tokenizer\.safetensors is tokenizer/],
-  ['a baseline checkpoint passed as stage 1', () => ['--run', A(), '--stage1', join(A(), 'baseline.safetensors')],
-    /baseline\.safetensors is a baseline checkpoint; the stage-1 model must be a stage1 checkpoint/],
-  ['a checkpoint whose config says another preset', () => ['--run', A(), '--stage1', join(dir, 'other-preset.safetensors')],
-    /other-preset\.safetensors: the stored config says layers = 3, but the file holds tensors of 2 layers/],
-  ['a run without the CTF models', () => ['--run', join(dir, 'empty')], /empty\/.*\.safetensors does not exist — make it with `ctfgen /],
+  [
+    "stage 1 trained on another tokenizer's tokens",
+    () => ['--run', A(), '--stage1', join(OTHER_TOK(), 'stage1.safetensors')],
+    new RegExp(
+      'stage1\\.safetensors was trained on tokens of tokenizer [0-9a-f]{12}…, ' +
+        'but .*a/tokenizer\\.safetensors is tokenizer [0-9a-f]{12}…',
+    ),
+  ],
+  [
+    "baseline trained on another tokenizer's tokens",
+    () => ['--run', A(), '--method', 'baseline', '--baseline', join(OTHER_TOK(), 'baseline.safetensors')],
+    /baseline\.safetensors was trained on tokens of tokenizer/,
+  ],
+  [
+    'an aux model trained with another K',
+    () => ['--run', A(), '--aux', join(OTHER_K(), 'aux.safetensors')],
+    /k16\/aux\.safetensors was trained with K = 16 clusters \(kmeans\), but .*a\/clusters\.safetensors has K = 8/,
+  ],
+  [
+    'a coarse map of another tokenizer',
+    () => ['--run', A(), '--clusters', join(OTHER_TOK(), 'clusters.safetensors')],
+    /b\/clusters\.safetensors clusters the codebook of tokenizer [0-9a-f]{12}…, but .* — re-run `ctfgen cluster`/,
+  ],
+  [
+    'another tokenizer for the whole run',
+    () => ['--run', A(), '--tokenizer', join(OTHER_TOK(), 'tokenizer.safetensors')],
+    /clusters the codebook of tokenizer .* but .*b\/tokenizer\.safetensors is tokenizer/,
+  ],
+  [
+    'a baseline checkpoint passed as stage 1',
+    () => ['--run', A(), '--stage1', join(A(), 'baseline.safetensors')],
+    /baseline\.safetensors is a baseline checkpoint; the stage-1 model must be a stage1 checkpoint/,
+  ],
+  [
+    'a checkpoint whose config says another preset',
+    () => ['--run', A(), '--stage1', join(dir, 'other-preset.safetensors')],
+    /other-preset\.safetensors: the stored config says layers = 3, but the file holds tensors of 2 layers/,
+  ],
+  [
+    'a run without the CTF models',
+    () => ['--run', join(dir, 'empty')],
+    /empty\/.*\.safetensors does not exist — make it with `ctfgen /,
+  ],
 ];
 
 for (const [name, args, message] of refusals) {
@@ -92,7 +142,10 @@ for (const [name, args, message] of refusals) {
       // The stage-1 checkpoint of run A with its stored config edited to 3 layers: the tensors are for 2.
       const file = decodeSafetensors(readFileSync(join(A(), 'stage1.safetensors')), 'a');
       const config = { ...JSON.parse(file.metadata['config']!), layers: 3 };
-      writeFileSync(join(dir, 'other-preset.safetensors'), encodeSafetensors(file.tensors, { ...file.metadata, config: JSON.stringify(config) }));
+      writeFileSync(
+        join(dir, 'other-preset.safetensors'),
+        encodeSafetensors(file.tensors, { ...file.metadata, config: JSON.stringify(config) }),
+      );
     }
     if (name.includes('without')) {
       mkdirSync(join(dir, 'empty'), { recursive: true });

@@ -16,7 +16,10 @@ const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const ctfgen = (...args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
 /** A real (untrained) tiny tokenizer checkpoint with a V × D codebook; returns its hash. */
 async function tinyTokenizer(path: string, V: number, D: number): Promise<string> {
-  const model = new VqTokenizer(tokenizerConfig('tiny', { inChannels: 1, imageSize: 8 }, { codebookSize: V, codeDim: D }), new Rng(3));
+  const model = new VqTokenizer(
+    tokenizerConfig('tiny', { inChannels: 1, imageSize: 8 }, { codebookSize: V, codeDim: D }),
+    new Rng(3),
+  );
   await saveTokenizer(path, model);
   return tokenizerHash(model);
 }
@@ -24,9 +27,24 @@ async function tinyTokenizer(path: string, V: number, D: number): Promise<string
 test('ctfgen cluster: k-means and random cluster files, JSON summary, histogram on stderr', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ctf-cli-cluster-'));
   try {
-    const tok = join(dir, 'tokenizer.safetensors'), out = join(dir, 'clusters.safetensors'), outRandom = join(dir, 'clusters-random.safetensors');
+    const tok = join(dir, 'tokenizer.safetensors'),
+      out = join(dir, 'clusters.safetensors'),
+      outRandom = join(dir, 'clusters-random.safetensors');
     const HASH = await tinyTokenizer(tok, 256, 8);
-    const r = ctfgen('cluster', '--tokenizer', tok, '--k', '16', '--restarts', '2', '--seed', '3', '--out', out, '--json');
+    const r = ctfgen(
+      'cluster',
+      '--tokenizer',
+      tok,
+      '--k',
+      '16',
+      '--restarts',
+      '2',
+      '--seed',
+      '3',
+      '--out',
+      out,
+      '--json',
+    );
     assert.equal(r.status, 0, r.stderr);
     const s = JSON.parse(r.stdout);
     assert.deepEqual([s.k, s.v, s.dim, s.mode, s.seed, s.tokenizerHash], [16, 256, 8, 'kmeans', 3, HASH]);
@@ -39,7 +57,21 @@ test('ctfgen cluster: k-means and random cluster files, JSON summary, histogram 
     const map = await loadCoarseMap(out, { tokenizerHash: HASH, k: 16, v: 256 });
     assert.equal(map.inertia, s.inertia);
 
-    const rr = ctfgen('cluster', '--tokenizer', tok, '--k', '16', '--restarts', '2', '--seed', '3', '--mode', 'random', '--out', outRandom);
+    const rr = ctfgen(
+      'cluster',
+      '--tokenizer',
+      tok,
+      '--k',
+      '16',
+      '--restarts',
+      '2',
+      '--seed',
+      '3',
+      '--mode',
+      'random',
+      '--out',
+      outRandom,
+    );
     assert.equal(rr.status, 0, rr.stderr);
     assert.equal(rr.stdout, '');
     const random = await loadCoarseMap(outRandom);

@@ -77,7 +77,10 @@ test('coarse map: save and load round trip (bytes and file), with expectations',
   assert.deepEqual(back.fineToCoarse, map.fineToCoarse);
   assert.deepEqual(back.centroids, map.centroids);
   assert.deepEqual(back.members.map((m) => [...m]), map.members.map((m) => [...m]));
-  assert.deepEqual([back.k, back.v, back.dim, back.mode, back.seed, back.tokenizerHash, back.inertia], [10, 300, 4, 'kmeans', 9, HASH, map.inertia]);
+  assert.deepEqual(
+    [back.k, back.v, back.dim, back.mode, back.seed, back.tokenizerHash, back.inertia],
+    [10, 300, 4, 'kmeans', 9, HASH, map.inertia],
+  );
   const dir = mkdtempSync(join(tmpdir(), 'ctf-clusters-'));
   try {
     const path = join(dir, 'clusters.safetensors');
@@ -87,7 +90,10 @@ test('coarse map: save and load round trip (bytes and file), with expectations',
     const meta = decodeSafetensors(encodeCoarseMap(map), 'x').metadata;
     assert.equal(meta['kind'], 'ctfgen.clusters');
     assert.equal(JSON.parse(meta['config']!).normalize, 'l2');
-    await assert.rejects(loadCoarseMap(path, { tokenizerHash: 'cd'.repeat(32) }), /clusters .*clusters\.safetensors: made for tokenizer abababab.*re-run `ctfgen cluster`/);
+    await assert.rejects(
+      loadCoarseMap(path, { tokenizerHash: 'cd'.repeat(32) }),
+      /clusters .*clusters\.safetensors: made for tokenizer abababab.*re-run `ctfgen cluster`/,
+    );
     await assert.rejects(loadCoarseMap(path, { k: 12 }), /has k = 10 clusters, expected 12/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -117,8 +123,18 @@ test('coarse map: every kind of bad file is refused, naming the file and the fie
   const { map } = buildCoarseMap(codebook(40, 3, 7), { k: 4, seed: 0, restarts: 1, tokenizerHash: HASH });
   const good = decodeSafetensors(encodeCoarseMap(map), 'good');
   /** Re-encodes the good file after edit() changed its tensors (name → {dtype, shape, data}) or metadata. */
-  const variant = (edit: (t: Map<string, { dtype: 'I32' | 'F32'; shape: number[]; data: Int32Array | Float32Array }>, m: Record<string, string>) => void): Uint8Array => {
-    const tensors = new Map([...good.tensors].map(([n, t]) => [n, { dtype: t.dtype as 'I32' | 'F32', shape: [...t.shape], data: t.data.slice() }]));
+  const variant = (
+    edit: (
+      t: Map<string, { dtype: 'I32' | 'F32'; shape: number[]; data: Int32Array | Float32Array }>,
+      m: Record<string, string>,
+    ) => void,
+  ): Uint8Array => {
+    const tensors = new Map(
+      [...good.tensors].map(([n, t]) => [
+        n,
+        { dtype: t.dtype as 'I32' | 'F32', shape: [...t.shape], data: t.data.slice() },
+      ]),
+    );
     const meta = { ...good.metadata };
     edit(tensors, meta);
     return encodeSafetensors(tensors, meta);
@@ -127,26 +143,141 @@ test('coarse map: every kind of bad file is refused, naming the file and the fie
   const f2c = i32(good.tensors.get('fineToCoarse')!), offsets = i32(good.tensors.get('memberOffsets')!);
   const first = i32(good.tensors.get('members')!)[0]!;  // lowest id of cluster 0
   const cases: [string, Uint8Array, RegExp][] = [
-    ['kind', variant((_, m) => { m['kind'] = 'ctfgen.tokenizer'; }), /not a cluster file \(metadata kind "ctfgen.tokenizer"/],
-    ['format', variant((_, m) => { m['format'] = '2'; }), /format "2" is not supported/],
-    ['k', variant((_, m) => { m['k'] = 'four'; }), /metadata "k" is "four", expected an integer ≥ 1/],
-    ['k > v', variant((_, m) => { m['k'] = '41'; }), /k = 41 clusters for v = 40 codewords/],
-    ['mode', variant((_, m) => { m['mode'] = 'spectral'; }), /metadata "mode" is "spectral"/],
-    ['hash', variant((_, m) => { delete m['tokenizerHash']; }), /metadata "tokenizerHash" is missing/],
-    ['inertia', variant((_, m) => { m['inertia'] = 'NaN'; }), /metadata "inertia" is "NaN"/],
-    ['missing tensor', variant((t) => { t.delete('centroids'); }), /tensor "centroids" is missing/],
-    ['extra tensor', variant((t) => { t.set('extra', { dtype: 'I32', shape: [1], data: new Int32Array(1) }); }), /unexpected tensor "extra"/],
-    ['dtype', variant((t) => { t.set('fineToCoarse', { dtype: 'F32', shape: [40], data: new Float32Array(40) }); }), /tensor "fineToCoarse" is F32, expected I32/],
-    ['shape', variant((t) => { t.set('centroids', { dtype: 'F32', shape: [4, 2], data: new Float32Array(8) }); }), /tensor "centroids" has shape \[4,2\], expected \[4,3\]/],
-    ['range', variant((t) => { i32(t.get('fineToCoarse')!)[5] = 4; }), /field "fineToCoarse": fine id 5 maps to cluster 4, outside \[0, 4\)/],
-    ['offsets', variant((t) => { i32(t.get('memberOffsets')!)[4] = 39; }), /field "memberOffsets" must run from 0 to v = 40/],
-    ['empty', variant((t) => { i32(t.get('memberOffsets')!)[1] = 0; }), /field "memberOffsets": cluster 0 has 0 members/],
-    ['order', variant((t) => { const m = i32(t.get('members')!); [m[0], m[1]] = [m[1]!, m[0]!]; }), /field "members": cluster 0 is not strictly ascending/],
-    ['mismatch', variant((t) => { i32(t.get('fineToCoarse')!)[first] = 1; }), new RegExp(`field "members": cluster 0 lists fine id ${first}, but fineToCoarse puts it in cluster 1`)],
-    ['duplicate', variant((t) => { const m = i32(t.get('members')!); m[offsets[2]!] = m[offsets[1]!]!; }), /field "members": cluster 2 (lists fine id \d+, but fineToCoarse puts it in cluster 1|is not strictly ascending)/],
-    ['nonfinite', variant((t) => { (t.get('centroids')!.data as Float32Array)[4] = Infinity; }), /field "centroids": value 4 \(cluster 1\) is Infinity/],
-    ['outside the ball', variant((t) => { (t.get('centroids')!.data as Float32Array)[4] = 3e38; }),
-      /field "centroids": cluster 1 has norm .*, expected at most 1/],
+    [
+      'kind',
+      variant((_, m) => {
+        m['kind'] = 'ctfgen.tokenizer';
+      }),
+      /not a cluster file \(metadata kind "ctfgen.tokenizer"/,
+    ],
+    [
+      'format',
+      variant((_, m) => {
+        m['format'] = '2';
+      }),
+      /format "2" is not supported/,
+    ],
+    [
+      'k',
+      variant((_, m) => {
+        m['k'] = 'four';
+      }),
+      /metadata "k" is "four", expected an integer ≥ 1/,
+    ],
+    [
+      'k > v',
+      variant((_, m) => {
+        m['k'] = '41';
+      }),
+      /k = 41 clusters for v = 40 codewords/,
+    ],
+    [
+      'mode',
+      variant((_, m) => {
+        m['mode'] = 'spectral';
+      }),
+      /metadata "mode" is "spectral"/,
+    ],
+    [
+      'hash',
+      variant((_, m) => {
+        delete m['tokenizerHash'];
+      }),
+      /metadata "tokenizerHash" is missing/,
+    ],
+    [
+      'inertia',
+      variant((_, m) => {
+        m['inertia'] = 'NaN';
+      }),
+      /metadata "inertia" is "NaN"/,
+    ],
+    [
+      'missing tensor',
+      variant((t) => {
+        t.delete('centroids');
+      }),
+      /tensor "centroids" is missing/,
+    ],
+    [
+      'extra tensor',
+      variant((t) => {
+        t.set('extra', { dtype: 'I32', shape: [1], data: new Int32Array(1) });
+      }),
+      /unexpected tensor "extra"/,
+    ],
+    [
+      'dtype',
+      variant((t) => {
+        t.set('fineToCoarse', { dtype: 'F32', shape: [40], data: new Float32Array(40) });
+      }),
+      /tensor "fineToCoarse" is F32, expected I32/,
+    ],
+    [
+      'shape',
+      variant((t) => {
+        t.set('centroids', { dtype: 'F32', shape: [4, 2], data: new Float32Array(8) });
+      }),
+      /tensor "centroids" has shape \[4,2\], expected \[4,3\]/,
+    ],
+    [
+      'range',
+      variant((t) => {
+        i32(t.get('fineToCoarse')!)[5] = 4;
+      }),
+      /field "fineToCoarse": fine id 5 maps to cluster 4, outside \[0, 4\)/,
+    ],
+    [
+      'offsets',
+      variant((t) => {
+        i32(t.get('memberOffsets')!)[4] = 39;
+      }),
+      /field "memberOffsets" must run from 0 to v = 40/,
+    ],
+    [
+      'empty',
+      variant((t) => {
+        i32(t.get('memberOffsets')!)[1] = 0;
+      }),
+      /field "memberOffsets": cluster 0 has 0 members/,
+    ],
+    [
+      'order',
+      variant((t) => {
+        const m = i32(t.get('members')!);
+        [m[0], m[1]] = [m[1]!, m[0]!];
+      }),
+      /field "members": cluster 0 is not strictly ascending/,
+    ],
+    [
+      'mismatch',
+      variant((t) => {
+        i32(t.get('fineToCoarse')!)[first] = 1;
+      }),
+      new RegExp(`field "members": cluster 0 lists fine id ${first}, but fineToCoarse puts it in cluster 1`),
+    ],
+    [
+      'duplicate',
+      variant((t) => {
+        const m = i32(t.get('members')!);
+        m[offsets[2]!] = m[offsets[1]!]!;
+      }),
+      /field "members": cluster 2 (lists fine id \d+, but fineToCoarse puts it in cluster 1|is not strictly ascending)/,
+    ],
+    [
+      'nonfinite',
+      variant((t) => {
+        (t.get('centroids')!.data as Float32Array)[4] = Infinity;
+      }),
+      /field "centroids": value 4 \(cluster 1\) is Infinity/,
+    ],
+    [
+      'outside the ball',
+      variant((t) => {
+        (t.get('centroids')!.data as Float32Array)[4] = 3e38;
+      }),
+      /field "centroids": cluster 1 has norm .*, expected at most 1/,
+    ],
   ];
   assert.ok(f2c.length === 40);
   for (const [what, bytes, re] of cases)
@@ -163,5 +294,7 @@ test('clusterSizeHistogram: min, median, max and bins that count every cluster',
   const h = clusterSizeHistogram({ members }, 4);
   assert.deepEqual([h.min, h.median, h.max, h.mean], [1, 3.5, 9, 31 / 8]);
   assert.deepEqual(h.bins, [{ lo: 1, hi: 3, count: 4 }, { lo: 4, hi: 6, count: 3 }, { lo: 7, hi: 9, count: 1 }]);
-  assert.deepEqual(clusterSizeHistogram({ members: [new Int32Array(7), new Int32Array(7)] }).bins, [{ lo: 7, hi: 7, count: 2 }]);
+  assert.deepEqual(clusterSizeHistogram({ members: [new Int32Array(7), new Int32Array(7)] }).bins, [
+    { lo: 7, hi: 7, count: 2 },
+  ]);
 });

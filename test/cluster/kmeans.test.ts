@@ -56,13 +56,20 @@ test('kmeans inertia never increases across iterations, and the reported value i
     for (const run of r.runs) {
       assert.ok(run.history.length >= 2, `${what}: restart ${run.restart} ran no iteration`);
       for (let t = 1; t < run.history.length; t++)
-        assert.ok(run.history[t]! <= run.history[t - 1]!, `${what}: restart ${run.restart} iteration ${t}: ${run.history[t]} > ${run.history[t - 1]}`);
+        assert.ok(
+          run.history[t]! <= run.history[t - 1]!,
+          `${what}: restart ${run.restart} iteration ${t}: ${run.history[t]} > ${run.history[t - 1]}`,
+        );
       assert.equal(run.inertia, run.history.at(-1));
       assert.equal(run.history[0], events.find((e) => e.type === 'init' && e.restart === run.restart)!.inertia);
       const iters = events.filter((e) => e.type === 'iteration' && e.restart === run.restart).map((e) => e.inertia);
       assert.deepEqual(iters, run.history.slice(1));
     }
-    assert.equal(r.inertia, inertiaOf(x, r.assignment, r.centroids), `${what}: reported inertia differs from the state's`);
+    assert.equal(
+      r.inertia,
+      inertiaOf(x, r.assignment, r.centroids),
+      `${what}: reported inertia differs from the state's`,
+    );
     const sizes = new Int32Array(k);
     for (const a of r.assignment) sizes[a]!++;
     assert.deepEqual(sizes, r.sizes);
@@ -109,7 +116,10 @@ test('kmeans: maxIter 0 stops after seeding; bad inputs are refused', () => {
   const r = kmeans(x, { k: 5, restarts: 1, maxIter: 0 });
   assert.equal(r.runs[0]!.history.length, 1);
   assert.equal(r.runs[0]!.stop, 'maxIter');
-  assert.throws(() => kmeans(x, { k: 101 }), (e: Error) => e instanceof CtfError && /k = 101 clusters need at least as many rows/.test(e.message));
+  assert.throws(
+    () => kmeans(x, { k: 101 }),
+    (e: Error) => e instanceof CtfError && /k = 101 clusters need at least as many rows/.test(e.message),
+  );
   assert.throws(() => kmeans(x, { k: 0 }), CtfError);
   const bad = new Float32Array(x.f32);
   bad[9] = NaN;

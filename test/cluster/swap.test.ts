@@ -8,7 +8,11 @@ import { CtfError } from '../../src/errors.js';
 
 test('swapWithinClusters: another member of the same cluster, uniformly; singletons stay; seeded', () => {
   const fineToCoarse = Int32Array.from([0, 1, 0, 2, 0, 1, 0]);  // cluster 0: {0,2,4,6}, 1: {1,5}, 2: {3}
-  const map: Pick<CoarseMap, 'v' | 'fineToCoarse' | 'members'> = { v: 7, fineToCoarse, members: membersOf(fineToCoarse, 3) };
+  const map: Pick<CoarseMap, 'v' | 'fineToCoarse' | 'members'> = {
+    v: 7,
+    fineToCoarse,
+    members: membersOf(fineToCoarse, 3),
+  };
   const tokens = Int32Array.from({ length: 6000 }, (_, i) => [2, 5, 3][i % 3]!);
   const out = swapWithinClusters(tokens, map, new Rng(1));
   const counts = new Map<string, number>();
@@ -20,7 +24,8 @@ test('swapWithinClusters: another member of the same cluster, uniformly; singlet
     counts.set(`${t}→${s}`, (counts.get(`${t}→${s}`) ?? 0) + 1);
   });
   assert.equal(counts.get('5→1'), 2000);
-  for (const s of [0, 4, 6]) assert.ok(Math.abs(counts.get(`2→${s}`)! - 2000 / 3) < 100, `2→${s}: ${counts.get(`2→${s}`)}`);
+  for (const s of [0, 4, 6])
+    assert.ok(Math.abs(counts.get(`2→${s}`)! - 2000 / 3) < 100, `2→${s}: ${counts.get(`2→${s}`)}`);
   assert.deepEqual(swapWithinClusters(tokens, map, new Rng(1)), out);
   assert.throws(() => swapWithinClusters(Int32Array.from([7]), map, new Rng(1)), CtfError);
 });
@@ -51,23 +56,72 @@ function greyCodec(V: number): TokenCodec {
 }
 
 function mapOf(fineToCoarse: Int32Array, k: number): CoarseMap {
-  return { k, v: fineToCoarse.length, dim: 1, fineToCoarse, members: membersOf(fineToCoarse, k), mode: 'kmeans', seed: 0, tokenizerHash: 'x', inertia: 0, centroids: new Float32Array(k) };
+  return {
+    k,
+    v: fineToCoarse.length,
+    dim: 1,
+    fineToCoarse,
+    members: membersOf(fineToCoarse, k),
+    mode: 'kmeans',
+    seed: 0,
+    tokenizerHash: 'x',
+    inertia: 0,
+    centroids: new Float32Array(k),
+  };
 }
 
-test('swapDemo: rows original | reconstruction | one per map; neighbouring clusters keep the image, random ones do not', () => {
-  const V = 64, codec = greyCodec(V);
-  const near = mapOf(Int32Array.from({ length: V }, (_, t) => t >> 2), V / 4);  // runs of 4 adjacent levels
+test('swapDemo: rows original | reconstruction | one per map; neighbouring ' +
+  'clusters keep the image, random ones do not', () => {
+  const V = 64,
+    codec = greyCodec(V);
+  const near = mapOf(
+    Int32Array.from({ length: V }, (_, t) => t >> 2),
+    V / 4,
+  ); // runs of 4 adjacent levels
   const random = mapOf(randomAssignment(new Array(V / 4).fill(4), new Rng(5)), V / 4);
   const rng = new Rng(2);
-  const x = codec.decode(new Tensor(Int32Array.from({ length: 6 * 4 }, () => rng.int(V)), [6, 2, 2]));  // exactly representable
-  const demo = swapDemo(codec, x, [{ name: 'kmeans', map: near }, { name: 'random', map: random }], new Rng(0));
+  // exactly representable
+  const x = codec.decode(
+    new Tensor(
+      Int32Array.from({ length: 6 * 4 }, () => rng.int(V)),
+      [6, 2, 2],
+    ),
+  );
+  const demo = swapDemo(
+    codec,
+    x,
+    [
+      { name: 'kmeans', map: near },
+      { name: 'random', map: random },
+    ],
+    new Rng(0),
+  );
   assert.deepEqual(demo.shape, [24, 1, 4, 4]);
-  assert.deepEqual(demo.rows.map((r) => r.name), ['original', 'reconstruction', 'kmeans', 'random']);
+  assert.deepEqual(
+    demo.rows.map((r) => r.name),
+    ['original', 'reconstruction', 'kmeans', 'random'],
+  );
   assert.deepEqual(demo.images.subarray(0, 96), x.f32);
-  assert.deepEqual(demo.rows.map((r) => r.tokensChanged), [0, 0, 1, 1]);
-  const [, rec, km, rnd] = demo.rows as [unknown, { psnrVsOriginal: number }, { psnrVsRecon: number }, { psnrVsRecon: number }];
+  assert.deepEqual(
+    demo.rows.map((r) => r.tokensChanged),
+    [0, 0, 1, 1],
+  );
+  const [, rec, km, rnd] = demo.rows as [
+    unknown,
+    { psnrVsOriginal: number },
+    { psnrVsRecon: number },
+    { psnrVsRecon: number },
+  ];
   assert.ok(rec.psnrVsOriginal > 30, `reconstruction ${rec.psnrVsOriginal} dB`);
   assert.ok(km.psnrVsRecon > rnd.psnrVsRecon + 10, `k-means swap ${km.psnrVsRecon} dB vs random ${rnd.psnrVsRecon} dB`);
-  const again = swapDemo(codec, x, [{ name: 'kmeans', map: near }, { name: 'random', map: random }], new Rng(0));
+  const again = swapDemo(
+    codec,
+    x,
+    [
+      { name: 'kmeans', map: near },
+      { name: 'random', map: random },
+    ],
+    new Rng(0),
+  );
   assert.deepEqual(again.images, demo.images);
 });

@@ -30,14 +30,24 @@ test('batch composition depends only on (seed, epoch)', () => {
   assert.deepEqual([...a.batchAt(3, 4).indices], [...b.batchAt(3, 4).indices]);
   assert.deepEqual([...a.epochOrder(2)], [...new EpochBatches({ count: 1000, batchSize: 32, seed: 7 }).epochOrder(2)]);
   assert.notDeepEqual([...a.epochOrder(0)], [...a.epochOrder(1)]);
-  assert.notDeepEqual([...a.epochOrder(0)], [...new EpochBatches({ count: 1000, batchSize: 32, seed: 8 }).epochOrder(0)]);
+  assert.notDeepEqual(
+    [...a.epochOrder(0)],
+    [...new EpochBatches({ count: 1000, batchSize: 32, seed: 8 }).epochOrder(0)],
+  );
   assert.equal(a.batchAt(2, 3).rng.nextU32(), b.batchAt(2, 3).rng.nextU32());
   assert.notEqual(a.batchAt(2, 3).rng.nextU32(), a.batchAt(2, 4).rng.nextU32());
 });
 
 test('resume: a saved position continues with exactly the same batches and flips', () => {
   const images = Uint8Array.from({ length: 50 * 2 * 3 }, (_, i) => (i * 37) & 255);
-  const ds = { images, labels: Int32Array.from({ length: 50 }, (_, i) => i % 3), count: 50, channels: 1, height: 2, width: 3 };
+  const ds = {
+    images,
+    labels: Int32Array.from({ length: 50 }, (_, i) => i % 3),
+    count: 50,
+    channels: 1,
+    height: 2,
+    width: 3,
+  };
   const cfg = { count: 50, batchSize: 8, seed: 42 };
   const run = (it: EpochBatches, n: number): string[] => Array.from({ length: n }, () => {
     const b = it.next();
@@ -52,14 +62,42 @@ test('resume: a saved position continues with exactly the same batches and flips
   const resumed = new EpochBatches(cfg);
   resumed.setState(saved);
   assert.deepEqual([...head, ...run(resumed, 17)], straight);
-  assert.throws(() => new EpochBatches({ ...cfg, batchSize: 16 }).setState(saved), (e: unknown) => e instanceof CtfError && /batchSize = 8, this run has 16/.test(e.message));
+  assert.throws(
+    () => new EpochBatches({ ...cfg, batchSize: 16 }).setState(saved),
+    (e: unknown) => e instanceof CtfError && /batchSize = 8, this run has 16/.test(e.message),
+  );
   assert.throws(() => resumed.setState({ ...saved, index: 6 }), /outside an epoch of 6 batches/);
   assert.throws(() => new EpochBatches({ count: 5, batchSize: 8, seed: 0 }), /no full batch/);
 });
 
 test('model input: u8 → [-1, 1] in (B, C, H, W); flips mirror each row; seeded flips repeat', () => {
   // 2 images, 2 channels, 2×3
-  const images = Uint8Array.of(0, 255, 51, 1, 2, 3, 10, 20, 30, 40, 50, 60, /* image 1 */ 255, 255, 255, 0, 0, 0, 1, 1, 1, 2, 2, 2);
+  const images = Uint8Array.of(
+    0,
+    255,
+    51,
+    1,
+    2,
+    3,
+    10,
+    20,
+    30,
+    40,
+    50,
+    60,
+    /* image 1 */ 255,
+    255,
+    255,
+    0,
+    0,
+    0,
+    1,
+    1,
+    1,
+    2,
+    2,
+    2,
+  );
   const ds = { images, labels: Int32Array.of(4, 9), count: 2, channels: 2, height: 2, width: 3 };
   const m = toModelInput(ds, [1, 0]);
   assert.deepEqual(m.shape, [2, 2, 2, 3]);

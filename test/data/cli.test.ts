@@ -16,18 +16,37 @@ test('ctfgen data info: JSON counts and a grid with one row per class', async ()
     for (const [cls, n] of [['circle', 3], ['square', 1]] as const) {
       mkdirSync(join(root, 'imgs', 'train', cls), { recursive: true });
       mkdirSync(join(root, 'imgs', 'test', cls), { recursive: true });
-      for (let i = 0; i < n; i++) writeFileSync(join(root, 'imgs', 'train', cls, `${i}.png`), encodePng({ width: 6, height: 5, channels: 1, data: new Uint8Array(30).fill(40 * i) }));
-      writeFileSync(join(root, 'imgs', 'test', cls, 'x.png'), encodePng({ width: 6, height: 5, channels: 1, data: new Uint8Array(30) }));
+      for (let i = 0; i < n; i++)
+        writeFileSync(
+          join(root, 'imgs', 'train', cls, `${i}.png`),
+          encodePng({ width: 6, height: 5, channels: 1, data: new Uint8Array(30).fill(40 * i) }),
+        );
+      writeFileSync(
+        join(root, 'imgs', 'test', cls, 'x.png'),
+        encodePng({ width: 6, height: 5, channels: 1, data: new Uint8Array(30) }),
+      );
     }
     const grid = join(root, 'grid.png');
-    const r = ctfgen('data', 'info', `folder:${join(root, 'imgs')}`, '--json', '--grid', grid, '--per-class', '2', '--pad', '1');
+    const r = ctfgen(
+      'data',
+      'info',
+      `folder:${join(root, 'imgs')}`,
+      '--json',
+      '--grid',
+      grid,
+      '--per-class',
+      '2',
+      '--pad',
+      '1',
+    );
     assert.equal(r.status, 0, r.stderr);
     const info = JSON.parse(r.stdout);
     assert.deepEqual(info.classNames, ['circle', 'square']);
     assert.deepEqual([info.channels, info.height, info.width], [1, 7, 8]);
     assert.deepEqual(info.splits, { train: { count: 4, perClass: [3, 1] }, test: { count: 2, perClass: [1, 1] } });
     const img = await decodeImageFile(grid);
-    assert.deepEqual([img.width, img.height], [2 * 8 + 3 * 2, 2 * 7 + 3 * 2]);   // 2 per class, one row per class, 2 px padding
+    // 2 per class, one row per class, 2 px padding
+    assert.deepEqual([img.width, img.height], [2 * 8 + 3 * 2, 2 * 7 + 3 * 2]);
     const table = ctfgen('data', 'info', `folder:${join(root, 'imgs')}`, '--split', 'test');
     assert.equal(table.status, 0, table.stderr);
     assert.match(table.stdout, /0  circle\s+1\n 1  square\s+1\n\s+total\s+2\n/);

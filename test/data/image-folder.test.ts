@@ -21,7 +21,12 @@ function rgbaPng(w: number, h: number, rgba: [number, number, number, number]): 
 }
 function jpegOf(w: number, h: number, rgb: [number, number, number]): Buffer {
   const data = Buffer.alloc(w * h * 4);
-  for (let p = 0; p < w * h; p++) { data[4 * p] = rgb[0]; data[4 * p + 1] = rgb[1]; data[4 * p + 2] = rgb[2]; data[4 * p + 3] = 255; }
+  for (let p = 0; p < w * h; p++) {
+    data[4 * p] = rgb[0];
+    data[4 * p + 1] = rgb[1];
+    data[4 * p + 2] = rgb[2];
+    data[4 * p + 3] = 255;
+  }
   return jpeg.encode({ width: w, height: h, data }, 95).data;
 }
 
@@ -64,7 +69,8 @@ test('train/ and test/ folders: classes from sorted folder names, grey → 1 cha
   assert.equal(train.name, `folder:${root}`);
   assert.deepEqual(train.classNames, ['ant', 'zebra']);
   assert.deepEqual([train.count, train.channels, train.height, train.width], [4, 1, 3, 4]);
-  assert.deepEqual([...train.labels], [0, 0, 1, 1]);  // by class, then path: ant/a.PNG, ant/sub/b.png, zebra/0.png, zebra/1.png
+  // by class, then path: ant/a.PNG, ant/sub/b.png, zebra/0.png, zebra/1.png
+  assert.deepEqual([...train.labels], [0, 0, 1, 1]);
   assert.deepEqual([...train.images.subarray(0, 12)], new Array(12).fill(7));
   assert.deepEqual([...train.images.subarray(12, 24)], new Array(12).fill(9));
   assert.deepEqual([...train.images.subarray(24, 36)], new Array(12).fill(200));
@@ -75,22 +81,30 @@ test('train/ and test/ folders: classes from sorted folder names, grey → 1 cha
   assert.equal(test.images[1 * 6 + 1], 2);
 }));
 
-test('one colour image makes the dataset RGB; grey images are replicated, alpha is composited on white', () => withTree({
-  'cats/grey.png': greyPng(8, 8, () => 100),
-  'cats/half-transparent.png': rgbaPng(8, 8, [0, 0, 0, 128]),
-  'dogs/red.jpg': jpegOf(8, 8, [220, 30, 30]),
-  'dogs/grey.jpeg': jpegOf(8, 8, [60, 60, 60]),
-}, async (root) => {
-  const ds = await loadDataset(`folder:${root}`, 'train', { testFraction: 0 });
-  assert.deepEqual([ds.count, ds.channels, ds.numClasses], [4, 3, 2]);
-  const plane = 64, img = (i: number, c: number): number => ds.images[(i * 3 + c) * plane + 9]!;
-  for (let c = 0; c < 3; c++) assert.equal(img(0, c), 100);   // cats/grey.png: R = G = B
-  for (let c = 0; c < 3; c++) assert.equal(img(1, c), 127);   // black at alpha 128 over white: round(255·127/255)
-  assert.ok(Math.abs(img(3, 0) - 220) <= 3 && Math.abs(img(3, 1) - 30) <= 3, `JPEG red is (${img(3, 0)}, ${img(3, 1)}, ${img(3, 2)})`);
-  // Alpha composited on black instead:
-  const black = await loadDataset(`folder:${root}`, 'train', { testFraction: 0, alphaBackground: 0 });
-  assert.equal(black.images[(1 * 3) * plane + 9], 0);
-}));
+test('one colour image makes the dataset RGB; grey images are replicated, alpha is composited on white', () =>
+  withTree(
+    {
+      'cats/grey.png': greyPng(8, 8, () => 100),
+      'cats/half-transparent.png': rgbaPng(8, 8, [0, 0, 0, 128]),
+      'dogs/red.jpg': jpegOf(8, 8, [220, 30, 30]),
+      'dogs/grey.jpeg': jpegOf(8, 8, [60, 60, 60]),
+    },
+    async (root) => {
+      const ds = await loadDataset(`folder:${root}`, 'train', { testFraction: 0 });
+      assert.deepEqual([ds.count, ds.channels, ds.numClasses], [4, 3, 2]);
+      const plane = 64,
+        img = (i: number, c: number): number => ds.images[(i * 3 + c) * plane + 9]!;
+      for (let c = 0; c < 3; c++) assert.equal(img(0, c), 100); // cats/grey.png: R = G = B
+      for (let c = 0; c < 3; c++) assert.equal(img(1, c), 127); // black at alpha 128 over white: round(255·127/255)
+      assert.ok(
+        Math.abs(img(3, 0) - 220) <= 3 && Math.abs(img(3, 1) - 30) <= 3,
+        `JPEG red is (${img(3, 0)}, ${img(3, 1)}, ${img(3, 2)})`,
+      );
+      // Alpha composited on black instead:
+      const black = await loadDataset(`folder:${root}`, 'train', { testFraction: 0, alphaBackground: 0 });
+      assert.equal(black.images[1 * 3 * plane + 9], 0);
+    },
+  ));
 
 test('all-grey JPEGs and opaque RGB PNGs with R = G = B give 1 channel', () => withTree({
   'a/1.jpg': jpegOf(8, 8, [90, 90, 90]),
@@ -105,7 +119,13 @@ test('mixed sizes are an error naming both files unless resize is given (bilinea
   'a/small.png': greyPng(4, 4, () => 50),
   'b/large.png': greyPng(8, 6, (_y, x) => (x < 4 ? 0 : 200)),
 }, async (root) => {
-  await rejectsWith(loadDataset(`folder:${root}`, 'train'), 'mixed image sizes', 'large.png is 8×6', 'small.png is 4×4', 'resize');
+  await rejectsWith(
+    loadDataset(`folder:${root}`, 'train'),
+    'mixed image sizes',
+    'large.png is 8×6',
+    'small.png is 4×4',
+    'resize',
+  );
   const ds = await loadDataset(`folder:${root}`, 'train', { resize: [3, 4], testFraction: 0 });
   assert.deepEqual([ds.height, ds.width, ds.preprocessing.resize], [3, 4, [3, 4]]);
   assert.deepEqual([...ds.images.subarray(0, 12)], new Array(12).fill(50));  // a constant stays constant
@@ -132,7 +152,12 @@ test('empty class folder, non-image file, corrupt or truncated image: errors nam
     await rejectsWith(loadDataset(`folder:${root}`, 'train'), join(root, 'a', '1.jpg'), 'corrupt JPEG');
   });
   await withTree({ 'train/a/1.png': greyPng(2, 2, () => 0), 'test/b/1.png': greyPng(2, 2, () => 0) }, async (root) => {
-    await rejectsWith(loadDataset(`folder:${root}`, 'test'), 'different classes', 'missing in test/: a', 'only in test/: b');
+    await rejectsWith(
+      loadDataset(`folder:${root}`, 'test'),
+      'different classes',
+      'missing in test/: a',
+      'only in test/: b',
+    );
   });
   await withTree({ 'x.png': greyPng(2, 2, () => 0) }, async (root) => {
     await rejectsWith(loadDataset(`folder:${root}`, 'train'), 'no class sub-folders');
@@ -142,9 +167,12 @@ test('empty class folder, non-image file, corrupt or truncated image: errors nam
 
 test('without train/ and test/: a seeded, stratified 10% hold-out, disjoint and complete', async () => {
   const tree: Tree = {};
-  for (const cls of ['p', 'q']) for (let i = 0; i < 20; i++) tree[`${cls}/${String(i).padStart(2, '0')}.png`] = greyPng(2, 1, () => i + (cls === 'q' ? 100 : 0));
+  for (const cls of ['p', 'q'])
+    for (let i = 0; i < 20; i++)
+      tree[`${cls}/${String(i).padStart(2, '0')}.png`] = greyPng(2, 1, () => i + (cls === 'q' ? 100 : 0));
   await withTree(tree, async (root) => {
-    const ids = (ds: { images: Uint8Array; count: number }): number[] => Array.from({ length: ds.count }, (_, i) => ds.images[2 * i]!);
+    const ids = (ds: { images: Uint8Array; count: number }): number[] =>
+      Array.from({ length: ds.count }, (_, i) => ds.images[2 * i]!);
     const train = await loadDataset(`folder:${root}`, 'train'), test = await loadDataset(`folder:${root}`, 'test');
     assert.deepEqual([train.count, test.count], [36, 4]);
     assert.deepEqual([...test.labels], [0, 0, 1, 1]);

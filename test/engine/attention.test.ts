@@ -25,7 +25,8 @@ function naiveAttention(q: Float32Array, k: Float32Array, v: Float32Array, B: nu
       const mx = Math.max(...s);
       const e = s.map((x) => Math.exp(x - mx));
       const z = e.reduce((a, c) => a + c, 0);
-      for (let j = 0; j < T; j++) for (let d = 0; d < hd; d++) out[base + i * hd + d]! += (e[j]! / z) * v[base + j * hd + d]!;
+      for (let j = 0; j < T; j++)
+        for (let d = 0; d < hd; d++) out[base + i * hd + d]! += (e[j]! / z) * v[base + j * hd + d]!;
     }
   }
   return out;
@@ -61,14 +62,26 @@ test('attention with additive masks (T,T) and (B,1,T,T)', () => {
 });
 
 /** Rotates x (B, T, H, hd) by table rows in float64, for the reference path. */
-function naiveRope(x: Float32Array, cos: Float32Array, sin: Float32Array, B: number, T: number, H: number, hd: number): Float32Array {
+function naiveRope(
+  x: Float32Array,
+  cos: Float32Array,
+  sin: Float32Array,
+  B: number,
+  T: number,
+  H: number,
+  hd: number,
+): Float32Array {
   const y = new Float32Array(x.length);
-  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let h = 0; h < H; h++)
-    for (let j = 0; j < hd / 2; j++) {
-      const i = ((b * T + t) * H + h) * hd + 2 * j, c = cos[t * hd / 2 + j]!, s = sin[t * hd / 2 + j]!;
-      y[i] = x[i]! * c - x[i + 1]! * s;
-      y[i + 1] = x[i + 1]! * c + x[i]! * s;
-    }
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t < T; t++)
+      for (let h = 0; h < H; h++)
+        for (let j = 0; j < hd / 2; j++) {
+          const i = ((b * T + t) * H + h) * hd + 2 * j,
+            c = cos[(t * hd) / 2 + j]!,
+            s = sin[(t * hd) / 2 + j]!;
+          y[i] = x[i]! * c - x[i + 1]! * s;
+          y[i + 1] = x[i + 1]! * c + x[i]! * s;
+        }
   return y;
 }
 
@@ -110,7 +123,10 @@ test('selfAttentionQkv: class position has zero q/k, so its row attends uniforml
     for (let t = 0; t < T; t++) mean += qkv.f32[t * 3 * D + 2 * D + d]! / T;
     assert.ok(Math.abs(y.f32[d]! - mean) < 1e-5, `class row output ${y.f32[d]} vs mean of v ${mean}`);
   }
-  assert.throws(() => selfAttentionQkv(new Tensor(new Float32Array(10), [1, 1, 10]), { heads: 2, causal: true }), /3·heads·hd/);
+  assert.throws(
+    () => selfAttentionQkv(new Tensor(new Float32Array(10), [1, 1, 10]), { heads: 2, causal: true }),
+    /3·heads·hd/,
+  );
 });
 
 for (const causal of [true, false]) {

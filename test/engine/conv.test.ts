@@ -20,7 +20,8 @@ function naiveConv(x: Tensor, w: Tensor, b: Tensor | null, g: Geo): number[] {
     let s = b ? b.f32[o]! : 0;
     for (let c = 0; c < C; c++) for (let u = 0; u < kh; u++) for (let v = 0; v < kw; v++) {
       const ih = i * sh - ph + u, iw = j * sw - pw + v;
-      if (ih >= 0 && ih < H && iw >= 0 && iw < W) s += x.f32[((n * C + c) * H + ih) * W + iw]! * w.f32[((o * C + c) * kh + u) * kw + v]!;
+      if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+        s += x.f32[((n * C + c) * H + ih) * W + iw]! * w.f32[((o * C + c) * kh + u) * kw + v]!;
     }
     out.push(s);
   }
@@ -33,7 +34,9 @@ function naiveConvGrads(x: Tensor, w: Tensor, dy: Float32Array, g: Geo): { dx: n
   const [O, , kh, kw] = w.shape as number[] as [number, number, number, number];
   const [sh, sw] = g.stride, [ph, pw] = g.padding;
   const Ho = Math.floor((H + 2 * ph - kh) / sh) + 1, Wo = Math.floor((W + 2 * pw - kw) / sw) + 1;
-  const dx = new Array<number>(x.size).fill(0), dw = new Array<number>(w.size).fill(0), db = new Array<number>(O).fill(0);
+  const dx = new Array<number>(x.size).fill(0),
+    dw = new Array<number>(w.size).fill(0),
+    db = new Array<number>(O).fill(0);
   for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) for (let i = 0; i < Ho; i++) for (let j = 0; j < Wo; j++) {
     const d = dy[((n * O + o) * Ho + i) * Wo + j]!;
     db[o] = db[o]! + d;
@@ -50,19 +53,61 @@ function naiveConvGrads(x: Tensor, w: Tensor, dy: Float32Array, g: Geo): { dx: n
 
 const cases: { name: string; x: number[]; w: number[]; g: Geo; bias: boolean }[] = [
   { name: '3×3 same', x: [2, 3, 6, 5], w: [4, 3, 3, 3], g: { stride: [1, 1], padding: [1, 1] }, bias: true },
-  { name: '3×3 stride 2 padding 1', x: [2, 3, 7, 6], w: [4, 3, 3, 3], g: { stride: [2, 2], padding: [1, 1] }, bias: true },
-  { name: 'non-square 2×3 kernel, stride (1,2), padding (0,1), no bias', x: [2, 2, 5, 7], w: [3, 2, 2, 3], g: { stride: [1, 2], padding: [0, 1] }, bias: false },
-  { name: '4×4 stride 2 padding 1 (downsample)', x: [1, 2, 8, 8], w: [3, 2, 4, 4], g: { stride: [2, 2], padding: [1, 1] }, bias: true },
+  {
+    name: '3×3 stride 2 padding 1',
+    x: [2, 3, 7, 6],
+    w: [4, 3, 3, 3],
+    g: { stride: [2, 2], padding: [1, 1] },
+    bias: true,
+  },
+  {
+    name: 'non-square 2×3 kernel, stride (1,2), padding (0,1), no bias',
+    x: [2, 2, 5, 7],
+    w: [3, 2, 2, 3],
+    g: { stride: [1, 2], padding: [0, 1] },
+    bias: false,
+  },
+  {
+    name: '4×4 stride 2 padding 1 (downsample)',
+    x: [1, 2, 8, 8],
+    w: [3, 2, 4, 4],
+    g: { stride: [2, 2], padding: [1, 1] },
+    bias: true,
+  },
   { name: '1×1 pointwise', x: [3, 4, 3, 5], w: [6, 4, 1, 1], g: { stride: [1, 1], padding: [0, 0] }, bias: true },
   { name: '1×1 with stride 2', x: [2, 4, 5, 5], w: [3, 4, 1, 1], g: { stride: [2, 2], padding: [0, 0] }, bias: false },
-  { name: '3×3 valid (no padding)', x: [2, 2, 5, 6], w: [3, 2, 3, 3], g: { stride: [1, 1], padding: [0, 0] }, bias: true },
+  {
+    name: '3×3 valid (no padding)',
+    x: [2, 2, 5, 6],
+    w: [3, 2, 3, 3],
+    g: { stride: [1, 1], padding: [0, 0] },
+    bias: true,
+  },
   { name: '3×3 padding 3 > k−1', x: [1, 2, 3, 4], w: [2, 2, 3, 3], g: { stride: [1, 1], padding: [3, 3] }, bias: true },
   { name: '5×5 same', x: [2, 2, 6, 6], w: [2, 2, 5, 5], g: { stride: [1, 1], padding: [2, 2] }, bias: false },
   // ≥ 8 channels in and out: 3×3 stride 1 goes through Winograd F(2×2, 3×3) (forward, dx and dw).
-  { name: 'Winograd 3×3 same, odd height and width', x: [2, 8, 7, 5], w: [9, 8, 3, 3], g: { stride: [1, 1], padding: [1, 1] }, bias: true },
+  {
+    name: 'Winograd 3×3 same, odd height and width',
+    x: [2, 8, 7, 5],
+    w: [9, 8, 3, 3],
+    g: { stride: [1, 1], padding: [1, 1] },
+    bias: true,
+  },
   { name: 'Winograd 3×3 valid', x: [1, 8, 6, 9], w: [8, 8, 3, 3], g: { stride: [1, 1], padding: [0, 0] }, bias: false },
-  { name: 'Winograd 3×3 padding (2, 0)', x: [1, 10, 5, 6], w: [8, 10, 3, 3], g: { stride: [1, 1], padding: [2, 0] }, bias: true },
-  { name: 'Winograd 3×3 padding 3 (dx falls back to col2im)', x: [1, 8, 3, 4], w: [8, 8, 3, 3], g: { stride: [1, 1], padding: [3, 3] }, bias: false },
+  {
+    name: 'Winograd 3×3 padding (2, 0)',
+    x: [1, 10, 5, 6],
+    w: [8, 10, 3, 3],
+    g: { stride: [1, 1], padding: [2, 0] },
+    bias: true,
+  },
+  {
+    name: 'Winograd 3×3 padding 3 (dx falls back to col2im)',
+    x: [1, 8, 3, 4],
+    w: [8, 8, 3, 3],
+    g: { stride: [1, 1], padding: [3, 3] },
+    bias: false,
+  },
 ];
 
 for (const c of cases) {
@@ -121,7 +166,10 @@ test('conv2d gradients accumulate into existing gradients', () => {
 
 test('conv2d rejects mismatched shapes with a CtfError', () => {
   const x = randn([1, 3, 5, 5], 1);
-  assert.throws(() => conv2d(x, randn([2, 4, 3, 3], 2)), (e: unknown) => e instanceof CtfError && /3 input channels|expects 4/.test(e.message));
+  assert.throws(
+    () => conv2d(x, randn([2, 4, 3, 3], 2)),
+    (e: unknown) => e instanceof CtfError && /3 input channels|expects 4/.test(e.message),
+  );
   assert.throws(() => conv2d(x, randn([2, 3, 3, 3], 2), randn([3], 3)), CtfError);
   assert.throws(() => conv2d(x, randn([2, 3, 7, 7], 2)), CtfError);
   assert.throws(() => conv2d(randn([3, 5, 5], 1), randn([2, 3, 3, 3], 2)), CtfError);

@@ -102,7 +102,10 @@ test('large broadcast rows take the vectorised paths correctly', () => {
 
 test('binary ops reject bad shapes and dtypes', () => {
   assert.throws(() => add(randn([2, 3], 1), randn([4], 2)), /add: shapes do not broadcast: .*\[2,3\].*\[4\]/);
-  assert.throws(() => mul(randn([2, 3], 1), intTensor([1, 2, 3], [3], 'ids')), /mul: ids i32\[3\] is i32, expected f32/);
+  assert.throws(
+    () => mul(randn([2, 3], 1), intTensor([1, 2, 3], [3], 'ids')),
+    /mul: ids i32\[3\] is i32, expected f32/,
+  );
 });
 
 const UNARY = [

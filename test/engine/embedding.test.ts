@@ -30,5 +30,8 @@ test('embedding rejects out-of-range ids, naming the id, its position and the ta
     /embedding: id 5 at position \[1,0\] of ids i32\[2,3\] is out of range for tokEmb f32\[5,3\] \(5 rows/);
   assert.throws(() => embedding(table, intTensor([-1], [1])), /id -1 at position \[0\]/);
   assert.throws(() => embedding(table, tensor([1], [1])), /embedding: ids tensor f32\[1\] must be i32/);
-  assert.throws(() => embedding(randn([5], 1), intTensor([1], [1])), /embedding: table tensor f32\[5\] must be an f32 \(V, D\) matrix/);
+  assert.throws(
+    () => embedding(randn([5], 1), intTensor([1], [1])),
+    /embedding: table tensor f32\[5\] must be an f32 \(V, D\) matrix/,
+  );
 });

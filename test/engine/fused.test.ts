@@ -2,7 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { noGrad } from '../../src/engine/autograd.js';
 import { selfAttentionQkv } from '../../src/engine/ops/attention.js';
-import { addDropout, attentionBlock, prefixEmbedding, swiglu, swigluFfn, swigluPacked } from '../../src/engine/ops/fused.js';
+import {
+  addDropout,
+  attentionBlock,
+  prefixEmbedding,
+  swiglu,
+  swigluFfn,
+  swigluPacked,
+} from '../../src/engine/ops/fused.js';
 import { backward } from '../../src/engine/autograd.js';
 import { Rng } from '../../src/engine/rng.js';
 import { linear } from '../../src/engine/ops/matmul.js';
@@ -39,14 +46,22 @@ test('prefixEmbedding: class row then token rows; gradients scatter-add into bot
   assertClose(y.f32, [row(cls.f32, 2), row(tok.f32, 1), row(tok.f32, 5), row(tok.f32, 1),
     row(cls.f32, 0), row(tok.f32, 0), row(tok.f32, 3), row(tok.f32, 3)].flat());
   gradcheck(([c, t]) => prefixEmbedding(c!, classes, t!, tokens), [cls, tok]);
-  assert.throws(() => prefixEmbedding(cls, intTensor([3, 0], [2]), tok, tokens), /class 3 at batch row 0 outside \[0, 3\)/);
+  assert.throws(
+    () => prefixEmbedding(cls, intTensor([3, 0], [2]), tok, tokens),
+    /class 3 at batch row 0 outside \[0, 3\)/,
+  );
   assert.throws(() => prefixEmbedding(cls, classes, tok, intTensor([1, 5, 1, 0, 6, 3], [2, 3])), /token 6 at \(1, 1\)/);
 });
 
 for (const [causal, hd] of [[true, 8], [false, 8], [true, 16], [false, 16]] as const) {
   // hd 16: the kernel reads q, k, v and writes its results in place; hd 8: through scratch copies.
-  test(`attentionBlock (wqkv → RoPE attention → wo) causal=${causal} hd=${hd} equals its composition; gradients check`, () => {
-    const B = 2, T = 5, H = 2, D = H * hd, table = ropeTable2d(2, hd);
+  test(`attentionBlock (wqkv → RoPE attention → wo) causal=${causal} hd=${hd} ` +
+    `equals its composition; gradients check`, () => {
+    const B = 2,
+      T = 5,
+      H = 2,
+      D = H * hd,
+      table = ropeTable2d(2, hd);
     const x = randn([B, T, D], 31, { requiresGrad: true });
     const wqkv = randn([3 * D, D], 32, { requiresGrad: true, std: 0.3 });
     const wo = randn([D, D], 33, { requiresGrad: true, std: 0.3 });
@@ -56,7 +71,9 @@ for (const [causal, hd] of [[true, 8], [false, 8], [true, 16], [false, 16]] as c
     assertClose(y.f32, ref.f32, { atol: 1e-5 });
     gradcheck(([a, b, c]) => attentionBlock(a!, b!, c!, o), [x, wqkv, wo], { maxPerInput: 30 });
     // Twice in one graph (pooled buffers must not be shared between live nodes).
-    gradcheck(([a, b, c]) => attentionBlock(attentionBlock(a!, b!, c!, o), b!, c!, o), [x, wqkv, wo], { maxPerInput: 20 });
+    gradcheck(([a, b, c]) => attentionBlock(attentionBlock(a!, b!, c!, o), b!, c!, o), [x, wqkv, wo], {
+      maxPerInput: 20,
+    });
   });
 }
 
@@ -98,13 +115,18 @@ test('large inputs (split over two threads): SwiGLU matches the formula, addDrop
   const ab = randn([600, 1024], 61, { requiresGrad: true });
   const y = swigluPacked(ab);
   const ref = new Float32Array(600 * 512);
-  for (let r = 0; r < 600; r++) for (let j = 0; j < 512; j++) ref[r * 512 + j] = silu(ab.f32[r * 1024 + j]!) * ab.f32[r * 1024 + 512 + j]!;
+  for (let r = 0; r < 600; r++)
+    for (let j = 0; j < 512; j++) ref[r * 512 + j] = silu(ab.f32[r * 1024 + j]!) * ab.f32[r * 1024 + 512 + j]!;
   assertClose(y.f32, ref, { atol: 1e-6, rtol: 1e-5 });
   const g = randn([600, 512], 62).f32;
   backward(y, g);
   const ga = ab.grad!;
   for (const i of [0, 12345, 300 * 512 + 7, 599 * 512 + 511]) {
-    const r = Math.floor(i / 512), j = i % 512, a = ab.f32[r * 1024 + j]!, b = ab.f32[r * 1024 + 512 + j]!, s = 1 / (1 + Math.exp(-a));
+    const r = Math.floor(i / 512),
+      j = i % 512,
+      a = ab.f32[r * 1024 + j]!,
+      b = ab.f32[r * 1024 + 512 + j]!,
+      s = 1 / (1 + Math.exp(-a));
     assert.ok(Math.abs(ga[r * 1024 + j]! - g[i]! * b * s * (1 + a * (1 - s))) < 1e-5);
     assert.ok(Math.abs(ga[r * 1024 + 512 + j]! - g[i]! * a * s) < 1e-5);
   }

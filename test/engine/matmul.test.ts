@@ -46,10 +46,21 @@ for (const ta of [false, true]) for (const tb of [false, true]) {
     const lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
     const rng = new Rng(ta ? (tb ? 1 : 2) : tb ? 3 : 4);
     const fill = (n: number): Float32Array => Float32Array.from({ length: n }, () => rng.uniform() - 0.5);
-    const A = fill(off + (ta ? K : M) * lda), B = fill(off + (tb ? N : K) * ldb), C = fill(off + M * ldc), C0 = C.slice();
+    const A = fill(off + (ta ? K : M) * lda),
+      B = fill(off + (tb ? N : K) * ldb),
+      C = fill(off + M * ldc),
+      C0 = C.slice();
     sgemm(ta, tb, M, N, K, 0.5, A, off, lda, B, off, ldb, 2, C, off, ldc);
-    const a = Float32Array.from({ length: M * K }, (_, i) => { const r = Math.floor(i / K), k = i % K; return ta ? A[off + k * lda + r]! : A[off + r * lda + k]!; });
-    const b = Float32Array.from({ length: K * N }, (_, i) => { const k = Math.floor(i / N), c = i % N; return tb ? B[off + c * ldb + k]! : B[off + k * ldb + c]!; });
+    const a = Float32Array.from({ length: M * K }, (_, i) => {
+      const r = Math.floor(i / K),
+        k = i % K;
+      return ta ? A[off + k * lda + r]! : A[off + r * lda + k]!;
+    });
+    const b = Float32Array.from({ length: K * N }, (_, i) => {
+      const k = Math.floor(i / N),
+        c = i % N;
+      return tb ? B[off + c * ldb + k]! : B[off + k * ldb + c]!;
+    });
     const want = naive(a, b, M, N, K, false, false);
     const got: number[] = [], expected: number[] = [];
     for (let r = 0; r < M; r++) for (let c = 0; c < N; c++) {
@@ -57,6 +68,8 @@ for (const ta of [false, true]) for (const tb of [false, true]) {
       expected.push(0.5 * want[r * N + c]! + 2 * C0[off + r * ldc + c]!);
     }
     assertClose(got, expected, { atol: 1e-4 });
-    for (let r = 0; r < M; r++) for (let c = N; c < ldc; c++) if (C[off + r * ldc + c] !== C0[off + r * ldc + c]) throw new Error(`padding of C changed at row ${r}`);
+    for (let r = 0; r < M; r++)
+      for (let c = N; c < ldc; c++)
+        if (C[off + r * ldc + c] !== C0[off + r * ldc + c]) throw new Error(`padding of C changed at row ${r}`);
   });
 }

@@ -7,13 +7,22 @@ import { CtfError } from '../../src/errors.js';
 import { assertClose, gradcheck, randn } from '../helpers.js';
 
 // Normalises each of `rows` consecutive segments of `seg` values; scale/shift index by position → channel.
-function naiveNorm(x: Float32Array, seg: number, center: boolean, eps: number, affine: (i: number) => [number, number]): number[] {
+function naiveNorm(
+  x: Float32Array,
+  seg: number,
+  center: boolean,
+  eps: number,
+  affine: (i: number) => [number, number],
+): number[] {
   const out: number[] = [];
   for (let r = 0; r < x.length / seg; r++) {
     const v = Array.from(x.subarray(r * seg, (r + 1) * seg));
     const m = center ? v.reduce((a, b) => a + b, 0) / seg : 0;
     const ms = v.reduce((a, b) => a + (b - m) ** 2, 0) / seg;
-    v.forEach((e, i) => { const [w, b] = affine(r * seg + i); out.push(((e - m) / Math.sqrt(ms + eps)) * w + b); });
+    v.forEach((e, i) => {
+      const [w, b] = affine(r * seg + i);
+      out.push(((e - m) / Math.sqrt(ms + eps)) * w + b);
+    });
   }
   return out;
 }
@@ -38,7 +47,10 @@ test('layerNorm with weight and bias, with neither, and with bias null', () => {
   const x = randn([4, 6], 5, { requiresGrad: true });
   const w = randn([6], 6, { requiresGrad: true });
   const b = randn([6], 7, { requiresGrad: true });
-  assertClose(noGrad(() => layerNorm(x, w, b)).f32, naiveNorm(x.f32, 6, true, 1e-5, (i) => [w.f32[i % 6]!, b.f32[i % 6]!]));
+  assertClose(
+    noGrad(() => layerNorm(x, w, b)).f32,
+    naiveNorm(x.f32, 6, true, 1e-5, (i) => [w.f32[i % 6]!, b.f32[i % 6]!]),
+  );
   assertClose(noGrad(() => layerNorm(x)).f32, naiveNorm(x.f32, 6, true, 1e-5, () => [1, 0]));
   gradcheck(([a, c, d]) => layerNorm(a!, c!, d!), [x, w, b]);
   gradcheck(([a]) => layerNorm(a!), [x]);
@@ -64,10 +76,15 @@ test('groupNorm on a tensor large enough to run on two threads equals the per-gr
   const x = randn([N, C, H, W], 21), w = randn([C], 22), b = randn([C], 23);
   const chan = (i: number): number => Math.floor(i / (H * W)) % C;
   const y = noGrad(() => groupNorm(x, G, w, b));
-  assertClose(y.f32, naiveNorm(x.f32, (C / G) * H * W, true, 1e-5, (i) => [w.f32[chan(i)]!, b.f32[chan(i)]!]), { atol: 2e-5 });
+  assertClose(
+    y.f32,
+    naiveNorm(x.f32, (C / G) * H * W, true, 1e-5, (i) => [w.f32[chan(i)]!, b.f32[chan(i)]!]),
+    { atol: 2e-5 },
+  );
 });
 
-test('groupNormSilu: one pass without a graph, equal to silu(groupNorm); the composition (and its gradients) with one', () => {
+test('groupNormSilu: one pass without a graph, equal to silu(groupNorm); the ' +
+  'composition (and its gradients) with one', () => {
   for (const [N, C, H, W, G] of [[2, 6, 3, 2, 3], [16, 32, 24, 24, 8]] as const) {
     const x = randn([N, C, H, W], 24, { requiresGrad: true });
     const w = randn([C], 25, { requiresGrad: true }), b = randn([C], 26, { requiresGrad: true });

@@ -90,8 +90,14 @@ test('AdamW stateDict/loadStateDict resumes bit-exactly; zeroGrad keeps or drops
   optD.step();  // no gradients: nothing moves
   assert.deepEqual(d.w.f32, before);
 
-  assert.throws(() => optD.loadStateDict({ ...saved, expAvg: { ...saved.expAvg, extra: new Float32Array(1) } }), CtfError);
-  assert.throws(() => optD.loadStateDict({ ...saved, expAvgSq: { w: new Float32Array(2), b: new Float32Array(4) } }), CtfError);
+  assert.throws(
+    () => optD.loadStateDict({ ...saved, expAvg: { ...saved.expAvg, extra: new Float32Array(1) } }),
+    CtfError,
+  );
+  assert.throws(
+    () => optD.loadStateDict({ ...saved, expAvgSq: { w: new Float32Array(2), b: new Float32Array(4) } }),
+    CtfError,
+  );
   assert.throws(() => new AdamW([a.w, a.w], { lr: 1 }), CtfError);
 });
 

@@ -23,19 +23,32 @@ function tile(row: number[], n: number): Float32Array {
 }
 
 // Draws `rows` samples of one distribution and checks frequencies against probs with a chi-square bound.
-function checkFrequencies(row: number[], probs: number[], o: Parameters<typeof sampleRow>[1], rows = 20000, seed = 3): void {
+function checkFrequencies(
+  row: number[],
+  probs: number[],
+  o: Parameters<typeof sampleRow>[1],
+  rows = 20000,
+  seed = 3,
+): void {
   const V = row.length;
   const tokens = sampleLogits(tile(row, rows), rows, V, o, rngs(rows, seed));
   const counts = new Array<number>(V).fill(0);
   for (const t of tokens) counts[t]!++;
-  let chi2 = 0, dof = -1;
+  let chi2 = 0,
+    dof = -1;
   for (let i = 0; i < V; i++) {
-    if (probs[i] === 0) { assert.equal(counts[i], 0, `token ${i} has probability 0 but was drawn ${counts[i]} times`); continue; }
+    if (probs[i] === 0) {
+      assert.equal(counts[i], 0, `token ${i} has probability 0 but was drawn ${counts[i]} times`);
+      continue;
+    }
     chi2 += (counts[i]! - rows * probs[i]!) ** 2 / (rows * probs[i]!);
     dof++;
   }
   // mean dof, sd sqrt(2 dof): 5 sd is a false alarm about once in millions of runs (and the seeds are fixed).
-  assert.ok(chi2 < dof + 5 * Math.sqrt(2 * Math.max(dof, 1)) + 5, `chi² ${chi2.toFixed(1)} with ${dof} dof; counts ${counts}`);
+  assert.ok(
+    chi2 < dof + 5 * Math.sqrt(2 * Math.max(dof, 1)) + 5,
+    `chi² ${chi2.toFixed(1)} with ${dof} dof; counts ${counts}`,
+  );
 }
 
 const row = [1.0, 2.5, -0.5, 2.5, 0.3, 1.7, -3, 0.9];
@@ -108,7 +121,11 @@ test('large vocabularies: heap and quickselect top-k, prefiltered nucleus, all a
     const toks = sampleLogits(logits, N, V, o, rngs(N, 7));
     const again = rngs(N, 7);
     for (let r = 0; r < N; r++)
-      assert.equal(toks[r], referenceSample(Array.from(logits.subarray(r * V, (r + 1) * V)), o, again[r]!.uniform53()), `row ${r} ${JSON.stringify(o)}`);
+      assert.equal(
+        toks[r],
+        referenceSample(Array.from(logits.subarray(r * V, (r + 1) * V)), o, again[r]!.uniform53()),
+        `row ${r} ${JSON.stringify(o)}`,
+      );
   }
 });
 

@@ -73,12 +73,16 @@ test('slice along each axis, with negative bounds', () => {
   const y = noGrad(() => slice(x, 1, 1, -1));
   assert.deepEqual(y.shape, [3, 3, 4]);
   const ref: number[] = [];
-  for (let i = 0; i < 3; i++) for (let j = 1; j < 4; j++) for (let k = 0; k < 4; k++) ref.push(x.data[i * 20 + j * 4 + k]!);
+  for (let i = 0; i < 3; i++)
+    for (let j = 1; j < 4; j++) for (let k = 0; k < 4; k++) ref.push(x.data[i * 20 + j * 4 + k]!);
   assert.deepEqual(Array.from(y.f32), ref);
   assert.deepEqual(Array.from(noGrad(() => slice(x, -1, 3)).f32), Array.from(x.f32).filter((_, i) => i % 4 === 3));
   for (const axis of [0, 1, 2]) gradcheck(([t]) => slice(t!, axis, 1, 3), [x]);
   assert.equal(slice(x, 0, 2, 2).size, 0);
-  assert.throws(() => slice(x, 1, 2, 7), /slice: \[2:7\] along axis 1 is out of range for tensor f32\[3,5,4\] \(size 5\)/);
+  assert.throws(
+    () => slice(x, 1, 2, 7),
+    /slice: \[2:7\] along axis 1 is out of range for tensor f32\[3,5,4\] \(size 5\)/,
+  );
 });
 
 test('concat along an inner axis, and its gradient splits back', () => {
@@ -90,7 +94,10 @@ test('concat along an inner axis, and its gradient splits back', () => {
   assert.deepEqual(Array.from(noGrad(() => slice(y, 1, 4)).f32), Array.from(c.f32));
   gradcheck((xs) => concat(xs, -2), [a, b, c]);
   gradcheck(([p, q]) => concat([p!, q!], 0), [a, randn([3, 3, 4], 8, { requiresGrad: true })]);
-  assert.throws(() => concat([a, c], 2), /concat: tensor f32\[2,2,4\] does not match tensor f32\[2,3,4\] \(the dtype and every dim but axis 2 must agree\)/);
+  assert.throws(
+    () => concat([a, c], 2),
+    /concat: tensor f32\[2,2,4\] does not match tensor f32\[2,3,4\] \(the dtype and every dim but axis 2 must agree\)/,
+  );
   assert.throws(() => concat([], 0), /concat: needs at least one tensor/);
 });
 
@@ -105,5 +112,8 @@ test('slice, concat and permute copy i32 tensors bit for bit', () => {
   const c = concat([ids, slice(ids, 0, 0, 1)], 0);
   assert.equal(c.dtype, 'i32');
   assert.deepEqual(Array.from(c.i32), [...vals, ...vals.slice(0, 4)]);
-  assert.throws(() => concat([ids, tensor(vals, [2, 4])], 0), /concat: tensor f32\[2,4\] does not match ids i32\[2,4\]/);
+  assert.throws(
+    () => concat([ids, tensor(vals, [2, 4])], 0),
+    /concat: tensor f32\[2,4\] does not match ids i32\[2,4\]/,
+  );
 });

@@ -51,13 +51,26 @@ test('vectorQuantize gradients: codebook loss → codebook only, commitment → 
   // Finite differences hold while every row keeps its nearest codeword, so compare with a fixed index.
   const z0 = unitRows(randn([12, 8], 6)), cb0 = unitRows(randn([20, 8], 7));
   const index = vectorQuantize(z0, cb0).index;
-  gradcheck(([cb]) => vectorQuantize(z0, cb!, index).codebookLoss, [new Tensor(cb0.f32.slice(), cb0.shape, { requiresGrad: true })], { eps: 1e-3 });
-  gradcheck(([z]) => vectorQuantize(z!, cb0, index).commitLoss, [new Tensor(z0.f32.slice(), z0.shape, { requiresGrad: true })], { eps: 1e-3 });
+  gradcheck(
+    ([cb]) => vectorQuantize(z0, cb!, index).codebookLoss,
+    [new Tensor(cb0.f32.slice(), cb0.shape, { requiresGrad: true })],
+    { eps: 1e-3 },
+  );
+  gradcheck(
+    ([z]) => vectorQuantize(z!, cb0, index).commitLoss,
+    [new Tensor(z0.f32.slice(), z0.shape, { requiresGrad: true })],
+    { eps: 1e-3 },
+  );
 
-  const z = new Tensor(z0.f32.slice(), z0.shape, { requiresGrad: true }), cb = new Tensor(cb0.f32.slice(), cb0.shape, { requiresGrad: true });
+  const z = new Tensor(z0.f32.slice(), z0.shape, { requiresGrad: true }),
+    cb = new Tensor(cb0.f32.slice(), cb0.shape, { requiresGrad: true });
   const q = vectorQuantize(z, cb);
   assert.equal(q.codebookLoss.node?.inputs.includes(z), false, 'no gradient path from the codebook loss to z');
-  assert.equal(q.commitLoss.node?.inputs.includes(cb), false, 'no gradient path from the commitment loss to the codebook');
+  assert.equal(
+    q.commitLoss.node?.inputs.includes(cb),
+    false,
+    'no gradient path from the commitment loss to the codebook',
+  );
   const g = randn([12, 8], 8).f32;
   backward(q.zq, g);
   assertClose(z.grad!, g, { atol: 0, rtol: 0, what: 'straight-through gradient' });
@@ -69,24 +82,43 @@ test('vectorQuantize: shape errors name the tensors', () => {
   assert.throws(() => vectorQuantize(randn([4, 8], 1), randn([10, 8], 2), new Int32Array(3)), /3 indices for 4 rows/);
 });
 
-test('nearestCodewords: brute force on odd sizes (partial blocks and row groups, both threads), ties to the lowest index', () => {
-  for (const [N, V, D] of [[1, 1, 1], [7, 300, 8], [1030, 513, 3], [4099, 1000, 16]] as const) {
-    const x = randn([N, D], N), cb = randn([V, D], V);
+test('nearestCodewords: brute force on odd sizes (partial blocks and row groups, both threads), ties to the lowest ' +
+  'index', () => {
+  for (const [N, V, D] of [
+    [1, 1, 1],
+    [7, 300, 8],
+    [1030, 513, 3],
+    [4099, 1000, 16],
+  ] as const) {
+    const x = randn([N, D], N),
+      cb = randn([V, D], V);
     const got = nearestCodewords(x, cb);
     for (let i = 0; i < N; i += Math.max(1, Math.floor(N / 60))) {
-      let best = -1, bestD = Infinity;
+      let best = -1,
+        bestD = Infinity;
       for (let j = 0; j < V; j++) {
         let d = 0;
         for (let k = 0; k < D; k++) d += (x.f32[i * D + k]! - cb.f32[j * D + k]!) ** 2;
-        if (d < bestD) { bestD = d; best = j; }
+        if (d < bestD) {
+          bestD = d;
+          best = j;
+        }
       }
       assert.equal(got.index[i], best, `N=${N} V=${V} D=${D} row ${i}`);
       assert.ok(Math.abs(got.dist[i]! - bestD) < 1e-4 * (1 + bestD), `distance of row ${i}`);
     }
   }
   const cb = new Tensor(new Float32Array(600 * 8), [600, 8]);
-  for (const j of [5, 300, 599]) cb.f32[j * 8] = 1;  // three equal codewords in different blocks
-  assert.deepEqual(Array.from(nearestCodewords(new Tensor(Float32Array.of(1, 0, 0, 0, 0, 0, 0, 0), [1, 8]), cb).index), [5]);
-  const x = randn([500, 24], 1), wide = randn([100, 24], 2);
-  assert.deepEqual(Array.from(nearestCodewords(x, wide).index), Array.from(nearestRows(x, wide).index), 'D > 16 falls back to nearestRows');
+  for (const j of [5, 300, 599]) cb.f32[j * 8] = 1; // three equal codewords in different blocks
+  assert.deepEqual(
+    Array.from(nearestCodewords(new Tensor(Float32Array.of(1, 0, 0, 0, 0, 0, 0, 0), [1, 8]), cb).index),
+    [5],
+  );
+  const x = randn([500, 24], 1),
+    wide = randn([100, 24], 2);
+  assert.deepEqual(
+    Array.from(nearestCodewords(x, wide).index),
+    Array.from(nearestRows(x, wide).index),
+    'D > 16 falls back to nearestRows',
+  );
 });

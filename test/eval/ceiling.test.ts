@@ -7,7 +7,14 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { writeRandomRun } from '../../src/bench/sample-bench.js';
 import { Rng } from '../../src/engine/rng.js';
-import { CEILING_ROWS, clusterSwap, stage2Ceiling, toCoarse, type CeilingPieces, type CeilingRow } from '../../src/eval/ceiling.js';
+import {
+  CEILING_ROWS,
+  clusterSwap,
+  stage2Ceiling,
+  toCoarse,
+  type CeilingPieces,
+  type CeilingRow,
+} from '../../src/eval/ceiling.js';
 import { Classifier, classifierConfig } from '../../src/eval/classifier.js';
 import { realReference } from '../../src/eval/evaluate.js';
 import { pixelFeatures } from '../../src/eval/features.js';
@@ -21,25 +28,48 @@ test('clusterSwap draws inside each token\'s cluster, singletons stay, every mem
   assert.deepEqual(toCoarse(swapped, map), toCoarse(fine, map));
   assert.deepEqual(clusterSwap(fine, map, new Rng(1)), swapped, 'seeded');
   assert.equal(new Set(swapped).size, 40, 'every codeword drawn somewhere');
-  const single = { fineToCoarse: Int32Array.from([0, 1, 2]), members: [Int32Array.of(0), Int32Array.of(1), Int32Array.of(2)] };
+  const single = {
+    fineToCoarse: Int32Array.from([0, 1, 2]),
+    members: [Int32Array.of(0), Int32Array.of(1), Int32Array.of(2)],
+  };
   assert.deepEqual(clusterSwap(Int32Array.of(2, 0, 1), single, new Rng(0)), Int32Array.of(2, 0, 1));
 });
 
 let dir = '';
 let pieces: SamplerPieces;
-const classifier = new Classifier(classifierConfig('tiny', { inChannels: 1, imageSize: 32, numClasses: 10 }), new Rng(0));
+const classifier = new Classifier(
+  classifierConfig('tiny', { inChannels: 1, imageSize: 32, numClasses: 10 }),
+  new Rng(0),
+);
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ctfgen-ceiling-'));
-  await writeRandomRun(dir, { tokenizerPreset: 'tiny', codebook: 64, k: 8, preset: 'tiny', auxPreset: 'tiny', numClasses: 10, imageSize: 32 });
+  await writeRandomRun(dir, {
+    tokenizerPreset: 'tiny',
+    codebook: 64,
+    k: 8,
+    preset: 'tiny',
+    auxPreset: 'tiny',
+    numClasses: 10,
+    imageSize: 32,
+  });
   pieces = await loadSampler(['ctf', 'baseline'], resolveSamplerPaths(['ctf', 'baseline'], dir, {}).paths);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('stage2Ceiling: rows in order, coarse labels kept by every stage-2 row, the recon row is the test tokens', () => {
   const test = {
-    name: 'noise', split: 'test' as const, count: 30, channels: 1, height: 32, width: 32, numClasses: 10, classNames: [],
+    name: 'noise',
+    split: 'test' as const,
+    count: 30,
+    channels: 1,
+    height: 32,
+    width: 32,
+    numClasses: 10,
+    classNames: [],
     images: Uint8Array.from({ length: 30 * 1024 }, (_, i) => (i * 37 + (i >> 10) * 11) % 256),
-    labels: Int32Array.from({ length: 30 }, (_, i) => i % 10), flipPreservesClass: true, preprocessing: { pad: 0, padValue: 0, resize: null },
+    labels: Int32Array.from({ length: 30 }, (_, i) => i % 10),
+    flipPreservesClass: true,
+    preprocessing: { pad: 0, padValue: 0, resize: null },
   };
   const real = realReference(pixelFeatures(classifier, test.images, [30, 1, 32, 32]));
   const p: CeilingPieces = {
@@ -53,11 +83,28 @@ test('stage2Ceiling: rows in order, coarse labels kept by every stage-2 row, the
   assert.equal(short[0]!.tokensKept, 1);
   assert.ok(short.every((r) => r.images === 'test' && r.metrics.images === 20));
 
-  const { rows: full, nll } = stage2Ceiling({ ...p, baseline: pieces.baseline!.model, stage1: pieces.stage1!.model }, o);
+  const { rows: full, nll } = stage2Ceiling(
+    { ...p, baseline: pieces.baseline!.model, stage1: pieces.stage1!.model },
+    o,
+  );
   assert.deepEqual(full.map((r) => r.name), [...CEILING_ROWS]);
-  assert.deepEqual(full.slice(0, 4).map((r) => r.metrics), short.map((r) => r.metrics), 'seeded, and the optional rows change none');
-  assert.deepEqual(full.slice(4).map((r) => [r.images, r.metrics.images]), [['samples', 20], ['samples', 20], ['samples', 20]]);
-  const { rows: again } = stage2Ceiling({ ...p, baseline: pieces.baseline!.model, stage1: pieces.stage1!.model }, { ...o, batchSize: 20 });
+  assert.deepEqual(
+    full.slice(0, 4).map((r) => r.metrics),
+    short.map((r) => r.metrics),
+    'seeded, and the optional rows change none',
+  );
+  assert.deepEqual(
+    full.slice(4).map((r) => [r.images, r.metrics.images]),
+    [
+      ['samples', 20],
+      ['samples', 20],
+      ['samples', 20],
+    ],
+  );
+  const { rows: again } = stage2Ceiling(
+    { ...p, baseline: pieces.baseline!.model, stage1: pieces.stage1!.model },
+    { ...o, batchSize: 20 },
+  );
   assert.deepEqual(again.map((r) => r.metrics.fid), full.map((r) => r.metrics.fid), 'the batch size changes no row');
   // Every row that starts from tokens keeps their coarse labels: the swap by construction, stage 2 by the mask.
   assert.deepEqual(full.map((r) => r.coarseKept), [1, 1, 1, 1, null, 1, null]);

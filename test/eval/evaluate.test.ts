@@ -17,7 +17,9 @@ import { assertClose } from '../helpers.js';
 
 /** n rows of random features and softmax-like probabilities. */
 function randomFeatures(n: number, dim: number, classes: number, seed: number): ImageFeatures {
-  const rng = new Rng(seed), features = rng.fillNormal(new Float32Array(n * dim)), probs = new Float32Array(n * classes);
+  const rng = new Rng(seed),
+    features = rng.fillNormal(new Float32Array(n * dim)),
+    probs = new Float32Array(n * classes);
   for (let i = 0; i < n; i++) {
     const row = probs.subarray(i * classes, (i + 1) * classes);
     rng.fillUniform(row);
@@ -46,7 +48,10 @@ test('a set scored against itself: FID ≈ 0, precision = recall = 1; a shifted 
   const f = scoreImages(far, null, realReference(a));
   assert.ok(Math.abs(f.fid - 8 * 100) < 1e-3, `fid of a shift by 10 in 8 dims is 800, got ${f.fid}`);
   assert.deepEqual([f.precision, f.recall], [0, 0]);
-  assert.throws(() => scoreImages(randomFeatures(10, 4, 4, 2), null, realReference(a)), /features of dim 4 against a reference of dim 8/);
+  assert.throws(
+    () => scoreImages(randomFeatures(10, 4, 4, 2), null, realReference(a)),
+    /features of dim 4 against a reference of dim 8/,
+  );
 });
 
 test('the real-data row: FID against all of train, the manifold a seeded subset of train as large as test', () => {
@@ -63,7 +68,10 @@ test('the real-data row: FID against all of train, the manifold a seeded subset 
 
 test('toNhwc: channels last, the border cut', () => {
   // 1 image, 2 channels, 3×3: value = 100·c + 10·y + x
-  const px = Uint8Array.from({ length: 18 }, (_, i) => 100 * Math.floor(i / 9) + 10 * Math.floor((i % 9) / 3) + (i % 3));
+  const px = Uint8Array.from(
+    { length: 18 },
+    (_, i) => 100 * Math.floor(i / 9) + 10 * Math.floor((i % 9) / 3) + (i % 3),
+  );
   const full = toNhwc(px, [1, 2, 3, 3]);
   assert.deepEqual(full.shape, [1, 3, 3, 2]);
   assert.deepEqual([...full.data.subarray(0, 6)], [0, 100, 1, 101, 2, 102]);
@@ -74,10 +82,21 @@ test('toNhwc: channels last, the border cut', () => {
 
 let dir = '';
 let pieces: SamplerPieces;
-const classifier = new Classifier(classifierConfig('tiny', { inChannels: 1, imageSize: 32, numClasses: 10 }), new Rng(0));
+const classifier = new Classifier(
+  classifierConfig('tiny', { inChannels: 1, imageSize: 32, numClasses: 10 }),
+  new Rng(0),
+);
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ctfgen-eval-'));
-  await writeRandomRun(dir, { tokenizerPreset: 'tiny', codebook: 64, k: 8, preset: 'tiny', auxPreset: 'tiny', numClasses: 10, imageSize: 32 });
+  await writeRandomRun(dir, {
+    tokenizerPreset: 'tiny',
+    codebook: 64,
+    k: 8,
+    preset: 'tiny',
+    auxPreset: 'tiny',
+    numClasses: 10,
+    imageSize: 32,
+  });
   pieces = await loadSampler(['ctf', 'baseline'], resolveSamplerPaths(['ctf', 'baseline'], dir, {}).paths);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -99,15 +118,30 @@ test('sampleForEval: the chunk size changes no image; features are those of the 
   assert.ok(Math.abs(s.total - (s.stage1 + s.stage2 + s.decode)) < 1e-9 && a.imagesPerSec === 20 / s.total);
   const base = sampleForEval(pieces, classifier, { ...o, method: 'baseline', batchSize: 8 });
   assert.equal(base.insideCluster, null);
-  assert.throws(() => sampleForEval(pieces, classifier, { ...o, n: 15, batchSize: 8 }), /15 images cannot be split equally over 10 classes/);
+  assert.throws(
+    () => sampleForEval(pieces, classifier, { ...o, n: 15, batchSize: 8 }),
+    /15 images cannot be split equally over 10 classes/,
+  );
   const wrong = new Classifier(classifierConfig('tiny', { inChannels: 1, imageSize: 28, numClasses: 10 }));
-  assert.throws(() => sampleForEval(pieces, wrong, { ...o, batchSize: 8 }), /the tokenizer decodes 1×32×32 images, the classifier takes 1×28×28/);
+  assert.throws(
+    () => sampleForEval(pieces, wrong, { ...o, batchSize: 8 }),
+    /the tokenizer decodes 1×32×32 images, the classifier takes 1×28×28/,
+  );
 });
 
 test('reconstructSplit: u8 reconstructions of the first images, any batch size', () => {
   const ds = {
-    name: 'noise', split: 'test' as const, count: 5, channels: 1, height: 32, width: 32, numClasses: 10, classNames: [],
-    images: Uint8Array.from({ length: 5 * 1024 }, (_, i) => (i * 37) % 256), labels: new Int32Array(5), flipPreservesClass: true,
+    name: 'noise',
+    split: 'test' as const,
+    count: 5,
+    channels: 1,
+    height: 32,
+    width: 32,
+    numClasses: 10,
+    classNames: [],
+    images: Uint8Array.from({ length: 5 * 1024 }, (_, i) => (i * 37) % 256),
+    labels: new Int32Array(5),
+    flipPreservesClass: true,
     preprocessing: { pad: 0, padValue: 0, resize: null },
   };
   const r = reconstructSplit(pieces.tokenizer.model, ds, { limit: 4, batchSize: 3 });
@@ -115,11 +149,17 @@ test('reconstructSplit: u8 reconstructions of the first images, any batch size',
   assert.deepEqual(r, reconstructSplit(pieces.tokenizer.model, ds, { limit: 4, batchSize: 4 }));
 });
 
-test('Inception Score of class-major samples: confident balanced predictions score the class count, whatever the order', () => {
-  const n = 1000, classes = 10, dim = 4;
+test('Inception Score of class-major samples: confident balanced predictions ' +
+  'score the class count, whatever the order', () => {
+  const n = 1000,
+    classes = 10,
+    dim = 4;
   const probs = new Float32Array(n * classes);
-  for (let i = 0; i < n; i++) probs[i * classes + Math.floor(i / (n / classes))] = 1;  // class-major, like ctfgen eval
+  for (let i = 0; i < n; i++) probs[i * classes + Math.floor(i / (n / classes))] = 1; // class-major, like ctfgen eval
   const features: ImageFeatures = { n, dim, classes, features: randomFeatures(n, dim, classes, 3).features, probs };
   const m = scoreImages(features, null, realReference(features));
-  assert.ok(m.isMean > 9.3 && m.isMean <= 10, `IS of perfectly confident balanced class-major samples ${m.isMean} (unshuffled splits give 1)`);
+  assert.ok(
+    m.isMean > 9.3 && m.isMean <= 10,
+    `IS of perfectly confident balanced class-major samples ${m.isMean} (unshuffled splits give 1)`,
+  );
 });

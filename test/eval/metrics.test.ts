@@ -11,9 +11,34 @@ import { assertClose } from '../helpers.js';
 import { fixturePath } from '../oracle/fixtures.js';
 
 // ── the fixture's inputs, rebuilt bit for bit (oracle/make_eval_fixtures.py) ─────────────────────
-interface SetSpec { seed: number; n: number; dim: number; mu: number[]; mix: number[]; sum: number; head: number[]; last: number }
-interface FrechetCase { a: string; b: string; fid_scipy: number; fid_eigh: number; k?: number; precision?: number; recall?: number }
-interface InceptionCase { seed: number; n: number; classes: number; peak: number; splits: number; mean: number; std: number }
+interface SetSpec {
+  seed: number;
+  n: number;
+  dim: number;
+  mu: number[];
+  mix: number[];
+  sum: number;
+  head: number[];
+  last: number;
+}
+interface FrechetCase {
+  a: string;
+  b: string;
+  fid_scipy: number;
+  fid_eigh: number;
+  k?: number;
+  precision?: number;
+  recall?: number;
+}
+interface InceptionCase {
+  seed: number;
+  n: number;
+  classes: number;
+  peak: number;
+  splits: number;
+  mean: number;
+  std: number;
+}
 interface Fixture {
   sets: Record<string, SetSpec>;
   a16_stats: { mean: number[]; cov: number[] };
@@ -28,14 +53,21 @@ function fmix32(h: number): number {
   h ^= h >>> 16;
   return h >>> 0;
 }
-const uniform = (seed: number, idx: number): number => (fmix32((Math.imul(seed, 0x9e3779b1) + idx) >>> 0) + 0.5) / 2 ** 32;
+const uniform = (seed: number, idx: number): number =>
+  (fmix32((Math.imul(seed, 0x9e3779b1) + idx) >>> 0) + 0.5) / 2 ** 32;
 
 /** x = float32(mu + z·mix), z from the hash: the same operations in the same order as the oracle. */
 function fixtureFeatures(s: SetSpec): Float32Array {
   const { n, dim } = s;
   const z = new Float64Array(n * dim);
   for (let m = 0; m < n * dim; m++)
-    z[m] = (uniform(s.seed, 4 * m) + uniform(s.seed, 4 * m + 1) + uniform(s.seed, 4 * m + 2) + uniform(s.seed, 4 * m + 3) - 2) * Math.sqrt(3);
+    z[m] =
+      (uniform(s.seed, 4 * m) +
+        uniform(s.seed, 4 * m + 1) +
+        uniform(s.seed, 4 * m + 2) +
+        uniform(s.seed, 4 * m + 3) -
+        2) *
+      Math.sqrt(3);
   const x = new Float32Array(n * dim);
   for (let i = 0; i < n; i++)
     for (let j = 0; j < dim; j++) {
@@ -48,7 +80,10 @@ function fixtureFeatures(s: SetSpec): Float32Array {
 
 const sets = new Map(Object.entries(fixture.sets).map(([name, s]) => [name, { spec: s, x: fixtureFeatures(s) }]));
 const setOf = (name: string) => sets.get(name)!;
-const statsOf = (name: string): FeatureStats => { const s = setOf(name); return featureStats(s.x, s.spec.n, s.spec.dim); };
+const statsOf = (name: string): FeatureStats => {
+  const s = setOf(name);
+  return featureStats(s.x, s.spec.n, s.spec.dim);
+};
 
 /** p = w / Σw with w = u⁸ + peak on class i mod classes (the oracle's `probs`). */
 function fixtureProbs(c: InceptionCase): Float64Array {
@@ -125,7 +160,10 @@ test('symmetricEigen finds a known spectrum, repeated and zero eigenvalues inclu
   assertClose(values, [...lambda].sort((x, y) => x - y), { atol: 1e-12, rtol: 0, what: 'eigenvalues' });
   assert.ok(recon < 1e-13 && orth < 1e-13, `recon ${recon}, orth ${orth}`);
   // A diagonal matrix is already converged; the zero matrix too.
-  assertClose(symmetricEigen(Float64Array.from([3, 0, 0, 0, -1, 0, 0, 0, 2]), 3).values, [-1, 2, 3], { atol: 0, rtol: 0 });
+  assertClose(symmetricEigen(Float64Array.from([3, 0, 0, 0, -1, 0, 0, 0, 2]), 3).values, [-1, 2, 3], {
+    atol: 0,
+    rtol: 0,
+  });
   assertClose(symmetricEigen(new Float64Array(16), 4).values, [0, 0, 0, 0], { atol: 0, rtol: 0 });
 });
 
@@ -168,13 +206,22 @@ test('Fréchet distance matches the scipy sqrtm reference (pytorch-fid) on the f
     assertClose([fd], [c.fid_eigh], { atol: 0, rtol: 1e-8, what: `FD(${c.a}, ${c.b}) vs numpy eigh` });
     // Not bit-symmetric: with a singular covariance first, its square root's near-zero eigenvalues carry
     // errors of ~ε·‖Σ‖, which √ turns into ~1e-8·√‖Σ‖ (scipy's sqrtm has the same floor).
-    assertClose([frechetDistance(statsOf(c.b), statsOf(c.a))], [fd], { atol: 0, rtol: 1e-7, what: `FD(${c.b}, ${c.a}) symmetric` });
+    assertClose([frechetDistance(statsOf(c.b), statsOf(c.a))], [fd], {
+      atol: 0,
+      rtol: 1e-7,
+      what: `FD(${c.b}, ${c.a}) symmetric`,
+    });
   }
 });
 
 test('Fréchet distance of two Gaussians with known statistics', () => {
   // Diagonal covariances: FD = ‖μ1 − μ2‖² + Σ (√σ1 − √σ2)².
-  const dim = 3, cov = (d: number[]) => { const c = new Float64Array(9); d.forEach((v, i) => (c[i * 4] = v)); return c; };
+  const dim = 3,
+    cov = (d: number[]) => {
+      const c = new Float64Array(9);
+      d.forEach((v, i) => (c[i * 4] = v));
+      return c;
+    };
   const a = { n: 10, dim, mean: Float64Array.from([0, 0, 0]), cov: cov([1, 4, 9]) };
   const b = { n: 10, dim, mean: Float64Array.from([1, 2, 0]), cov: cov([4, 4, 0]) };
   assertClose([frechetDistance(a, b)], [5 + 1 + 0 + 9], { atol: 1e-12, rtol: 0 });
@@ -217,7 +264,11 @@ test('precision and recall match brute-force numpy on the fixtures, whatever the
     const a = setOf(c.a), b = setOf(c.b);
     const expected = { precision: c.precision, recall: c.recall };
     assert.deepEqual(precisionRecall(a.x, b.x, a.spec.n, b.spec.n, a.spec.dim, c.k), expected, `${c.a} vs ${c.b}`);
-    assert.deepEqual(precisionRecall(a.x, b.x, a.spec.n, b.spec.n, a.spec.dim, c.k, { blockRows: 7 }), expected, `${c.a} vs ${c.b}, blocks of 7`);
+    assert.deepEqual(
+      precisionRecall(a.x, b.x, a.spec.n, b.spec.n, a.spec.dim, c.k, { blockRows: 7 }),
+      expected,
+      `${c.a} vs ${c.b}, blocks of 7`,
+    );
   }
 });
 
@@ -232,8 +283,12 @@ test('precision and recall drop as the fake set moves away', () => {
   }
   const msg = JSON.stringify(seen);
   assert.deepEqual(seen[0], [0, 1, 1], msg);
-  for (let i = 1; i < seen.length; i++) assert.ok(seen[i]![1]! <= seen[i - 1]![1]! && seen[i]![2]! <= seen[i - 1]![2]!, msg);
-  assert.ok(seen.some(([, p, r]) => p! > 0.05 && p! < 0.95 && r! > 0.05 && r! < 0.95), `no shift in the transition: ${msg}`);
+  for (let i = 1; i < seen.length; i++)
+    assert.ok(seen[i]![1]! <= seen[i - 1]![1]! && seen[i]![2]! <= seen[i - 1]![2]!, msg);
+  assert.ok(
+    seen.some(([, p, r]) => p! > 0.05 && p! < 0.95 && r! > 0.05 && r! < 0.95),
+    `no shift in the transition: ${msg}`,
+  );
   assert.ok(seen[seen.length - 1]![1]! < 0.05 && seen[seen.length - 1]![2]! < 0.05, msg);
   // A fake set squeezed into the real mode: precise, but it covers little of the real set.
   const mean = featureStats(x, spec.n, spec.dim).mean;
@@ -254,14 +309,24 @@ test('precision and recall decide ties and duplicates exactly (d ≤ radius)', (
 });
 
 /** Precision and recall by brute force: every float64 distance, k-th nearest excluding self. */
-function bruteForcePr(real: Float32Array, fake: Float32Array, nr: number, nf: number, dim: number, k: number): { precision: number; recall: number } {
+function bruteForcePr(
+  real: Float32Array,
+  fake: Float32Array,
+  nr: number,
+  nf: number,
+  dim: number,
+  k: number,
+): { precision: number; recall: number } {
   const d = (x: Float32Array, i: number, y: Float32Array, j: number) => {
     let s = 0;
     for (let c = 0; c < dim; c++) s += (x[i * dim + c]! - y[j * dim + c]!) ** 2;
     return s;
   };
-  const radii = (x: Float32Array, n: number) => Array.from({ length: n }, (_, i) =>
-    Array.from({ length: n }, (_, j) => (j === i ? Infinity : d(x, i, x, j))).sort((a, b) => a - b)[k - 1]!);
+  const radii = (x: Float32Array, n: number) =>
+    Array.from(
+      { length: n },
+      (_, i) => Array.from({ length: n }, (_, j) => (j === i ? Infinity : d(x, i, x, j))).sort((a, b) => a - b)[k - 1]!,
+    );
   const share = (q: Float32Array, nq: number, r: Float32Array, nrr: number, rad: number[]) =>
     Array.from({ length: nq }, (_, i) => rad.some((radius, j) => d(q, i, r, j) <= radius)).filter(Boolean).length / nq;
   return { precision: share(fake, nf, real, nr, radii(real, nr)), recall: share(real, nr, fake, nf, radii(fake, nf)) };
@@ -273,11 +338,17 @@ test('precision and recall stay exact where float32 distances cannot decide', ()
   const dim = 8, n = 120, rng = new Rng(11);
   const blobs = (m: number, spread: number) => {
     const x = new Float32Array(m * dim);
-    for (let i = 0; i < m; i++) for (let c = 0; c < dim; c++) x[i * dim + c] = (c === 0 ? (i % 2 ? 1000 : -1000) : 0) + spread * rng.normal();
+    for (let i = 0; i < m; i++)
+      for (let c = 0; c < dim; c++) x[i * dim + c] = (c === 0 ? (i % 2 ? 1000 : -1000) : 0) + spread * rng.normal();
     return x;
   };
   const real = blobs(n, 0.01), fake = blobs(n + 7, 0.012);
-  for (const k of [1, 3, 5]) assert.deepEqual(precisionRecall(real, fake, n, n + 7, dim, k), bruteForcePr(real, fake, n, n + 7, dim, k), `k=${k}`);
+  for (const k of [1, 3, 5])
+    assert.deepEqual(
+      precisionRecall(real, fake, n, n + 7, dim, k),
+      bruteForcePr(real, fake, n, n + 7, dim, k),
+      `k=${k}`,
+    );
 });
 
 // ── class accuracy ────────────────────────────────────────────────────────────────────────────────
@@ -289,14 +360,18 @@ test('classAccuracy counts argmax hits, ties to the lower class', () => {
 
 // ── bad input ─────────────────────────────────────────────────────────────────────────────────────
 test('bad shapes and values throw CtfError naming the argument', () => {
-  const bad = (f: () => unknown, re: RegExp) => assert.throws(f, (e: unknown) => e instanceof CtfError && re.test(e.message), re.source);
+  const bad = (f: () => unknown, re: RegExp) =>
+    assert.throws(f, (e: unknown) => e instanceof CtfError && re.test(e.message), re.source);
   const x = setOf('a16').x;
   bad(() => featureStats(x, 200, 15), /features has 3200 numbers, expected n × dim = 200 × 15/);
   bad(() => featureStats(x.slice(0, 16), 1, 16), /at least 2 feature rows/);
   const nan = x.slice(); nan[5 * 16 + 3] = NaN;
   bad(() => featureStats(nan, 200, 16), /features row 5, column 3 is NaN/);
   bad(() => frechetDistance(statsOf('a16'), statsOf('a32')), /a has 16 features, b has 32/);
-  bad(() => frechetDistance({ ...statsOf('a16'), cov: new Float64Array(3) }, statsOf('a16')), /a\.cov has 3 numbers, expected dim² = 256/);
+  bad(
+    () => frechetDistance({ ...statsOf('a16'), cov: new Float64Array(3) }, statsOf('a16')),
+    /a\.cov has 3 numbers, expected dim² = 256/,
+  );
   bad(() => inceptionScore(Float32Array.from([2, -1]), 1, 2, 1), /probs row 0, class 1 is -1/);
   bad(() => inceptionScore(Float32Array.from([0.5, 0.6]), 1, 2, 1), /probs row 0 sums to 1\.1/);
   bad(() => inceptionScore(new Float32Array(20).fill(0.5), 10, 2, 11), /splits 11 must be an integer in \[1, n = 10\]/);
@@ -304,7 +379,10 @@ test('bad shapes and values throw CtfError naming the argument', () => {
   bad(() => precisionRecall(x, x.subarray(0, 100), 200, 200, 16), /fake has 100 numbers/);
   bad(() => precisionRecall(x, x, 200, 200, 16, 3, { blockRows: 0 }), /blockRows 0/);
   bad(() => classAccuracy(new Float32Array(6).fill(0.5), 3, 2, Int32Array.from([0, 1])), /wanted has 2 labels/);
-  bad(() => classAccuracy(new Float32Array(6).fill(0.5), 3, 2, Int32Array.from([0, 1, 2])), /wanted\[2\] = 2 is not a class/);
+  bad(
+    () => classAccuracy(new Float32Array(6).fill(0.5), 3, 2, Int32Array.from([0, 1, 2])),
+    /wanted\[2\] = 2 is not a class/,
+  );
   bad(() => symmetricEigen(Float64Array.from([1, 2, 3, 4]), 2), /not symmetric: \(1, 0\) = 3 but \(0, 1\) = 2/);
   bad(() => symmetricEigen(Float64Array.from([1, Infinity, Infinity, 4]), 2), /element \(0, 1\) is Infinity/);
 });

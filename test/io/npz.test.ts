@@ -59,11 +59,18 @@ test('npz round trip keeps dtype, shape and every bit; output is deterministic',
 });
 
 test('npz errors: bad shapes, names, corrupt and compressed archives', async () => {
-  const bad = (f: () => unknown, re: RegExp) => assert.throws(f, (e: unknown) => e instanceof CtfError && re.test(e.message), re.source);
-  bad(() => encodeNpz({ x: { data: new Uint8Array(5), shape: [2, 3] } }), /array "x" has 5 elements, its shape \[2, 3\] needs 6/);
+  const bad = (f: () => unknown, re: RegExp) =>
+    assert.throws(f, (e: unknown) => e instanceof CtfError && re.test(e.message), re.source);
+  bad(
+    () => encodeNpz({ x: { data: new Uint8Array(5), shape: [2, 3] } }),
+    /array "x" has 5 elements, its shape \[2, 3\] needs 6/,
+  );
   bad(() => encodeNpz({ x: { data: new Uint8Array(0), shape: [-1] } }), /expected non-negative integers/);
   bad(() => encodeNpz({ 'a/b': { data: new Uint8Array(1), shape: [1] } }), /array name "a\/b"/);
-  bad(() => encodeNpz({ x: { data: new Float64Array(1) as unknown as Float32Array, shape: [1] } }), /Uint8Array, Float32Array or Int32Array/);
+  bad(
+    () => encodeNpz({ x: { data: new Float64Array(1) as unknown as Float32Array, shape: [1] } }),
+    /Uint8Array, Float32Array or Int32Array/,
+  );
   const bytes = encodeNpz(sampleArrays());
   const corrupt = bytes.slice();
   corrupt[120] = corrupt[120]! ^ 0xff;  // inside arr_0's data
@@ -86,7 +93,8 @@ function pythonWithNumpy(): string | undefined {
   return undefined;
 }
 const python = pythonWithNumpy();
-const noNumpy = python === undefined ? 'numpy not available (CTFGEN_TORCH=1 bash scripts/setup.sh installs python3-numpy)' : false;
+const noNumpy =
+  python === undefined ? 'numpy not available (CTFGEN_TORCH=1 bash scripts/setup.sh installs python3-numpy)' : false;
 
 function runPython(script: string, ...args: string[]): string {
   const r = spawnSync(python!, ['-c', script, ...args], { encoding: 'utf8' });
@@ -102,13 +110,21 @@ test('numpy loads what writeNpz writes', { skip: noNumpy }, async () => {
     const out = runPython(`
 import json, sys, numpy as np
 with np.load(sys.argv[1]) as f:
-    print(json.dumps({k: [str(f[k].dtype), list(f[k].shape), f[k].ravel().tolist(), bool(f[k].flags.c_contiguous)] for k in f.files}))
+    print(json.dumps({k: [str(f[k].dtype), list(f[k].shape), f[k].ravel().tolist(), bool(f[k].flags.c_contiguous)]
+                      for k in f.files}))
 `, path);
-    const got = JSON.parse(out.replace(/\bNaN\b/g, '"NaN"').replace(/-?Infinity/g, (m) => `"${m}"`)) as Record<string, [string, number[], unknown[], boolean]>;
+    const got = JSON.parse(out.replace(/\bNaN\b/g, '"NaN"').replace(/-?Infinity/g, (m) => `"${m}"`)) as Record<
+      string,
+      [string, number[], unknown[], boolean]
+    >;
     const toJson = (v: number) => (Number.isNaN(v) ? 'NaN' : Number.isFinite(v) ? v : String(v));
     for (const [name, a] of Object.entries(sampleArrays())) {
       const [dtype, shape, values, contiguous] = got[name]!;
-      assert.equal(dtype, { Uint8Array: 'uint8', Int32Array: 'int32', Float32Array: 'float32' }[a.data.constructor.name], `${name}: dtype`);
+      assert.equal(
+        dtype,
+        { Uint8Array: 'uint8', Int32Array: 'int32', Float32Array: 'float32' }[a.data.constructor.name],
+        `${name}: dtype`,
+      );
       assert.deepEqual(shape, a.shape, `${name}: shape`);
       assert.deepEqual(values, [...a.data].map(toJson), `${name}: values`);
       assert.ok(contiguous, `${name}: C order`);
@@ -125,7 +141,8 @@ test('readNpz reads np.savez archives and refuses np.savez_compressed clearly', 
     runPython(`
 import sys, numpy as np
 imgs = (np.arange(2 * 3 * 3 * 3) % 251).astype(np.uint8).reshape(2, 3, 3, 3)
-np.savez(sys.argv[1], imgs, feats=np.array([-1, -0.5, 0.25, 2, 3.5, 1e-3], dtype=np.float32).reshape(3, 2), ids=np.array([5, -7], dtype=np.int32))
+np.savez(sys.argv[1], imgs, feats=np.array([-1, -0.5, 0.25, 2, 3.5, 1e-3], dtype=np.float32).reshape(3, 2),
+         ids=np.array([5, -7], dtype=np.int32))
 np.savez_compressed(sys.argv[2], imgs)
 `, plain, packed);
     const f = await readNpz(plain);

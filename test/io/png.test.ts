@@ -12,53 +12,72 @@ function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   return fn(dir).finally(() => rmSync(dir, { recursive: true, force: true }));
 }
 
-test('grid round trip (u8 grey): tiles where expected, padding between them, no temp files left', () => withDir(async (dir) => {
-  const n = 5, h = 3, w = 4;
-  const images = Uint8Array.from({ length: n * h * w }, (_, i) => i % 200);
-  const path = join(dir, 'grid.png');
-  await writeImageGrid(path, images, [n, 1, h, w], { cols: 3, pad: 1, padValue: 255 });
-  const img = await decodeImageFile(path);
-  assert.deepEqual([img.width, img.height, img.channels], [3 * w + 4, 2 * h + 3, 1]);
-  for (let k = 0; k < n; k++) {
-    const x0 = 1 + (k % 3) * (w + 1), y0 = 1 + Math.floor(k / 3) * (h + 1);
-    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++)
-      assert.equal(img.data[(y0 + y) * img.width + x0 + x], images[k * h * w + y * w + x], `tile ${k} (${y}, ${x})`);
-  }
-  assert.equal(img.data[0], 255);                                          // border
-  assert.equal(img.data[(1 + h + 1) * img.width + 1 + 2 * (w + 1)], 255);   // the empty sixth cell
-  assert.deepEqual(readdirSync(dir), ['grid.png']);
-}));
+test('grid round trip (u8 grey): tiles where expected, padding between them, no temp files left', () =>
+  withDir(async (dir) => {
+    const n = 5,
+      h = 3,
+      w = 4;
+    const images = Uint8Array.from({ length: n * h * w }, (_, i) => i % 200);
+    const path = join(dir, 'grid.png');
+    await writeImageGrid(path, images, [n, 1, h, w], { cols: 3, pad: 1, padValue: 255 });
+    const img = await decodeImageFile(path);
+    assert.deepEqual([img.width, img.height, img.channels], [3 * w + 4, 2 * h + 3, 1]);
+    for (let k = 0; k < n; k++) {
+      const x0 = 1 + (k % 3) * (w + 1),
+        y0 = 1 + Math.floor(k / 3) * (h + 1);
+      for (let y = 0; y < h; y++)
+        for (let x = 0; x < w; x++)
+          assert.equal(
+            img.data[(y0 + y) * img.width + x0 + x],
+            images[k * h * w + y * w + x],
+            `tile ${k} (${y}, ${x})`,
+          );
+    }
+    assert.equal(img.data[0], 255); // border
+    assert.equal(img.data[(1 + h + 1) * img.width + 1 + 2 * (w + 1)], 255); // the empty sixth cell
+    assert.deepEqual(readdirSync(dir), ['grid.png']);
+  }));
 
-test('grid round trip (float RGB in [-1, 1]): rounding, clamping and channel order survive', () => withDir(async (dir) => {
-  // 2 images (2, 3, 1, 2): image 0 red/green-ish, image 1 out-of-range values clamp
-  const x = Float32Array.of(1, -1, -1, 1, 0, 0, /* image 1 */ 2, -3, 0.5, -0.5, 0.2, 0.2);
-  const path = join(dir, 'rgb.png');
-  await writeImageGrid(path, x, [2, 3, 1, 2], { cols: 2, pad: 0 });
-  const img = await decodeImageFile(path);
-  assert.deepEqual([img.width, img.height, img.channels], [4, 1, 3]);
-  const px = (i: number): number[] => [...img.data.subarray(3 * i, 3 * i + 3)];
-  assert.deepEqual(px(0), [255, 0, 128]);   // (x + 1)·127.5 rounded: 0 → 127.5 → 128
-  assert.deepEqual(px(1), [0, 255, 128]);
-  assert.deepEqual(px(2), [255, 191, 153]);
-  assert.deepEqual(px(3), [0, 64, 153]);
-  const big = imageGrid(x, [2, 3, 1, 2], { cols: 1, pad: 0, scale: 3 });
-  assert.deepEqual([big.width, big.height], [6, 6]);
-  assert.deepEqual([...big.data.subarray(0, 3)], [...big.data.subarray(3 * (2 * 6 + 2), 3 * (2 * 6 + 2) + 3)]);
-}));
+test('grid round trip (float RGB in [-1, 1]): rounding, clamping and channel order survive', () =>
+  withDir(async (dir) => {
+    // 2 images (2, 3, 1, 2): image 0 red/green-ish, image 1 out-of-range values clamp
+    const x = Float32Array.of(1, -1, -1, 1, 0, 0, /* image 1 */ 2, -3, 0.5, -0.5, 0.2, 0.2);
+    const path = join(dir, 'rgb.png');
+    await writeImageGrid(path, x, [2, 3, 1, 2], { cols: 2, pad: 0 });
+    const img = await decodeImageFile(path);
+    assert.deepEqual([img.width, img.height, img.channels], [4, 1, 3]);
+    const px = (i: number): number[] => [...img.data.subarray(3 * i, 3 * i + 3)];
+    assert.deepEqual(px(0), [255, 0, 128]); // (x + 1)·127.5 rounded: 0 → 127.5 → 128
+    assert.deepEqual(px(1), [0, 255, 128]);
+    assert.deepEqual(px(2), [255, 191, 153]);
+    assert.deepEqual(px(3), [0, 64, 153]);
+    const big = imageGrid(x, [2, 3, 1, 2], { cols: 1, pad: 0, scale: 3 });
+    assert.deepEqual([big.width, big.height], [6, 6]);
+    assert.deepEqual([...big.data.subarray(0, 3)], [...big.data.subarray(3 * (2 * 6 + 2), 3 * (2 * 6 + 2) + 3)]);
+  }));
 
 test('decoding keeps the fewest exact channels: grey 1, RGB 3, translucent 4; JPEG too', () => {
   const rgba = Uint8Array.of(10, 20, 30, 255, 40, 50, 60, 128);
   const a = decodeImage(encodePng({ width: 2, height: 1, channels: 4, data: rgba }), 'a.png');
   assert.deepEqual([a.channels, ...a.data], [4, ...rgba]);
-  const rgb = decodeImage(encodePng({ width: 2, height: 1, channels: 3, data: Uint8Array.of(1, 2, 3, 4, 5, 6) }), 'b.png');
+  const rgb = decodeImage(
+    encodePng({ width: 2, height: 1, channels: 3, data: Uint8Array.of(1, 2, 3, 4, 5, 6) }),
+    'b.png',
+  );
   assert.deepEqual([rgb.channels, ...rgb.data], [3, 1, 2, 3, 4, 5, 6]);
-  const grey = decodeImage(encodePng({ width: 2, height: 1, channels: 3, data: Uint8Array.of(7, 7, 7, 9, 9, 9) }), 'c.png');
+  const grey = decodeImage(
+    encodePng({ width: 2, height: 1, channels: 3, data: Uint8Array.of(7, 7, 7, 9, 9, 9) }),
+    'c.png',
+  );
   assert.deepEqual([grey.channels, ...grey.data], [1, 7, 9]);
   const jpg = jpeg.encode({ width: 8, height: 8, data: Buffer.alloc(256, 255) }, 90).data;
   const j = decodeImage(jpg, 'd.jpg');
   assert.deepEqual([j.width, j.height, j.channels], [8, 8, 1]);
   assert.ok(j.data.every((v) => v >= 253));
-  assert.throws(() => decodeImage(Buffer.from('GIF89a....'), 'e.gif'), (e: unknown) => e instanceof CtfError && /e\.gif: not a PNG or JPEG/.test(e.message));
+  assert.throws(
+    () => decodeImage(Buffer.from('GIF89a....'), 'e.gif'),
+    (e: unknown) => e instanceof CtfError && /e\.gif: not a PNG or JPEG/.test(e.message),
+  );
   assert.throws(() => encodePng({ width: 2, height: 2, channels: 1, data: new Uint8Array(3) }), /3 bytes for 2×2×1/);
 });
 

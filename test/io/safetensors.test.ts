@@ -27,8 +27,34 @@ function f32Bytes(v: number[]): Uint8Array {
 const decode = (b: Uint8Array): ReturnType<typeof decodeSafetensors> => decodeSafetensors(b, 'mem.safetensors');
 
 test('round trip of every dtype; F16/BF16 exact on representable values', () => {
-  const f16Exact = [0, -0, 1, -2, 0.5, 65504, -65504, 2 ** -14, 2 ** -24, 3 * 2 ** -24, 1 + 2 ** -10, 1025, Infinity, -Infinity];
-  const bf16Exact = [0, -0, 1, -3, 2 ** -126, 2 ** -133, 1 + 2 ** -7, 3.3895313892515355e38, 1e-40 - (1e-40 % 2 ** -133), Infinity];
+  const f16Exact = [
+    0,
+    -0,
+    1,
+    -2,
+    0.5,
+    65504,
+    -65504,
+    2 ** -14,
+    2 ** -24,
+    3 * 2 ** -24,
+    1 + 2 ** -10,
+    1025,
+    Infinity,
+    -Infinity,
+  ];
+  const bf16Exact = [
+    0,
+    -0,
+    1,
+    -3,
+    2 ** -126,
+    2 ** -133,
+    1 + 2 ** -7,
+    3.3895313892515355e38,
+    1e-40 - (1e-40 % 2 ** -133),
+    Infinity,
+  ];
   const i32 = [0, 1, -1, 2147483647, -2147483648, 123456];
   const bytes = encodeSafetensors({
     a: { dtype: 'F32', shape: [2, 3], data: Float32Array.from([1.5, -2, 3e-30, 4e30, NaN, 0]) },
@@ -59,17 +85,25 @@ test('round trip of every dtype; F16/BF16 exact on representable values', () => 
 });
 
 test('F16/BF16 rounding is nearest-even; NaN stays NaN; finite overflow is an error', () => {
-  const f = decode(encodeSafetensors({
-    h: { dtype: 'F16', shape: [5], data: Float32Array.from([1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -25, 3 * 2 ** -25, NaN]) },
-    b: { dtype: 'BF16', shape: [3], data: Float32Array.from([1 + 2 ** -8, 1 + 3 * 2 ** -8, NaN]) },
-  }));
+  const f = decode(
+    encodeSafetensors({
+      h: {
+        dtype: 'F16',
+        shape: [5],
+        data: Float32Array.from([1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -25, 3 * 2 ** -25, NaN]),
+      },
+      b: { dtype: 'BF16', shape: [3], data: Float32Array.from([1 + 2 ** -8, 1 + 3 * 2 ** -8, NaN]) },
+    }),
+  );
   const h = [...f.tensors.get('h')!.data], b = [...f.tensors.get('b')!.data];
   assert.deepEqual(h.slice(0, 4), [1, 1 + 2 ** -9, 0, 2 ** -23]);
   assert.ok(Number.isNaN(h[4]));
   assert.deepEqual(b.slice(0, 2), [1, 1 + 2 ** -6]);
   assert.ok(Number.isNaN(b[2]));
-  assert.throws(() => encodeSafetensors({ big: { dtype: 'F16', shape: [2], data: Float32Array.from([1, 70000]) } }, {}, 'out.st'),
-    /out\.st: tensor "big": element 1 = 70000 overflows F16/);
+  assert.throws(
+    () => encodeSafetensors({ big: { dtype: 'F16', shape: [2], data: Float32Array.from([1, 70000]) } }, {}, 'out.st'),
+    /out\.st: tensor "big": element 1 = 70000 overflows F16/,
+  );
 });
 
 test('metadata round trip; files without metadata give {}', () => {
@@ -77,7 +111,10 @@ test('metadata round trip; files without metadata give {}', () => {
   const f = decode(encodeSafetensors({ x: tensor([1, 2], [2]) }, meta));
   assert.deepEqual(f.metadata, meta);
   assert.deepEqual(decode(encodeSafetensors({ x: tensor([1], [1]) })).metadata, {});
-  assert.throws(() => encodeSafetensors({ x: tensor([1], [1]) }, { n: 3 as unknown as string }), /metadata "n" must be a string/);
+  assert.throws(
+    () => encodeSafetensors({ x: tensor([1], [1]) }, { n: 3 as unknown as string }),
+    /metadata "n" must be a string/,
+  );
 });
 
 test('engine Tensors encode directly; offsets that are not 4-aligned decode into aligned arrays', () => {
@@ -90,7 +127,12 @@ test('engine Tensors encode directly; offsets that are not 4-aligned decode into
   const data = new Uint8Array(6);
   data.set([0x00, 0x3c]); // F16 1.0
   data.set(f32Bytes([-1.25]), 2);
-  const g = decode(raw({ h: { dtype: 'F16', shape: [1], data_offsets: [0, 2] }, x: { dtype: 'F32', shape: [1], data_offsets: [2, 6] } }, data));
+  const g = decode(
+    raw(
+      { h: { dtype: 'F16', shape: [1], data_offsets: [0, 2] }, x: { dtype: 'F32', shape: [1], data_offsets: [2, 6] } },
+      data,
+    ),
+  );
   assert.deepEqual([...g.tensors.get('h')!.data], [1]);
   assert.deepEqual([...g.tensors.get('x')!.data], [-1.25]);
   assert.equal(g.tensors.get('x')!.data.byteOffset % 4, 0);
@@ -101,20 +143,61 @@ test('malformed files: each error names the file and what is wrong', () => {
   const d8 = f32Bytes([1, 2]);
   assert.throws(() => decode(new Uint8Array(5)), /mem\.safetensors: file is 5 bytes, too short/);
   const full = raw(ok, d8);
-  assert.throws(() => decode(full.subarray(0, 20)), /mem\.safetensors: header length \d+ runs past the end of the 20-byte file: truncated/);
-  assert.throws(() => decode(full.subarray(0, full.length - 1)), /tensor "x": data_offsets \[0,8\] run past the 7-byte data buffer/);
+  assert.throws(
+    () => decode(full.subarray(0, 20)),
+    /mem\.safetensors: header length \d+ runs past the end of the 20-byte file: truncated/,
+  );
+  assert.throws(
+    () => decode(full.subarray(0, full.length - 1)),
+    /tensor "x": data_offsets \[0,8\] run past the 7-byte data buffer/,
+  );
   assert.throws(() => decode(raw('{"x": {"dtype": "F32",', d8)), /mem\.safetensors: header is not valid UTF-8 JSON/);
   assert.throws(() => decode(raw('[1,2]')), /header does not start with "\{"/);
-  assert.throws(() => decode(raw({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 12] } }, d8)), /tensor "x": data_offsets \[0,12\] run past the 8-byte data buffer/);
-  assert.throws(() => decode(raw({ x: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }, d8)), /tensor "x": data_offsets \[8,0\] is not \[begin, end\]/);
-  assert.throws(() => decode(raw({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, d8)),
-    /tensor "y" data_offsets \[4,8\] overlap tensor "x"/);
-  assert.throws(() => decode(raw({ x: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, d8)), /bytes \[0,4\) of the data buffer belong to no tensor/);
-  assert.throws(() => decode(raw({ x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, d8)), /data buffer is 8 bytes but the tensors cover only 4/);
-  assert.throws(() => decode(raw({ x: { dtype: 'F64', shape: [1], data_offsets: [0, 8] } }, d8)), /tensor "x": dtype "F64" is not supported \(F32, F16, BF16, I32, I64\)/);
-  assert.throws(() => decode(raw({ x: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, d8)), /tensor "x": shape \[3\] F32 needs 12 bytes, data_offsets \[0,8\] hold 8/);
-  assert.throws(() => decode(raw({ x: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, d8)), /tensor "x": shape \[-2\] is not a list of integers/);
-  assert.throws(() => decode(raw({ __metadata__: { a: 1 }, ...ok }, d8)), /metadata "a" is a number, expected a string/);
+  assert.throws(
+    () => decode(raw({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 12] } }, d8)),
+    /tensor "x": data_offsets \[0,12\] run past the 8-byte data buffer/,
+  );
+  assert.throws(
+    () => decode(raw({ x: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }, d8)),
+    /tensor "x": data_offsets \[8,0\] is not \[begin, end\]/,
+  );
+  assert.throws(
+    () =>
+      decode(
+        raw(
+          {
+            x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+            y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] },
+          },
+          d8,
+        ),
+      ),
+    /tensor "y" data_offsets \[4,8\] overlap tensor "x"/,
+  );
+  assert.throws(
+    () => decode(raw({ x: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, d8)),
+    /bytes \[0,4\) of the data buffer belong to no tensor/,
+  );
+  assert.throws(
+    () => decode(raw({ x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, d8)),
+    /data buffer is 8 bytes but the tensors cover only 4/,
+  );
+  assert.throws(
+    () => decode(raw({ x: { dtype: 'F64', shape: [1], data_offsets: [0, 8] } }, d8)),
+    /tensor "x": dtype "F64" is not supported \(F32, F16, BF16, I32, I64\)/,
+  );
+  assert.throws(
+    () => decode(raw({ x: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, d8)),
+    /tensor "x": shape \[3\] F32 needs 12 bytes, data_offsets \[0,8\] hold 8/,
+  );
+  assert.throws(
+    () => decode(raw({ x: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, d8)),
+    /tensor "x": shape \[-2\] is not a list of integers/,
+  );
+  assert.throws(
+    () => decode(raw({ __metadata__: { a: 1 }, ...ok }, d8)),
+    /metadata "a" is a number, expected a string/,
+  );
   const i64 = new Uint8Array(16);
   new DataView(i64.buffer).setBigInt64(8, 2n ** 31n, true);
   assert.throws(() => decode(raw({ ids: { dtype: 'I64', shape: [2], data_offsets: [0, 16] } }, i64)),
@@ -123,7 +206,10 @@ test('malformed files: each error names the file and what is wrong', () => {
 
 test('foreign files (PNG, pickle, random bytes) are refused with a hint', () => {
   const png = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489', 'hex');
-  assert.throws(() => decodeSafetensors(png, 'img.png'), /safetensors img\.png: header length \d+ runs past the end .*not a safetensors file \(it starts like a PNG image\)/);
+  assert.throws(
+    () => decodeSafetensors(png, 'img.png'),
+    /safetensors img\.png: header length \d+ runs past the end .*not a safetensors file \(it starts like a PNG image\)/,
+  );
   const pickle = Buffer.from([0x80, 0x04, 0x95, 0, 0, 0, 0, 0, 0, 0, 0]);
   assert.throws(() => decodeSafetensors(pickle, 'w.pkl'), /not a safetensors file \(it starts like a Python pickle\)/);
   let s = 12345;
@@ -147,7 +233,9 @@ test('expectTensor and loadInto check names, shapes and dtypes', () => {
   assert.throws(() => expectTensor(f, 'w.weight', [3, 2]), /tensor "w\.weight" has shape \[2,3\], expected \[3,2\]/);
   assert.throws(() => expectTensor(f, 'ids', [2], 'f32'), /tensor "ids" is I32, expected f32/);
 
-  const w = new Tensor(new Float32Array(6), [2, 3]), h = new Tensor(new Float32Array(2), [2]), ids = new Tensor(new Int32Array(2), [2]);
+  const w = new Tensor(new Float32Array(6), [2, 3]),
+    h = new Tensor(new Float32Array(2), [2]),
+    ids = new Tensor(new Int32Array(2), [2]);
   const before = w.data;
   const r = loadInto(new Map([['w.weight', w], ['h.weight', h], ['ids', ids]]), f);
   assert.deepEqual(r, { loaded: ['w.weight', 'h.weight', 'ids'], unexpected: [] });
@@ -156,12 +244,21 @@ test('expectTensor and loadInto check names, shapes and dtypes', () => {
   assert.deepEqual(h.toArray(), [0.5, 1]);
   assert.deepEqual(ids.toArray(), [3, 4]);
 
-  assert.throws(() => loadInto(new Map([['w.weight', w]]), f), /2 tensors do not match the model: "ids" is not a parameter of the model; "h\.weight" is not/);
+  assert.throws(
+    () => loadInto(new Map([['w.weight', w]]), f),
+    /2 tensors do not match the model: "ids" is not a parameter of the model; "h\.weight" is not/,
+  );
   assert.deepEqual(loadInto(new Map([['w.weight', w]]), f, { strict: false }).unexpected, ['ids', 'h.weight']);
   assert.throws(() => loadInto(new Map([['w.weight', new Tensor(new Float32Array(6), [3, 2])]]), f, { strict: false }),
     /"w\.weight" has shape \[2,3\], expected \[3,2\]/);
-  assert.throws(() => loadInto(new Map([['missing.weight', w]]), f, { strict: false }), /"missing\.weight" is missing \(expected f32\[2,3\]\)/);
-  assert.throws(() => loadInto(new Map([['ids', new Tensor(new Float32Array(2), [2])]]), f, { strict: false }), /"ids" is I32, expected f32/);
+  assert.throws(
+    () => loadInto(new Map([['missing.weight', w]]), f, { strict: false }),
+    /"missing\.weight" is missing \(expected f32\[2,3\]\)/,
+  );
+  assert.throws(
+    () => loadInto(new Map([['ids', new Tensor(new Float32Array(2), [2])]]), f, { strict: false }),
+    /"ids" is I32, expected f32/,
+  );
 });
 
 test('save/load through files: atomic, no temp files left, old file kept when a save fails', async () => {
@@ -173,17 +270,29 @@ test('save/load through files: atomic, no temp files left, old file kept when a 
     saveSafetensorsSync(p, { x: tensor([3, 4], [2]) }, { v: '2' });
     assert.deepEqual(loadSafetensorsSync(p).metadata, { v: '2' });
     // Encoding fails (F16 overflow) before anything touches the disk: the old file stays.
-    await assert.rejects(saveSafetensors(p, { x: { dtype: 'F16', shape: [1], data: Float32Array.from([1e6]) } }), /overflows F16/);
+    await assert.rejects(
+      saveSafetensors(p, { x: { dtype: 'F16', shape: [1], data: Float32Array.from([1e6]) } }),
+      /overflows F16/,
+    );
     assert.deepEqual([...loadSafetensorsSync(p).tensors.get('x')!.data], [3, 4]);
     // A missing directory: the error names the target and no temp file is left behind.
-    await assert.rejects(saveSafetensors(join(dir, 'nodir', 'a.safetensors'), { x: tensor([1], [1]) }), /cannot write .*nodir.*a\.safetensors/);
+    await assert.rejects(
+      saveSafetensors(join(dir, 'nodir', 'a.safetensors'), { x: tensor([1], [1]) }),
+      /cannot write .*nodir.*a\.safetensors/,
+    );
     assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp-')), []);
-    await assert.rejects(loadSafetensors(join(dir, 'absent.safetensors')), /safetensors file .*absent\.safetensors does not exist/);
+    await assert.rejects(
+      loadSafetensors(join(dir, 'absent.safetensors')),
+      /safetensors file .*absent\.safetensors does not exist/,
+    );
     assert.throws(() => loadSafetensorsSync(join(dir, 'absent.safetensors')), /absent\.safetensors does not exist/);
     // A truncated file on disk.
     const bytes = readFileSync(p);
     writeFileSync(join(dir, 'cut.safetensors'), bytes.subarray(0, bytes.length - 3));
-    await assert.rejects(loadSafetensors(join(dir, 'cut.safetensors')), /cut\.safetensors: tensor "x": data_offsets \[0,8\] run past the 5-byte data buffer/);
+    await assert.rejects(
+      loadSafetensors(join(dir, 'cut.safetensors')),
+      /cut\.safetensors: tensor "x": data_offsets \[0,8\] run past the 5-byte data buffer/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -212,10 +321,15 @@ test('a file written by PyTorch (oracle/st.py) loads with identical values', () 
   assert.deepEqual([...ours.tensors.get('h')!.data], [...t('half_src.f16').data]);
   assert.deepEqual([...ours.tensors.get('b')!.data], [...t('bf16_src.bf16').data]);
   // And we write what torch reads: our bytes for the F16 tensor equal the file's.
-  const enc = encodeSafetensors({ 'half_src.f16': { dtype: 'F16', shape: t('half_src').shape, data: t('half_src').data } });
+  const enc = encodeSafetensors({
+    'half_src.f16': { dtype: 'F16', shape: t('half_src').shape, data: t('half_src').data },
+  });
   const fileBytes = readFileSync(fixturePath('safetensors_torch.safetensors'));
   const hdrLen = Number(fileBytes.readBigUInt64LE(0));
-  const hdr = JSON.parse(fileBytes.subarray(8, 8 + hdrLen).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
+  const hdr = JSON.parse(fileBytes.subarray(8, 8 + hdrLen).toString('utf8')) as Record<
+    string,
+    { data_offsets: [number, number] }
+  >;
   const [b0, b1] = hdr['half_src.f16']!.data_offsets;
   const encHdr = Number(Buffer.from(enc).readBigUInt64LE(0));
   assert.deepEqual(Buffer.from(enc.subarray(8 + encHdr)), fileBytes.subarray(8 + hdrLen + b0, 8 + hdrLen + b1));

@@ -40,10 +40,15 @@ test('checkpoint round trip: names, shapes and metadata as documented; same weig
     assert.deepEqual(file.tensors.get('layers.1.feed_forward.w3.weight')!.shape, [m.hidden, 64]);
     assert.deepEqual(file.tensors.get('layers.0.attention.wqkv.weight')!.shape, [192, 64]);
     assert.deepEqual([...file.tensors.keys()].sort(), [...m.stateDict().keys()].sort());
-    for (const loaded of [await loadGptCheckpoint(path), loadGptCheckpointSync(path), decodeGptCheckpoint(encodeGptCheckpoint(m), 'bytes')]) {
+    for (const loaded of [
+      await loadGptCheckpoint(path),
+      loadGptCheckpointSync(path),
+      decodeGptCheckpoint(encodeGptCheckpoint(m), 'bytes'),
+    ]) {
       assert.deepEqual(loaded.config, m.config);
       for (const [name, t] of m.stateDict()) assert.deepEqual(loaded.stateDict().get(name)!.f32, t.f32, name);
-      const classes = Int32Array.from([0, 3]), tokens = Int32Array.from({ length: 2 * 15 }, (_, i) => i % 12);
+      const classes = Int32Array.from([0, 3]),
+        tokens = Int32Array.from({ length: 2 * 15 }, (_, i) => i % 12);
       const a = noGrad(() => m.forward(classes, tokens, { training: false })).f32;
       const b = noGrad(() => loaded.forward(classes, tokens, { training: false })).f32;
       assert.deepEqual(b, a);
@@ -63,25 +68,47 @@ test('loading refuses mismatches with the offending tensor or field named', () =
   };
   try {
     const m = randomModel(config(), 2);
-    const weights = (): Map<string, StTensorInput> => new Map([...m.stateDict()].map(([k, t]) => [k, { shape: t.shape, data: t.data }]));
+    const weights = (): Map<string, StTensorInput> =>
+      new Map([...m.stateDict()].map(([k, t]) => [k, { shape: t.shape, data: t.data }]));
     const meta = { kind: 'ctfgen.gpt', format: '1', config: JSON.stringify(m.config) };
     const ckpt = loadSafetensorsSync(save(weights(), meta));
     assert.throws(() => loadGptWeights(new Gpt(config({ dim: 96, heads: 4 })), ckpt),
-      /checkpoint .*case0\.safetensors: tensor "cls_embedding.embedding_table.weight" has shape \[4,64\], expected \[4,96\] — was it trained with another preset\?/);
-    assert.throws(() => loadGptWeights(new Gpt(config({ layers: 3 })), ckpt), /tensor "layers.2.attention.wqkv.weight" is missing/);
+      new RegExp(
+        'checkpoint .*case0\\.safetensors: tensor "cls_embedding.embedding_table.weight" has shape \\[4,64\\], ' +
+          'expected \\[4,96\\] — was it trained with another preset\\?',
+      ));
+    assert.throws(
+      () => loadGptWeights(new Gpt(config({ layers: 3 })), ckpt),
+      /tensor "layers.2.attention.wqkv.weight" is missing/,
+    );
     // Fields that change no shape must agree as well; dropout settings are training-time only and may differ.
     assert.throws(() => loadGptWeights(new Gpt(config({ grid: 3 })), ckpt), /saved with grid = 4, this model has 3/);
-    assert.throws(() => loadGptWeights(new Gpt(config({ causal: false })), ckpt), /saved with causal = true, this model has false/);
+    assert.throws(
+      () => loadGptWeights(new Gpt(config({ causal: false })), ckpt),
+      /saved with causal = true, this model has false/,
+    );
     loadGptWeights(new Gpt(config({ dropout: 0.3 })), ckpt);
 
     const extra = weights().set('rope.freqs', { shape: [2], data: new Float32Array(2) });
-    assert.throws(() => loadGptWeights(new Gpt(m.config), loadSafetensorsSync(save(extra, {}))), /tensor "rope.freqs" is not part of this GPT/);
-    const ints = weights().set('output.weight', { dtype: 'I32', shape: m.output.shape, data: new Int32Array(m.output.size) });
-    assert.throws(() => loadGptWeights(new Gpt(m.config), loadSafetensorsSync(save(ints, {}))), /tensor "output.weight" is I32, expected a float tensor/);
+    assert.throws(
+      () => loadGptWeights(new Gpt(m.config), loadSafetensorsSync(save(extra, {}))),
+      /tensor "rope.freqs" is not part of this GPT/,
+    );
+    const ints = weights().set('output.weight', {
+      dtype: 'I32',
+      shape: m.output.shape,
+      data: new Int32Array(m.output.size),
+    });
+    assert.throws(
+      () => loadGptWeights(new Gpt(m.config), loadSafetensorsSync(save(ints, {}))),
+      /tensor "output.weight" is I32, expected a float tensor/,
+    );
 
     assert.throws(() => loadGptCheckpointSync(save(weights(), {})), /not a GPT checkpoint \(metadata kind missing/);
-    assert.throws(() => loadGptCheckpointSync(save(new Map(), { ...meta, config: JSON.stringify({ ...m.config, heads: 5 }) })),
-      /stored config is invalid: .*not divisible by heads 5/);
+    assert.throws(
+      () => loadGptCheckpointSync(save(new Map(), { ...meta, config: JSON.stringify({ ...m.config, heads: 5 }) })),
+      /stored config is invalid: .*not divisible by heads 5/,
+    );
     assert.throws(() => loadGptCheckpointSync(save(new Map(), { ...meta, format: '2' })), /format 2 is not supported/);
     assert.throws(() => loadGptCheckpointSync(join(dir, 'absent.safetensors')), /does not exist/);
   } finally {

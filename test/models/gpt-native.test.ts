@@ -58,8 +58,10 @@ test('binding checks every weight against the config by name: wrong shape, missi
   bind([...m.namedWeights].reverse());  // found by name: order does not matter
   // wo (64, 64) bound where the config wants wqkv (192, 64): the swap that used to corrupt memory silently.
   const wo = m.blocks[1]!.wo;
-  throwsCtf(() => bind(replaced(m, 'layers.1.attention.wqkv.weight', wo)),
-    /gpt bind: weight "layers\.1\.attention\.wqkv\.weight" has shape \[64, 64\], expected \[192, 64\] = \(3·dim, dim\)/);
+  throwsCtf(
+    () => bind(replaced(m, 'layers.1.attention.wqkv.weight', wo)),
+    /gpt bind: weight "layers\.1\.attention\.wqkv\.weight" has shape \[64, 64\], expected \[192, 64\] = \(3·dim, dim\)/,
+  );
   const narrow = new Tensor(new Float32Array(64 * 191), [64, 191]);
   throwsCtf(() => bind(replaced(m, 'layers.0.feed_forward.w2.weight', narrow)),
     /"layers\.0\.feed_forward\.w2\.weight" has shape \[64, 191\], expected \[64, 192\] = \(dim, hidden\), hidden 192/);

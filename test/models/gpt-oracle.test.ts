@@ -38,16 +38,20 @@ for (const name of ['gpt_causal', 'gpt_bidir', 'gpt_masked_aux']) {
   test(`${name}: logits, loss and every parameter gradient match the PyTorch oracle`, () => {
     const file = loadFixture(`${name}.safetensors`);
     const { model, oc } = modelFromFixture(file);
-    const labels = fx(file, 'input.labels').i32, tokens = fx(file, 'input.tokens').i32, targets = fx(file, 'input.targets').i32;
+    const labels = fx(file, 'input.labels').i32,
+      tokens = fx(file, 'input.tokens').i32,
+      targets = fx(file, 'input.targets').i32;
     assert.ok(labels.includes(oc.num_classes), 'the batch has a null-class row');
-    const fineInputs = file.tensors.has('input.fine') ? fx(file, 'input.fine').i32 : undefined;  // masked-refinement aux
+    // masked-refinement aux
+    const fineInputs = file.tensors.has('input.fine') ? fx(file, 'input.fine').i32 : undefined;
     const { loss, logits } = model.loss(labels, tokens, targets, { training: false, fineInputs });
     const ref = fx(file, 'logits');  // (B, 1 + L, V), every position
     const [B, L1, V] = ref.shape as [number, number, number];
     const first = Number(file.metadata['loss_first_position']);
     assert.equal(first, oc.causal ? 0 : 1);
     const expected = new Float32Array(B * (L1 - first) * V);
-    for (let b = 0; b < B; b++) expected.set(ref.f32.subarray((b * L1 + first) * V, (b + 1) * L1 * V), b * (L1 - first) * V);
+    for (let b = 0; b < B; b++)
+      expected.set(ref.f32.subarray((b * L1 + first) * V, (b + 1) * L1 * V), b * (L1 - first) * V);
     assert.deepEqual(logits.shape, [B, L1 - first, V]);
     assertClose(logits.f32, expected, { atol: 1e-4, rtol: 1e-4, what: 'logits' });
     assertClose(loss.f32, fx(file, 'loss').f32, { atol: 1e-5, rtol: 1e-5, what: 'loss' });

@@ -10,7 +10,11 @@ import { KvCache, decodeOne, prefill } from '../../src/models/kv-cache.js';
 import { assertClose } from '../helpers.js';
 
 function tinyConfig(over: Partial<GptConfig> = {}): GptConfig {
-  return gptConfig('tiny', { inVocab: 12, outVocab: 12, numClasses: 3, grid: 4, causal: true }, { dropout: 0, classDropout: 0, ...over });
+  return gptConfig(
+    'tiny',
+    { inVocab: 12, outVocab: 12, numClasses: 3, grid: 4, causal: true },
+    { dropout: 0, classDropout: 0, ...over },
+  );
 }
 
 /** A model with every weight random (the output head too, so logits are not all zero). */
@@ -26,13 +30,18 @@ test('configs: presets validate, hidden size is LlamaGen find_multiple, bad conf
     const c = gptConfig(preset, { inVocab: 128, outVocab: 4096, numClasses: 10, grid: 8, causal: false });
     assert.equal(c.dim % c.heads, 0);
   }
-  assert.ok(new Gpt(gptConfig('S', { inVocab: 16, outVocab: 16, numClasses: 2, grid: 2, causal: true })).numParameters() > 0);
+  assert.ok(
+    new Gpt(gptConfig('S', { inVocab: 16, outVocab: 16, numClasses: 2, grid: 2, causal: true })).numParameters() > 0,
+  );
   assert.equal(ffnHidden({ dim: 256, ffnMultipleOf: 256 }), 768);  // int(8·256/3) = 682 → 768
   assert.equal(ffnHidden({ dim: 64, ffnMultipleOf: 32 }), 192);    // 170 → 192
   assert.throws(() => tinyConfig({ heads: 3 }), /not divisible by heads/);
   assert.throws(() => tinyConfig({ dim: 72, heads: 12 }), /multiple of 4 for 2D RoPE/);
   assert.throws(() => tinyConfig({ dropout: 1 }), /dropout = 1, expected a number in \[0, 1\)/);
-  assert.throws(() => gptConfig('nope' as 'tiny', { inVocab: 1, outVocab: 1, numClasses: 1, grid: 1, causal: true }), /unknown preset "nope"/);
+  assert.throws(
+    () => gptConfig('nope' as 'tiny', { inVocab: 1, outVocab: 1, numClasses: 1, grid: 1, causal: true }),
+    /unknown preset "nope"/,
+  );
 });
 
 test('initialisation follows LlamaGen: normal(0, 0.02) weights, zero output head, unit norms', () => {
@@ -40,7 +49,8 @@ test('initialisation follows LlamaGen: normal(0, 0.02) weights, zero output head
   assert.ok(m.output.f32.every((x) => x === 0));
   assert.ok(m.norm.f32.every((x) => x === 1) && m.blocks.every((b) => b.attnNorm.f32.every((x) => x === 1)));
   const w = m.blocks[0]!.wqkv.f32;
-  const mean = w.reduce((a, b) => a + b, 0) / w.length, std = Math.sqrt(w.reduce((a, b) => a + (b - mean) ** 2, 0) / w.length);
+  const mean = w.reduce((a, b) => a + b, 0) / w.length,
+    std = Math.sqrt(w.reduce((a, b) => a + (b - mean) ** 2, 0) / w.length);
   assert.ok(Math.abs(mean) < 2e-3 && Math.abs(std - 0.02) < 2e-3, `wqkv mean ${mean} std ${std}`);
 });
 
@@ -52,11 +62,17 @@ test('forward shapes (causal: class + tokens; bidirectional: token positions onl
   assert.deepEqual(y.shape, [2, 16, 12]);
   const z = noGrad(() => bidir.forward(classes, new Int32Array(2 * 16).fill(1), { training: false }));
   assert.deepEqual(z.shape, [2, 16, 20]);
-  assert.throws(() => causal.forward(Int32Array.from([4, 0]), new Int32Array(2), { training: false }), /class 4 at batch row 0 outside \[0, 3\]/);
+  assert.throws(
+    () => causal.forward(Int32Array.from([4, 0]), new Int32Array(2), { training: false }),
+    /class 4 at batch row 0 outside \[0, 3\]/,
+  );
   assert.throws(() => causal.forward(classes, Int32Array.from([0, 12]), { training: false }), /token 12 at \(1, 0\)/);
   assert.throws(() => causal.forward(classes, new Int32Array(2 * 17), { training: false }), /exceeds the grid's 17/);
   assert.throws(() => causal.forward(classes, new Int32Array(3), { training: false }), /do not split into 2 rows/);
-  assert.throws(() => causal.loss(classes, new Int32Array(2 * 15), new Int32Array(2 * 15), { training: false }), /30 targets for logits of 2×16/);
+  assert.throws(
+    () => causal.loss(classes, new Int32Array(2 * 15), new Int32Array(2 * 15), { training: false }),
+    /30 targets for logits of 2×16/,
+  );
 });
 
 test('KV-cached decoding gives the logits of the full causal forward at every position', () => {
@@ -71,7 +87,10 @@ test('KV-cached decoding gives the logits of the full causal forward at every po
   const cache = new KvCache(m, B);
   const tok = new Int32Array(B);
   for (let p = 0; p < T; p++) {
-    const step = p === 0 ? prefill(m, cache, classes) : (tok.set(Array.from({ length: B }, (_, b) => seq[b * T + p - 1]!)), decodeOne(m, cache, tok));
+    const step =
+      p === 0
+        ? prefill(m, cache, classes)
+        : (tok.set(Array.from({ length: B }, (_, b) => seq[b * T + p - 1]!)), decodeOne(m, cache, tok));
     const expected = new Float32Array(B * V);
     for (let b = 0; b < B; b++) expected.set(full.subarray((b * T + p) * V, (b * T + p + 1) * V), b * V);
     assertClose(step, expected, { atol: 2e-5, rtol: 1e-4, what: `logits at position ${p}` });

@@ -18,8 +18,19 @@ import { assertClose } from '../helpers.js';
 import { fx, loadFixture } from './fixtures.js';
 
 interface Config {
-  vocab_size: number; out_vocab_size: number; n_layer: number; n_head: number; dim: number; num_classes: number;
-  block_size: number; multiple_of: number; norm_eps: number; rope_base: number; causal: boolean; cls_token_num: number; ffn_hidden: number;
+  vocab_size: number;
+  out_vocab_size: number;
+  n_layer: number;
+  n_head: number;
+  dim: number;
+  num_classes: number;
+  block_size: number;
+  multiple_of: number;
+  norm_eps: number;
+  rope_base: number;
+  causal: boolean;
+  cls_token_num: number;
+  ffn_hidden: number;
 }
 
 function config(f: SafetensorsFile): Config {
@@ -65,7 +76,10 @@ function forward(p: Map<string, Tensor>, c: Config, labels: Tensor, tokens: Tens
     const a = attention(heads(0, true), heads(1, true), heads(2, false), { causal: c.causal });
     h = add(h, linear(reshape(transpose(a, 1, 2), [B, T, c.dim]), L('attention.wo')));
     const n = rmsNorm(h, L('ffn_norm'), c.norm_eps);
-    h = add(h, linear(mul(silu(linear(n, L('feed_forward.w1'))), linear(n, L('feed_forward.w3'))), L('feed_forward.w2')));
+    h = add(
+      h,
+      linear(mul(silu(linear(n, L('feed_forward.w1'))), linear(n, L('feed_forward.w3'))), L('feed_forward.w2')),
+    );
   }
   return linear(rmsNorm(h, P('norm.weight'), c.norm_eps), P('output.weight'));
 }
@@ -96,7 +110,10 @@ for (const name of ['gpt_causal', 'gpt_bidir']) {
       const t = fx(file, n);
       params.set(n, new Tensor(t.f32.slice(), t.shape, { requiresGrad: true, name: n }));
     }
-    const table = ropeTable2d(Math.round(Math.sqrt(c.block_size)), c.dim / c.n_head, { base: c.rope_base, prefix: c.cls_token_num });
+    const table = ropeTable2d(Math.round(Math.sqrt(c.block_size)), c.dim / c.n_head, {
+      base: c.rope_base,
+      prefix: c.cls_token_num,
+    });
     const logits = forward(params, c, fx(file, 'input.labels'), fx(file, 'input.tokens'), table);
     assertClose(logits.f32, fx(file, 'logits').f32, { atol: 1e-5, rtol: 1e-4, what: 'logits' });
     const first = Number(file.metadata['loss_first_position']);
@@ -105,7 +122,11 @@ for (const name of ['gpt_causal', 'gpt_bidir']) {
     assertClose(loss.f32, fx(file, 'loss').f32, { atol: 1e-5, rtol: 1e-5, what: 'loss' });
     backward(loss);
     for (const [n, p] of params)
-      assertClose(p.grad ?? new Float32Array(p.size), fx(file, `grad.${n}`).f32, { atol: 1e-6, rtol: 1e-4, what: `grad.${n}` });
+      assertClose(p.grad ?? new Float32Array(p.size), fx(file, `grad.${n}`).f32, {
+        atol: 1e-6,
+        rtol: 1e-4,
+        what: `grad.${n}`,
+      });
   });
 }
 

@@ -50,19 +50,28 @@ const RUNNERS: Record<string, OpRunner> = {
   transpose: (x, a) => transpose(x['x']!, num(a, 'd0'), num(a, 'd1')),
   permute: (x, a) => permute(x['x']!, a['dims'] as number[]),
   slice: (x, a) => slice(x['x']!, num(a, 'axis'), num(a, 'start'), num(a, 'end')),
-  concat: (x, a) => concat(Object.keys(x).sort().map((k) => x[k]!), num(a, 'axis')),
+  concat: (x, a) =>
+    concat(
+      Object.keys(x)
+        .sort()
+        .map((k) => x[k]!),
+      num(a, 'axis'),
+    ),
   embedding: (x) => embedding(x['table']!, x['ids']!),
   softmax: (x) => softmax(x['x']!),
   logSoftmax: (x) => logSoftmax(x['x']!),
-  crossEntropy: (x, a) => crossEntropy(x['logits']!, x['targets']!, a['ignoreIndex'] === null ? {} : { ignoreIndex: num(a, 'ignoreIndex') }),
+  crossEntropy: (x, a) =>
+    crossEntropy(x['logits']!, x['targets']!, a['ignoreIndex'] === null ? {} : { ignoreIndex: num(a, 'ignoreIndex') }),
   rmsNorm: (x, a) => rmsNorm(x['x']!, x['weight']!, num(a, 'eps')),
   layerNorm: (x, a) => layerNorm(x['x']!, opt(x, 'weight'), opt(x, 'bias'), num(a, 'eps')),
   groupNorm: (x, a) => groupNorm(x['x']!, num(a, 'groups'), opt(x, 'weight'), opt(x, 'bias'), num(a, 'eps')),
-  conv2d: (x, a) => conv2d(x['x']!, x['w']!, opt(x, 'bias') ?? null, { stride: num(a, 'stride'), padding: num(a, 'padding') }),
+  conv2d: (x, a) =>
+    conv2d(x['x']!, x['w']!, opt(x, 'bias') ?? null, { stride: num(a, 'stride'), padding: num(a, 'padding') }),
   upsampleNearest2d: (x, a) => upsampleNearest2d(x['x']!, num(a, 'scale')),
   attention: (x, a) => attention(x['q']!, x['k']!, x['v']!, { causal: a['causal'] as boolean, mask: opt(x, 'mask') }),
   rope2d: (x) => {
-    const cos = x['cos']!, sin = x['sin']!;
+    const cos = x['cos']!,
+      sin = x['sin']!;
     return rope2d(x['x']!, { cos: cos.f32, sin: sin.f32, rows: cos.dim(0), headDim: 2 * cos.dim(1) });
   },
 };
@@ -99,7 +108,18 @@ function runCase(file: SafetensorsFile, c: Case, tol: Tol): void {
   }
 }
 
-for (const name of ['matmul', 'elementwise', 'reduce', 'shape', 'embedding', 'softmax', 'norm', 'conv', 'attention', 'rope']) {
+for (const name of [
+  'matmul',
+  'elementwise',
+  'reduce',
+  'shape',
+  'embedding',
+  'softmax',
+  'norm',
+  'conv',
+  'attention',
+  'rope',
+]) {
   const file = loadFixture(`ops/${name}.safetensors`);
   for (const c of cases(file))
     test(`oracle ${name}: ${c.name} (${c.fn})`, () => runCase(file, c, FILE_TOL[name] ?? DEFAULT_TOL));
@@ -139,7 +159,11 @@ for (const c of cases(optimFile)) {
         for (const [n, p] of params) p.grad = fx(optimFile, `${c.name}.step${step}.grad.${n}`).f32.slice();
         noGrad(() => opt.step());
         for (const [n, p] of params)
-          assertClose(p.f32, fx(optimFile, `${c.name}.step${step}.param.${n}`).f32, { atol: 1e-6, rtol: 1e-5, what: `${c.name} step ${step} ${n}` });
+          assertClose(p.f32, fx(optimFile, `${c.name}.step${step}.param.${n}`).f32, {
+            atol: 1e-6,
+            rtol: 1e-5,
+            what: `${c.name} step ${step} ${n}`,
+          });
       }
     });
   } else if (c.fn === 'clipGradNorm') {
@@ -148,7 +172,12 @@ for (const c of cases(optimFile)) {
       for (const [n, p] of params) p.grad = fx(optimFile, `${c.name}.grad.${n}`).f32.slice();
       const norm = noGrad(() => clipGradNorm([...params.values()], num(c.args, 'maxNorm')));
       assertClose([norm], fx(optimFile, `${c.name}.norm`).f32, { atol: 1e-6, rtol: 1e-5, what: 'total norm' });
-      for (const [n, p] of params) assertClose(p.grad!, fx(optimFile, `${c.name}.clipped.${n}`).f32, { atol: 1e-6, rtol: 1e-5, what: `clipped ${n}` });
+      for (const [n, p] of params)
+        assertClose(p.grad!, fx(optimFile, `${c.name}.clipped.${n}`).f32, {
+          atol: 1e-6,
+          rtol: 1e-5,
+          what: `clipped ${n}`,
+        });
     });
   }
 }

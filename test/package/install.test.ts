@@ -12,7 +12,8 @@ import { writeRandomRun } from '../../src/bench/sample-bench.js';
 import { decodeImageFile } from '../../src/io/png.js';
 
 const REPO = fileURLToPath(new URL('../../..', import.meta.url));
-const npm = (args: string[], cwd: string) => spawnSync('npm', [...args, '--no-audit', '--no-fund', '--prefer-offline'], { cwd, encoding: 'utf8' });
+const npm = (args: string[], cwd: string) =>
+  spawnSync('npm', [...args, '--no-audit', '--no-fund', '--prefer-offline'], { cwd, encoding: 'utf8' });
 
 test('npm pack → npm install in an empty project → the example samples a run', { timeout: 600_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ctfgen-pack-'));
@@ -22,21 +23,40 @@ test('npm pack → npm install in an empty project → the example samples a run
     const tarball = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
     const project = join(dir, 'project');
     spawnSync('mkdir', [project]);
-    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'user-project', version: '1.0.0', type: 'module', private: true }));
+    writeFileSync(
+      join(project, 'package.json'),
+      JSON.stringify({ name: 'user-project', version: '1.0.0', type: 'module', private: true }),
+    );
     const installed = npm(['install', join(dir, tarball)], project);
     assert.equal(installed.status, 0, installed.stderr);
 
     const run = join(dir, 'run');
-    await writeRandomRun(run, { tokenizerPreset: 'tiny', codebook: 64, k: 8, preset: 'tiny', auxPreset: 'tiny', numClasses: 10, imageSize: 32 });
+    await writeRandomRun(run, {
+      tokenizerPreset: 'tiny',
+      codebook: 64,
+      k: 8,
+      preset: 'tiny',
+      auxPreset: 'tiny',
+      numClasses: 10,
+      imageSize: 32,
+    });
     copyFileSync(join(project, 'node_modules', 'ctfgen', 'examples', 'generate.mjs'), join(project, 'generate.mjs'));
     for (const method of ['ctf', 'baseline']) {
-      const r = spawnSync(process.execPath, ['generate.mjs', run, `${method}.png`, method], { cwd: project, encoding: 'utf8' });
+      const r = spawnSync(process.execPath, ['generate.mjs', run, `${method}.png`, method], {
+        cwd: project,
+        encoding: 'utf8',
+      });
       assert.equal(r.status, 0, r.stderr);
       const png = await decodeImageFile(join(project, `${method}.png`));
-      assert.deepEqual([png.width, png.height], [4 * 64 + 5 * 2, 10 * 64 + 11 * 2], 'four images per class, ten classes');
+      assert.deepEqual(
+        [png.width, png.height],
+        [4 * 64 + 5 * 2, 10 * 64 + 11 * 2],
+        'four images per class, ten classes',
+      );
     }
     const engine = spawnSync(process.execPath, ['--input-type=module', '-e',
-      "import { Tensor, matmul } from 'ctfgen/engine'; const a = new Tensor(Float32Array.of(1, 2, 3, 4), [2, 2]); console.log(Array.from(matmul(a, a).f32).join(','));"],
+      "import { Tensor, matmul } from 'ctfgen/engine'; const a = new Tensor(Float32Array.of(1, 2, 3, 4), [2, 2]); " +
+      "console.log(Array.from(matmul(a, a).f32).join(','));"],
     { cwd: project, encoding: 'utf8' });
     assert.equal(engine.stdout.trim(), '7,10,15,22', engine.stderr);
   } finally {

@@ -57,36 +57,46 @@ test('a stage runs until it finishes, then is skipped; its time is recorded once
   assert.ok(!recordedAs(finishedStages(dir).get('cluster')!, changed), 'another command is another stage');
 }));
 
-test('130 and 143 are stops, not finishes; the next run continues the training with --resume', () => withDir(async (dir) => {
-  const ckpt = join(dir, 'stage1.safetensors'), report = join(dir, 'stage1.report.json');
-  const stage: Stage = {
-    name: 'stage1', args: ['train', 'stage1', '--run', dir], done: [ckpt, report], resumes: ckpt, force: true,
-  };
-  for (const code of [130, 143]) {
-    const stopped = await runStage(stage, { records: dir, exec: fakeExec(code).exec });
-    assert.deepEqual([stopped.status, stopped.exit], ['stopped', code]);
-  }
-  assert.deepEqual(lines(join(dir, 'attempts.jsonl')).map((a) => a['exit']), [130, 143], 'every attempt is recorded');
-  assert.equal(lines(join(dir, 'times.jsonl')).length, 0, 'a stop is not a finish');
-  const failed = await runStage(stage, { records: dir, exec: fakeExec(1).exec });
-  assert.equal(failed.status, 'failed');
-  assert.equal(lines(join(dir, 'times.jsonl')).length, 0);
+test('130 and 143 are stops, not finishes; the next run continues the training with --resume', () =>
+  withDir(async (dir) => {
+    const ckpt = join(dir, 'stage1.safetensors'),
+      report = join(dir, 'stage1.report.json');
+    const stage: Stage = {
+      name: 'stage1',
+      args: ['train', 'stage1', '--run', dir],
+      done: [ckpt, report],
+      resumes: ckpt,
+      force: true,
+    };
+    for (const code of [130, 143]) {
+      const stopped = await runStage(stage, { records: dir, exec: fakeExec(code).exec });
+      assert.deepEqual([stopped.status, stopped.exit], ['stopped', code]);
+    }
+    assert.deepEqual(
+      lines(join(dir, 'attempts.jsonl')).map((a) => a['exit']),
+      [130, 143],
+      'every attempt is recorded',
+    );
+    assert.equal(lines(join(dir, 'times.jsonl')).length, 0, 'a stop is not a finish');
+    const failed = await runStage(stage, { records: dir, exec: fakeExec(1).exec });
+    assert.equal(failed.status, 'failed');
+    assert.equal(lines(join(dir, 'times.jsonl')).length, 0);
 
-  // The stopped training saved its checkpoint and train state: the next attempt continues it.
-  writeFileSync(ckpt, 'x');
-  writeFileSync(join(dir, 'stage1.train-state.safetensors'), 'x');
-  assert.deepEqual(stageArgs(stage), [...stage.args, '--resume']);
-  const run = fakeExec(0, [report]);
-  const resumed = await runStage(stage, { records: dir, exec: run.exec });
-  assert.deepEqual([resumed.status, run.calls], ['finished', [[...stage.args, '--resume']]]);
-  const [time] = lines(join(dir, 'times.jsonl'));
-  assert.equal(time!['command'], `ctfgen train stage1 --run ${dir} --resume`);
-  assert.ok(recordedAs(finishedStages(dir).get('stage1')!, stage), 'a resumed finish is a finish of the same stage');
-  assert.equal(stageArgs(stage), null, 'done');
-  // Redone (its inputs changed): anew, replacing the old outputs, never continuing the old run.
-  assert.deepEqual(stageArgs(stage, true), [...stage.args, '--force']);
-  assert.deepEqual(stageArgs({ ...stage, force: false }, true), stage.args);
-}));
+    // The stopped training saved its checkpoint and train state: the next attempt continues it.
+    writeFileSync(ckpt, 'x');
+    writeFileSync(join(dir, 'stage1.train-state.safetensors'), 'x');
+    assert.deepEqual(stageArgs(stage), [...stage.args, '--resume']);
+    const run = fakeExec(0, [report]);
+    const resumed = await runStage(stage, { records: dir, exec: run.exec });
+    assert.deepEqual([resumed.status, run.calls], ['finished', [[...stage.args, '--resume']]]);
+    const [time] = lines(join(dir, 'times.jsonl'));
+    assert.equal(time!['command'], `ctfgen train stage1 --run ${dir} --resume`);
+    assert.ok(recordedAs(finishedStages(dir).get('stage1')!, stage), 'a resumed finish is a finish of the same stage');
+    assert.equal(stageArgs(stage), null, 'done');
+    // Redone (its inputs changed): anew, replacing the old outputs, never continuing the old run.
+    assert.deepEqual(stageArgs(stage, true), [...stage.args, '--force']);
+    assert.deepEqual(stageArgs({ ...stage, force: false }, true), stage.args);
+  }));
 
 test('stdout reaches its file only when the command finished; the file is part of being done', () =>
   withDir(async (dir) => {

@@ -18,7 +18,15 @@ let dir = '';
 let pieces: SamplerPieces;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ctfgen-images-'));
-  const paths = await writeRandomRun(dir, { tokenizerPreset: 'tiny', codebook: 64, k: 8, preset: 'tiny', auxPreset: 'tiny', numClasses: 10, imageSize: 32 });
+  const paths = await writeRandomRun(dir, {
+    tokenizerPreset: 'tiny',
+    codebook: 64,
+    k: 8,
+    preset: 'tiny',
+    auxPreset: 'tiny',
+    numClasses: 10,
+    imageSize: 32,
+  });
   pieces = await loadSampler(['ctf', 'baseline'], paths);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -32,10 +40,18 @@ test('each cluster\'s representative is the member nearest to its centroid', () 
     for (let d = 0; d < D; d++) unit[i * D + d]! /= n;
   }
   const centroids = new Float32Array(K * D);
-  part.members.forEach((m, c) => m.forEach((f) => { for (let d = 0; d < D; d++) centroids[c * D + d]! += unit[f * D + d]! / m.length; }));
+  part.members.forEach((m, c) =>
+    m.forEach((f) => {
+      for (let d = 0; d < D; d++) centroids[c * D + d]! += unit[f * D + d]! / m.length;
+    }),
+  );
   const reps = clusterRepresentatives({ ...part, dim: D, centroids }, unit);
   part.members.forEach((m, c) => {
-    const dist = (f: number): number => { let s = 0; for (let d = 0; d < D; d++) s += (unit[f * D + d]! - centroids[c * D + d]!) ** 2; return s; };
+    const dist = (f: number): number => {
+      let s = 0;
+      for (let d = 0; d < D; d++) s += (unit[f * D + d]! - centroids[c * D + d]!) ** 2;
+      return s;
+    };
     const best = [...m].sort((a, b) => dist(a) - dist(b))[0]!;
     assert.equal(reps[c], best, `cluster ${c}`);
   });
@@ -77,5 +93,8 @@ test('sampleImages: images are the decode of the tokens, the batch size changes 
     assert.ok(a.seconds.stage1 > 0 && a.seconds.decode > 0 && (method === 'ctf') === a.seconds.stage2 > 0);
     assert.equal(a.coarse === null, method === 'baseline');
   }
-  assert.throws(() => sampleImages(pieces, { ...request, method: 'ctf', classes: Int32Array.from([10]) }), /class 10 outside \[0, 10\)/);
+  assert.throws(
+    () => sampleImages(pieces, { ...request, method: 'ctf', classes: Int32Array.from([10]) }),
+    /class 10 outside \[0, 10\)/,
+  );
 });

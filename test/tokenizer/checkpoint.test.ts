@@ -6,7 +6,13 @@ import { test } from 'node:test';
 import { Rng } from '../../src/engine/rng.js';
 import { Tensor, intTensor } from '../../src/engine/tensor.js';
 import { decodeSafetensors, encodeSafetensors, type StTensorInput } from '../../src/io/safetensors.js';
-import { decodeTokenizer, encodeTokenizer, loadTokenizer, saveTokenizer, tokenizerHash } from '../../src/tokenizer/checkpoint.js';
+import {
+  decodeTokenizer,
+  encodeTokenizer,
+  loadTokenizer,
+  saveTokenizer,
+  tokenizerHash,
+} from '../../src/tokenizer/checkpoint.js';
 import { tokenizerConfig } from '../../src/tokenizer/config.js';
 import { dataIdentity } from '../../src/tokenizer/data-identity.js';
 import { encodeSplit } from '../../src/tokenizer/encode.js';
@@ -20,7 +26,9 @@ const config = tokenizerConfig('tiny', { inChannels: 1, imageSize: 32 }, { codeb
 /** Re-encodes checkpoint bytes after editing its tensors and metadata. */
 function edit(bytes: Uint8Array, f: (t: Map<string, StTensorInput>, m: Record<string, string>) => void): Uint8Array {
   const file = decodeSafetensors(bytes, 'x');
-  const tensors = new Map<string, StTensorInput>([...file.tensors].map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape, data: t.data.slice() }]));
+  const tensors = new Map<string, StTensorInput>(
+    [...file.tensors].map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape, data: t.data.slice() }]),
+  );
   const meta = { ...file.metadata };
   f(tensors, meta);
   return encodeSafetensors(tensors, meta);
@@ -54,20 +62,90 @@ test('tokenizer checkpoint round trip: same config, weights, hash and outputs', 
 
 test('tokenizer checkpoint mismatches are refused with the reason', () => {
   const bytes = encodeTokenizer(new VqTokenizer(config, new Rng(3)));
-  assert.throws(() => decodeTokenizer(edit(bytes, (_t, m) => { m['kind'] = 'ctfgen.gpt'; }), 'f'), /not a tokenizer checkpoint \(metadata kind "ctfgen.gpt"/);
-  assert.throws(() => decodeTokenizer(edit(bytes, (_t, m) => { m['kind'] = 'ctfgen.train-state'; }), 'f'), /this is the training state/);
-  assert.throws(() => decodeTokenizer(edit(bytes, (_t, m) => { m['format'] = '9'; }), 'f'), /format 9 is not supported/);
-  assert.throws(() => decodeTokenizer(edit(bytes, (_t, m) => { m['config'] = JSON.stringify({ ...config, codebookSize: 128 }); }), 'f'),
-    /f: the stored config says codebookSize = 128, but tensor "quantize\.embedding\.weight" has 64 rows/);
-  assert.throws(() => decodeTokenizer(edit(bytes, (t) => { t.delete('decoder.conv_out.bias'); }), 'f'), /"decoder\.conv_out\.bias" is missing/);
-  assert.throws(() => decodeTokenizer(edit(bytes, (t) => { t.set('extra.weight', { dtype: 'F32', shape: [1], data: new Float32Array(1) }); }), 'f'),
-    /"extra\.weight" is not a parameter/);
-  assert.throws(() => decodeTokenizer(edit(bytes, (t) => { (t.get('quant_conv.bias')!.data as Float32Array)[0]! += 1; }), 'f'),
-    /the weights hash to .* the metadata says .* corrupted or was edited/);
-  assert.throws(() => decodeTokenizer(edit(bytes, (_t, m) => { m['config'] = '{'; }), 'f'), /"config" is not valid JSON/);
+  assert.throws(
+    () =>
+      decodeTokenizer(
+        edit(bytes, (_t, m) => {
+          m['kind'] = 'ctfgen.gpt';
+        }),
+        'f',
+      ),
+    /not a tokenizer checkpoint \(metadata kind "ctfgen.gpt"/,
+  );
+  assert.throws(
+    () =>
+      decodeTokenizer(
+        edit(bytes, (_t, m) => {
+          m['kind'] = 'ctfgen.train-state';
+        }),
+        'f',
+      ),
+    /this is the training state/,
+  );
+  assert.throws(
+    () =>
+      decodeTokenizer(
+        edit(bytes, (_t, m) => {
+          m['format'] = '9';
+        }),
+        'f',
+      ),
+    /format 9 is not supported/,
+  );
+  assert.throws(
+    () =>
+      decodeTokenizer(
+        edit(bytes, (_t, m) => {
+          m['config'] = JSON.stringify({ ...config, codebookSize: 128 });
+        }),
+        'f',
+      ),
+    /f: the stored config says codebookSize = 128, but tensor "quantize\.embedding\.weight" has 64 rows/,
+  );
+  assert.throws(
+    () =>
+      decodeTokenizer(
+        edit(bytes, (t) => {
+          t.delete('decoder.conv_out.bias');
+        }),
+        'f',
+      ),
+    /"decoder\.conv_out\.bias" is missing/,
+  );
+  assert.throws(
+    () =>
+      decodeTokenizer(
+        edit(bytes, (t) => {
+          t.set('extra.weight', { dtype: 'F32', shape: [1], data: new Float32Array(1) });
+        }),
+        'f',
+      ),
+    /"extra\.weight" is not a parameter/,
+  );
+  assert.throws(
+    () =>
+      decodeTokenizer(
+        edit(bytes, (t) => {
+          (t.get('quant_conv.bias')!.data as Float32Array)[0]! += 1;
+        }),
+        'f',
+      ),
+    /the weights hash to .* the metadata says .* corrupted or was edited/,
+  );
+  assert.throws(
+    () =>
+      decodeTokenizer(
+        edit(bytes, (_t, m) => {
+          m['config'] = '{';
+        }),
+        'f',
+      ),
+    /"config" is not valid JSON/,
+  );
 });
 
-test('encode a split → token file → decode: shapes, labels, flips, and the tokenizer identity is enforced', async () => {
+test('encode a split → token file → decode: shapes, labels, flips, and the ' +
+  'tokenizer identity is enforced', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ctfgen-tokens-'));
   try {
     const ds = syntheticDataset(10, { seed: 5 });
@@ -79,17 +157,32 @@ test('encode a split → token file → decode: shapes, labels, flips, and the t
     assert.ok(r.imagesPerSec > 0);
     const path = join(dir, 'tokens.safetensors');
     const hash = tokenizerHash(model);
-    await saveTokens(path, { tokens: r.tokens, labels: r.labels, flipped: r.flipped, tokenizerHash: hash, tokenizerConfig: model.config, data: dataIdentity(ds) });
+    await saveTokens(path, {
+      tokens: r.tokens,
+      labels: r.labels,
+      flipped: r.flipped,
+      tokenizerHash: hash,
+      tokenizerConfig: model.config,
+      data: dataIdentity(ds),
+    });
     const t = await loadTokens(path, { tokenizerHash: hash });
     assert.deepEqual(Array.from(t.tokens.i32), Array.from(r.tokens.i32));
     assert.equal(t.data.count, 10);
     assert.match(t.data.sha256, /^[0-9a-f]{64}$/);
     const images = model.decode(intTensor(t.tokens.i32.subarray(0, 3 * 64), [3, 8, 8]));
     assert.deepEqual(images.shape, [3, 1, 32, 32]);
-    await assert.rejects(loadTokens(path, { tokenizerHash: tokenizerHash(new VqTokenizer(config, new Rng(9))) }), /were made by tokenizer .* not by the given tokenizer/);
-    const bad = edit(readFileSync(path), (tensors) => { (tensors.get('tokens')!.data as Int32Array)[5] = 64; });
+    await assert.rejects(
+      loadTokens(path, { tokenizerHash: tokenizerHash(new VqTokenizer(config, new Rng(9))) }),
+      /were made by tokenizer .* not by the given tokenizer/,
+    );
+    const bad = edit(readFileSync(path), (tensors) => {
+      (tensors.get('tokens')!.data as Int32Array)[5] = 64;
+    });
     writeFileSync(join(dir, 'bad.safetensors'), bad);
-    await assert.rejects(loadTokens(join(dir, 'bad.safetensors')), /token 64 at position 5 is outside the codebook \[0, 64\)/);
+    await assert.rejects(
+      loadTokens(join(dir, 'bad.safetensors')),
+      /token 64 at position 5 is outside the codebook \[0, 64\)/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

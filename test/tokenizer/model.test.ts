@@ -48,12 +48,18 @@ test('every preset builds and maps 32×32 to 8×8 tokens', () => {
     assert.equal(m.grid, 8, p);
   }
   assert.throws(() => tokenizerConfig('huge', { inChannels: 1, imageSize: 32 }), /unknown preset "huge"/);
-  assert.throws(() => tokenizerConfig('tiny', { inChannels: 1, imageSize: 30 }), /not divisible by the downsampling factor 4/);
+  assert.throws(
+    () => tokenizerConfig('tiny', { inChannels: 1, imageSize: 30 }),
+    /not divisible by the downsampling factor 4/,
+  );
 });
 
 test('bad inputs give clear errors', () => {
   const model = new VqTokenizer(tinyConfig(), new Rng(0));
-  assert.throws(() => model.encode(images(2, 3)), (e: unknown) => e instanceof CtfError && /must be f32 \(B, 1, 32, 32\)/.test(e.message));
+  assert.throws(
+    () => model.encode(images(2, 3)),
+    (e: unknown) => e instanceof CtfError && /must be f32 \(B, 1, 32, 32\)/.test(e.message),
+  );
   assert.throws(() => model.decode(intTensor([1, 2, 3], [1, 3])), /must be i32 \(B, 8, 8\)/);
 });
 

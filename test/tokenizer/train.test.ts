@@ -15,11 +15,21 @@ import { syntheticDataset } from './synthetic.js';
 
 const ds = syntheticDataset(48, { seed: 1 });
 // Every source of divergence is on: flips, dead-code re-initialisation (small window), warmup + cosine.
-const options: TokenizerTrainOptions = { ...DEFAULT_TOKENIZER_TRAIN, epochs: 2, batchSize: 8, warmup: 3, deadCodeWindow: 2, seed: 7 };
+const options: TokenizerTrainOptions = {
+  ...DEFAULT_TOKENIZER_TRAIN,
+  epochs: 2,
+  batchSize: 8,
+  warmup: 3,
+  deadCodeWindow: 2,
+  seed: 7,
+};
 const config = tokenizerConfig('tiny', { inChannels: 1, imageSize: 32 }, { codebookSize: 256 });
 
 /** Trains from scratch or from `resumeFrom`; stops after `stopAt` steps if given. Losses of every step. */
-async function train(path: string, o: { stopAt?: number; resumeFrom?: string }): Promise<{ losses: number[]; weights: Float32Array[]; result: Awaited<ReturnType<typeof runTraining>> }> {
+async function train(
+  path: string,
+  o: { stopAt?: number; resumeFrom?: string },
+): Promise<{ losses: number[]; weights: Float32Array[]; result: Awaited<ReturnType<typeof runTraining>> }> {
   const model = new VqTokenizer(config, new Rng(options.seed).split('init'));
   const task = new TokenizerTrainTask(model, ds, options, async (t, step) => {
     await saveTrainState(path, t.trainState(step));
@@ -35,7 +45,14 @@ async function train(path: string, o: { stopAt?: number; resumeFrom?: string }):
     }
   };
   const result = await runTraining(task, {
-    optimizer: task.optimizer, params: model.parameters(), lr: (s) => task.lr(s), startStep: start, gradClip: 1, progressEvery: 1, stop, emit,
+    optimizer: task.optimizer,
+    params: model.parameters(),
+    lr: (s) => task.lr(s),
+    startStep: start,
+    gradClip: 1,
+    progressEvery: 1,
+    stop,
+    emit,
   });
   return { losses, weights: model.parameters().map((p) => p.f32.slice()), result };
 }
@@ -65,7 +82,12 @@ test('resume refuses changed options and configs with the offending field named'
     const saved = await loadTrainState(path, 'tokenizer');
     const other = new TokenizerTrainTask(new VqTokenizer(config), ds, { ...options, lr: 1e-3 }, async () => '');
     assert.throws(() => other.restore(saved), /trained with lr = 0\.002, this run has 0\.001/);
-    const wider = new TokenizerTrainTask(new VqTokenizer({ ...config, codebookSize: 128 }), ds, options, async () => '');
+    const wider = new TokenizerTrainTask(
+      new VqTokenizer({ ...config, codebookSize: 128 }),
+      ds,
+      options,
+      async () => '',
+    );
     assert.throws(() => wider.restore(saved), /tokenizer config .* differs/);
     await assert.rejects(loadTrainState(path, 'gpt'), /resumes a "tokenizer" run, not a "gpt" run/);
   } finally {

@@ -38,12 +38,25 @@ test('dead-code re-initialisation raises usage where most codewords are never-pi
   // picked, get no gradient and stay dead unless re-initialised.
   const ds = syntheticDataset(64, { seed: 3 });
   const usage = async (reinit: boolean): Promise<number> => {
-    const model = new VqTokenizer(tokenizerConfig('tiny', { inChannels: 1, imageSize: 32 }, { codebookSize: 128 }), new Rng(2));
+    const model = new VqTokenizer(
+      tokenizerConfig('tiny', { inChannels: 1, imageSize: 32 }, { codebookSize: 128 }),
+      new Rng(2),
+    );
     const cb = model.quantizer.codebook.f32;
     for (let j = 8; j < 128; j++) cb.copyWithin(j * 8, 0, 8);
-    const task = new TokenizerTrainTask(model, ds, { ...DEFAULT_TOKENIZER_TRAIN, epochs: 3, batchSize: 8, warmup: 0, deadCodeReinit: reinit, deadCodeWindow: 4 },
-      async () => 'memory');
-    await runTraining(task, { optimizer: task.optimizer, params: model.parameters(), lr: (s) => task.lr(s), startStep: 0, emit: () => undefined });
+    const task = new TokenizerTrainTask(
+      model,
+      ds,
+      { ...DEFAULT_TOKENIZER_TRAIN, epochs: 3, batchSize: 8, warmup: 0, deadCodeReinit: reinit, deadCodeWindow: 4 },
+      async () => 'memory',
+    );
+    await runTraining(task, {
+      optimizer: task.optimizer,
+      params: model.parameters(),
+      lr: (s) => task.lr(s),
+      startStep: 0,
+      emit: () => undefined,
+    });
     const x = new Tensor(toModelInput(ds, Int32Array.from({ length: 64 }, (_, i) => i)).x, [64, 1, 32, 32]);
     const counts = new Float64Array(128);
     for (const j of model.encode(x).i32) counts[j]!++;

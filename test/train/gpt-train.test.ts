@@ -12,7 +12,14 @@ import { tokenizerConfig } from '../../src/tokenizer/config.js';
 import type { TokenSet } from '../../src/tokenizer/tokens-file.js';
 import { loadTrainState, saveTrainState } from '../../src/train/checkpoint.js';
 import type { TrainEvent } from '../../src/train/events.js';
-import { GptTrainTask, gptTask, sequenceBatch, validationLoss, type GptKind, type GptTrainOptions } from '../../src/train/gpt-train.js';
+import {
+  GptTrainTask,
+  gptTask,
+  sequenceBatch,
+  validationLoss,
+  type GptKind,
+  type GptTrainOptions,
+} from '../../src/train/gpt-train.js';
 import { StopRequest } from '../../src/train/interrupt.js';
 import { runTraining } from '../../src/train/loop.js';
 
@@ -28,9 +35,22 @@ function tokenSet(hash = 'tok-hash'): TokenSet {
     for (let t = 0; t < T; t++) tokens[n * T + t] = rng.uniform() < 0.1 ? rng.int(V) : patterns[n % classes]![t]!;
   }
   return {
-    tokens: new Tensor(tokens, [N, grid, grid]), labels, flipped: new Int32Array(N), tokenizerHash: hash,
+    tokens: new Tensor(tokens, [N, grid, grid]),
+    labels,
+    flipped: new Int32Array(N),
+    tokenizerHash: hash,
     tokenizerConfig: tokenizerConfig('tiny', { inChannels: 1, imageSize: 16 }, { codebookSize: V }),
-    data: { name: 'synthetic', split: 'train', count: N, channels: 1, height: 16, width: 16, numClasses: classes, preprocessing: { pad: 0 } as never, sha256: 'x' },
+    data: {
+      name: 'synthetic',
+      split: 'train',
+      count: N,
+      channels: 1,
+      height: 16,
+      width: 16,
+      numClasses: classes,
+      preprocessing: { pad: 0 } as never,
+      sha256: 'x',
+    },
     source: 'synthetic',
   };
 }
@@ -40,17 +60,47 @@ function coarseMap(hash = 'tok-hash'): CoarseMap {
   return buildCoarseMap(codebook, { k: K, seed: 0, restarts: 1, maxIter: 20, tokenizerHash: hash }).map;
 }
 
-const options: GptTrainOptions = { epochs: 4, batchSize: 16, lr: 3e-3, warmup: 4, schedule: 'cosine', minLrRatio: 0.1, weightDecay: 0.05, gradClip: 1, seed: 1 };
+const options: GptTrainOptions = {
+  epochs: 4,
+  batchSize: 16,
+  lr: 3e-3,
+  warmup: 4,
+  schedule: 'cosine',
+  minLrRatio: 0.1,
+  weightDecay: 0.05,
+  gradClip: 1,
+  seed: 1,
+};
 
-async function train(kind: GptKind, data: TokenSet, map: CoarseMap | null,
-  o: { path?: string; stopAt?: number; resumeFrom?: string; opts?: Partial<GptTrainOptions>; evalEvery?: number; evals?: TrainEvent[]; masked?: boolean } = {}) {
+async function train(
+  kind: GptKind,
+  data: TokenSet,
+  map: CoarseMap | null,
+  o: {
+    path?: string;
+    stopAt?: number;
+    resumeFrom?: string;
+    opts?: Partial<GptTrainOptions>;
+    evalEvery?: number;
+    evals?: TrainEvent[];
+    masked?: boolean;
+  } = {},
+) {
   const opts = { ...options, ...o.opts };
   const sizes = { layers: 1, dim: 32, heads: 2, ...(o.masked ? { fineVocab: V + 1 } : {}) };
   const model = new Gpt(gptConfig('tiny', gptTask(kind, data, map), sizes), new Rng(opts.seed).split('init'));
-  const task = new GptTrainTask(kind, model, data, map, opts, async (t, step) => {
-    if (o.path) await saveTrainState(o.path, t.trainState(step));
-    return o.path ?? '';
-  }, o.evalEvery ? (t) => ({ valLoss: validationLoss(t.model, kind, data, map) }) : undefined);
+  const task = new GptTrainTask(
+    kind,
+    model,
+    data,
+    map,
+    opts,
+    async (t, step) => {
+      if (o.path) await saveTrainState(o.path, t.trainState(step));
+      return o.path ?? '';
+    },
+    o.evalEvery ? (t) => ({ valLoss: validationLoss(t.model, kind, data, map) }) : undefined,
+  );
   const start = o.resumeFrom ? task.restore(await loadTrainState(o.resumeFrom, `gpt:${kind}`)) : 0;
   const stop = new StopRequest();
   const losses: number[] = [];
@@ -60,7 +110,17 @@ async function train(kind: GptKind, data: TokenSet, map: CoarseMap | null,
     losses.push(e.loss);
     if (e.step === o.stopAt) stop.request('test');
   };
-  const result = await runTraining(task, { optimizer: task.optimizer, params: model.parameters(), lr: (s) => task.lr(s), startStep: start, gradClip: 1, progressEvery: 1, evalEvery: o.evalEvery, stop, emit });
+  const result = await runTraining(task, {
+    optimizer: task.optimizer,
+    params: model.parameters(),
+    lr: (s) => task.lr(s),
+    startStep: start,
+    gradClip: 1,
+    progressEvery: 1,
+    evalEvery: o.evalEvery,
+    stop,
+    emit,
+  });
   return { model, losses, result, weights: model.parameters().map((p) => p.f32.slice()) };
 }
 
@@ -97,10 +157,16 @@ test('resume continues exactly: N steps = N/2 + save + restore + N/2 (losses and
     const whole = await train('stage1', data, map, { path: join(dir, 'a.safetensors') });
     const first = await train('stage1', data, map, { path: join(dir, 'b.safetensors'), stopAt: 7 });
     assert.equal(first.result.stopped, true);
-    const second = await train('stage1', data, map, { path: join(dir, 'c.safetensors'), resumeFrom: join(dir, 'b.safetensors') });
+    const second = await train('stage1', data, map, {
+      path: join(dir, 'c.safetensors'),
+      resumeFrom: join(dir, 'b.safetensors'),
+    });
     assert.deepEqual([...first.losses, ...second.losses], whole.losses);
     whole.weights.forEach((w, i) => assert.deepEqual(second.weights[i], w, `parameter ${i}`));
-    await assert.rejects(train('stage1', data, map, { resumeFrom: join(dir, 'b.safetensors'), opts: { lr: 1e-3 } }), /trained with lr = 0\.003, this run has 0\.001/);
+    await assert.rejects(
+      train('stage1', data, map, { resumeFrom: join(dir, 'b.safetensors'), opts: { lr: 1e-3 } }),
+      /trained with lr = 0\.003, this run has 0\.001/,
+    );
     await assert.rejects(loadTrainState(join(dir, 'b.safetensors'), 'gpt:aux'), /not a "gpt:aux" run/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -113,7 +179,11 @@ test('resume of a masked-refinement aux is exact too (the masks are a function o
     const data = tokenSet(), map = coarseMap();
     const whole = await train('aux', data, map, { path: join(dir, 'a.safetensors'), masked: true });
     await train('aux', data, map, { path: join(dir, 'b.safetensors'), stopAt: 9, masked: true });
-    const second = await train('aux', data, map, { path: join(dir, 'c.safetensors'), resumeFrom: join(dir, 'b.safetensors'), masked: true });
+    const second = await train('aux', data, map, {
+      path: join(dir, 'c.safetensors'),
+      resumeFrom: join(dir, 'b.safetensors'),
+      masked: true,
+    });
     whole.weights.forEach((w, i) => assert.deepEqual(second.weights[i], w, `parameter ${i}`));
     assert.equal(whole.model.fineTable!.size, (V + 1) * 32);
   } finally {
@@ -121,7 +191,8 @@ test('resume of a masked-refinement aux is exact too (the masks are a function o
   }
 });
 
-test('validation every N steps reports a curve and leaves the trajectory untouched (losses and weights bit for bit)', async () => {
+test('validation every N steps reports a curve and leaves the trajectory ' +
+  'untouched (losses and weights bit for bit)', async () => {
   const data = tokenSet(), map = coarseMap();
   const plain = await train('aux', data, map);
   const evals: TrainEvent[] = [];
@@ -135,9 +206,15 @@ test('validation every N steps reports a curve and leaves the trajectory untouch
 
 test('mismatched inputs are refused with the reason', () => {
   const data = tokenSet();
-  assert.throws(() => gptTask('stage1', data, coarseMap('other-tokenizer')), /coarse map was made from tokenizer other-tok/);
+  assert.throws(
+    () => gptTask('stage1', data, coarseMap('other-tokenizer')),
+    /coarse map was made from tokenizer other-tok/,
+  );
   assert.throws(() => gptTask('aux', data, null), /needs the coarse map/);
   const map = coarseMap();
   const wrongK = new Gpt(gptConfig('tiny', { ...gptTask('stage1', data, map), inVocab: K + 1, outVocab: K + 1 }));
-  assert.throws(() => new GptTrainTask('stage1', wrongK, data, map, options, async () => ''), /the model has inVocab = 9, the data and clusters need 8/);
+  assert.throws(
+    () => new GptTrainTask('stage1', wrongK, data, map, options, async () => ''),
+    /the model has inVocab = 9, the data and clusters need 8/,
+  );
 });

@@ -9,7 +9,12 @@ import { mul } from '../../src/engine/ops/elementwise.js';
 import { AdamW } from '../../src/engine/optim.js';
 import { Rng } from '../../src/engine/rng.js';
 import { Tensor } from '../../src/engine/tensor.js';
-import { loadTrainState, restoreModelAndOptimizer, saveTrainState, savedStateTensor } from '../../src/train/checkpoint.js';
+import {
+  loadTrainState,
+  restoreModelAndOptimizer,
+  saveTrainState,
+  savedStateTensor,
+} from '../../src/train/checkpoint.js';
 import type { TrainEvent } from '../../src/train/events.js';
 import { NonFiniteGuard } from '../../src/train/guard.js';
 import { StopRequest } from '../../src/train/interrupt.js';
@@ -34,7 +39,15 @@ function quadratic(nanAt: number[] = []) {
 test('runTraining: progress windows, epochs, checkpoint cadence, throughput and ETA', async () => {
   const { w, task, saves, opt } = quadratic();
   const events: TrainEvent[] = [];
-  const r = await runTraining(task, { optimizer: opt, params: [w], lr: () => 0.1, startStep: 0, progressEvery: 3, checkpointEvery: 4, emit: (e) => events.push(e) });
+  const r = await runTraining(task, {
+    optimizer: opt,
+    params: [w],
+    lr: () => 0.1,
+    startStep: 0,
+    progressEvery: 3,
+    checkpointEvery: 4,
+    emit: (e) => events.push(e),
+  });
   assert.deepEqual(r, { step: 10, stopped: false, atStopStep: false, checkpoint: 'ckpt-10' });
   assert.deepEqual(saves, [4, 8, 10]);
   const progress = events.filter((e) => e.type === 'progress');
@@ -53,15 +66,31 @@ test('runTraining: a non-finite step is skipped (weights untouched); too many in
   const { w, task, opt } = quadratic([2]);
   const seen: number[][] = [];
   const events: TrainEvent[] = [];
-  const wrapped: TrainTask = { ...task, forwardBackward: (s) => { seen.push(Array.from(w.f32)); return task.forwardBackward(s); }, save: task.save };
+  const wrapped: TrainTask = {
+    ...task,
+    forwardBackward: (s) => {
+      seen.push(Array.from(w.f32));
+      return task.forwardBackward(s);
+    },
+    save: task.save,
+  };
   await runTraining(wrapped, { optimizer: opt, params: [w], lr: () => 0.1, startStep: 0, emit: (e) => events.push(e) });
   assert.deepEqual(seen[3], seen[2], 'the NaN step did not move the weights');
   assert.notDeepEqual(seen[2], seen[1]);
   assert.deepEqual(events.filter((e) => e.type === 'nonfinite').map((e) => e.type === 'nonfinite' && e.step), [2]);
 
   const bad = quadratic([0, 1, 2, 3, 4, 5]);
-  await assert.rejects(runTraining(bad.task, { optimizer: bad.opt, params: [bad.w], lr: () => 0.1, startStep: 0, guard: new NonFiniteGuard(3), emit: () => undefined }),
-    /training diverged: .* non-finite for 3 steps in a row/);
+  await assert.rejects(
+    runTraining(bad.task, {
+      optimizer: bad.opt,
+      params: [bad.w],
+      lr: () => 0.1,
+      startStep: 0,
+      guard: new NonFiniteGuard(3),
+      emit: () => undefined,
+    }),
+    /training diverged: .* non-finite for 3 steps in a row/,
+  );
   assert.deepEqual(bad.saves, [], 'nothing saved over the last good checkpoint');
 });
 
@@ -115,8 +144,16 @@ test('train state: one file holds parameters, AdamW moments, step, RNG, data pos
     rng.uniform();
     const path = join(dir, 's.safetensors');
     await saveTrainState(path, {
-      task: 'demo', step: 1, config: { width: 3 }, options: { lr: 0.1 }, rng: { data: rng.getState() }, data: { epoch: 0, index: 1 },
-      extra: { note: 'x' }, model: new Map([['w', w]]), optimizer: opt.stateDict(), state: new Map([['counts', new Tensor(Int32Array.of(1, 2), [2])]]),
+      task: 'demo',
+      step: 1,
+      config: { width: 3 },
+      options: { lr: 0.1 },
+      rng: { data: rng.getState() },
+      data: { epoch: 0, index: 1 },
+      extra: { note: 'x' },
+      model: new Map([['w', w]]),
+      optimizer: opt.stateDict(),
+      state: new Map([['counts', new Tensor(Int32Array.of(1, 2), [2])]]),
     });
     const saved = await loadTrainState(path, 'demo');
     assert.equal(saved.step, 1);
@@ -135,8 +172,18 @@ test('train state: one file holds parameters, AdamW moments, step, RNG, data pos
     assert.deepEqual(opt2.stateDict(), opt.stateDict());
     const wrong = new Tensor(new Float32Array(4), [4], { requiresGrad: true, name: 'w' });
     const v = new Tensor(new Float32Array(3), [3], { requiresGrad: true, name: 'v' });
-    assert.throws(() => restoreModelAndOptimizer(saved, new Map([['w', wrong], ['v', v]]), new AdamW([wrong, v], { lr: 0.1 })),
-      /2 parameter\(s\) do not match: "w" has shape \[3\], the model has \[4\]; "v" is missing/);
+    assert.throws(
+      () =>
+        restoreModelAndOptimizer(
+          saved,
+          new Map([
+            ['w', wrong],
+            ['v', v],
+          ]),
+          new AdamW([wrong, v], { lr: 0.1 }),
+        ),
+      /2 parameter\(s\) do not match: "w" has shape \[3\], the model has \[4\]; "v" is missing/,
+    );
     await assert.rejects(loadTrainState(path, 'tokenizer'), /resumes a "demo" run, not a "tokenizer" run/);
   } finally {
     rmSync(dir, { recursive: true, force: true });

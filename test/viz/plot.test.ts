@@ -8,24 +8,51 @@ import { test } from 'node:test';
 import { CtfError } from '../../src/errors.js';
 import { decodeImageFile, writePng } from '../../src/io/png.js';
 import { GLYPH_H, GLYPH_W, glyphRows, textWidth } from '../../src/viz/font.js';
-import { BACKGROUND, FRAME, GRID, PALETTE, formatTicks, logTicks, niceTicks, renderLinePlot, type PlotImage, type RGB } from '../../src/viz/plot.js';
+import {
+  BACKGROUND,
+  FRAME,
+  GRID,
+  PALETTE,
+  formatTicks,
+  logTicks,
+  niceTicks,
+  renderLinePlot,
+  type PlotImage,
+  type RGB,
+} from '../../src/viz/plot.js';
 
-const pixel = (img: PlotImage, x: number, y: number): number[] => [...img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3)];
+const pixel = (img: PlotImage, x: number, y: number): number[] => [
+  ...img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3),
+];
 const count = (img: PlotImage, c: RGB): number => {
   let n = 0;
-  for (let i = 0; i < img.data.length; i += 3) if (img.data[i] === c[0] && img.data[i + 1] === c[1] && img.data[i + 2] === c[2]) n++;
+  for (let i = 0; i < img.data.length; i += 3)
+    if (img.data[i] === c[0] && img.data[i + 1] === c[1] && img.data[i + 2] === c[2]) n++;
   return n;
 };
-const decay = (a: number, b: number, n: number): [number, number][] => Array.from({ length: n }, (_, i) => [i + 1, a + b * Math.exp(-i / 4)]);
-const THREE = [{ name: 'baseline', points: decay(3, 2, 20) }, { name: 'ctf', points: decay(2, 1.5, 20) }, { name: 'aux', points: decay(1.5, 1, 20), dashed: true }];
-const plot3 = (extra = {}): PlotImage => renderLinePlot({ title: 'Validation loss', xLabel: 'epoch', yLabel: 'loss', series: THREE, ...extra });
+const decay = (a: number, b: number, n: number): [number, number][] =>
+  Array.from({ length: n }, (_, i) => [i + 1, a + b * Math.exp(-i / 4)]);
+const THREE = [
+  { name: 'baseline', points: decay(3, 2, 20) },
+  { name: 'ctf', points: decay(2, 1.5, 20) },
+  { name: 'aux', points: decay(1.5, 1, 20), dashed: true },
+];
+const plot3 = (extra = {}): PlotImage =>
+  renderLinePlot({ title: 'Validation loss', xLabel: 'epoch', yLabel: 'loss', series: THREE, ...extra });
 
 test('size, white background, a frame around the plot area and light grid lines at the inner ticks', () => {
   const img = plot3();
   assert.deepEqual([img.width, img.height, img.channels, img.data.length], [800, 500, 3, 800 * 500 * 3]);
   const { left, top, right, bottom } = img.plotArea;
   assert.ok(left > 20 && right < 800 - 10 && top > 20 && bottom < 500 - 20, JSON.stringify(img.plotArea));
-  for (const [x, y] of [[0, 0], [799, 0], [0, 499], [799, 499], [left - 1, top - 3]]) assert.deepEqual(pixel(img, x!, y!), [...BACKGROUND], `(${x}, ${y})`);
+  for (const [x, y] of [
+    [0, 0],
+    [799, 0],
+    [0, 499],
+    [799, 499],
+    [left - 1, top - 3],
+  ])
+    assert.deepEqual(pixel(img, x!, y!), [...BACKGROUND], `(${x}, ${y})`);
   // The data start at epoch 1 and the x axis at 0, so the left edge of the frame is free of lines.
   const mid = Math.floor((top + bottom) / 2);
   assert.deepEqual(pixel(img, left, mid), [...FRAME]);
@@ -52,14 +79,26 @@ test('each series has its own palette colour; a dashed line inks fewer pixels th
   assert.equal(new Set(PALETTE.map((c) => c.join())).size, PALETTE.length);
   const pts = decay(2, 1, 200);   // too many points for markers: only the line
   const solid = renderLinePlot({ title: '', xLabel: '', yLabel: '', series: [{ name: 'a', points: pts }] });
-  const dashed = renderLinePlot({ title: '', xLabel: '', yLabel: '', series: [{ name: 'a', points: pts, dashed: true }] });
+  const dashed = renderLinePlot({
+    title: '',
+    xLabel: '',
+    yLabel: '',
+    series: [{ name: 'a', points: pts, dashed: true }],
+  });
   const n1 = count(solid, PALETTE[0]!), n2 = count(dashed, PALETTE[0]!);
   assert.ok(n2 < 0.8 * n1 && n2 > 0.4 * n1, `solid ${n1}, dashed ${n2}`);
 });
 
 test('NaN and ±Infinity points are skipped: the picture equals the one without them', () => {
   const clean = decay(3, 2, 10);
-  const dirty: [number, number][] = [...clean.slice(0, 3), [4, NaN], [NaN, 2], [4.5, Infinity], ...clean.slice(3), [11, -Infinity]];
+  const dirty: [number, number][] = [
+    ...clean.slice(0, 3),
+    [4, NaN],
+    [NaN, 2],
+    [4.5, Infinity],
+    ...clean.slice(3),
+    [11, -Infinity],
+  ];
   const a = renderLinePlot({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ name: 's', points: clean }] });
   const b = renderLinePlot({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ name: 's', points: dirty }] });
   assert.deepEqual(b.data, a.data);
@@ -70,7 +109,21 @@ test('one point and a flat series still get axes around them', () => {
   assert.ok(one.xTicks[0]! < 1000 && one.xTicks[one.xTicks.length - 1]! > 1000, String(one.xTicks));
   assert.ok(one.yTicks[0]! < 42 && one.yTicks[one.yTicks.length - 1]! > 42, String(one.yTicks));
   assert.ok(count(one, PALETTE[0]!) > 10, 'the marker is drawn');
-  const flat = renderLinePlot({ title: 'flat', xLabel: 'x', yLabel: 'y', series: [{ name: 'f', points: [[0, 0], [1, 0], [2, 0]] }] });
+  const flat = renderLinePlot({
+    title: 'flat',
+    xLabel: 'x',
+    yLabel: 'y',
+    series: [
+      {
+        name: 'f',
+        points: [
+          [0, 0],
+          [1, 0],
+          [2, 0],
+        ],
+      },
+    ],
+  });
   assert.ok(flat.yTicks[0]! < 0 && flat.yTicks[flat.yTicks.length - 1]! > 0, String(flat.yTicks));
 });
 
@@ -78,17 +131,41 @@ test('a log y axis leaves out values ≤ 0 and ticks at 1-2-5 values, or powers 
   const img = renderLinePlot({ title: 'FID', xLabel: 'epoch', yLabel: 'FID', logY: true,
     series: [{ name: 'a', points: [[1, 300], [2, 80], [3, 0], [4, 12], [5, 7.5]] }] });
   assert.deepEqual(img.yTicks, [5, 10, 20, 50, 100, 200, 500]);
-  assert.throws(() => renderLinePlot({ title: 'FID', xLabel: '', yLabel: '', logY: true, series: [{ name: 'z', points: [[1, 0], [2, -1]] }] }),
-    (e: unknown) => e instanceof CtfError && /series "z" has none of its 2 points is finite and positive/.test(e.message));
+  assert.throws(
+    () =>
+      renderLinePlot({
+        title: 'FID',
+        xLabel: '',
+        yLabel: '',
+        logY: true,
+        series: [
+          {
+            name: 'z',
+            points: [
+              [1, 0],
+              [2, -1],
+            ],
+          },
+        ],
+      }),
+    (e: unknown) =>
+      e instanceof CtfError && /series "z" has none of its 2 points is finite and positive/.test(e.message),
+  );
 });
 
 test('nothing to plot is a CtfError naming the plot and the series', () => {
   const err = (series: { name: string; points: [number, number][] }[], re: RegExp) =>
-    assert.throws(() => renderLinePlot({ title: 'curves', xLabel: '', yLabel: '', series }), (e: unknown) => e instanceof CtfError && re.test(e.message));
+    assert.throws(
+      () => renderLinePlot({ title: 'curves', xLabel: '', yLabel: '', series }),
+      (e: unknown) => e instanceof CtfError && re.test(e.message),
+    );
   err([], /plot "curves": no series to plot/);
   err([{ name: 'ok', points: [[0, 1]] }, { name: 'empty', points: [] }], /series "empty" has no points/);
   err([{ name: 'nan', points: [[0, NaN], [Infinity, 1]] }], /series "nan" has none of its 2 points is finite/);
-  assert.throws(() => renderLinePlot({ title: 't', xLabel: '', yLabel: '', series: [{ name: 'a', points: [[0, 1]] }], width: 50 }), CtfError);
+  assert.throws(
+    () => renderLinePlot({ title: 't', xLabel: '', yLabel: '', series: [{ name: 'a', points: [[0, 1]] }], width: 50 }),
+    CtfError,
+  );
 });
 
 test('niceTicks: 1-2-5 steps, evenly spaced, covering [min, max], at most maxTicks', () => {
@@ -105,12 +182,20 @@ test('niceTicks: 1-2-5 steps, evenly spaced, covering [min, max], at most maxTic
     const t = niceTicks(a, b, maxTicks);
     const what = `niceTicks(${a}, ${b}, ${maxTicks}) = ${t.values.join(', ')}`;
     assert.ok(t.values.length >= 2 && t.values.length <= maxTicks, what);
-    assert.ok(t.hi - t.lo <= 10 * Math.max(b - a, 1e-12 * Math.abs(a)) + 1e-300, `${what}: the axis is far wider than the data`);
+    assert.ok(
+      t.hi - t.lo <= 10 * Math.max(b - a, 1e-12 * Math.abs(a)) + 1e-300,
+      `${what}: the axis is far wider than the data`,
+    );
     assert.ok(t.lo <= a && t.hi >= b, what);
     const mant = t.step / 10 ** Math.floor(Math.log10(t.step) + 1e-9);
     assert.ok([1, 2, 5].some((m) => Math.abs(mant - m) < 1e-6), `${what}: step ${t.step}`);
-    t.values.slice(1).forEach((v, i) => assert.ok(Math.abs(v - t.values[i]! - t.step) <= 1e-9 * Math.max(1, Math.abs(v)) + t.step * 1e-9, what));
-    for (const v of t.values) assert.ok(Math.abs(v / t.step - Math.round(v / t.step)) < 1e-6, `${what}: ${v} is not a multiple of the step`);
+    t.values
+      .slice(1)
+      .forEach((v, i) =>
+        assert.ok(Math.abs(v - t.values[i]! - t.step) <= 1e-9 * Math.max(1, Math.abs(v)) + t.step * 1e-9, what),
+      );
+    for (const v of t.values)
+      assert.ok(Math.abs(v / t.step - Math.round(v / t.step)) < 1e-6, `${what}: ${v} is not a multiple of the step`);
   }
 });
 

@@ -19,8 +19,21 @@ type AttentionBackward = (q: Float32Array, offQ: number, k: Float32Array, offK: 
   lse: Float32Array, mask: Float32Array, maskSb: number, dq: Float32Array, dk: Float32Array, dv: Float32Array,
   cos: Float32Array, sin: Float32Array, B: number, H: number, T: number, hd: number, scale: number, causal: boolean,
   accumulate: boolean) => void;
-type AttentionDecode = (qkv: Float32Array, kCache: Float32Array, vCache: Float32Array, cos: Float32Array, sin: Float32Array,
-  out: Float32Array, N: number, H: number, hd: number, maxT: number, ldk: number, pos: number, scale: number) => void;
+type AttentionDecode = (
+  qkv: Float32Array,
+  kCache: Float32Array,
+  vCache: Float32Array,
+  cos: Float32Array,
+  sin: Float32Array,
+  out: Float32Array,
+  N: number,
+  H: number,
+  hd: number,
+  maxT: number,
+  ldk: number,
+  pos: number,
+  scale: number,
+) => void;
 
 /** Raw kernels (strided views; see native/attention.cc), also used by the fused attention block in fused.ts. */
 export const attentionForward = kernel<AttentionForward>('attentionForward');
@@ -50,7 +63,9 @@ function maskArgs(mask: Tensor | undefined, B: number, T: number, where: string)
 /** q, k, v (B, H, T, hd) -> (B, H, T, hd). */
 export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Tensor {
   if (q.ndim !== 4 || shapeStr(k.shape) !== shapeStr(q.shape) || shapeStr(v.shape) !== shapeStr(q.shape))
-    throw new CtfError(`attention: q, k, v must all be (B, H, T, hd); got ${q.describe()}, ${k.describe()}, ${v.describe()}`);
+    throw new CtfError(
+      `attention: q, k, v must all be (B, H, T, hd); got ${q.describe()}, ${k.describe()}, ${v.describe()}`,
+    );
   const [B, H, T, hd] = q.shape as [number, number, number, number];
   const [mask, maskSb] = maskArgs(o.mask, B, T, 'attention');
   const scale = 1 / Math.sqrt(hd);
@@ -61,8 +76,37 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
     B, H, T, hd, o.causal, scale);
   return record('attention', out, [q, k, v], (g) => {
     const dq = gradOf(q) ?? NONE, dk = gradOf(k) ?? NONE, dv = gradOf(v) ?? NONE;
-    attentionBackward(q.f32, 0, k.f32, 0, v.f32, 0, sb, sh, st, g, 0, sb, sh, st, lse, mask, maskSb, dq, dk, dv, NONE, NONE,
-      B, H, T, hd, scale, o.causal, true);
+    attentionBackward(
+      q.f32,
+      0,
+      k.f32,
+      0,
+      v.f32,
+      0,
+      sb,
+      sh,
+      st,
+      g,
+      0,
+      sb,
+      sh,
+      st,
+      lse,
+      mask,
+      maskSb,
+      dq,
+      dk,
+      dv,
+      NONE,
+      NONE,
+      B,
+      H,
+      T,
+      hd,
+      scale,
+      o.causal,
+      true,
+    );
   });
 }
 
@@ -85,7 +129,8 @@ export function selfAttentionQkv(qkv: Tensor, o: SelfAttentionOptions): Tensor {
   const D = D3 / 3, H = o.heads, hd = D / H;
   let cos: Float32Array = NONE, sin: Float32Array = NONE;
   if (o.rope) {
-    if (o.rope.headDim !== hd) throw new CtfError(`selfAttentionQkv: rope table is for head dim ${o.rope.headDim}, heads here have ${hd}`);
+    if (o.rope.headDim !== hd)
+      throw new CtfError(`selfAttentionQkv: rope table is for head dim ${o.rope.headDim}, heads here have ${hd}`);
     ({ cos, sin } = ropeRows(o.rope, 0, T));
   }
   const [mask, maskSb] = maskArgs(o.mask, B, T, 'selfAttentionQkv');
@@ -97,7 +142,37 @@ export function selfAttentionQkv(qkv: Tensor, o: SelfAttentionOptions): Tensor {
     B, H, T, hd, o.causal, scale);
   return record('selfAttentionQkv', out, [qkv], (g) => {
     const dx = gradOf(qkv);
-    if (dx) attentionBackward(x, 0, x, D, x, 2 * D, T * D3, hd, D3, g, 0, T * D, hd, D, lse, mask, maskSb, dx, dx, dx, cos, sin,
-      B, H, T, hd, scale, o.causal, true);
+    if (dx)
+      attentionBackward(
+        x,
+        0,
+        x,
+        D,
+        x,
+        2 * D,
+        T * D3,
+        hd,
+        D3,
+        g,
+        0,
+        T * D,
+        hd,
+        D,
+        lse,
+        mask,
+        maskSb,
+        dx,
+        dx,
+        dx,
+        cos,
+        sin,
+        B,
+        H,
+        T,
+        hd,
+        scale,
+        o.causal,
+        true,
+      );
   });
 }

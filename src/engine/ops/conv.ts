@@ -32,9 +32,15 @@ export interface Conv2dOptions {
   padding?: number | readonly [number, number];  // zero padding on each side, default 0
 }
 
-function pair(v: number | readonly [number, number] | undefined, dflt: number, what: string, min: number): [number, number] {
+function pair(
+  v: number | readonly [number, number] | undefined,
+  dflt: number,
+  what: string,
+  min: number,
+): [number, number] {
   const p: [number, number] = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
-  if (!p.every((d) => Number.isInteger(d) && d >= min)) throw new CtfError(`conv2d: ${what} ${JSON.stringify(v)} must be integer(s) ≥ ${min}`);
+  if (!p.every((d) => Number.isInteger(d) && d >= min))
+    throw new CtfError(`conv2d: ${what} ${JSON.stringify(v)} must be integer(s) ≥ ${min}`);
   return p;
 }
 
@@ -49,15 +55,19 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, o: Conv
   if (w.ndim !== 4) throw new CtfError(`conv2d: weight ${w.describe()} must be (O, C, kh, kw)`);
   const [N, C, H, W] = x.shape as [number, number, number, number];
   const [O, Cw, kh, kw] = w.shape as [number, number, number, number];
-  if (Cw !== C) throw new CtfError(`conv2d: weight ${w.describe()} expects ${Cw} input channels, input ${x.describe()} has ${C}`);
+  if (Cw !== C)
+    throw new CtfError(`conv2d: weight ${w.describe()} expects ${Cw} input channels, input ${x.describe()} has ${C}`);
   if (bias !== null) {
     expectDType(bias, 'f32', 'conv2d bias');
-    if (bias.ndim !== 1 || bias.dim(0) !== O) throw new CtfError(`conv2d: bias ${bias.describe()} must have shape [${O}]`);
+    if (bias.ndim !== 1 || bias.dim(0) !== O)
+      throw new CtfError(`conv2d: bias ${bias.describe()} must have shape [${O}]`);
   }
   const [sh, sw] = pair(o.stride, 1, 'stride', 1);
   const [ph, pw] = pair(o.padding, 0, 'padding', 0);
   if (H + 2 * ph < kh || W + 2 * pw < kw || C === 0 || O === 0)
-    throw new CtfError(`conv2d: kernel ${shapeStr([kh, kw])} does not fit input ${x.describe()} with padding ${shapeStr([ph, pw])}`);
+    throw new CtfError(
+      `conv2d: kernel ${shapeStr([kh, kw])} does not fit input ${x.describe()} with padding ${shapeStr([ph, pw])}`,
+    );
   const Ho = Math.floor((H + 2 * ph - kh) / sh) + 1, Wo = Math.floor((W + 2 * pw - kw) / sw) + 1;
   const dims: Dims = [N, C, H, W, O, kh, kw, sh, sw, ph, pw];
   const out = new Tensor(new Float32Array(N * O * Ho * Wo), [N, O, Ho, Wo]);
@@ -74,7 +84,8 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, o: Conv
 export function upsampleNearest2d(x: Tensor, scale: number): Tensor {
   expectDType(x, 'f32', 'upsampleNearest2d input');
   if (x.ndim !== 4) throw new CtfError(`upsampleNearest2d: input ${x.describe()} must be (N, C, H, W)`);
-  if (!Number.isInteger(scale) || scale < 1) throw new CtfError(`upsampleNearest2d: scale ${scale} must be an integer ≥ 1`);
+  if (!Number.isInteger(scale) || scale < 1)
+    throw new CtfError(`upsampleNearest2d: scale ${scale} must be an integer ≥ 1`);
   const [N, C, H, W] = x.shape as [number, number, number, number];
   const out = new Tensor(new Float32Array(x.size * scale * scale), [N, C, H * scale, W * scale]);
   upsampleNearestForward(x.f32, out.f32, N * C, H, W, scale);

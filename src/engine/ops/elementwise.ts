@@ -42,7 +42,9 @@ export function broadcastShapes(a: Tensor, b: Tensor, op: string): number[] {
   for (let i = 0; i < n; i++) {
     const da = a.shape[a.ndim - n + i] ?? 1, db = b.shape[b.ndim - n + i] ?? 1;
     if (da !== db && da !== 1 && db !== 1)
-      throw new CtfError(`${op}: shapes do not broadcast: ${a.describe()} and ${b.describe()} (dim ${i - n}: ${da} vs ${db})`);
+      throw new CtfError(
+        `${op}: shapes do not broadcast: ${a.describe()} and ${b.describe()} (dim ${i - n}: ${da} vs ${db})`,
+      );
     out[i] = da === 1 ? db : da;
   }
   return out;

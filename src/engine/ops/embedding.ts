@@ -30,8 +30,10 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
   const out = new Tensor(new Float32Array(ids.size * D), [...ids.shape, D]);
   const bad = embeddingForward(table.f32, V, D, ids.i32, out.f32);
   if (bad >= 0)
-    throw new CtfError(`embedding: id ${ids.i32[bad]} at position ${indexOf(ids.shape, bad)} of ${ids.describe()} is out of range ` +
-      `for ${table.describe()} (${V} rows: ids must be in [0, ${V - 1}])`);
+    throw new CtfError(
+      `embedding: id ${ids.i32[bad]} at position ${indexOf(ids.shape, bad)} of ${ids.describe()} is out of range ` +
+        `for ${table.describe()} (${V} rows: ids must be in [0, ${V - 1}])`,
+    );
   return record('embedding', out, [table], (g) => {
     const gt = gradOf(table);
     if (gt) embeddingBackward(g, ids.i32, gt, V, D);

@@ -7,9 +7,28 @@ import { Tensor, shapeStr } from '../tensor.js';
 type Sgemm = (ta: boolean, tb: boolean, M: number, N: number, K: number, alpha: number,
   A: Float32Array, offA: number, lda: number, B: Float32Array, offB: number, ldb: number,
   beta: number, C: Float32Array, offC: number, ldc: number) => void;
-type SgemmBatched = (ta: boolean, tb: boolean, M: number, N: number, K: number, alpha: number,
-  A: Float32Array, offA: number, lda: number, strideA: number, B: Float32Array, offB: number, ldb: number, strideB: number,
-  beta: number, C: Float32Array, offC: number, ldc: number, strideC: number, batch: number) => void;
+type SgemmBatched = (
+  ta: boolean,
+  tb: boolean,
+  M: number,
+  N: number,
+  K: number,
+  alpha: number,
+  A: Float32Array,
+  offA: number,
+  lda: number,
+  strideA: number,
+  B: Float32Array,
+  offB: number,
+  ldb: number,
+  strideB: number,
+  beta: number,
+  C: Float32Array,
+  offC: number,
+  ldc: number,
+  strideC: number,
+  batch: number,
+) => void;
 
 export const sgemm = kernel<Sgemm>('sgemm');
 export const sgemmBatched = kernel<SgemmBatched>('sgemmBatched');
@@ -22,10 +41,12 @@ export interface MatmulOptions { transA?: boolean; transB?: boolean }
  */
 export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
   const ta = o.transA ?? false, tb = o.transB ?? false;
-  if (a.ndim < 2 || b.ndim < 2) throw new CtfError(`matmul: ${a.describe()} @ ${b.describe()}: both need ≥ 2 dimensions`);
+  if (a.ndim < 2 || b.ndim < 2)
+    throw new CtfError(`matmul: ${a.describe()} @ ${b.describe()}: both need ≥ 2 dimensions`);
   const M = ta ? a.dim(-1) : a.dim(-2), K = ta ? a.dim(-2) : a.dim(-1);
   const Kb = tb ? b.dim(-1) : b.dim(-2), N = tb ? b.dim(-2) : b.dim(-1);
-  if (K !== Kb) throw new CtfError(`matmul: inner dimensions differ: ${a.describe()}${ta ? 'ᵀ' : ''} @ ${b.describe()}${tb ? 'ᵀ' : ''} (${K} vs ${Kb})`);
+  if (K !== Kb) throw new CtfError(`matmul: inner dimensions differ: ${a.describe()}${ta ? 'ᵀ' : ''} @ ` +
+    `${b.describe()}${tb ? 'ᵀ' : ''} (${K} vs ${Kb})`);
   const batchShape = a.shape.slice(0, -2);
   const batch = batchShape.reduce((x, y) => x * y, 1);
   const shared = b.ndim === 2;
@@ -44,14 +65,18 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
     const dA = gradOf(a), dB = gradOf(b);
     if (dA) {
       if (fold) sgemm(false, !tb, batch * M, K, N, 1, dC, 0, N, B, 0, ldb, 1, dA, 0, K);
-      else if (!ta) sgemmBatched(false, !tb, M, K, N, 1, dC, 0, N, M * N, B, 0, ldb, shared ? 0 : K * N, 1, dA, 0, K, M * K, batch);
-      else sgemmBatched(tb, true, K, M, N, 1, B, 0, ldb, shared ? 0 : K * N, dC, 0, N, M * N, 1, dA, 0, M, M * K, batch);
+      else if (!ta)
+        sgemmBatched(false, !tb, M, K, N, 1, dC, 0, N, M * N, B, 0, ldb, shared ? 0 : K * N, 1, dA, 0, K, M * K, batch);
+      else
+        sgemmBatched(tb, true, K, M, N, 1, B, 0, ldb, shared ? 0 : K * N, dC, 0, N, M * N, 1, dA, 0, M, M * K, batch);
     }
     if (dB) {
       if (fold && !tb) sgemm(true, false, K, N, batch * M, 1, A, 0, K, dC, 0, N, 1, dB, 0, N);
       else if (fold) sgemm(true, false, N, K, batch * M, 1, dC, 0, N, A, 0, K, 1, dB, 0, K);
-      else if (!tb) sgemmBatched(!ta, false, K, N, M, 1, A, 0, lda, M * K, dC, 0, N, M * N, 1, dB, 0, N, shared ? 0 : K * N, batch);
-      else sgemmBatched(true, ta, N, K, M, 1, dC, 0, N, M * N, A, 0, lda, M * K, 1, dB, 0, K, shared ? 0 : K * N, batch);
+      else if (!tb)
+        sgemmBatched(!ta, false, K, N, M, 1, A, 0, lda, M * K, dC, 0, N, M * N, 1, dB, 0, N, shared ? 0 : K * N, batch);
+      else
+        sgemmBatched(true, ta, N, K, M, 1, dC, 0, N, M * N, A, 0, lda, M * K, 1, dB, 0, K, shared ? 0 : K * N, batch);
     }
   });
 }
@@ -59,6 +84,7 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
 /** x @ wᵀ with w stored (out, in) like torch.nn.Linear / LlamaGen; x is (..., in). */
 export function linear(x: Tensor, w: Tensor): Tensor {
   if (w.ndim !== 2 || x.dim(-1) !== w.dim(1))
-    throw new CtfError(`linear: input ${x.describe()} does not fit weight ${w.describe()} (expected last dim ${w.ndim === 2 ? w.dim(1) : '?'})`);
+    throw new CtfError(`linear: input ${x.describe()} does not fit weight ${w.describe()} (expected last dim ` +
+      `${w.ndim === 2 ? w.dim(1) : '?'})`);
   return matmul(x, w, { transB: true });
 }

@@ -17,10 +17,12 @@ function normAxes(x: Tensor, axes: Axes, op: string): number[] {
   const list = typeof axes === 'number' ? [axes] : axes;
   const out = list.map((a) => {
     const n = a < 0 ? a + x.ndim : a;
-    if (!Number.isInteger(a) || n < 0 || n >= x.ndim) throw new CtfError(`${op}: axis ${a} is out of range for ${x.describe()}`);
+    if (!Number.isInteger(a) || n < 0 || n >= x.ndim)
+      throw new CtfError(`${op}: axis ${a} is out of range for ${x.describe()}`);
     return n;
   });
-  if (new Set(out).size !== out.length) throw new CtfError(`${op}: axes [${list.join(',')}] repeat an axis of ${x.describe()}`);
+  if (new Set(out).size !== out.length)
+    throw new CtfError(`${op}: axes [${list.join(',')}] repeat an axis of ${x.describe()}`);
   return out.sort((a, b) => a - b);
 }
 

@@ -9,8 +9,17 @@ import { Tensor } from '../tensor.js';
 
 type RopeApply = (x: Float32Array, out: Float32Array, cos: Float32Array, sin: Float32Array,
   B: number, T: number, H: number, hd: number, inverse: boolean, accumulate: boolean) => void;
-type RopeQkvInPlace = (qkv: Float32Array, cos: Float32Array, sin: Float32Array, N: number, T: number, H: number, hd: number,
-  scale: number, inverse: boolean) => void;
+type RopeQkvInPlace = (
+  qkv: Float32Array,
+  cos: Float32Array,
+  sin: Float32Array,
+  N: number,
+  T: number,
+  H: number,
+  hd: number,
+  scale: number,
+  inverse: boolean,
+) => void;
 const ropeApply = kernel<RopeApply>('ropeApply');
 /**
  * In place on a fused projection (B·T rows of q | k | v): q ← scale · rope(q), k ← rope(k), by position
@@ -58,7 +67,8 @@ export function ropeTable2d(grid: number, headDim: number, o: Rope2dOptions = {}
 /** Rows [start, start + count) of a table, as views (no copy). */
 export function ropeRows(table: RopeTable, start: number, count: number): RopeTable {
   if (start < 0 || start + count > table.rows)
-    throw new CtfError(`rope: positions ${start}..${start + count - 1} outside the table's ${table.rows} rows (sequence longer than grid² + prefix?)`);
+    throw new CtfError(`rope: positions ${start}..${start + count - 1} outside the table's ${table.rows} rows ` +
+      `(sequence longer than grid² + prefix?)`);
   const pairs = table.headDim / 2;
   return {
     cos: table.cos.subarray(start * pairs, (start + count) * pairs),

@@ -1,6 +1,6 @@
 // Shape ops: reshape (a view on the same buffer), transpose/permute (a native strided copy), slice and
-// concat along one axis (native block copies). They work on f32 and i32 tensors alike (token ids too). Also the stride bookkeeping that the broadcasting and
-// reduction ops share: contiguous strides and dimension coalescing.
+// concat along one axis (native block copies). They work on f32 and i32 tensors alike (token ids too). Also the stride
+// bookkeeping that the broadcasting and reduction ops share: contiguous strides and dimension coalescing.
 import { CtfError } from '../../errors.js';
 import { gradOf, record } from '../autograd.js';
 import { kernel } from '../native.js';
@@ -29,7 +29,10 @@ export function contiguousStrides(shape: Shape): number[] {
  * size-1 dims and merges neighbours that every buffer walks contiguously (stride[i] = stride[i+1]·dim[i+1]).
  * Always returns at least one dim (a single element iterates as dims [1], strides 0).
  */
-export function coalesce(dims: readonly number[], strides: readonly (readonly number[])[]): { dims: number[]; strides: number[][] } {
+export function coalesce(
+  dims: readonly number[],
+  strides: readonly (readonly number[])[],
+): { dims: number[]; strides: number[][] } {
   const d: number[] = [];
   const s: number[][] = strides.map(() => []);
   for (let i = 0; i < dims.length; i++) {
@@ -37,7 +40,9 @@ export function coalesce(dims: readonly number[], strides: readonly (readonly nu
     const last = d.length - 1;
     if (last >= 0 && strides.every((st, k) => st[i]! * dims[i]! === s[k]![last])) {
       d[last] = d[last]! * dims[i]!;
-      strides.forEach((st, k) => { s[k]![last] = st[i]!; });
+      strides.forEach((st, k) => {
+        s[k]![last] = st[i]!;
+      });
     } else {
       d.push(dims[i]!);
       strides.forEach((st, k) => s[k]!.push(st[i]!));
@@ -50,7 +55,9 @@ export function coalesce(dims: readonly number[], strides: readonly (readonly nu
 /** Packs [n, dims..., strides0..., strides1..., ...] for a native kernel; throws past MAX_DIMS. */
 export function packGeometry(op: string, dims: readonly number[], strides: readonly (readonly number[])[]): Int32Array {
   if (dims.length > MAX_DIMS)
-    throw new CtfError(`${op}: the layout needs ${dims.length} dimensions after merging contiguous ones; kernels support ${MAX_DIMS}`);
+    throw new CtfError(
+      `${op}: the layout needs ${dims.length} dimensions after merging contiguous ones; kernels support ${MAX_DIMS}`,
+    );
   return Int32Array.from([dims.length, ...dims, ...strides.flat()]);
 }
 
@@ -58,8 +65,15 @@ export function packGeometry(op: string, dims: readonly number[], strides: reado
  * dst (contiguous, shape dims) = alpha · src read at Σ idx·srcStrides (or += with accumulate). Zero strides
  * broadcast; a permutation of strides transposes.
  */
-export function stridedCopyInto(op: string, src: Float32Array, dst: Float32Array, dims: readonly number[], srcStrides: readonly number[],
-  alpha = 1, accumulate = false): void {
+export function stridedCopyInto(
+  op: string,
+  src: Float32Array,
+  dst: Float32Array,
+  dims: readonly number[],
+  srcStrides: readonly number[],
+  alpha = 1,
+  accumulate = false,
+): void {
   if (dst.length === 0) return;
   const c = coalesce(dims, [srcStrides]);
   stridedCopyKernel(src, dst, packGeometry(op, c.dims, c.strides), alpha, accumulate);
@@ -68,7 +82,8 @@ export function stridedCopyInto(op: string, src: Float32Array, dst: Float32Array
 function normAxis(x: Tensor, axis: number, op: string, extra = 0): number {
   const n = x.ndim + extra;
   const a = axis < 0 ? axis + n : axis;
-  if (!Number.isInteger(axis) || a < 0 || a >= n) throw new CtfError(`${op}: axis ${axis} is out of range for ${x.describe()}`);
+  if (!Number.isInteger(axis) || a < 0 || a >= n)
+    throw new CtfError(`${op}: axis ${axis} is out of range for ${x.describe()}`);
   return a;
 }
 
@@ -89,9 +104,11 @@ function emptyLike(x: Tensor, shape: number[]): { out: Tensor; dst: Float32Array
 export function reshape(x: Tensor, shape: Shape): Tensor {
   const dims = [...shape];
   const free = dims.flatMap((d, i) => (d === -1 ? [i] : []));
-  if (free.length > 1) throw new CtfError(`reshape: ${x.describe()} to ${shapeStr(shape)}: at most one dimension can be -1`);
+  if (free.length > 1)
+    throw new CtfError(`reshape: ${x.describe()} to ${shapeStr(shape)}: at most one dimension can be -1`);
   for (const d of dims)
-    if (!Number.isInteger(d) || d < -1) throw new CtfError(`reshape: ${x.describe()} to ${shapeStr(shape)}: bad dimension ${d}`);
+    if (!Number.isInteger(d) || d < -1)
+      throw new CtfError(`reshape: ${x.describe()} to ${shapeStr(shape)}: bad dimension ${d}`);
   if (free.length === 1) {
     const known = dims.reduce((p, d) => (d === -1 ? p : p * d), 1);
     if (known === 0 || x.size % known !== 0)
@@ -99,7 +116,9 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
     dims[free[0]!] = x.size / known;
   }
   if (sizeOf(dims) !== x.size)
-    throw new CtfError(`reshape: ${x.describe()} has ${x.size} elements, shape ${shapeStr(shape)} needs ${sizeOf(dims)}`);
+    throw new CtfError(
+      `reshape: ${x.describe()} has ${x.size} elements, shape ${shapeStr(shape)} needs ${sizeOf(dims)}`,
+    );
   const out = new Tensor(x.data, dims);
   return record('reshape', out, [x], (g) => {
     const gx = gradOf(x);
@@ -109,9 +128,11 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
 
 /** Reorders dimensions: out.shape[i] = x.shape[dims[i]]. Copies (a tiled transpose when needed). */
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
-  if (dims.length !== x.ndim) throw new CtfError(`permute: ${x.describe()} needs ${x.ndim} dims, got [${dims.join(',')}]`);
+  if (dims.length !== x.ndim)
+    throw new CtfError(`permute: ${x.describe()} needs ${x.ndim} dims, got [${dims.join(',')}]`);
   const perm = dims.map((d) => normAxis(x, d, 'permute'));
-  if (new Set(perm).size !== perm.length) throw new CtfError(`permute: [${dims.join(',')}] is not a permutation for ${x.describe()}`);
+  if (new Set(perm).size !== perm.length)
+    throw new CtfError(`permute: [${dims.join(',')}] is not a permutation for ${x.describe()}`);
   const outShape = perm.map((p) => x.shape[p]!);
   const xs = contiguousStrides(x.shape);
   const { out, dst } = emptyLike(x, outShape);
@@ -141,7 +162,9 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
   const D = x.shape[ax]!;
   const s = start < 0 ? start + D : start, e = end === undefined ? D : end < 0 ? end + D : end;
   if (!Number.isInteger(s) || !Number.isInteger(e) || s < 0 || e > D || s > e)
-    throw new CtfError(`slice: [${start}:${end ?? ''}] along axis ${axis} is out of range for ${x.describe()} (size ${D})`);
+    throw new CtfError(
+      `slice: [${start}:${end ?? ''}] along axis ${axis} is out of range for ${x.describe()} (size ${D})`,
+    );
   const inner = sizeOf(x.shape.slice(ax + 1)), outer = sizeOf(x.shape.slice(0, ax)), L = e - s;
   const outShape = [...x.shape];
   outShape[ax] = L;
@@ -160,7 +183,8 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
   const ax = normAxis(first, axis, 'concat');
   for (const x of xs)
     if (x.dtype !== first.dtype || x.ndim !== first.ndim || x.shape.some((d, i) => i !== ax && d !== first.shape[i]))
-      throw new CtfError(`concat: ${x.describe()} does not match ${first.describe()} (the dtype and every dim but axis ${axis} must agree)`);
+      throw new CtfError(`concat: ${x.describe()} does not match ${first.describe()} (the dtype and every dim but ` +
+        `axis ${axis} must agree)`);
   const inner = sizeOf(first.shape.slice(ax + 1)), outer = sizeOf(first.shape.slice(0, ax));
   const total = xs.reduce((p, x) => p + x.shape[ax]!, 0);
   const outShape = [...first.shape];

@@ -9,8 +9,14 @@ import { indexOf } from './embedding.js';
 
 type RowsKernel = (x: Float32Array, out: Float32Array, V: number) => void;
 type RowsBackward = (y: Float32Array, g: Float32Array, gx: Float32Array, V: number) => void;
-type CrossEntropyForward = (logits: Float32Array, targets: Int32Array, V: number, hasIgnore: boolean, ignoreIndex: number,
-  dlogits: Float32Array | null) => { loss: number; count: number; bad: number };
+type CrossEntropyForward = (
+  logits: Float32Array,
+  targets: Int32Array,
+  V: number,
+  hasIgnore: boolean,
+  ignoreIndex: number,
+  dlogits: Float32Array | null,
+) => { loss: number; count: number; bad: number };
 
 const softmaxForward = kernel<RowsKernel>('softmaxForward');
 const softmaxBackward = kernel<RowsBackward>('softmaxBackward');
@@ -57,18 +63,23 @@ export interface CrossEntropyOptions {
  */
 export function crossEntropy(logits: Tensor, targets: Tensor, o: CrossEntropyOptions = {}): Tensor {
   const V = lastAxis(logits, 'crossEntropy');
-  if (targets.dtype !== 'i32') throw new CtfError(`crossEntropy: targets ${targets.describe()} must be i32, got ${targets.dtype}`);
+  if (targets.dtype !== 'i32')
+    throw new CtfError(`crossEntropy: targets ${targets.describe()} must be i32, got ${targets.dtype}`);
   const rowShape = logits.shape.slice(0, -1);
   if (shapeStr(targets.shape) !== shapeStr(rowShape))
-    throw new CtfError(`crossEntropy: targets ${targets.describe()} must have shape ${shapeStr(rowShape)} to match logits ${logits.describe()}`);
+    throw new CtfError(`crossEntropy: targets ${targets.describe()} must have shape ${shapeStr(rowShape)} to match ` +
+      `logits ${logits.describe()}`);
   const ignore = o.ignoreIndex;
-  if (ignore !== undefined && !Number.isInteger(ignore)) throw new CtfError(`crossEntropy: ignoreIndex ${ignore} must be an integer`);
+  if (ignore !== undefined && !Number.isInteger(ignore))
+    throw new CtfError(`crossEntropy: ignoreIndex ${ignore} must be an integer`);
   const needGrad = isRecording() && logits.requiresGrad;
   const dlogits = needGrad ? new Float32Array(logits.size) : null; // (..., V)
   const r = crossEntropyForward(logits.f32, targets.i32, V, ignore !== undefined, ignore ?? 0, dlogits);
   if (r.bad >= 0)
-    throw new CtfError(`crossEntropy: target ${targets.i32[r.bad]} at position ${indexOf(targets.shape, r.bad)} of ${targets.describe()} ` +
-      `is out of range for logits ${logits.describe()} (classes 0..${V - 1}${ignore !== undefined ? `, or ignoreIndex ${ignore}` : ''})`);
+    throw new CtfError(`crossEntropy: target ${targets.i32[r.bad]} at position ${indexOf(targets.shape, r.bad)} of ` +
+      `${targets.describe()} ` +
+      `is out of range for logits ${logits.describe()} (classes ` +
+      `0..${V - 1}${ignore !== undefined ? `, or ignoreIndex ${ignore}` : ''})`);
   const out = new Tensor(Float32Array.of(r.loss), []);
   if (!dlogits) return out;
   return record('crossEntropy', out, [logits], (g) => {

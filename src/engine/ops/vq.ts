@@ -13,17 +13,22 @@ import { nearestRows, type Nearest } from '../sampling.js';
 import { Tensor, expectDType, shapeStr } from '../tensor.js';
 
 type F32 = Float32Array;
-const l2NormalizeRowsForward = kernel<(x: F32, y: F32, norm: F32, N: number, D: number, eps: number) => void>('l2NormalizeRowsForward');
-const l2NormalizeRowsBackward = kernel<(y: F32, norm: F32, dy: F32, dx: F32, N: number, D: number, eps: number) => void>('l2NormalizeRowsBackward');
-const vqGatherForward = kernel<(z: F32, cb: F32, V: number, index: Int32Array, zq: F32, N: number, D: number) => number>('vqGatherForward');
-const vqNearestKernel = kernel<(x: F32, N: number, D: number, cb: F32, V: number, index: Int32Array, dist: F32) => void>('vqNearest');
+const l2NormalizeRowsForward =
+  kernel<(x: F32, y: F32, norm: F32, N: number, D: number, eps: number) => void>('l2NormalizeRowsForward');
+const l2NormalizeRowsBackward =
+  kernel<(y: F32, norm: F32, dy: F32, dx: F32, N: number, D: number, eps: number) => void>('l2NormalizeRowsBackward');
+const vqGatherForward =
+  kernel<(z: F32, cb: F32, V: number, index: Int32Array, zq: F32, N: number, D: number) => number>('vqGatherForward');
+const vqNearestKernel =
+  kernel<(x: F32, N: number, D: number, cb: F32, V: number, index: Int32Array, dist: F32) => void>('vqNearest');
 const vqLossBackward = kernel<(z: F32, cb: F32, V: number, index: Int32Array, N: number, D: number, coef: number,
   dz: F32 | null, dcb: F32 | null) => void>('vqLossBackward');
 
 /** x (..., D) with every row scaled to unit l2 norm (rows shorter than eps are divided by eps). */
 export function l2Normalize(x: Tensor, eps = 1e-12): Tensor {
   expectDType(x, 'f32', 'l2Normalize input');
-  if (x.ndim < 1 || x.dim(-1) === 0) throw new CtfError(`l2Normalize: input ${x.describe()} needs a non-empty last axis`);
+  if (x.ndim < 1 || x.dim(-1) === 0)
+    throw new CtfError(`l2Normalize: input ${x.describe()} needs a non-empty last axis`);
   if (!(eps > 0)) throw new CtfError(`l2Normalize: eps ${eps} must be > 0`);
   const D = x.dim(-1), N = x.size / D;
   const out = new Tensor(new Float32Array(x.size), x.shape);
@@ -46,7 +51,8 @@ export function nearestCodewords(x: Tensor, codebook: Tensor): Nearest {
     throw new CtfError(`nearestCodewords: codebook ${codebook.describe()} must be a non-empty (V, D) matrix`);
   const [V, D] = codebook.shape as [number, number];
   if (x.ndim < 1 || x.dim(-1) !== D)
-    throw new CtfError(`nearestCodewords: rows of ${x.describe()} have ${x.ndim ? x.dim(-1) : 0} features, codebook ${shapeStr(codebook.shape)} has ${D}`);
+    throw new CtfError(`nearestCodewords: rows of ${x.describe()} have ${x.ndim ? x.dim(-1) : 0} features, codebook ` +
+      `${shapeStr(codebook.shape)} has ${D}`);
   if (D > 16) return nearestRows(x, codebook);
   const N = x.size / D;
   const index = new Int32Array(N), dist = new Float32Array(N);
@@ -61,16 +67,22 @@ export interface Quantized {
   commitLoss: Tensor;    // scalar mean((sg zq − z)²), gradient to z (weight it by β outside)
 }
 
-/** z (..., D) rows against codebook (V, D); pass index to skip the search (it must be the nearest rows' for the losses to mean anything). */
+/**
+ * z (..., D) rows against codebook (V, D); pass index to skip the search (it must be the nearest rows' for the losses
+ * to mean anything).
+ */
 export function vectorQuantize(z: Tensor, codebook: Tensor, index?: Int32Array): Quantized {
   expectDType(z, 'f32', 'vectorQuantize z');
   expectDType(codebook, 'f32', 'vectorQuantize codebook');
-  if (codebook.ndim !== 2 || codebook.dim(0) === 0) throw new CtfError(`vectorQuantize: codebook ${codebook.describe()} must be a non-empty (V, D) matrix`);
+  if (codebook.ndim !== 2 || codebook.dim(0) === 0)
+    throw new CtfError(`vectorQuantize: codebook ${codebook.describe()} must be a non-empty (V, D) matrix`);
   const [V, D] = codebook.shape as [number, number];
   if (z.ndim < 1 || z.dim(-1) !== D)
-    throw new CtfError(`vectorQuantize: rows of ${z.describe()} must have the codebook's ${D} features (codebook ${shapeStr(codebook.shape)})`);
+    throw new CtfError(`vectorQuantize: rows of ${z.describe()} must have the codebook's ${D} features (codebook ` +
+      `${shapeStr(codebook.shape)})`);
   const N = z.size / D;
-  if (index !== undefined && index.length !== N) throw new CtfError(`vectorQuantize: ${index.length} indices for ${N} rows of ${z.describe()}`);
+  if (index !== undefined && index.length !== N)
+    throw new CtfError(`vectorQuantize: ${index.length} indices for ${N} rows of ${z.describe()}`);
   const idx = index ?? nearestCodewords(z, codebook).index;
   const zq = new Tensor(new Float32Array(z.size), z.shape);
   const sq = N === 0 ? NaN : vqGatherForward(z.f32, codebook.f32, V, idx, zq.f32, N, D) / (N * D);
