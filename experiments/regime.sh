@@ -95,13 +95,15 @@ gpt() {
     --epochs 1 "${GPT_RECIPE[@]}" "$@"
 }
 
-# ev DIR NAME ARGS...: one `ctfgen eval` (10 000 samples, seed EVAL_SEED) into DIR/eval/NAME.json.
+# ev DIR NAME ARGS...: one `ctfgen eval` (10 000 samples, seed EVAL_SEED) into DIR/eval/NAME.json, at CFG 2, tau 1 (the
+# defaults when this study began) unless ARGS say otherwise.
 ev() {
   local dir=$1 name=$2; shift 2
   wait_for "$CLASSIFIER.done" "the evaluation classifier (lane b)"
   step "eval-$(basename "$dir")-$name" "$dir/eval/$name.json" -- eval --tokenizer "$dir/tokenizer.safetensors" \
     --clusters "$dir/clusters.safetensors" \
-    --classifier "$CLASSIFIER" --n "${EVAL_N:-10000}" --seed "${EVAL_SEED:-0}" --batch 64 "$@" \
+    --classifier "$CLASSIFIER" --n "${EVAL_N:-10000}" --seed "${EVAL_SEED:-0}" --batch 64 \
+    --cfg 2 --t1 1 --t2 1 "$@" \
     --out "$dir/eval/$name.json"
 }
 # best_setting EVAL_DIR METHOD: "cfg t1 t2" of the lowest FID among METHOD.json and sweep-METHOD-*.json (seed 0).

@@ -65,7 +65,7 @@ ev() {
   local name=$1; shift
   step "eval-$name" "$RUN/eval/$name.json" -- eval --tokenizer "$TOK" --clusters "$RUN/clusters.safetensors" \
     --classifier "$CLASSIFIER" \
-    --n "${EVAL_N:-10000}" --seed "${EVAL_SEED:-0}" --batch 64 "$@" --out "$RUN/eval/$name.json"
+    --n "${EVAL_N:-10000}" --seed "${EVAL_SEED:-0}" --batch 64 --cfg 2 --t1 1 --t2 1 "$@" --out "$RUN/eval/$name.json"
 }
 mkdir -p "$RUN/eval"
 

@@ -23,7 +23,7 @@ export interface DemoProfile {
   encode: { train: number; test: number; flip: boolean };  // images encoded per split; flip: + mirrored train copies
   k: number;                                  // clusters
   gpt: { preset: string; epochs: number; batch: number; warmup: number; valLimit: number };
-  sample: { n: number; cfg: number };         // images per class in each grid
+  sample: { n: number };                      // images per class in each grid (sampling: ctfgen's defaults)
 }
 
 /** default: ~8 min on the 2-core machine (measured, README); tiny: the end-to-end test (seconds). */
@@ -33,14 +33,14 @@ export const DEMO_PROFILES: Record<string, DemoProfile> = {
     encode: { train: 16000, test: 1000, flip: true },
     k: 64,
     gpt: { preset: 'tiny', epochs: 1, batch: 128, warmup: 20, valLimit: 1000 },
-    sample: { n: 8, cfg: 2 },
+    sample: { n: 8 },
   },
   tiny: {
     tokenizer: { preset: 'tiny', codebook: 64, limit: 256, epochs: 1, evalLimit: 64, batch: 32 },
     encode: { train: 256, test: 64, flip: false },
     k: 8,
     gpt: { preset: 'tiny', epochs: 1, batch: 32, warmup: 2, valLimit: 64 },
-    sample: { n: 2, cfg: 2 },
+    sample: { n: 2 },
   },
 };
 
@@ -64,7 +64,7 @@ function stagesOf(run: string, p: DemoProfile): DemoStage[] {
   const sample = (method: string): DemoStage => ({
     name: `sample-${method}`, leaf: true, stdoutTo: f(`sample-${method}.json`),
     args: ['sample', '--run', run, '--method', method, '--classes', 'all', '--n', String(p.sample.n),
-      '--cfg', String(p.sample.cfg), '--out', f(`samples-${method}.png`), '--tokens-out', f(`tokens-${method}.json`),
+      '--out', f(`samples-${method}.png`), '--tokens-out', f(`tokens-${method}.json`),
       '--json',
       ...(method === 'ctf' ? ['--progressive', f('progressive.png')] : [])],
     done: [f(`samples-${method}.png`), f(`tokens-${method}.json`), ...(method === 'ctf' ? [f('progressive.png')] : [])],

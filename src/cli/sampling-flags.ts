@@ -3,6 +3,7 @@
 // baseline, resolveRefineOptions for stage 2), so the CLI and the API accept exactly the same values. A value the
 // library refuses is a UsageError (exit 2) that names the flag.
 import type { GuidedOptions } from '../ctf/cfg.js';
+import { SAMPLING_DEFAULTS } from '../ctf/defaults.js';
 import { resolveGenerateOptions } from '../ctf/generate.js';
 import { resolveRefineOptions } from '../ctf/stage2.js';
 import type { OptionName } from '../engine/sampling.js';
@@ -10,9 +11,12 @@ import { CtfError } from '../errors.js';
 import { UsageError, onOff, type FlagSpec, type ParsedFlags } from './args.js';
 
 export const SAMPLING_FLAGS = {
-  cfg: { type: 'number', default: 2, help: 'classifier-free guidance scale of stage 1 and of the baseline (1 = off)' },
-  t1: { type: 'number', default: 1, help: 'temperature of stage 1 and of the baseline (0 = greedy)' },
-  t2: { type: 'number', default: 1, help: 'temperature of stage 2 (0 = greedy)' },
+  cfg: {
+    type: 'number', default: SAMPLING_DEFAULTS.cfg,
+    help: 'classifier-free guidance scale of stage 1 and of the baseline (1 = off)',
+  },
+  t1: { type: 'number', default: SAMPLING_DEFAULTS.t1, help: 'temperature of stage 1 and of the baseline (0 = greedy)' },
+  t2: { type: 'number', default: SAMPLING_DEFAULTS.t2, help: 'temperature of stage 2 (0 = greedy)' },
   topK: { type: 'int', default: 0, min: 0, help: 'top-k of both stages (0 = off, 1 = greedy)' },
   topP: { type: 'number', default: 1, help: 'top-p of both stages, in (0, 1] (1 = off)' },
   mask: { type: 'string', default: 'on', help: 'stage 2 samples only inside the predicted cluster: on|off' },

@@ -8,6 +8,7 @@
 //   POST /api/why        WhyBody -> WhyResponse           (the paper's key observation on one image)
 //   POST /api/members    MembersBody -> MembersResponse   (one token's cluster members, decoded in place)
 // Errors: 400 / 404 / 413 / 415 / 429 with ErrorResponse; 429 also carries Retry-After (seconds).
+import { SAMPLING_DEFAULTS } from '../ctf/defaults.js';
 
 export type SampleMethod = 'ctf' | 'baseline';
 export type GenerateMethod = SampleMethod | 'both';
@@ -28,7 +29,7 @@ export interface GenerateBody {
 export type GenerateRequest = Required<GenerateBody>;
 
 export const GENERATE_DEFAULTS: Omit<GenerateRequest, 'class'> = {
-  method: 'ctf', cfg: 2, t1: 1, t2: 1, topK: 0, topP: 1, seed: 0, n: 1, rounds: 1,
+  method: 'ctf', ...SAMPLING_DEFAULTS, topK: 0, topP: 1, seed: 0, n: 1, rounds: 1,
 };
 
 /** What the server's run holds: the page's choices depend on it. */

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { SAMPLING_DEFAULTS } from '../../src/ctf/defaults.js';
 import { writeRandomRun } from '../../src/bench/sample-bench.js';
 import { Rng } from '../../src/engine/rng.js';
 import { Classifier, classifierConfig, loadClassifier, saveClassifier } from '../../src/eval/classifier.js';
@@ -111,7 +112,7 @@ test(
       seed: 0,
       batch: 4,
       cfg: 1.5,
-      t1: 1,
+      t1: SAMPLING_DEFAULTS.t1,  // not given: the default
       t2: 0.9,
       topK: 0,
       topP: 1,
