@@ -31,7 +31,13 @@ function liftComments(text, hash) {
     const doc = /^(\s*)\/\*\* (.*) \*\/\s*$/.exec(line);
     if (doc && !hash) { out.push(`${doc[1]}/**`, `${doc[1]} * ${doc[2]}`, `${doc[1]} */`); continue; }
     const tail = hash ? null : /^(\s*)(\S.*?[;,{(\[)}\]])\s+\/\/ (.*)$/.exec(line);
-    if (tail && !/['"`]/.test(tail[3]) && !/\/\//.test(tail[2]) && (tail[2].split("'").length % 2 === 1) && (tail[2].split('`').length % 2 === 1)) {
+    if (
+      tail &&
+      !/['"`]/.test(tail[3]) &&
+      !/\/\//.test(tail[2]) &&
+      tail[2].split("'").length % 2 === 1 &&
+      tail[2].split('`').length % 2 === 1
+    ) {
       out.push(`${tail[1]}// ${tail[3]}`, `${tail[1]}${tail[2]}`);
       continue;
     }
@@ -54,7 +60,8 @@ function fillComments(text, hash) {
     while (i + 1 < lines.length) {
       if (/^\s*\*\/\s*$/.test(lines[i + 1])) break;
       const n = commentParts(lines[i + 1], hash);
-      if (!n || n.ind !== c.ind || n.mark.trimEnd() !== cont.trimEnd() || listLike(n.text) || n.text.endsWith('*/')) break;
+      if (!n || n.ind !== c.ind || n.mark.trimEnd() !== cont.trimEnd() || listLike(n.text) || n.text.endsWith('*/'))
+        break;
       if (c.mark.startsWith('/**') && n.mark.trimEnd() !== '*') break;
       words.push(n.text);
       i++;
@@ -119,11 +126,19 @@ async function formatTs(text, file) {
     const start = lines.slice(0, i).join('\n').length + (i ? 1 : 0);
     let next = text;
     try {
-      next = await prettier.format(text, { ...config, filepath: file, rangeStart: start, rangeEnd: start + lines[i].length });
+      next = await prettier.format(text, {
+        ...config,
+        filepath: file,
+        rangeStart: start,
+        rangeEnd: start + lines[i].length,
+      });
     } catch (e) {
       console.error(`${file}:${i + 1}: prettier: ${e.message.split('\n')[0]}`);
     }
-    if (next !== text && next.split('\n').filter((l) => l.length > W).length < lines.filter((l) => l.length > W).length) {
+    if (
+      next !== text &&
+      next.split('\n').filter((l) => l.length > W).length < lines.filter((l) => l.length > W).length
+    ) {
       text = next;
       seen.clear();
       continue;
@@ -144,7 +159,8 @@ function formatCc(text, file) {
   const lines = text.split('\n');
   const long = lines.map((l, k) => (l.length > W && !commentParts(l, false) ? k + 1 : 0)).filter(Boolean);
   if (!long.length) return text;
-  const args = ['-style={BasedOnStyle: Google, ColumnLimit: 120, IndentWidth: 2, AllowShortFunctionsOnASingleLine: All, AllowShortIfStatementsOnASingleLine: true, AllowShortLoopsOnASingleLine: true, SortIncludes: false}',
+  const args = ['-style={BasedOnStyle: Google, ColumnLimit: 120, IndentWidth: 2, AllowShortFunctionsOnASingleLine: ' +
+    'All, AllowShortIfStatementsOnASingleLine: true, AllowShortLoopsOnASingleLine: true, SortIncludes: false}',
     `--assume-filename=${file}`, ...long.map((n) => `--lines=${n}:${n}`)];
   return execFileSync('clang-format', args, { input: text, encoding: 'utf8' });
 }

@@ -12,23 +12,34 @@ import { UsageError, onOff, type FlagSpec, type ParsedFlags } from './args.js';
 
 export const SAMPLING_FLAGS = {
   cfg: {
-    type: 'number', default: SAMPLING_DEFAULTS.cfg,
+    type: 'number',
+    default: SAMPLING_DEFAULTS.cfg,
     help: 'classifier-free guidance scale of stage 1 and of the baseline (1 = off)',
   },
-  t1: { type: 'number', default: SAMPLING_DEFAULTS.t1, help: 'temperature of stage 1 and of the baseline (0 = greedy)' },
+  t1: {
+    type: 'number',
+    default: SAMPLING_DEFAULTS.t1,
+    help: 'temperature of stage 1 and of the baseline (0 = greedy)',
+  },
   t2: { type: 'number', default: SAMPLING_DEFAULTS.t2, help: 'temperature of stage 2 (0 = greedy)' },
   topK: { type: 'int', default: 0, min: 0, help: 'top-k of both stages (0 = off, 1 = greedy)' },
   topP: { type: 'number', default: 1, help: 'top-p of both stages, in (0, 1] (1 = off)' },
   mask: { type: 'string', default: 'on', help: 'stage 2 samples only inside the predicted cluster: on|off' },
   cfg2: { type: 'number', default: 1, help: 'guidance scale of stage 2 (1 = off; doubles its cost)' },
   refineRounds: {
-    type: 'int', default: 1, min: 1,
-    help: 'stage-2 rounds of masked refinement (1 = the paper\'s single pass; more need an aux trained with ' +
+    type: 'int',
+    default: 1,
+    min: 1,
+    help:
+      "stage-2 rounds of masked refinement (1 = the paper's single pass; more need an aux trained with " +
       '--refine masked)',
   },
-  seed: { type: 'int', default: 0, min: 0, help: 'root of every image\'s random stream' },
+  seed: { type: 'int', default: 0, min: 0, help: "root of every image's random stream" },
   batch: {
-    type: 'int', default: 64, min: 1, help: 'images per sampling batch (memory and speed only: never changes an image)',
+    type: 'int',
+    default: 64,
+    min: 1,
+    help: 'images per sampling batch (memory and speed only: never changes an image)',
   },
 } as const satisfies Record<string, FlagSpec>;
 

@@ -83,7 +83,7 @@ describe('answers', () => {
 
   test('a class by name and by id give the same images; streaming does not change them', async () => {
     const byName = await postJson(port, '/api/generate', { class: 'Trouser', n: 2, seed: 5 });
-    const byId = await postJson(port, '/api/generate', { class: 1, n: 2, seed: 5, cfg: 2 });
+    const byId = await postJson(port, '/api/generate', { class: 1, n: 2, seed: 5, cfg: GENERATE_DEFAULTS.cfg });
     assert.equal(byName.status, 200, byName.text);
     const a = byName.json as GenerateResponse, b = byId.json as GenerateResponse;
     assert.deepEqual(a.request, { ...GENERATE_DEFAULTS, class: 1, n: 2, seed: 5 });
@@ -91,7 +91,9 @@ describe('answers', () => {
     assert.deepEqual(a.results[0]!.pixels, b.results[0]!.pixels);
     assert.equal(a.results[0]!.pixels.length, 2);
     assert.equal(Buffer.from(a.results[0]!.pixels[0]!, 'base64').length, 32 * 32);
-    assert.match(a.results[0]!.command, /^ctfgen sample --run \S+ --method ctf --class 1 --n 2 --seed 5 --cfg 2 /);
+    const cfg = String(GENERATE_DEFAULTS.cfg).replace('.', '\\.');
+    const expected = `^ctfgen sample --run \\S+ --method ctf --class 1 --n 2 --seed 5 --cfg ${cfg} `;
+    assert.match(a.results[0]!.command, new RegExp(expected));
     const s = await stream({ class: 'Trouser', n: 2, seed: 5 });
     const result = s.events.find((e) => e.type === 'result');
     assert.ok(result && result.type === 'result');
