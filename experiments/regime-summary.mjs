@@ -413,7 +413,7 @@ for (const V of [4096, 16384]) {
   const speedSeries = new Map();
   for (const r of speedRows) {
     const k =
-      r.method === 'baseline' ? 'baseline' : `CTF aux ${r.aux}${r.aux.endsWith('masked') ? ' (R = 1, 2, 4, 8)' : ''}`;
+      r.method === 'baseline' ? 'baseline' : `CTF aux ${r.aux}${r.aux.endsWith('masked') ? ', R rounds' : ''}`;
     speedSeries.set(k, [...(speedSeries.get(k) ?? []), [r.imagesPerSec, r.fid]]);
   }
   if (speedRows.length > 1)
