@@ -170,6 +170,11 @@ a)
   # its validation curve, shared by the S and tiny stage-1 models (V = 4096, lane b's tokens).
   wait_for "$A/clusters.safetensors" "the V = 4096 tokens and clusters (lane b)"
   gpt "$A" aux ML fine-aux-ML --epochs 2 --snapshot-every 937
+  # One pass of stage 1 and baseline S at V = 4096 (the first session trained them on another machine; training is
+  # deterministic, so these are the same weights), for the guidance sweep (lane b) and stage 1 S with the ML aux.
+  gpt "$A" stage1 S coarse-ar-S
+  ev "$A" ctf-S-auxML $(ctf "$A" coarse-ar-S fine-aux-ML)
+  gpt "$A" baseline S baseline-S
   ;;
 b)
   # V = 4096, K = 128: the reproduction's setting, then training length.
@@ -228,15 +233,21 @@ b)
   # V = 4096: guidance 1.5 and 3 beside the 2 above, for one pass, four passes and dropout 0 (a better-trained model
   # may want less guidance, so a comparison at CFG 2 alone can mislead).
   for cfg in 1.5 3; do
-    ev "$A" "sweep-baseline-S-cfg$cfg-t1" $(base "$A" baseline-S) --cfg "$cfg"
-    ev "$A" "sweep-ctf-S-auxS-cfg$cfg-t1" $(ctf "$A" coarse-ar-S fine-aux-S) --cfg "$cfg"
     ev "$A" "sweep-baseline-S-4p-cfg$cfg-t1" $(base "$A" baseline-S-4p) --cfg "$cfg"
     ev "$A" "sweep-ctf-S4p-auxS-cfg$cfg-t1" $(ctf "$A" coarse-ar-S-4p fine-aux-S) --cfg "$cfg"
     ev "$A" "sweep-baseline-S-d0-cfg$cfg-t1" $(base "$A" baseline-S-d0) --cfg "$cfg"
     ev "$A" "sweep-ctf-S-auxS-d0-cfg$cfg-t1" $(ctf "$A" coarse-ar-S-d0 fine-aux-S-d0) --cfg "$cfg"
   done
+  wait_for "$A/coarse-ar-S.report.json" "stage 1 S, one pass (lane a)"
+  for cfg in 1.5 3; do
+    ev "$A" "sweep-ctf-S-auxS-cfg$cfg-t1" $(ctf "$A" coarse-ar-S fine-aux-S) --cfg "$cfg"
+  done
   wait_for "$A/fine-aux-ML.report.json" "the ML aux (lane a)"
   ev "$A" ctf-S4p-auxML $(ctf "$A" coarse-ar-S-4p fine-aux-ML)
+  wait_for "$A/baseline-S.report.json" "the baseline S, one pass (lane a)"
+  for cfg in 1.5 3; do
+    ev "$A" "sweep-baseline-S-cfg$cfg-t1" $(base "$A" baseline-S) --cfg "$cfg"
+  done
   ;;
 *) echo "regime.sh: unknown lane \"$LANE\" (a or b)" >&2; exit 2 ;;
 esac
