@@ -333,8 +333,13 @@ if (auxLogs.length)
   );
 // The regime map: the gap at each (backbone, passes, dropout, aux) against V, both methods at CFG 2, τ 1 (10 000
 // samples, seed 0); and, where the sweep ran, each method at its own best setting.
-const best = (pred) =>
-  rows.filter((r) => pred(r) && r.n === 10000).reduce((a, r) => (a === null || r.fid < a.fid ? r : a), null);
+// The lowest FID among the rows pred takes; at that CFG and τ1, the row with the most sampling seeds stands for it.
+const best = (pred) => {
+  const pool = rows.filter((r) => pred(r) && r.n === 10000);
+  const low = pool.reduce((a, r) => (a === null || r.fid < a.fid ? r : a), null);
+  if (low === null) return null;
+  return pool.filter((r) => r.cfg === low.cfg && r.t1 === low.t1).sort((a, b) => b.seeds.length - a.seeds.length)[0];
+};
 const mapSeries = new Map();
 for (const g of gaps) {
   const c = rows.find(
