@@ -13,7 +13,7 @@ import type { Dataset } from '../data/dataset.js';
 import { toModelInput } from '../data/model-input.js';
 import { restoreModelAndOptimizer, type LoadedTrainState, type TrainState } from '../train/checkpoint.js';
 import type { StepResult, TrainTask } from '../train/loop.js';
-import { checkResumable, scheduledLr, validateOptimizerOptions } from '../train/resume.js';
+import { OPTIMIZER_TRAJECTORY_KEYS, checkResumable, scheduledLr, validateOptimizerOptions } from '../train/resume.js';
 import type { Classifier } from './classifier.js';
 import { accuracyAndLoss, datasetFeatures } from './features.js';
 
@@ -36,19 +36,7 @@ export const DEFAULT_CLASSIFIER_TRAIN: ClassifierTrainOptions = {
   seed: 0, flip: true, shift: 0,
 };
 
-const TRAJECTORY_KEYS = [
-  'epochs',
-  'batchSize',
-  'lr',
-  'warmup',
-  'schedule',
-  'minLrRatio',
-  'weightDecay',
-  'gradClip',
-  'seed',
-  'flip',
-  'shift',
-] as const;
+const TRAJECTORY_KEYS = [...OPTIMIZER_TRAJECTORY_KEYS, 'flip', 'shift'] as const;
 
 export function validateClassifierTrainOptions(o: ClassifierTrainOptions): void {
   validateOptimizerOptions(o, 'classifier training');

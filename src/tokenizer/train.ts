@@ -24,7 +24,7 @@ import {
   type TrainState,
 } from '../train/checkpoint.js';
 import type { StepResult, TrainTask } from '../train/loop.js';
-import { checkResumable, scheduledLr, validateOptimizerOptions } from '../train/resume.js';
+import { OPTIMIZER_TRAJECTORY_KEYS, checkResumable, scheduledLr, validateOptimizerOptions } from '../train/resume.js';
 import type { VqTokenizer } from './model.js';
 import { mseInside, psnr } from './metrics.js';
 import { CodeUsage, reinitDeadCodes } from './usage.js';
@@ -50,20 +50,7 @@ export const DEFAULT_TOKENIZER_TRAIN: TokenizerTrainOptions = {
 };
 
 /** Options whose change would make a resumed run differ from an uninterrupted one. */
-const TRAJECTORY_KEYS = [
-  'epochs',
-  'batchSize',
-  'lr',
-  'warmup',
-  'schedule',
-  'minLrRatio',
-  'weightDecay',
-  'gradClip',
-  'seed',
-  'flip',
-  'deadCodeReinit',
-  'deadCodeWindow',
-] as const;
+const TRAJECTORY_KEYS = [...OPTIMIZER_TRAJECTORY_KEYS, 'flip', 'deadCodeReinit', 'deadCodeWindow'] as const;
 
 export function validateTrainOptions(o: TokenizerTrainOptions): void {
   validateOptimizerOptions(o, 'tokenizer training');

@@ -27,7 +27,9 @@ import type { TokenSet } from '../tokenizer/tokens-file.js';
 import { restoreModelAndOptimizer, type LoadedTrainState, type TrainState } from './checkpoint.js';
 import type { StepResult, TrainTask } from './loop.js';
 import { sumOverRanks } from './rank-sync.js';
-import { checkResumable, scheduledLr, validateOptimizerOptions, type LrScheduleOptions } from './resume.js';
+import {
+  OPTIMIZER_TRAJECTORY_KEYS, checkResumable, scheduledLr, validateOptimizerOptions, type LrScheduleOptions,
+} from './resume.js';
 
 export { GPT_KINDS, type GptKind } from '../models/gpt-kind.js';
 
@@ -52,17 +54,7 @@ export const DEFAULT_GPT_TRAIN: GptTrainOptions = {
   seed: 0,
 };
 
-const TRAJECTORY_KEYS = [
-  'epochs',
-  'batchSize',
-  'lr',
-  'warmup',
-  'schedule',
-  'minLrRatio',
-  'weightDecay',
-  'gradClip',
-  'seed',
-] as const;
+const TRAJECTORY_KEYS = OPTIMIZER_TRAJECTORY_KEYS;
 
 export function validateGptTrainOptions(o: GptTrainOptions): void {
   validateOptimizerOptions(o, 'gpt training');

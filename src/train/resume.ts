@@ -16,6 +16,11 @@ export interface OptimizerOptions extends LrScheduleOptions {
   epochs: number; batchSize: number; weightDecay: number; gradClip: number; seed: number;
 }
 
+/** The optimiser options that decide a training's trajectory: a resume must find them unchanged. */
+export const OPTIMIZER_TRAJECTORY_KEYS = [
+  'epochs', 'batchSize', 'lr', 'warmup', 'schedule', 'minLrRatio', 'weightDecay', 'gradClip', 'seed',
+] as const satisfies readonly (keyof OptimizerOptions)[];
+
 /**
  * Checks the options every trainer has, by type and range: they may come from a train state (`--resume`), so
  * nothing is assumed about them. `what` names the trainer in errors ("gpt training").
