@@ -244,6 +244,12 @@ b)
   done
   wait_for "$A/fine-aux-ML.report.json" "the ML aux (lane a)"
   ev "$A" ctf-S4p-auxML $(ctf "$A" coarse-ar-S-4p fine-aux-ML)
+  # Four passes at V = 4096, each method at CFG 1.5 (both its best there) with the paper-sized aux: three seeds.
+  ev "$A" sweep-ctf-S4p-auxML-cfg1.5-t1 $(ctf "$A" coarse-ar-S-4p fine-aux-ML) --cfg 1.5
+  for seed in 1 2; do
+    EVAL_SEED=$seed ev "$A" "best-baseline-S-4p-seed$seed" $(base "$A" baseline-S-4p) --cfg 1.5
+    EVAL_SEED=$seed ev "$A" "best-ctf-S4p-auxML-seed$seed" $(ctf "$A" coarse-ar-S-4p fine-aux-ML) --cfg 1.5
+  done
   wait_for "$A/baseline-S.report.json" "the baseline S, one pass (lane a)"
   for cfg in 1.5 3; do
     ev "$A" "sweep-baseline-S-cfg$cfg-t1" $(base "$A" baseline-S) --cfg "$cfg"
