@@ -166,6 +166,9 @@ a)
   gpt "$B" stage1 tiny coarse-ar-tiny
   ev "$B" baseline-tiny $(base "$B" baseline-tiny)
   ev "$B" ctf-tiny-auxS $(ctf "$B" coarse-ar-tiny fine-aux-S)
+  for rounds in 1 4 8; do
+    ev "$B" "ctf-tiny-auxS-masked-R$rounds" $(ctf "$B" coarse-ar-tiny fine-aux-S-masked) --refine-rounds "$rounds"
+  done
   # The paper's proportions: an aux of preset ML (6 layers, dim 256), ~3x baseline S's parameters, 2 passes with
   # its validation curve, shared by the S and tiny stage-1 models (V = 4096, lane b's tokens).
   wait_for "$A/clusters.safetensors" "the V = 4096 tokens and clusters (lane b)"
