@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { backward, noGrad } from '../src/engine/autograd.js';
 import { Rng } from '../src/engine/rng.js';
 import { Tensor } from '../src/engine/tensor.js';
+import type { RandomRunOptions } from '../src/bench/sample-bench.js';
 import { CtfError } from '../src/errors.js';
 
 export function randn(shape: number[], seed: number, opts: { requiresGrad?: boolean; std?: number } = {}): Tensor {
@@ -103,3 +104,8 @@ function isCtfError(re: RegExp): (e: unknown) => true {
     return true;
   };
 }
+
+/** A run of random weights small enough for a test: tiny presets, V 64, K 8, Fashion-MNIST's shape (writeRandomRun). */
+export const TINY_RUN: RandomRunOptions = {
+  tokenizerPreset: 'tiny', codebook: 64, k: 8, preset: 'tiny', auxPreset: 'tiny', numClasses: 10, imageSize: 32,
+};

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { createInterface, type Interface } from 'node:readline';
 import { CtfError } from '../errors.js';
 import { applyBlasThreadTimeout } from '../engine/blas-env.js';
+import { blasInfo } from '../engine/native.js';
 
 export interface PeerInfo {
   impl: string;
@@ -97,4 +98,13 @@ export function peakRssMb(): number {
   } catch {
     return process.memoryUsage().rss / 2 ** 20;
   }
+}
+
+/** What one of our bench workers reports about itself: the BLAS kernel and threads it runs with, its peak memory. */
+export function ctfgenPeerInfo(): PeerInfo {
+  const b = blasInfo();
+  return {
+    impl: 'ctfgen', version: process.version, corename: b.corename, blasThreads: b.threads, threads: b.threads,
+    peakRssMb: peakRssMb(),
+  };
 }

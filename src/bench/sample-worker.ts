@@ -6,11 +6,10 @@
 //   tokens {method, count}                             -> {coarse, fine} greedy tokens of the first images
 //   info                                               -> PeerInfo
 import { createInterface } from 'node:readline';
-import { blasInfo } from '../engine/native.js';
 import { CtfError } from '../errors.js';
 import { sampleImages } from '../sample/pipeline.js';
 import { loadSampler, type SamplerMethod, type SamplerPaths, type SamplerPieces } from '../sample/run-dir.js';
-import { peakRssMb } from './peer.js';
+import { ctfgenPeerInfo } from './peer.js';
 
 export interface SampleWorkerConfig {
   paths: SamplerPaths;   // every piece of both methods
@@ -79,17 +78,8 @@ async function handle(msg: {
         Array.from({ length: x.length / T }, (_, i) => Array.from(x.subarray(i * T, (i + 1) * T)));
       return { coarse: r.coarse ? rows(r.coarse) : null, fine: rows(r.fine) };
     }
-    case 'info': {
-      const b = blasInfo();
-      return {
-        impl: 'ctfgen',
-        version: process.version,
-        corename: b.corename,
-        blasThreads: b.threads,
-        threads: b.threads,
-        peakRssMb: peakRssMb(),
-      };
-    }
+    case 'info':
+      return { ...ctfgenPeerInfo() };
     default:
       return { error: `unknown command ${msg.cmd}` };
   }

@@ -1,7 +1,6 @@
 // Our side of `ctfgen bench engine`: builds a case from its config and runs one unit of work per step.
 // Spoken to over stdin/stdout by the orchestrator (src/bench/engine.ts), like bench/torch_peer.py.
 import { backward } from '../engine/autograd.js';
-import { blasInfo } from '../engine/native.js';
 import { conv2d } from '../engine/ops/conv.js';
 import { Rng } from '../engine/rng.js';
 import { Tensor } from '../engine/tensor.js';
@@ -12,7 +11,7 @@ import { Gpt, gptConfig } from '../models/gpt.js';
 import { cfgClasses, cfgTokens, guide } from '../ctf/cfg.js';
 import { KvCache, decodeOne, prefill } from '../models/kv-cache.js';
 import type { ConvBenchConfig, GptBenchConfig } from './cases.js';
-import { peakRssMb, serve } from './peer.js';
+import { ctfgenPeerInfo, serve } from './peer.js';
 
 function convCase(c: ConvBenchConfig): () => void {
   const rng = new Rng(0);
@@ -98,14 +97,6 @@ await serve({
     step();
   },
   info() {
-    const b = blasInfo();
-    return {
-      impl: 'ctfgen',
-      version: process.version,
-      corename: b.corename,
-      blasThreads: b.threads,
-      threads: b.threads,
-      peakRssMb: peakRssMb(),
-    };
+    return ctfgenPeerInfo();
   },
 });

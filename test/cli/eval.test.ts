@@ -11,6 +11,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SAMPLING_DEFAULTS } from '../../src/ctf/defaults.js';
 import { writeRandomRun } from '../../src/bench/sample-bench.js';
+import { TINY_RUN } from '../helpers.js';
 import { Rng } from '../../src/engine/rng.js';
 import { Classifier, classifierConfig, loadClassifier, saveClassifier } from '../../src/eval/classifier.js';
 import { realReference, scoreImages } from '../../src/eval/evaluate.js';
@@ -30,15 +31,7 @@ const cls = (): string => join(dir, 'classifier.safetensors');
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ctfgen-eval-cli-'));
-  await writeRandomRun(run(), {
-    tokenizerPreset: 'tiny',
-    codebook: 64,
-    k: 8,
-    preset: 'tiny',
-    auxPreset: 'tiny',
-    numClasses: 10,
-    imageSize: 32,
-  });
+  await writeRandomRun(run(), TINY_RUN);
   const model = new Classifier(classifierConfig('tiny', { inChannels: 1, imageSize: 32, numClasses: 10 }), new Rng(1));
   await saveClassifier(cls(), model, {
     data: { name: 'fashion-mnist', split: 'train', preprocessing: { pad: 2, padValue: 0, resize: null } },

@@ -8,6 +8,7 @@ import { bold } from '../../src/cli/progress.js';
 import { tokenizerDataOptions } from '../../src/cli/data.js';
 import { classId } from '../../src/cli/sample.js';
 import { closest, editDistance } from '../../src/cli/suggest.js';
+import { NAMED_DATASETS } from '../../src/data/dataset.js';
 
 const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
 const ctfgen = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
@@ -52,18 +53,7 @@ test('a closed stdout does not stop the command; no colour outside a terminal', 
 });
 
 test('classes by id or by name: case, spacing and hyphens ignored, a unique part is enough', () => {
-  const names = [
-    'T-shirt/top',
-    'Trouser',
-    'Pullover',
-    'Dress',
-    'Coat',
-    'Sandal',
-    'Shirt',
-    'Sneaker',
-    'Bag',
-    'Ankle boot',
-  ];
+  const names = [...NAMED_DATASETS['fashion-mnist']!.classNames];
   assert.deepEqual(
     ['5', 'sandal', 'SANDAL', 'ankle boot', 'boot', 't-shirt', 'tshirt'].map((c) => classId(c, names, 10)),
     [5, 5, 5, 9, 9, 0, 0],

@@ -8,22 +8,14 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { writeRandomRun, type RandomRunOptions } from '../../src/bench/sample-bench.js';
+import { writeRandomRun } from '../../src/bench/sample-bench.js';
+import { TINY_RUN } from '../helpers.js';
 import { decodeImageFile } from '../../src/io/png.js';
 import { decodeSafetensors, encodeSafetensors } from '../../src/io/safetensors.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const ctfgen = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
 
-const TINY: RandomRunOptions = {
-  tokenizerPreset: 'tiny',
-  codebook: 64,
-  k: 8,
-  preset: 'tiny',
-  auxPreset: 'tiny',
-  numClasses: 10,
-  imageSize: 32,
-};
 let dir = '';
 const A = (): string => join(dir, 'a');            // a consistent run
 const OTHER_TOK = (): string => join(dir, 'b');    // another tokenizer (other weights, same shapes)
@@ -31,9 +23,9 @@ const OTHER_K = (): string => join(dir, 'k16');    // the same tokenizer, K = 16
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ctfgen-sample-cli-'));
-  await writeRandomRun(A(), TINY);
-  await writeRandomRun(OTHER_TOK(), { ...TINY, seed: 1 });
-  await writeRandomRun(OTHER_K(), { ...TINY, k: 16 });
+  await writeRandomRun(A(), TINY_RUN);
+  await writeRandomRun(OTHER_TOK(), { ...TINY_RUN, seed: 1 });
+  await writeRandomRun(OTHER_K(), { ...TINY_RUN, k: 16 });
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 

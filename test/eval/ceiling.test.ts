@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { writeRandomRun } from '../../src/bench/sample-bench.js';
+import { TINY_RUN } from '../helpers.js';
 import { Rng } from '../../src/engine/rng.js';
 import {
   CEILING_ROWS,
@@ -43,15 +44,7 @@ const classifier = new Classifier(
 );
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ctfgen-ceiling-'));
-  await writeRandomRun(dir, {
-    tokenizerPreset: 'tiny',
-    codebook: 64,
-    k: 8,
-    preset: 'tiny',
-    auxPreset: 'tiny',
-    numClasses: 10,
-    imageSize: 32,
-  });
+  await writeRandomRun(dir, TINY_RUN);
   pieces = await loadSampler(['ctf', 'baseline'], resolveSamplerPaths(['ctf', 'baseline'], dir, {}).paths);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));

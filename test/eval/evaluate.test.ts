@@ -13,7 +13,7 @@ import {
 } from '../../src/eval/evaluate.js';
 import { pixelFeatures, type ImageFeatures } from '../../src/eval/features.js';
 import { loadSampler, resolveSamplerPaths, type SamplerPieces } from '../../src/sample/run-dir.js';
-import { assertClose } from '../helpers.js';
+import { assertClose, TINY_RUN } from '../helpers.js';
 
 /** n rows of random features and softmax-like probabilities. */
 function randomFeatures(n: number, dim: number, classes: number, seed: number): ImageFeatures {
@@ -88,15 +88,7 @@ const classifier = new Classifier(
 );
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ctfgen-eval-'));
-  await writeRandomRun(dir, {
-    tokenizerPreset: 'tiny',
-    codebook: 64,
-    k: 8,
-    preset: 'tiny',
-    auxPreset: 'tiny',
-    numClasses: 10,
-    imageSize: 32,
-  });
+  await writeRandomRun(dir, TINY_RUN);
   pieces = await loadSampler(['ctf', 'baseline'], resolveSamplerPaths(['ctf', 'baseline'], dir, {}).paths);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { writeRandomRun } from '../../src/bench/sample-bench.js';
+import { TINY_RUN } from '../helpers.js';
 import { decodeImageFile } from '../../src/io/png.js';
 
 const REPO = fileURLToPath(new URL('../../..', import.meta.url));
@@ -31,15 +32,7 @@ test('npm pack → npm install in an empty project → the example samples a run
     assert.equal(installed.status, 0, installed.stderr);
 
     const run = join(dir, 'run');
-    await writeRandomRun(run, {
-      tokenizerPreset: 'tiny',
-      codebook: 64,
-      k: 8,
-      preset: 'tiny',
-      auxPreset: 'tiny',
-      numClasses: 10,
-      imageSize: 32,
-    });
+    await writeRandomRun(run, TINY_RUN);
     copyFileSync(join(project, 'node_modules', 'ctfgen', 'examples', 'generate.mjs'), join(project, 'generate.mjs'));
     for (const method of ['ctf', 'baseline']) {
       const r = spawnSync(process.execPath, ['generate.mjs', run, `${method}.png`, method], {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { writeRandomRun } from '../../src/bench/sample-bench.js';
+import { TINY_RUN } from '../helpers.js';
 import { Rng } from '../../src/engine/rng.js';
 import { Tensor } from '../../src/engine/tensor.js';
 import { clusterRepresentatives, decodeTokens, previewSteps, progressivePreview } from '../../src/sample/images.js';
@@ -18,15 +19,7 @@ let dir = '';
 let pieces: SamplerPieces;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ctfgen-images-'));
-  const paths = await writeRandomRun(dir, {
-    tokenizerPreset: 'tiny',
-    codebook: 64,
-    k: 8,
-    preset: 'tiny',
-    auxPreset: 'tiny',
-    numClasses: 10,
-    imageSize: 32,
-  });
+  const paths = await writeRandomRun(dir, TINY_RUN);
   pieces = await loadSampler(['ctf', 'baseline'], paths);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
