@@ -9,10 +9,10 @@ import { checkOutputs } from '../io/outputs.js';
 import { runPath } from '../io/run-dir.js';
 import { writeImageGrid } from '../io/png.js';
 import { loadPieces, type PieceName, type SamplerPaths } from '../sample/run-dir.js';
-import { UsageError, flagRole, requireString } from './args.js';
+import { UsageError, requireString } from './args.js';
 import { classifierSummary, command, log, metricsLine, reference, writeReport } from './eval-common.js';
 import type { Command } from './main.js';
-import { pieceFlags } from './piece-flags.js';
+import { pieceFlags, pieceInputs, reportRole } from './piece-flags.js';
 import { samplingFlags, samplingOptions } from './sampling-flags.js';
 
 export const ceilingCommand: Command = {
@@ -72,12 +72,9 @@ export const ceilingCommand: Command = {
       t2 = sampling.stage2.temperature;
     const classifierPath = requireString(f, 'classifier');
     const picture = out.replace(/(\.json)?$/, '.png'),
-      outRole = typeof f['out'] === 'string' ? '--out' : 'the report (from --run)';
+      outRole = reportRole(f);
     checkOutputs({
-      inputs: [
-        ...Object.entries(paths).map(([k, p]) => ({ role: flagRole(f, k), path: p })),
-        { role: '--classifier', path: classifierPath },
-      ],
+      inputs: pieceInputs(f, { ...paths, classifier: classifierPath }),
       outputs: [
         { role: outRole, path: out },
         { role: `the picture of ${outRole}`, path: picture },

@@ -1,6 +1,6 @@
 // `ctfgen eval classifier train | test`: the evaluation classifier. Flags → options, events → stderr,
 // results → stdout. The numerics live in src/eval (classifier.ts, classifier-train.ts, features.ts).
-import { firstImages, loadDataset, type Dataset, type Split } from '../data/dataset.js';
+import { firstImages, loadDataset, type Split } from '../data/dataset.js';
 import { Rng } from '../engine/rng.js';
 import { CtfError } from '../errors.js';
 import {
@@ -23,7 +23,7 @@ import type { LoadedTrainState } from '../train/checkpoint.js';
 import { dataCheck } from '../train/identity.js';
 import { trainRun, type TrainRunContext, type TrainRunSetup } from '../train/run.js';
 import {
-  FORCE_FLAG, OPTIMIZER_OPTIONS, UsageError, checkConfigFlagsOnResume, givenOptions, kebab, onOff, optimizerFlags,
+  FORCE_FLAG, OPTIMIZER_OPTIONS, UsageError, checkConfigFlagsOnResume, givenOptions, onOff, optimizerFlags,
   presetOf, replaceMode, requireString, resolveTrainOptions, type ParsedFlags,
 } from './args.js';
 import { DATA_LOAD_FLAGS, datasetSpec, loadOptionsFromFlags } from './data.js';

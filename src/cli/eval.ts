@@ -15,22 +15,16 @@ import { writeNpz } from '../io/npz.js';
 import { checkOutputs } from '../io/outputs.js';
 import { writeImageGrid } from '../io/png.js';
 import { communicator } from '../parallel/index.js';
-import {
-  RUN_LAYOUT,
-  SAMPLER_METHODS,
-  loadSampler,
-  resolveSamplerPaths,
-  type SamplerMethod,
-  type SamplerPieces,
-} from '../sample/run-dir.js';
+import { RUN_LAYOUT, SAMPLER_METHODS, loadSampler, resolveSamplerPaths } from '../sample/run-dir.js';
+import type { SamplerMethod, SamplerPieces } from '../sample/run-dir.js';
 import { loadTokenizer } from '../tokenizer/checkpoint.js';
 import type { DataIdentity } from '../tokenizer/data-identity.js';
-import { UsageError, flagRole, onOff, requireString } from './args.js';
+import { UsageError, onOff, requireString } from './args.js';
 import { ceilingCommand } from './eval-ceiling.js';
 import { classifierCommands } from './eval-classifier.js';
 import { checkReportOut, classifierSummary, command, log, metricsLine, reference, writeReport } from './eval-common.js';
 import type { Command } from './main.js';
-import { pieceFlags } from './piece-flags.js';
+import { pieceFlags, pieceInputs, reportRole } from './piece-flags.js';
 import { Progress, formatDuration } from './progress.js';
 import { samplingFlags, samplingOptions } from './sampling-flags.js';
 
@@ -97,12 +91,9 @@ const evalCommand: Command = {
       typeof f['out'] === 'string' ? f['out'] : run !== undefined ? join(run, `eval-${which}.json`) : undefined;
     if (out === undefined) throw new UsageError('--out is required (or --run DIR)');
     const base = out.replace(/\.json$/, '');
-    const outRole = typeof f['out'] === 'string' ? '--out' : 'the report (from --run)';
+    const outRole = reportRole(f);
     checkOutputs({
-      inputs: [
-        ...Object.entries(paths).map(([k, p]) => ({ role: flagRole(f, k), path: p })),
-        { role: '--classifier', path: classifierPath },
-      ],
+      inputs: pieceInputs(f, { ...paths, classifier: classifierPath }),
       outputs: [
         { role: outRole, path: out },
         ...methods.flatMap((m) => [

@@ -9,17 +9,11 @@ import { MAX_PIXELS, gridSize, imageGrid, writeImageGrid, writePng } from '../io
 import { clusterRepresentatives, previewSteps, progressivePreview } from '../sample/images.js';
 import { communicator } from '../parallel/index.js';
 import { sampleImagesSharded, type SamplingResult } from '../sample/pipeline.js';
-import {
-  RUN_LAYOUT,
-  SAMPLER_METHODS,
-  loadSampler,
-  resolveSamplerPaths,
-  type SamplerMethod,
-  type SamplerPieces,
-} from '../sample/run-dir.js';
-import { UsageError, flagRole, type ParsedFlags } from './args.js';
+import { RUN_LAYOUT, SAMPLER_METHODS, loadSampler, resolveSamplerPaths } from '../sample/run-dir.js';
+import type { SamplerMethod, SamplerPieces } from '../sample/run-dir.js';
+import { UsageError, type ParsedFlags } from './args.js';
 import type { Command } from './main.js';
-import { pieceFlags } from './piece-flags.js';
+import { pieceFlags, pieceInputs } from './piece-flags.js';
 import { samplingFlags, samplingOptions } from './sampling-flags.js';
 import { withRowLabels } from '../viz/row-labels.js';
 import { Progress } from './progress.js';
@@ -165,7 +159,7 @@ export const sampleCommand: Command = {
       tokensOut = given('tokensOut'),
       progressivePath = given('progressive');
     checkOutputs({
-      inputs: Object.entries(paths).map(([k, p]) => ({ role: flagRole(f, k), path: p })),
+      inputs: pieceInputs(f, paths),
       outputs: [
         { role: given('out') !== undefined ? '--out' : 'the grid (from --run)', path: out },
         each !== undefined ? { role: '--each', path: each, directory: true, holds: /^c\d+-\d+\.png$/ } : null,

@@ -4,7 +4,6 @@
 // `ctfgen train coarse-ar | fine-aux`, the names before the renaming, still work and say the new name.
 // Under `mpirun -np N` the training is data-parallel (src/train/run.ts); rank 0 alone prints and writes.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { loadCoarseMap, type CoarseMap } from '../cluster/coarse-map.js';
 import { Rng } from '../engine/rng.js';
 import { CtfError } from '../errors.js';

@@ -4,16 +4,15 @@
 // the same losses bit for bit.
 import { backward } from '../engine/autograd.js';
 import { crossEntropy } from '../engine/ops/softmax.js';
-import { AdamW } from '../engine/optim.js';
 import { Rng } from '../engine/rng.js';
 import { Tensor, intTensor } from '../engine/tensor.js';
 import { CtfError } from '../errors.js';
-import { EpochBatches } from '../data/batches.js';
 import type { Dataset } from '../data/dataset.js';
 import { toModelInput } from '../data/model-input.js';
-import { restoreModelAndOptimizer, type LoadedTrainState, type TrainState } from '../train/checkpoint.js';
+import type { LoadedTrainState, TrainState } from '../train/checkpoint.js';
 import type { StepResult, TrainTask } from '../train/loop.js';
-import { OPTIMIZER_TRAJECTORY_KEYS, checkResumable, scheduledLr, validateOptimizerOptions } from '../train/resume.js';
+import { OPTIMIZER_TRAJECTORY_KEYS, validateOptimizerOptions } from '../train/resume.js';
+import { EpochTrainTask } from '../train/task.js';
 import type { Classifier } from './classifier.js';
 import { accuracyAndLoss, datasetFeatures } from './features.js';
 
@@ -76,22 +75,17 @@ export function randomShift(
   }
 }
 
-export class ClassifierTrainTask implements TrainTask {
-  readonly totalSteps: number;
-  readonly stepsPerEpoch: number;
-  readonly itemsPerStep: number;
-  readonly batches: EpochBatches;
-  readonly optimizer: AdamW;
+export class ClassifierTrainTask extends EpochTrainTask<ClassifierTrainOptions> implements TrainTask {
   private readonly input: Float32Array;
   private readonly dropoutRng: Rng;
   private correct = 0;
   private seen = 0;
 
   /** test: scored at the end of every epoch (its first testLimit images) when given. */
-  constructor(readonly model: Classifier, readonly data: Dataset, readonly options: ClassifierTrainOptions,
+  constructor(readonly model: Classifier, readonly data: Dataset, options: ClassifierTrainOptions,
     readonly saveCheckpoint: (task: ClassifierTrainTask, stepsDone: number) => Promise<string>,
     readonly test: { data: Dataset; limit?: number } | null = null) {
-    validateClassifierTrainOptions(options);
+    super(options, validateClassifierTrainOptions, data.count, model.parameters(), [0.9, 0.999], options.batchSize);
     const c = model.config;
     if (data.channels !== c.inChannels || data.height !== c.imageSize || data.width !== c.imageSize)
       throw new CtfError(`classifier training: images of ${data.name} are ` +
@@ -101,21 +95,8 @@ export class ClassifierTrainTask implements TrainTask {
       throw new CtfError(
         `classifier training: ${data.name} has ${data.numClasses} classes, the classifier ${c.numClasses}`,
       );
-    this.batches = new EpochBatches({ count: data.count, batchSize: options.batchSize, seed: options.seed });
-    this.stepsPerEpoch = this.batches.batchesPerEpoch;
-    this.totalSteps = options.epochs * this.stepsPerEpoch;
-    this.itemsPerStep = options.batchSize;
-    this.optimizer = new AdamW(model.parameters(), {
-      lr: options.lr,
-      betas: [0.9, 0.999],
-      weightDecay: options.weightDecay,
-    });
     this.input = new Float32Array(options.batchSize * c.inChannels * c.imageSize * c.imageSize);
     this.dropoutRng = new Rng(options.seed).split('dropout');
-  }
-
-  lr(step: number): number {
-    return scheduledLr(this.options, this.totalSteps, step);
   }
 
   forwardBackward(step: number): StepResult {
@@ -170,14 +151,9 @@ export class ClassifierTrainTask implements TrainTask {
 
   /** Restores a saved run into this task (built with the saved config and options); returns the step. */
   restore(saved: LoadedTrainState): number {
-    checkResumable(saved, this.options, TRAJECTORY_KEYS, this.model.config, 'classifier');
-    restoreModelAndOptimizer(saved, this.model.stateDict(), this.optimizer);
-    const rng = saved.rng['dropout'];
-    if (!rng) throw new CtfError(`cannot resume ${saved.source}: the dropout RNG state is missing`);
-    this.dropoutRng.setState(rng);
-    this.batches.setState(saved.data as ReturnType<EpochBatches['getState']>);
-    if (saved.step !== this.batches.getState().epoch * this.stepsPerEpoch + this.batches.getState().index)
-      throw new CtfError(`cannot resume ${saved.source}: step ${saved.step} and the saved data position disagree`);
-    return saved.step;
+    return this.restoreRun(saved, {
+      keys: TRAJECTORY_KEYS, config: this.model.config, what: 'classifier', params: this.model.stateDict(),
+      rngs: { dropout: this.dropoutRng },
+    });
   }
 }

@@ -7,24 +7,18 @@
 // codes every rank picked are gathered to all, so the usage history and the dead-code re-initialisation (from the
 // whole batch's encoder outputs) are decided identically on every rank, as one process decides them.
 import { backward } from '../engine/autograd.js';
-import { AdamW } from '../engine/optim.js';
 import { Rng } from '../engine/rng.js';
 import { Tensor } from '../engine/tensor.js';
 import { CtfError } from '../errors.js';
-import { EpochBatches } from '../data/batches.js';
 import type { Dataset } from '../data/dataset.js';
 import { toModelInput } from '../data/model-input.js';
 import { LocalCommunicator, type Communicator } from '../parallel/communicator.js';
 import { shardOf } from '../parallel/shard.js';
 import { allGatherConcat } from '../train/rank-sync.js';
-import {
-  restoreModelAndOptimizer,
-  savedStateTensor,
-  type LoadedTrainState,
-  type TrainState,
-} from '../train/checkpoint.js';
+import { savedStateTensor, type LoadedTrainState, type TrainState } from '../train/checkpoint.js';
 import type { StepResult, TrainTask } from '../train/loop.js';
-import { OPTIMIZER_TRAJECTORY_KEYS, checkResumable, scheduledLr, validateOptimizerOptions } from '../train/resume.js';
+import { OPTIMIZER_TRAJECTORY_KEYS, validateOptimizerOptions } from '../train/resume.js';
+import { EpochTrainTask } from '../train/task.js';
 import type { VqTokenizer } from './model.js';
 import { mseInside, psnr } from './metrics.js';
 import { CodeUsage, reinitDeadCodes } from './usage.js';
@@ -61,22 +55,17 @@ export function validateTrainOptions(o: TokenizerTrainOptions): void {
       throw new CtfError(`tokenizer training: ${k} = ${JSON.stringify(o[k])}, expected true or false`);
 }
 
-export class TokenizerTrainTask implements TrainTask {
-  readonly totalSteps: number;
-  readonly stepsPerEpoch: number;
-  readonly itemsPerStep: number;
-  readonly batches: EpochBatches;
-  readonly optimizer: AdamW;
+export class TokenizerTrainTask extends EpochTrainTask<TokenizerTrainOptions> implements TrainTask {
   readonly usage: CodeUsage;
   readonly deadRng: Rng;
   private readonly input: Float32Array;
   private lastCodes: Float32Array | null = null;
   private reinitInWindow = 0;
 
-  constructor(readonly model: VqTokenizer, readonly data: Dataset, readonly options: TokenizerTrainOptions,
+  constructor(readonly model: VqTokenizer, readonly data: Dataset, options: TokenizerTrainOptions,
     readonly saveCheckpoint: (task: TokenizerTrainTask, stepsDone: number) => Promise<string>,
     readonly comm: Communicator = new LocalCommunicator()) {
-    validateTrainOptions(options);
+    super(options, validateTrainOptions, data.count, model.parameters(), [0.9, 0.95], options.batchSize);
     const c = model.config;
     if (data.channels !== c.inChannels || data.height !== c.imageSize || data.width !== c.imageSize)
       throw new CtfError(`tokenizer training: images of ${data.name} are ` +
@@ -85,22 +74,9 @@ export class TokenizerTrainTask implements TrainTask {
     if (options.batchSize < comm.size)
       throw new CtfError(`tokenizer training: a batch of ${options.batchSize} images leaves some of the ` +
         `${comm.size} ranks no image; use a batch of at least ${comm.size}`);
-    this.batches = new EpochBatches({ count: data.count, batchSize: options.batchSize, seed: options.seed });
-    this.stepsPerEpoch = this.batches.batchesPerEpoch;
-    this.totalSteps = options.epochs * this.stepsPerEpoch;
-    this.itemsPerStep = options.batchSize;
-    this.optimizer = new AdamW(model.parameters(), {
-      lr: options.lr,
-      betas: [0.9, 0.95],
-      weightDecay: options.weightDecay,
-    });
     this.usage = new CodeUsage(c.codebookSize);
     this.deadRng = new Rng(options.seed).split('dead-code');
     this.input = new Float32Array(options.batchSize * c.inChannels * c.imageSize * c.imageSize);
-  }
-
-  lr(step: number): number {
-    return scheduledLr(this.options, this.totalSteps, step);
   }
 
   forwardBackward(step: number): StepResult {
@@ -179,17 +155,13 @@ export class TokenizerTrainTask implements TrainTask {
 
   /** Restores a saved run into this task (built with the saved config and options); returns the step. */
   restore(saved: LoadedTrainState): number {
-    checkResumable(saved, this.options, TRAJECTORY_KEYS, this.model.config, 'tokenizer');
-    restoreModelAndOptimizer(saved, this.model.stateDict(), this.optimizer);
+    const step = this.restoreRun(saved, {
+      keys: TRAJECTORY_KEYS, config: this.model.config, what: 'tokenizer', params: this.model.stateDict(),
+      rngs: { deadCode: this.deadRng },
+    });
     const V = this.usage.size;
     this.usage.lastUsed.set(savedStateTensor(saved, 'usage.last_used', [V], 'i32').i32);
     this.usage.lastReinit.set(savedStateTensor(saved, 'usage.last_reinit', [V], 'i32').i32);
-    const rng = saved.rng['deadCode'];
-    if (!rng) throw new CtfError(`cannot resume ${saved.source}: the dead-code RNG state is missing`);
-    this.deadRng.setState(rng);
-    this.batches.setState(saved.data as ReturnType<EpochBatches['getState']>);
-    if (saved.step !== this.batches.getState().epoch * this.stepsPerEpoch + this.batches.getState().index)
-      throw new CtfError(`cannot resume ${saved.source}: step ${saved.step} and the saved data position disagree`);
-    return saved.step;
+    return step;
   }
 }

@@ -13,10 +13,8 @@
 // allreduce-sum of the ranks' gradients is one process's gradient up to float summation order.
 import { createHash } from 'node:crypto';
 import { backward, noGrad } from '../engine/autograd.js';
-import { AdamW } from '../engine/optim.js';
 import { Rng } from '../engine/rng.js';
 import { CtfError } from '../errors.js';
-import { EpochBatches, type BatchOrderState } from '../data/batches.js';
 import type { CoarseMap } from '../cluster/coarse-map.js';
 import { IGNORE_TARGET, type Gpt, type GptConfig } from '../models/gpt.js';
 import type { GptKind } from '../models/gpt-kind.js';
@@ -24,12 +22,11 @@ import { revealMask, trainingMask } from '../models/masked-refine.js';
 import { LocalCommunicator, type Communicator } from '../parallel/communicator.js';
 import { shardOf } from '../parallel/shard.js';
 import type { TokenSet } from '../tokenizer/tokens-file.js';
-import { restoreModelAndOptimizer, type LoadedTrainState, type TrainState } from './checkpoint.js';
+import type { LoadedTrainState, TrainState } from './checkpoint.js';
 import type { StepResult, TrainTask } from './loop.js';
 import { sumOverRanks } from './rank-sync.js';
-import {
-  OPTIMIZER_TRAJECTORY_KEYS, checkResumable, scheduledLr, validateOptimizerOptions, type LrScheduleOptions,
-} from './resume.js';
+import { OPTIMIZER_TRAJECTORY_KEYS, validateOptimizerOptions, type LrScheduleOptions } from './resume.js';
+import { EpochTrainTask } from './task.js';
 
 export { GPT_KINDS, type GptKind } from '../models/gpt-kind.js';
 
@@ -151,12 +148,7 @@ export function validationLoss(model: Gpt, kind: GptKind, data: TokenSet, map: C
   return total[0]! / total[1]!;
 }
 
-export class GptTrainTask implements TrainTask {
-  readonly totalSteps: number;
-  readonly stepsPerEpoch: number;
-  readonly itemsPerStep: number;
-  readonly batches: EpochBatches;
-  readonly optimizer: AdamW;
+export class GptTrainTask extends EpochTrainTask<GptTrainOptions> implements TrainTask {
   private readonly T: number;
   private readonly classes: Int32Array;
 
@@ -165,32 +157,21 @@ export class GptTrainTask implements TrainTask {
     readonly model: Gpt,
     readonly data: TokenSet,
     readonly map: CoarseMap | null,
-    readonly options: GptTrainOptions,
+    options: GptTrainOptions,
     readonly saveCheckpoint: (task: GptTrainTask, stepsDone: number) => Promise<string>,
     readonly validate?: (task: GptTrainTask) => Record<string, number>,
     readonly comm: Communicator = new LocalCommunicator(),
   ) {
-    validateGptTrainOptions(options);
+    // Progress counts tokens per step, so it reports tokens/s.
+    const T = model.config.grid * model.config.grid;
+    super(options, validateGptTrainOptions, data.tokens.dim(0), model.parameters(), [0.9, 0.95], options.batchSize * T);
     const want = gptTask(kind, data, map),
       c = model.config;
     for (const k of ['inVocab', 'outVocab', 'numClasses', 'grid', 'causal'] as const)
       if (c[k] !== want[k])
         throw new CtfError(`${kind} training: the model has ${k} = ${c[k]}, the data and clusters need ${want[k]}`);
-    this.T = c.grid * c.grid;
-    this.batches = new EpochBatches({ count: data.tokens.dim(0), batchSize: options.batchSize, seed: options.seed });
-    this.stepsPerEpoch = this.batches.batchesPerEpoch;
-    this.totalSteps = options.epochs * this.stepsPerEpoch;
-    this.itemsPerStep = options.batchSize * this.T; // tokens, so progress reports tokens/s
-    this.optimizer = new AdamW(model.parameters(), {
-      lr: options.lr,
-      betas: [0.9, 0.95],
-      weightDecay: options.weightDecay,
-    });
+    this.T = T;
     this.classes = new Int32Array(options.batchSize);
-  }
-
-  lr(step: number): number {
-    return scheduledLr(this.options, this.totalSteps, step);
   }
 
   forwardBackward(step: number): StepResult {
@@ -257,12 +238,8 @@ export class GptTrainTask implements TrainTask {
 
   /** Restores a saved run (same config and options); returns the step it stopped at. */
   restore(saved: LoadedTrainState): number {
-    checkResumable(saved, this.options, TRAJECTORY_KEYS, this.model.config, 'GPT');
-    restoreModelAndOptimizer(saved, this.model.stateDict(), this.optimizer);
-    this.batches.setState(saved.data as BatchOrderState);
-    const pos = this.batches.getState();
-    if (saved.step !== pos.epoch * this.stepsPerEpoch + pos.index)
-      throw new CtfError(`cannot resume ${saved.source}: step ${saved.step} and the saved data position disagree`);
-    return saved.step;
+    return this.restoreRun(saved, {
+      keys: TRAJECTORY_KEYS, config: this.model.config, what: 'GPT', params: this.model.stateDict(),
+    });
   }
 }

@@ -1,8 +1,12 @@
 // What every trainer shares: the optimiser options and their check, the learning-rate schedule from them, and the
-// check that a saved run may be resumed by this one (same trajectory-deciding options, same model config).
+// check that a saved run may be resumed by this one (same trajectory-deciding options, same model config), and the
+// part of a resume that every task does alike.
 import { constantLr, warmupCosine } from '../engine/schedule.js';
+import type { AdamW } from '../engine/optim.js';
+import type { RngState } from '../engine/rng.js';
+import type { Tensor } from '../engine/tensor.js';
 import { CtfError } from '../errors.js';
-import type { LoadedTrainState } from './checkpoint.js';
+import { restoreModelAndOptimizer, type LoadedTrainState } from './checkpoint.js';
 
 export interface LrScheduleOptions {
   lr: number;                       // peak learning rate
@@ -86,4 +90,37 @@ export function checkResumable(
       `cannot resume ${saved.source}: its ${what} config ${JSON.stringify(saved.config)} differs from this run's ` +
       `${JSON.stringify(config)}`,
     );
+}
+
+/** What a task hands to restoreTrainRun: the checks' inputs and the parts of its state that every task has. */
+export interface TrainRunParts<D> {
+  options: object;                 // this run's options, compared on `keys` with the saved ones
+  keys: readonly string[];
+  config: object;                  // this run's model config (must equal the saved one)
+  what: string;                    // the model in messages ("GPT", "tokenizer")
+  params: Map<string, Tensor>;     // the model's named weights, restored in place
+  optimizer: AdamW;
+  batches: { setState(s: D): void; getState(): { epoch: number; index: number } };
+  stepsPerEpoch: number;
+  rngs?: Record<string, { setState(s: RngState): void }>;  // the train state's RNG name → the stream it restores
+}
+
+/**
+ * The resume every task shares: checks that the saved run may be continued by this one, restores the weights, the
+ * optimiser, the named random streams and the data position, and checks that the saved step and the data position
+ * agree. Returns the step the run stopped at; a task restores its own further state (e.g. code usage) besides.
+ */
+export function restoreTrainRun<D>(saved: LoadedTrainState, p: TrainRunParts<D>): number {
+  checkResumable(saved, p.options, p.keys, p.config, p.what);
+  restoreModelAndOptimizer(saved, p.params, p.optimizer);
+  for (const [name, rng] of Object.entries(p.rngs ?? {})) {
+    const state = saved.rng[name];
+    if (!state) throw new CtfError(`cannot resume ${saved.source}: the ${name} RNG state is missing`);
+    rng.setState(state);
+  }
+  p.batches.setState(saved.data as D);
+  const pos = p.batches.getState();
+  if (saved.step !== pos.epoch * p.stepsPerEpoch + pos.index)
+    throw new CtfError(`cannot resume ${saved.source}: step ${saved.step} and the saved data position disagree`);
+  return saved.step;
 }

@@ -12,7 +12,7 @@ import { finalHidden } from '../../src/models/gpt-native.js';
 import { assertClose } from '../helpers.js';
 import { GRID, NUM_CLASSES, agreement, argmax, tinyCtf } from './models.js';
 
-const { K, V, map, stage1, aux, classes, coarse } = tinyCtf(), T = GRID * GRID;
+const { V, map, stage1, aux, classes, coarse } = tinyCtf(), T = GRID * GRID;
 
 test('final hidden states times the output head are forward()\'s logits', () => {
   noGrad(() => {

@@ -4,7 +4,7 @@ import { noGrad } from '../../src/engine/autograd.js';
 import { mul } from '../../src/engine/ops/elementwise.js';
 import { concat, permute, reshape, slice, transpose } from '../../src/engine/ops/shape.js';
 import { Tensor, intTensor, tensor } from '../../src/engine/tensor.js';
-import { assertClose, gradcheck, randn } from '../helpers.js';
+import { gradcheck, randn } from '../helpers.js';
 
 function naivePermute(x: Tensor, perm: number[]): number[] {
   const outShape = perm.map((p) => x.shape[p]!);
