@@ -3,8 +3,8 @@
 // cluster-size histogram; the numbers come from src/cluster.
 import { loadCodebook } from '../cluster/codebook.js';
 import {
-  CLUSTER_MODES, buildCoarseMap, clusterSizeHistogram, loadCoarseMap, randomCoarseMap, saveCoarseMap, type ClusterMode,
-  type ClusterSizeHistogram, type CoarseMap,
+  CLUSTER_MODES, buildCoarseMap, clusterSizeHistogram, defaultClusterCount, loadCoarseMap, randomCoarseMap,
+  saveCoarseMap, type ClusterMode, type ClusterSizeHistogram, type CoarseMap,
 } from '../cluster/coarse-map.js';
 import type { KMeansEvent } from '../cluster/kmeans.js';
 import { swapDemo, type SwapDemoRow } from '../cluster/swap.js';
@@ -55,10 +55,14 @@ export const clusterCommand: Command = {
       "Clusters a tokenizer's codebook into K coarse labels: k-means (k-means++ seeding, restarts, fixed seed) on " +
       "the\nl2-normalised codewords, or --mode random: a random assignment with the k-means cluster sizes (the " +
       "paper's ablation).",
-    usage: 'ctfgen cluster --tokenizer CKPT --k K --out FILE [options]',
+    usage: 'ctfgen cluster --tokenizer CKPT [--k K] --out FILE [options]',
     flags: {
       tokenizer: { type: 'string', help: 'tokenizer checkpoint (.safetensors) whose codebook is clustered' },
-      k: { type: 'int', default: 128, min: 1, help: 'number of clusters K (the coarse vocabulary)' },
+      k: {
+        type: 'int',
+        min: 1,
+        help: 'clusters K, the coarse vocabulary (default V/32: a mean cluster of 32 codewords, as the paper)',
+      },
       mode: { type: 'string', default: 'kmeans', help: `${CLUSTER_MODES.join(' or ')}` },
       restarts: { type: 'int', default: 4, min: 1, help: 'k-means++ seedings; the lowest inertia is kept' },
       iters: { type: 'int', default: 100, min: 0, help: 'at most this many Lloyd iterations per restart' },
@@ -79,12 +83,12 @@ export const clusterCommand: Command = {
       outputs: [{ role: '--out', path: out, artifact: true }],
       force: f['force'] === true,
     });
-    const k = f['k'] as number,
-      restarts = f['restarts'] as number,
+    const restarts = f['restarts'] as number,
       maxIter = f['iters'] as number,
       seed = f['seed'] as number;
     const { codebook, hash } = await loadCodebook(tokenizer);
     const [V, D] = codebook.shape as [number, number];
+    const k = (f['k'] as number | undefined) ?? defaultClusterCount(V);
     if (k > V) throw new UsageError(`--k: ${k} clusters for a codebook of ${V} codewords; K must be ≤ V`);
     process.stderr.write(
       `tokenizer ${tokenizer}: codebook ${V} × ${D} (hash ${hash.slice(0, 12)}…); k-means into ${k} clusters, ` +

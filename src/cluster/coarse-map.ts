@@ -86,6 +86,12 @@ function clusterMeans(x: Tensor, assignment: Int32Array, k: number): Float32Arra
   return Float32Array.from(sum, (s, idx) => s / n[Math.floor(idx / D)]!);
 }
 
+/** The paper's proportion: K = V / 32 clusters, a mean of 32 codewords each (V = 16384 → K = 512). */
+export const MEAN_CLUSTER_SIZE = 32;
+export function defaultClusterCount(V: number): number {
+  return Math.max(1, Math.round(V / MEAN_CLUSTER_SIZE));
+}
+
 /**
  * The coarse map of a codebook (V, D): k-means on its l2-normalised rows; in random mode the same
  * k-means runs first and randomCoarseMap deals its cluster sizes out at random.

@@ -111,3 +111,17 @@ test('ctfgen cluster: bad usage exits 2, a wrong file exits 1 with the reason', 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('ctfgen cluster without --k takes K = V/32, the paper\'s mean cluster of 32 codewords', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctf-cli-cluster-k-'));
+  try {
+    const tok = join(dir, 'tokenizer.safetensors'),
+      out = join(dir, 'clusters.safetensors');
+    await tinyTokenizer(tok, 256, 8);
+    const r = ctfgen('cluster', '--tokenizer', tok, '--restarts', '1', '--out', out, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).k, 8);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
