@@ -178,6 +178,17 @@ a)
   gpt "$A" stage1 S coarse-ar-S
   ev "$A" ctf-S-auxML $(ctf "$A" coarse-ar-S fine-aux-ML)
   gpt "$A" baseline S baseline-S
+  # Backbone M (4 layers, dim 256) at V = 16384: the baseline here, stage 1 on lane b, CTF with the shared aux S.
+  # Each method's guidance x temperature grid is split over both lanes once the models exist.
+  gpt "$B" baseline M baseline-M
+  for cfg in 1.25 1.5; do
+    for t1 in 0.8 0.9; do
+      ev "$B" "sweep-baseline-M-cfg$cfg-t$t1" $(base "$B" baseline-M) --cfg "$cfg" --t1 "$t1"
+    done
+  done
+  for t1 in 0.8 0.9; do wait_for "$B/eval/sweep-baseline-M-cfg2-t$t1.json" "the baseline M at CFG 2 (lane b)"; done
+  read -r cfg t1 _ < <(best_setting "$B/eval" baseline-M)
+  EVAL_SEED=1 ev "$B" best-baseline-M-seed1 $(base "$B" baseline-M) --cfg "$cfg" --t1 "$t1"
   ;;
 b)
   # V = 4096, K = 128: the reproduction's setting, then training length.
@@ -257,6 +268,37 @@ b)
   for cfg in 1.5 3; do
     ev "$A" "sweep-baseline-S-cfg$cfg-t1" $(base "$A" baseline-S) --cfg "$cfg"
   done
+  # Both methods' best V = 16384 setting lay at the grid's lowest guidance (1.5): guidance 1.25 and 1 (off) at tau 0.8.
+  for cfg in 1.25 1; do
+    ev "$B" "sweep-baseline-S-cfg$cfg-t0.8" $(base "$B" baseline-S) --cfg "$cfg" --t1 0.8
+    ev "$B" "sweep-ctf-S-auxS-cfg$cfg-t0.8" $(ctf "$B" coarse-ar-S fine-aux-S) --cfg "$cfg" --t1 0.8
+  done
+  # Two rounds of masked refinement at V = 16384 (1, 4 and 8 on lane a), backbones S and tiny.
+  ev "$B" ctf-S-auxS-masked-R2 $(ctf "$B" coarse-ar-S fine-aux-S-masked) --refine-rounds 2
+  ev "$B" ctf-tiny-auxS-masked-R2 $(ctf "$B" coarse-ar-tiny fine-aux-S-masked) --refine-rounds 2
+  # Backbone M at V = 16384 (the baseline M trains on lane a): stage 1 M, CTF with the shared aux S over the
+  # guidance x temperature grid, seeds 1 and 2 at its best; then a share of the baseline M's grid and its seed 2.
+  gpt "$B" stage1 M coarse-ar-M
+  for cfg in 1.25 1.5 2; do
+    for t1 in 0.8 0.9; do
+      ev "$B" "sweep-ctf-M-auxS-cfg$cfg-t$t1" $(ctf "$B" coarse-ar-M fine-aux-S) --cfg "$cfg" --t1 "$t1"
+    done
+  done
+  read -r cfg t1 _ < <(best_setting "$B/eval" ctf-M-auxS)
+  for seed in 1 2; do
+    EVAL_SEED=$seed ev "$B" "best-ctf-M-auxS-seed$seed" $(ctf "$B" coarse-ar-M fine-aux-S) --cfg "$cfg" --t1 "$t1"
+  done
+  wait_for "$B/baseline-M.report.json" "the baseline M (lane a)"
+  for t1 in 0.8 0.9; do
+    ev "$B" "sweep-baseline-M-cfg2-t$t1" $(base "$B" baseline-M) --cfg 2 --t1 "$t1"
+  done
+  for cfg in 1.25 1.5; do
+    for t1 in 0.8 0.9; do
+      wait_for "$B/eval/sweep-baseline-M-cfg$cfg-t$t1.json" "the baseline M's grid (lane a)"
+    done
+  done
+  read -r cfg t1 _ < <(best_setting "$B/eval" baseline-M)
+  EVAL_SEED=2 ev "$B" best-baseline-M-seed2 $(base "$B" baseline-M) --cfg "$cfg" --t1 "$t1"
   ;;
 *) echo "regime.sh: unknown lane \"$LANE\" (a or b)" >&2; exit 2 ;;
 esac
