@@ -363,28 +363,51 @@ for (const g of gaps) {
   mapSeries.set(k, [...(mapSeries.get(k) ?? []), [g.V, g.gap]]);
 }
 const bestGaps = [];
-for (const V of [...new Set(rows.map((r) => r.V))]) {
-  const same = (r) => r.V === V && r.backbone === 'S' && r.passes === 1 && r.dropout === 0.1;
-  const b = best((r) => same(r) && r.method === 'baseline'),
-    c = best((r) => same(r) && r.method === 'ctf' && r.aux === 'S' && (r.rounds ?? 1) === 1);
-  const swept = (r) =>
-    r &&
-    rows.some(
-      (x) =>
-        x !== r &&
-        x.method === r.method &&
-        x.V === V &&
-        x.backbone === 'S' &&
-        x.passes === 1 &&
-        x.dropout === 0.1 &&
-        x.cfg !== 2,
-    );
-  if (b && c && swept(b) && swept(c)) bestGaps.push({ V, baseline: b, ctf: c, gap: c.fid - b.fid });
-}
-if (bestGaps.length)
+for (const V of [...new Set(rows.map((r) => r.V))])
+  for (const backbone of [...new Set(rows.map((r) => r.backbone))]) {
+    const same = (r) => r.V === V && r.backbone === backbone && r.passes === 1 && r.dropout === 0.1;
+    const b = best((r) => same(r) && r.method === 'baseline'),
+      c = best((r) => same(r) && r.method === 'ctf' && r.aux === 'S' && (r.rounds ?? 1) === 1);
+    // A best setting needs a sweep: some other guidance than CFG 2 evaluated for the same method and models.
+    const swept = (r) => r && rows.some((x) => x !== r && x.method === r.method && same(x) && x.cfg !== 2);
+    if (b && c && swept(b) && swept(c)) bestGaps.push({ V, backbone, baseline: b, ctf: c, gap: c.fid - b.fid });
+  }
+for (const backbone of [...new Set(bestGaps.map((g) => g.backbone))])
   mapSeries.set(
-    'S, 1 pass, aux S, each at its best CFG and temperature',
-    bestGaps.map((g) => [g.V, g.gap]),
+    `${backbone}, 1 pass, aux S, each at its best CFG and temperature`,
+    bestGaps.filter((g) => g.backbone === backbone).map((g) => [g.V, g.gap]),
+  );
+const addPoint = (series, k, pt) => series.set(k, [...(series.get(k) ?? []), pt]);
+// The gap against the backbone's size at V = 16384 (aux S, one pass): at CFG 2, τ 1 and at each one's best.
+const backboneSeries = new Map();
+for (const r of rows.filter((x) => x.V === 16384 && x.method === 'baseline' && x.passes === 1 && x.dropout === 0.1)) {
+  const at = (m) => (x) =>
+    x.V === 16384 && x.method === m && x.backbone === r.backbone && x.passes === 1 && x.dropout === 0.1;
+  if (r.cfg === 2 && r.t1 === 1 && r.n === 10000) {
+    const c = rows.find(
+      (x) => at('ctf')(x) && x.aux === 'S' && x.cfg === 2 && x.t1 === 1 && (x.t2 ?? 1) === 1 && x.n === 10000 &&
+        (x.rounds ?? 1) === 1,
+    );
+    if (c) addPoint(backboneSeries, 'CFG 2, τ 1', [r.params / 1e6, c.fid - r.fid]);
+  }
+}
+for (const g of bestGaps.filter((x) => x.V === 16384))
+  addPoint(backboneSeries, 'each at its best', [g.baseline.params / 1e6, g.gap]);
+if ([...backboneSeries.values()].some((pts) => pts.length > 1))
+  plot(
+    [
+      'points',
+      '--x-label',
+      "the baseline's parameters (M); stage 1 has the same backbone",
+      '--y-label',
+      'FID(CTF) − FID(baseline)',
+      '--title',
+      'CTF − baseline FID against the backbone (V 16384, aux S, 1 pass; below 0: CTF wins)',
+      ...[...backboneSeries].map(([k, pts]) =>
+        `${k}=${pointsFile(`gap-vs-backbone-${k.replace(/\W+/g, '-').replace(/-+$/, '')}`,
+          pts.sort((a, b) => a[0] - b[0]))}`),
+    ],
+    'fid-gap-vs-backbone.png',
   );
 const mapArgs = [...mapSeries].filter(([, pts]) => pts.length).map(([k, pts]) =>
   `${k}=${pointsFile(`gap-${k.replace(/\W+/g, '-').replace(/-+$/, '')}`, pts.sort((a, b) => a[0] - b[0]))}`);
@@ -464,6 +487,7 @@ const summary = {
   gaps,
   bestGaps: bestGaps.map((g) => ({
     V: g.V,
+    backbone: g.backbone,
     gap: g.gap,
     baseline: { name: g.baseline.name, cfg: g.baseline.cfg, t1: g.baseline.t1, fid: g.baseline.fid },
     ctf: { name: g.ctf.name, cfg: g.ctf.cfg, t1: g.ctf.t1, t2: g.ctf.t2, fid: g.ctf.fid },
@@ -497,6 +521,17 @@ const md = [
       `${fmt(r.precision, 3)} | ${fmt(r.recall, 3)} | ${fmt(r.classAccuracy, 3)} | ${fmt(r.imagesPerSec, 0)} | ` +
       `${r.name} |`,
   ),
+  '',
+  '## Each method at its best sampling setting (aux S, one pass)',
+  '',
+  '| V | backbone | baseline CFG / τ | baseline FID | IS | CTF CFG / τ1 / τ2 | CTF FID | IS | CTF − baseline |',
+  '|---|---|---|---|---|---|---|---|---|',
+  ...bestGaps.map((g) => {
+    const fid = (r) => `${fmt(r.fid)}${r.fidStd === null ? '' : ` ± ${fmt(r.fidStd)} (${r.seeds.length} seeds)`}`;
+    return `| ${g.V} | ${g.backbone} | ${g.baseline.cfg} / ${g.baseline.t1} | ${fid(g.baseline)} | ` +
+      `${fmt(g.baseline.is)} | ${g.ctf.cfg} / ${g.ctf.t1} / ${g.ctf.t2} | ${fid(g.ctf)} | ${fmt(g.ctf.is)} | ` +
+      `${fmt(g.gap)} |`;
+  }),
   '',
   '## Tokenizers',
   '',

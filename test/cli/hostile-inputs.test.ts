@@ -1,4 +1,4 @@
-// Issue 10, items 3, 4, 5 and 8, reproduced through the command a user runs: every lying or broken input ends in a
+// Hostile inputs, reproduced through the command a user runs: every lying or broken input ends in a
 // clean message naming the file and the field, exit 1 (2 for a bad flag value), never `internal error`.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -48,7 +48,7 @@ function assertClean(r: ReturnType<typeof ctfgen>, status: number, re: RegExp): 
   assert.match(r.stderr, re);
 }
 
-test('10.3/10.4: sample refuses a lying GPT or tokenizer config and non-finite weights, by file and field', () => {
+test('sample refuses a lying GPT or tokenizer config and non-finite weights, by file and field', () => {
   const cases: ['baseline' | 'tokenizer', Edit, RegExp][] = [
     ['baseline', lying('config', { layers: 1e7 }), /baseline-0\.safetensors: .*invalid: .*layers = 10000000/],
     ['baseline', lying('config', { dim: 2 ** 20 }), /dim = 1048576, expected an integer in \[1, 16384\]/],
@@ -68,7 +68,7 @@ test('10.3/10.4: sample refuses a lying GPT or tokenizer config and non-finite w
   }
 });
 
-test('10.3/10.8: --resume refuses a lying train state and a tokenizer_hash that is not a string', () => {
+test('--resume refuses a lying train state and a tokenizer_hash that is not a string', () => {
   const cases: [Edit, RegExp][] = [
     [lying('config', { layers: 1e7 }), /train state .*baseline\.train-state\.safetensors: .*layers = 10000000/],
     [lying('config', { inVocab: 2 ** 31 }), /inVocab = 2147483648/],
@@ -85,7 +85,7 @@ test('10.3/10.8: --resume refuses a lying train state and a tokenizer_hash that 
   }
 });
 
-test('10.5: a failed append to the event log ends the training cleanly; checkpoint and train state stay', () => {
+test('a failed append to the event log ends the training cleanly; checkpoint and train state stay', () => {
   // A file-size limit stands in for a full disk (test/train/event-log.test.ts has ENOSPC itself): the log is at the
   // limit, so its first append fails (EFBIG) while the checkpoints, smaller, could still be written.
   const d = join(dir, 'full');
@@ -104,7 +104,7 @@ test('10.5: a failed append to the event log ends the training cleanly; checkpoi
   assert.deepEqual([sha(out), sha(state)], hashes);
 });
 
-test('10.8: --scale too large is refused before sampling; an --out under a file is a clean error', () => {
+test('--scale too large is refused before sampling; an --out under a file is a clean error', () => {
   const base = ['sample', '--method', 'baseline', '--tokenizer', run.tokenizer, '--baseline', run.baseline, '--n', '2',
     '--class', '0'];
   const big = ctfgen(...base, '--scale', '100000', '--out', join(dir, 'big.png'));
@@ -117,7 +117,7 @@ test('10.8: --scale too large is refused before sampling; an --out under a file 
     assertClean(ctfgen(...base, '--out', join(dir, 'report.md', ...under)), 1, /report\.md is a file|not a directory/);
 });
 
-test('10.8: tokenizer train --codebook 1000000000 --dry-run is refused before the model is built', () => {
+test('tokenizer train --codebook 1000000000 --dry-run is refused before the model is built', () => {
   const data = join(dir, 'images');
   for (const split of ['train', 'test'])
     for (const [c, grey] of [['a', 40], ['b', 200]] as const) {

@@ -1,4 +1,4 @@
-// Issue 10.5: the event log. A failed append (disk full: /dev/full answers every write with ENOSPC) stops training
+// The event log. A failed append (disk full: /dev/full answers every write with ENOSPC) stops training
 // with a CtfError like a failed checkpoint and leaves the last checkpoint as it was; a torn last line left by a kill
 // is cut off before the next run appends, and readers skip (and report) a torn line.
 import assert from 'node:assert/strict';

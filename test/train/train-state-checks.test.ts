@@ -1,4 +1,4 @@
-// Issue 10.3 and 10.8 through --resume: a train state's config is checked against its model.* tensors, and its
+// Through --resume: a train state's config is checked against its model.* tensors, and its
 // extra, rng and tensors by type, before a resuming run builds anything from them.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
