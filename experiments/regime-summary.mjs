@@ -298,15 +298,19 @@ for (const c of rows.filter((r) => r.method === 'ctf')) {
       gap: c.fid - b.fid,
     });
 }
-const curve = (method, aux) =>
+const curve = (method, aux, cfg) =>
   rows
     .filter(
       (r) =>
-        r.method === method && r.V === 4096 && r.backbone === 'S' && r.n === 2000 && (aux === null || r.aux === aux),
+        r.method === method && r.V === 4096 && r.backbone === 'S' && r.n === 2000 && r.cfg === cfg &&
+        (aux === null || r.aux === aux),
     )
     .map((r) => [r.passes, r.fid])
     .sort((a, b) => a[0] - b[0]);
-const fidVsPass = { baseline: curve('baseline', null), ctf: curve('ctf', 'S') };
+const fidVsPass = {
+  baseline: curve('baseline', null, 2), ctf: curve('ctf', 'S', 2),
+  baseline15: curve('baseline', null, 1.5), ctf15: curve('ctf', 'S', 1.5),
+};
 if (fidVsPass.baseline.length > 1 || fidVsPass.ctf.length > 1)
   plot(
     [
@@ -317,8 +321,14 @@ if (fidVsPass.baseline.length > 1 || fidVsPass.ctf.length > 1)
       'FID (2000 samples)',
       '--title',
       'FID against training passes, backbone S, V 4096',
-      `baseline=${pointsFile('fid-vs-pass-baseline', fidVsPass.baseline)}`,
-      `CTF (aux S, 1 pass)=${pointsFile('fid-vs-pass-ctf', fidVsPass.ctf)}`,
+      `baseline, CFG 2=${pointsFile('fid-vs-pass-baseline', fidVsPass.baseline)}`,
+      `CTF (aux S, 1 pass), CFG 2=${pointsFile('fid-vs-pass-ctf', fidVsPass.ctf)}`,
+      ...(fidVsPass.baseline15.length > 1 && fidVsPass.ctf15.length > 1
+        ? [
+            `baseline, CFG 1.5=${pointsFile('fid-vs-pass-baseline-cfg1.5', fidVsPass.baseline15)}`,
+            `CTF (aux S, 1 pass), CFG 1.5=${pointsFile('fid-vs-pass-ctf-cfg1.5', fidVsPass.ctf15)}`,
+          ]
+        : []),
     ],
     'fid-vs-pass.png',
   );

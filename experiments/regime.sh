@@ -189,6 +189,8 @@ a)
   for t1 in 0.8 0.9; do wait_for "$B/eval/sweep-baseline-M-cfg2-t$t1.json" "the baseline M at CFG 2 (lane b)"; done
   read -r cfg t1 _ < <(best_setting "$B/eval" baseline-M)
   EVAL_SEED=1 ev "$B" best-baseline-M-seed1 $(base "$B" baseline-M) --cfg "$cfg" --t1 "$t1"
+  # The stage-2 ceiling at V = 16384 with the masked aux, eight rounds (at V = 4096 it cut stage 2's cost to 1 FID).
+  ceiling "$B" S-auxS-masked-R8 fine-aux-S-masked baseline-S coarse-ar-S --refine-rounds 8
   ;;
 b)
   # V = 4096, K = 128: the reproduction's setting, then training length.
@@ -299,6 +301,13 @@ b)
   done
   read -r cfg t1 _ < <(best_setting "$B/eval" baseline-M)
   EVAL_SEED=2 ev "$B" best-baseline-M-seed2 $(base "$B" baseline-M) --cfg "$cfg" --t1 "$t1"
+  # FID per training pass at CFG 1.5 (V = 4096; the curve above is at CFG 2, where the better-trained baseline is
+  # over-guided).
+  for pass in 1 2 3 4; do
+    snap() { ((pass < 4)) && echo "$1.step$((937 * pass))" || echo "$1"; }
+    EVAL_N=2000 ev "$A" "pass$pass-baseline-S-cfg1.5" $(base "$A" "$(snap baseline-S-4p)") --cfg 1.5
+    EVAL_N=2000 ev "$A" "pass$pass-ctf-S-auxS-cfg1.5" $(ctf "$A" "$(snap coarse-ar-S-4p)" fine-aux-S) --cfg 1.5
+  done
   ;;
 *) echo "regime.sh: unknown lane \"$LANE\" (a or b)" >&2; exit 2 ;;
 esac
