@@ -398,7 +398,7 @@ for (const r of rows.filter((x) => x.V === 16384 && x.method === 'baseline' && x
       (x) => at('ctf')(x) && x.aux === 'S' && x.cfg === 2 && x.t1 === 1 && (x.t2 ?? 1) === 1 && x.n === 10000 &&
         (x.rounds ?? 1) === 1,
     );
-    if (c) addPoint(backboneSeries, 'CFG 2, τ 1', [r.params / 1e6, c.fid - r.fid]);
+    if (c) addPoint(backboneSeries, 'CFG 2, tau 1', [r.params / 1e6, c.fid - r.fid]);
   }
 }
 for (const g of bestGaps.filter((x) => x.V === 16384))
@@ -408,11 +408,11 @@ if ([...backboneSeries.values()].some((pts) => pts.length > 1))
     [
       'points',
       '--x-label',
-      "the baseline's parameters (M); stage 1 has the same backbone",
+      "baseline parameters (M); stage 1 has the same backbone",
       '--y-label',
       'FID(CTF) − FID(baseline)',
       '--title',
-      'CTF − baseline FID against the backbone (V 16384, aux S, 1 pass; below 0: CTF wins)',
+      'CTF - baseline FID by backbone, V 16384 (below 0: CTF wins)',
       ...[...backboneSeries].map(([k, pts]) =>
         `${k}=${pointsFile(`gap-vs-backbone-${k.replace(/\W+/g, '-').replace(/-+$/, '')}`,
           pts.sort((a, b) => a[0] - b[0]))}`),
