@@ -191,6 +191,8 @@ a)
   EVAL_SEED=1 ev "$B" best-baseline-M-seed1 $(base "$B" baseline-M) --cfg "$cfg" --t1 "$t1"
   # The stage-2 ceiling at V = 16384 with the masked aux, eight rounds (at V = 4096 it cut stage 2's cost to 1 FID).
   ceiling "$B" S-auxS-masked-R8 fine-aux-S-masked baseline-S coarse-ar-S --refine-rounds 8
+  # Training length at the paper's vocabulary: the baseline S for 4 passes, a snapshot per pass (stage 1 on lane b).
+  gpt "$B" baseline S baseline-S-4p --epochs 4 --snapshot-every 937
   ;;
 b)
   # V = 4096, K = 128: the reproduction's setting, then training length.
@@ -307,6 +309,21 @@ b)
     snap() { ((pass < 4)) && echo "$1.step$((937 * pass))" || echo "$1"; }
     EVAL_N=2000 ev "$A" "pass$pass-baseline-S-cfg1.5" $(base "$A" "$(snap baseline-S-4p)") --cfg 1.5
     EVAL_N=2000 ev "$A" "pass$pass-ctf-S-auxS-cfg1.5" $(ctf "$A" "$(snap coarse-ar-S-4p)" fine-aux-S) --cfg 1.5
+  done
+  # Training length at V = 16384: stage 1 S for 4 passes (the baseline on lane a), both evaluated after every pass
+  # at the one-pass models' best setting (CFG 1.5, tau1 0.8), 10 000 samples; CTF with the one-pass aux S.
+  gpt "$B" stage1 S coarse-ar-S-4p --epochs 4 --snapshot-every 937
+  for pass in 1 2 3 4; do
+    snap() { ((pass < 4)) && echo "$1.step$((937 * pass))" || echo "$1"; }
+    ev "$B" "pass$pass-ctf-S-auxS" $(ctf "$B" "$(snap coarse-ar-S-4p)" fine-aux-S) --cfg 1.5 --t1 0.8
+  done
+  for pass in 1 2 3 4; do
+    snap() { ((pass < 4)) && echo "$1.step$((937 * pass))" || echo "$1"; }
+    # A snapshot is written once, at its step; the last pass is the run's own checkpoint, done with its report.
+    done_file=$B/baseline-S-4p.step$((937 * pass)).safetensors
+    ((pass < 4)) || done_file=$B/baseline-S-4p.report.json
+    wait_for "$done_file" "the baseline S after pass $pass (lane a)"
+    ev "$B" "pass$pass-baseline-S" $(base "$B" "$(snap baseline-S-4p)") --cfg 1.5 --t1 0.8
   done
   ;;
 *) echo "regime.sh: unknown lane \"$LANE\" (a or b)" >&2; exit 2 ;;
