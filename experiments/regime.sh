@@ -179,14 +179,20 @@ a)
   ev "$A" ctf-S-auxML $(ctf "$A" coarse-ar-S fine-aux-ML)
   gpt "$A" baseline S baseline-S
   # Backbone M (4 layers, dim 256) at V = 16384: the baseline here, stage 1 on lane b, CTF with the shared aux S.
-  # Each method's guidance x temperature grid is split over both lanes once the models exist.
+  # Each method's grid, CFG {1, 1.25, 1.5, 2} x tau1 {0.8, 0.9} and CFG 1.25 at tau1 0.7, is split over both lanes
+  # once the models exist (the first launch's grid, CFG {1.25, 1.5, 2}, put CTF's best at its lowest guidance).
   gpt "$B" baseline M baseline-M
-  for cfg in 1.25 1.5; do
+  for cfg in 1 1.25; do
     for t1 in 0.8 0.9; do
       ev "$B" "sweep-baseline-M-cfg$cfg-t$t1" $(base "$B" baseline-M) --cfg "$cfg" --t1 "$t1"
     done
   done
-  for t1 in 0.8 0.9; do wait_for "$B/eval/sweep-baseline-M-cfg2-t$t1.json" "the baseline M at CFG 2 (lane b)"; done
+  ev "$B" sweep-baseline-M-cfg1.25-t0.7 $(base "$B" baseline-M) --cfg 1.25 --t1 0.7
+  for cfg in 1.5 2; do
+    for t1 in 0.8 0.9; do
+      wait_for "$B/eval/sweep-baseline-M-cfg$cfg-t$t1.json" "the baseline M at CFG $cfg (lane b)"
+    done
+  done
   read -r cfg t1 _ < <(best_setting "$B/eval" baseline-M)
   EVAL_SEED=1 ev "$B" best-baseline-M-seed1 $(base "$B" baseline-M) --cfg "$cfg" --t1 "$t1"
   # The stage-2 ceiling at V = 16384 with the masked aux, eight rounds (at V = 4096 it cut stage 2's cost to 1 FID).
@@ -283,23 +289,24 @@ b)
   # Backbone M at V = 16384 (the baseline M trains on lane a): stage 1 M, CTF with the shared aux S over the
   # guidance x temperature grid, seeds 1 and 2 at its best; then a share of the baseline M's grid and its seed 2.
   gpt "$B" stage1 M coarse-ar-M
-  for cfg in 1.25 1.5 2; do
+  for cfg in 1.25 1.5 2 1; do
     for t1 in 0.8 0.9; do
       ev "$B" "sweep-ctf-M-auxS-cfg$cfg-t$t1" $(ctf "$B" coarse-ar-M fine-aux-S) --cfg "$cfg" --t1 "$t1"
     done
   done
+  ev "$B" sweep-ctf-M-auxS-cfg1.25-t0.7 $(ctf "$B" coarse-ar-M fine-aux-S) --cfg 1.25 --t1 0.7
   read -r cfg t1 _ < <(best_setting "$B/eval" ctf-M-auxS)
   for seed in 1 2; do
     EVAL_SEED=$seed ev "$B" "best-ctf-M-auxS-seed$seed" $(ctf "$B" coarse-ar-M fine-aux-S) --cfg "$cfg" --t1 "$t1"
   done
   wait_for "$B/baseline-M.report.json" "the baseline M (lane a)"
-  for t1 in 0.8 0.9; do
-    ev "$B" "sweep-baseline-M-cfg2-t$t1" $(base "$B" baseline-M) --cfg 2 --t1 "$t1"
-  done
-  for cfg in 1.25 1.5; do
+  for cfg in 1.5 2; do
     for t1 in 0.8 0.9; do
-      wait_for "$B/eval/sweep-baseline-M-cfg$cfg-t$t1.json" "the baseline M's grid (lane a)"
+      ev "$B" "sweep-baseline-M-cfg$cfg-t$t1" $(base "$B" baseline-M) --cfg "$cfg" --t1 "$t1"
     done
+  done
+  for f in cfg1-t0.8 cfg1-t0.9 cfg1.25-t0.8 cfg1.25-t0.9 cfg1.25-t0.7; do
+    wait_for "$B/eval/sweep-baseline-M-$f.json" "the baseline M's grid (lane a)"
   done
   read -r cfg t1 _ < <(best_setting "$B/eval" baseline-M)
   EVAL_SEED=2 ev "$B" best-baseline-M-seed2 $(base "$B" baseline-M) --cfg "$cfg" --t1 "$t1"
