@@ -10,6 +10,8 @@
 # same time (experiments/README.md). Lane a trains the evaluation classifier, then works on V = 16384 / K = 512
 # (baseline, stage 1 and aux S, the stage-2 ceiling, masked refinement, backbone tiny), then the paper-proportion aux
 # (preset ML) on lane b's tokens; lane b works on V = 4096 / K = 128 (4 passes of stage 1 and baseline S, dropout 0).
+# A second phase (appended to both lanes) adds backbone M at V = 16384, guidance below 1.5, R = 2, the V = 16384
+# ceiling with rounds, FID per pass at CFG 1.5, and training length at V = 16384 (4 passes of baseline and stage 1 S).
 # Where a lane needs the other's output it waits for it. Images/s in the evaluations below are therefore measured on a
 # loaded machine and not comparable with the benchmarks; quality metrics do not depend on it.
 #
