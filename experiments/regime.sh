@@ -199,6 +199,13 @@ a)
   EVAL_SEED=1 ev "$B" best-baseline-M-seed1 $(base "$B" baseline-M) --cfg "$cfg" --t1 "$t1"
   # The stage-2 ceiling at V = 16384 with the masked aux, eight rounds (at V = 4096 it cut stage 2's cost to 1 FID).
   ceiling "$B" S-auxS-masked-R8 fine-aux-S-masked baseline-S coarse-ar-S --refine-rounds 8
+  # The paper-sized aux shared by a tiny stage 1 as well (V = 4096, CFG 2, tau1 1, as the S rows there): stage 1 and
+  # baseline tiny, one pass, against CTF with the aux S and with the aux ML.
+  gpt "$A" stage1 tiny coarse-ar-tiny
+  gpt "$A" baseline tiny baseline-tiny
+  ev "$A" baseline-tiny $(base "$A" baseline-tiny)
+  ev "$A" ctf-tiny-auxS $(ctf "$A" coarse-ar-tiny fine-aux-S)
+  ev "$A" ctf-tiny-auxML $(ctf "$A" coarse-ar-tiny fine-aux-ML)
   # Training length at the paper's vocabulary: the baseline S for 4 passes, a snapshot per pass (stage 1 on lane b).
   gpt "$B" baseline S baseline-S-4p --epochs 4 --snapshot-every 937
   ;;

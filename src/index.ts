@@ -39,7 +39,9 @@ export { tokenizerConfig, type TokenizerConfig } from './tokenizer/config.js';
 export { loadTokenizer, saveTokenizer } from './tokenizer/checkpoint.js';
 export { loadTokens, saveTokens, type TokenSet } from './tokenizer/tokens-file.js';
 export { encodeSplit } from './tokenizer/encode.js';
-export { buildCoarseMap, defaultClusterCount, loadCoarseMap, saveCoarseMap, type CoarseMap } from './cluster/coarse-map.js';
+export {
+  buildCoarseMap, defaultClusterCount, loadCoarseMap, saveCoarseMap, type CoarseMap,
+} from './cluster/coarse-map.js';
 
 // Data.
 export {
