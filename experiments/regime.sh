@@ -122,7 +122,7 @@ best_setting() {
     console.log(k.cfg, k.t1, k.t2 ?? 1);' "$1" "$2"
 }
 # ceiling DIR NAME AUX BASELINE STAGE1 [ARGS...]: the stage-2 decomposition (ctfgen eval ceiling) into
-# DIR/eval/ceiling-NAME.json.
+# DIR/eval/ceiling-NAME.json, at CFG 2, tau 1 unless ARGS say otherwise (as ev).
 ceiling() {
   local dir=$1 name=$2 aux=$3 baseline=$4 stage1=$5; shift 5
   wait_for "$CLASSIFIER.done" "the evaluation classifier (lane b)"
@@ -130,8 +130,10 @@ ceiling() {
     --tokenizer "$dir/tokenizer.safetensors" \
     --clusters "$dir/clusters.safetensors" --aux "$dir/$aux.safetensors" --baseline "$dir/$baseline.safetensors" \
     --stage1 "$dir/$stage1.safetensors" --classifier "$CLASSIFIER" --n 10000 --seed 0 \
-    --out "$dir/eval/ceiling-$name.json" "$@"
+    --cfg 2 --t1 1 --t2 1 --out "$dir/eval/ceiling-$name.json" "$@"
 }
+# snap NAME PASS: the model NAME of a 4-pass run after PASS passes (a snapshot, or the run's own checkpoint).
+snap() { (($2 < 4)) && echo "$1.step$((937 * $2))" || echo "$1"; }
 # ctf / base DIR STAGE1|BASELINE [AUX]: the pieces of one method, by model name.
 ctf() { echo --method ctf --stage1 "$1/$2.safetensors" --aux "$1/$3.safetensors"; }
 base() { echo --method baseline --baseline "$1/$2.safetensors"; }
@@ -198,7 +200,7 @@ a)
   read -r cfg t1 _ < <(best_setting "$B/eval" baseline-M)
   EVAL_SEED=1 ev "$B" best-baseline-M-seed1 $(base "$B" baseline-M) --cfg "$cfg" --t1 "$t1"
   # The stage-2 ceiling at V = 16384 with the masked aux, eight rounds (at V = 4096 it cut stage 2's cost to 1 FID).
-  ceiling "$B" S-auxS-masked-R8 fine-aux-S-masked baseline-S coarse-ar-S --refine-rounds 8
+  ceiling "$B" S-auxS-masked-R8 fine-aux-S-masked baseline-S coarse-ar-S --refine-rounds 8 --cfg 1.5 --t1 0.8
   # The paper-sized aux shared by a tiny stage 1 as well (V = 4096, CFG 2, tau1 1, as the S rows there): stage 1 and
   # baseline tiny, one pass, against CTF with the aux S and with the aux ML.
   gpt "$A" stage1 tiny coarse-ar-tiny
@@ -322,24 +324,21 @@ b)
   # FID per training pass at CFG 1.5 (V = 4096; the curve above is at CFG 2, where the better-trained baseline is
   # over-guided).
   for pass in 1 2 3 4; do
-    snap() { ((pass < 4)) && echo "$1.step$((937 * pass))" || echo "$1"; }
-    EVAL_N=2000 ev "$A" "pass$pass-baseline-S-cfg1.5" $(base "$A" "$(snap baseline-S-4p)") --cfg 1.5
-    EVAL_N=2000 ev "$A" "pass$pass-ctf-S-auxS-cfg1.5" $(ctf "$A" "$(snap coarse-ar-S-4p)" fine-aux-S) --cfg 1.5
+    EVAL_N=2000 ev "$A" "pass$pass-baseline-S-cfg1.5" $(base "$A" "$(snap baseline-S-4p "$pass")") --cfg 1.5
+    EVAL_N=2000 ev "$A" "pass$pass-ctf-S-auxS-cfg1.5" $(ctf "$A" "$(snap coarse-ar-S-4p "$pass")" fine-aux-S) --cfg 1.5
   done
   # Training length at V = 16384: stage 1 S for 4 passes (the baseline on lane a), both evaluated after every pass
   # at the one-pass models' best setting (CFG 1.5, tau1 0.8), 10 000 samples; CTF with the one-pass aux S.
   gpt "$B" stage1 S coarse-ar-S-4p --epochs 4 --snapshot-every 937
   for pass in 1 2 3 4; do
-    snap() { ((pass < 4)) && echo "$1.step$((937 * pass))" || echo "$1"; }
-    ev "$B" "pass$pass-ctf-S-auxS" $(ctf "$B" "$(snap coarse-ar-S-4p)" fine-aux-S) --cfg 1.5 --t1 0.8
+    ev "$B" "pass$pass-ctf-S-auxS" $(ctf "$B" "$(snap coarse-ar-S-4p "$pass")" fine-aux-S) --cfg 1.5 --t1 0.8
   done
   for pass in 1 2 3 4; do
-    snap() { ((pass < 4)) && echo "$1.step$((937 * pass))" || echo "$1"; }
     # A snapshot is written once, at its step; the last pass is the run's own checkpoint, done with its report.
     done_file=$B/baseline-S-4p.step$((937 * pass)).safetensors
     ((pass < 4)) || done_file=$B/baseline-S-4p.report.json
     wait_for "$done_file" "the baseline S after pass $pass (lane a)"
-    ev "$B" "pass$pass-baseline-S" $(base "$B" "$(snap baseline-S-4p)") --cfg 1.5 --t1 0.8
+    ev "$B" "pass$pass-baseline-S" $(base "$B" "$(snap baseline-S-4p "$pass")") --cfg 1.5 --t1 0.8
   done
   ;;
 *) echo "regime.sh: unknown lane \"$LANE\" (a or b)" >&2; exit 2 ;;
